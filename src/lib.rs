@@ -3,3 +3,6 @@
 //! Layers point one way: `bin → actors → (store, wire)`, `client → wire`.
 pub mod wire;
 pub mod store;
+pub mod client;
+pub mod actors;
+pub mod config;

@@ -1,1 +1,235 @@
-fn main() {}
+//! `actormq`: the ActorMQ command line — servers (`namesrv`, `broker`,
+//! `standalone`) and tools (`produce`, `consume`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+use actormq::actors::broker::Broker;
+use actormq::actors::namesrv::NameServer;
+use actormq::actors::server::IoPool;
+use actormq::config::{load_properties, BrokerConfig, NamesrvConfig};
+
+#[derive(Parser)]
+#[command(name = "actormq", version, about = "A RocketMQ-compatible message broker built on actors")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a name server (like `mqnamesrv`).
+    Namesrv(NamesrvArgs),
+    /// Run a broker (like `mqbroker`).
+    Broker(BrokerArgs),
+    /// Run a name server and a broker in one process (single-node mode).
+    Standalone(StandaloneArgs),
+    /// Send messages.
+    Produce(actormq::cli::produce::ProduceArgs),
+    /// Receive messages.
+    Consume(actormq::cli::consume::ConsumeArgs),
+}
+
+#[derive(Args)]
+struct NamesrvArgs {
+    /// Properties file (namesrv.conf).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration and exit.
+    #[arg(short = 'p', long = "print-config")]
+    print_config: bool,
+    /// Listen port (overrides the file).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// Properties file (broker.conf).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Name server list, `host:port;host:port`.
+    #[arg(short = 'n', long = "namesrv-addr")]
+    namesrv_addr: Option<String>,
+    /// Print the effective configuration and exit.
+    #[arg(short = 'p', long = "print-config")]
+    print_config: bool,
+    /// Listen port (overrides the file).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Store root directory (overrides the file).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StandaloneArgs {
+    #[arg(long, default_value_t = 9876)]
+    namesrv_port: u16,
+    #[arg(long, default_value_t = 10911)]
+    broker_port: u16,
+    /// Store root directory (default ~/store).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Broker properties file (broker.conf keys).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Print the effective broker configuration and exit.
+    #[arg(short = 'p', long = "print-config")]
+    print_config: bool,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ACTORMQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+fn fail(msg: impl std::fmt::Display) -> ! {
+    eprintln!("actormq: {msg}");
+    std::process::exit(2);
+}
+
+fn namesrv_config(a: &NamesrvArgs) -> NamesrvConfig {
+    let mut c = NamesrvConfig::default();
+    if let Some(p) = &a.config {
+        let m = load_properties(p).unwrap_or_else(|e| fail(e));
+        c.apply(&m).unwrap_or_else(|e| fail(e));
+    }
+    if let Some(p) = a.port {
+        c.listen_port = p;
+    }
+    c
+}
+
+fn broker_config(config: Option<&PathBuf>) -> BrokerConfig {
+    let mut c = BrokerConfig::default();
+    if let Some(p) = config {
+        let m = load_properties(p).unwrap_or_else(|e| fail(e));
+        c.apply(&m).unwrap_or_else(|e| fail(e));
+    }
+    c
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_servers(namesrv: Option<NamesrvConfig>, broker: Option<BrokerConfig>) {
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let io_threads = broker.as_ref().map(|b| b.io_threads).unwrap_or(0);
+        let pool = IoPool::new(io_threads);
+        let ns = match &namesrv {
+            Some(c) => Some(NameServer::start(c, pool.clone()).await.unwrap_or_else(|e| {
+                fail(format!("cannot start the name server on port {}: {e}", c.listen_port))
+            })),
+            None => None,
+        };
+        let b = match broker {
+            Some(c) => Some(Broker::start(c, pool.clone()).await.unwrap_or_else(|e| fail(e))),
+            None => None,
+        };
+        if let Some(n) = &ns {
+            println!("The Name Server boot success. serializeType=JSON, address {}", n.addr);
+        }
+        if let Some(b) = &b {
+            println!(
+                "The broker[{}, {}] boot success. serializeType=JSON and name server is {}",
+                b.ctx.cfg.broker_name,
+                b.ctx.cfg.broker_addr(),
+                b.ctx.cfg.namesrv_addr
+            );
+        }
+        shutdown_signal().await;
+        println!("shutting down...");
+        if let Some(b) = b {
+            b.shutdown().await;
+        }
+        if let Some(n) = ns {
+            n.stop();
+        }
+        pool.stop();
+        actix::System::current().stop();
+    });
+    let _ = sys.run();
+}
+
+fn run_tool<F: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>>(f: F) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(e));
+    if let Err(e) = rt.block_on(f) {
+        fail(e);
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Namesrv(a) => {
+            let c = namesrv_config(&a);
+            if a.print_config {
+                print!("{}", c.print());
+                return;
+            }
+            init_logging();
+            run_servers(Some(c), None);
+        }
+        Cmd::Broker(a) => {
+            let mut c = broker_config(a.config.as_ref());
+            if let Some(n) = a.namesrv_addr {
+                c.namesrv_addr = n;
+            }
+            if let Some(p) = a.port {
+                c.listen_port = p;
+            }
+            if let Some(s) = a.store {
+                c.store_path_root_dir = s;
+            }
+            if a.print_config {
+                print!("{}", c.print());
+                return;
+            }
+            init_logging();
+            run_servers(None, Some(c));
+        }
+        Cmd::Standalone(a) => {
+            let ns = NamesrvConfig { listen_port: a.namesrv_port, ..NamesrvConfig::default() };
+            let mut b = broker_config(a.config.as_ref());
+            b.listen_port = a.broker_port;
+            b.namesrv_addr = format!("127.0.0.1:{}", a.namesrv_port);
+            if let Some(s) = a.store {
+                b.store_path_root_dir = s;
+            }
+            if a.print_config {
+                print!("{}", b.print());
+                return;
+            }
+            init_logging();
+            run_servers(Some(ns), Some(b));
+        }
+        Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
+        Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
+    }
+}

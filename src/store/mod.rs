@@ -1,1 +1,24 @@
+//! The storage engine: commit log, consume queues, flushing, checkpoint and
+//! crash recovery, plus broker metadata files. No sockets, no actors: the actor
+//! layer owns a [`CommitLog`] (single writer) and one [`ConsumeQueue`] per
+//! queue, shares [`CommitLogReader`]s freely and runs one [`Flusher`].
 
+pub mod checkpoint;
+pub mod commit_log;
+pub mod config;
+pub mod consume_queue;
+pub mod consumer_offsets;
+pub mod error;
+pub mod flush;
+pub mod mapped_file;
+pub mod metadata;
+pub mod recovery;
+
+pub use checkpoint::Checkpoint;
+pub use commit_log::{AppendResult, CommitLog, CommitLogReader};
+pub use config::{FlushMode, StoreConfig};
+pub use consume_queue::{Boundary, ConsumeQueue, CqUnit};
+pub use consumer_offsets::ConsumerOffsets;
+pub use error::StoreError;
+pub use flush::Flusher;
+pub use recovery::{dispatch_info, recover, DispatchRequest, Recovered};

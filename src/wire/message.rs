@@ -16,6 +16,7 @@ pub use properties::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Magic of a v1 record (1-byte topic length).
@@ -462,9 +463,38 @@ pub fn peek_store_timestamp(buf: &[u8]) -> Result<i64, MessageError> {
     c.i64("STORETIMESTAMP")
 }
 
-/// Decodes the record starting at `at`. Never reads past the record's TOTALSIZE
-/// nor past `buf`; the body is a zero-copy slice of `buf`.
-pub fn decode_record(buf: &Bytes, at: usize, check_crc: bool) -> Result<MessageExt, MessageError> {
+/// A record decoded in place: strings and body borrow the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub header: RecordHeader,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_timestamp: i64,
+    pub store_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub prepared_transaction_offset: i64,
+    /// Offset of the body relative to the start of the record.
+    pub body_pos: usize,
+    pub body: &'a [u8],
+    pub topic: &'a str,
+    /// Properties; invalid UTF-8 is replaced (as Java does).
+    pub properties: Cow<'a, str>,
+}
+
+impl RecordView<'_> {
+    pub fn property(&self, key: &str) -> Option<&str> {
+        property(&self.properties, key)
+    }
+}
+
+/// Decodes the record at the start of `rec` without copying (error offsets
+/// are relative to `rec`).
+pub fn view_record(rec: &[u8], check_crc: bool) -> Result<RecordView<'_>, MessageError> {
+    parse_record(rec, 0, check_crc)
+}
+
+/// Parses the record at `buf[at..]`; offsets in errors are absolute.
+fn parse_record(buf: &[u8], at: usize, check_crc: bool) -> Result<RecordView<'_>, MessageError> {
     let rest = buf.get(at..).ok_or(MessageError::Truncated {
         field: "record",
         offset: at,
@@ -491,10 +521,10 @@ pub fn decode_record(buf: &Bytes, at: usize, check_crc: bool) -> Result<MessageE
     let reconsume_times = c.i32("RECONSUMETIMES")?;
     let prepared_transaction_offset = c.i64("PREPARED_TRANSACTION_OFFSET")?;
     let body_len = c.len_i32("BODYLEN")?;
-    let body_at = at + c.pos();
-    let body_bytes = c.take(body_len, "BODY")?;
+    let body_pos = c.pos();
+    let body = c.take(body_len, "BODY")?;
     if check_crc {
-        let computed = body_crc(body_bytes);
+        let computed = body_crc(body);
         if computed != h.body_crc {
             return Err(MessageError::BodyCrc {
                 offset: at,
@@ -509,14 +539,14 @@ pub fn decode_record(buf: &Bytes, at: usize, check_crc: bool) -> Result<MessageE
         c.take(1, "TOPICLEN")?[0] as usize
     };
     let topic_at = c.abs();
-    let topic = std::str::from_utf8(c.take(topic_len, "TOPIC")?)
-        .map_err(|_| MessageError::InvalidUtf8 {
+    let topic = std::str::from_utf8(c.take(topic_len, "TOPIC")?).map_err(|_| {
+        MessageError::InvalidUtf8 {
             field: "TOPIC",
             offset: topic_at,
-        })?
-        .to_owned();
+        }
+    })?;
     let prop_len = c.len_i16("PROPLEN")?;
-    let properties = String::from_utf8_lossy(c.take(prop_len, "PROPERTIES")?).into_owned();
+    let properties = String::from_utf8_lossy(c.take(prop_len, "PROPERTIES")?);
     if c.pos() != total {
         return Err(MessageError::SizeMismatch {
             offset: at,
@@ -524,6 +554,27 @@ pub fn decode_record(buf: &Bytes, at: usize, check_crc: bool) -> Result<MessageE
             actual: c.pos(),
         });
     }
+    Ok(RecordView {
+        header: h,
+        born_timestamp,
+        born_host,
+        store_timestamp,
+        store_host,
+        reconsume_times,
+        prepared_transaction_offset,
+        body_pos,
+        body,
+        topic,
+        properties,
+    })
+}
+
+/// Decodes the record starting at `at`. Never reads past the record's TOTALSIZE
+/// nor past `buf`; the body is a zero-copy slice of `buf`.
+pub fn decode_record(buf: &Bytes, at: usize, check_crc: bool) -> Result<MessageExt, MessageError> {
+    let v = parse_record(buf, at, check_crc)?;
+    let h = v.header;
+    let body_at = at + v.body_pos;
     Ok(MessageExt {
         store_size: h.total_size,
         magic: h.magic,
@@ -533,18 +584,19 @@ pub fn decode_record(buf: &Bytes, at: usize, check_crc: bool) -> Result<MessageE
         queue_offset: h.queue_offset,
         commit_log_offset: h.phys_offset,
         sys_flag: h.sys_flag,
-        born_timestamp,
-        born_host,
-        store_timestamp,
-        store_host,
-        reconsume_times,
-        prepared_transaction_offset,
-        body: buf.slice(body_at..body_at + body_len),
-        topic,
-        properties,
+        born_timestamp: v.born_timestamp,
+        born_host: v.born_host,
+        store_timestamp: v.store_timestamp,
+        store_host: v.store_host,
+        reconsume_times: v.reconsume_times,
+        prepared_transaction_offset: v.prepared_transaction_offset,
+        body: buf.slice(body_at..body_at + v.body.len()),
+        topic: v.topic.to_owned(),
+        properties: v.properties.into_owned(),
     })
 }
 
+/// Shifts the offset of a header error by `at`.
 fn rebase(e: MessageError, at: usize) -> MessageError {
     match e {
         MessageError::Truncated {

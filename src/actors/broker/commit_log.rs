@@ -1,0 +1,205 @@
+//! `CommitLogWriter`: the single writer of the commit log, on its own
+//! arbiter. It assigns queue offsets, appends records to the mapped
+//! segments, answers once the flush policy is met (SYNC_FLUSH: group commit
+//! through the store's flusher) and dispatches consume-queue units to the
+//! `Queue` actors — one `Dispatch` per queue per mailbox turn.
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::queue::{Dispatch, DispatchUnit};
+use super::topic::TopicRegistry;
+use crate::store::{CommitLog, Flusher, StoreError};
+use crate::wire::message::{QUEUE_OFFSET_POS};
+
+pub struct CommitLogWriter {
+    log: CommitLog,
+    flusher: Arc<Flusher>,
+    registry: TopicRegistry,
+    /// Next queue offset of every (topic, queue id).
+    queue_offsets: HashMap<(String, i32), i64>,
+    sync_flush: bool,
+    sync_flush_timeout: Duration,
+}
+
+impl CommitLogWriter {
+    pub fn new(
+        log: CommitLog,
+        flusher: Arc<Flusher>,
+        registry: TopicRegistry,
+        queue_offsets: HashMap<(String, i32), i64>,
+        sync_flush: bool,
+        sync_flush_timeout: Duration,
+    ) -> Self {
+        CommitLogWriter { log, flusher, registry, queue_offsets, sync_flush, sync_flush_timeout }
+    }
+}
+
+impl Actor for CommitLogWriter {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl Supervised for CommitLogWriter {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        crate::actors::supervisor::restarts::record("CommitLog");
+    }
+}
+
+/// One encoded record to append.
+pub struct PutRecord {
+    pub buf: BytesMut,
+    pub topic: Arc<str>,
+    pub queue_id: i32,
+    pub tags_code: i64,
+    /// False for prepared / rolled-back transaction records (not consumable).
+    pub dispatch: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PutResult {
+    pub phys_offset: i64,
+    pub queue_offset: i64,
+    pub size: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    Ok,
+    FlushTimeout,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    #[error("message illegal: {0}")]
+    Illegal(String),
+    #[error("store error: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for PutError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DiskFull { .. } => PutError::DiskFull(e.to_string()),
+            StoreError::RecordTooLarge { .. } | StoreError::InvalidRecord(_) => PutError::Illegal(e.to_string()),
+            other => PutError::Store(other.to_string()),
+        }
+    }
+}
+
+/// Appends records (a batch shares one mailbox turn and one flush wait).
+#[derive(Message)]
+#[rtype(result = "Result<(Vec<PutResult>, FlushOutcome), PutError>")]
+pub struct Put {
+    pub records: Vec<PutRecord>,
+    /// Whether the sender waits for the flush (the `WAIT` property).
+    pub wait: bool,
+}
+
+impl Handler<Put> for CommitLogWriter {
+    type Result = ResponseFuture<Result<(Vec<PutResult>, FlushOutcome), PutError>>;
+
+    fn handle(&mut self, put: Put, _: &mut Context<Self>) -> Self::Result {
+        let mut results = Vec::with_capacity(put.records.len());
+        let mut dispatch: Vec<(Arc<str>, i32, Vec<DispatchUnit>)> = Vec::new();
+        let mut end = 0i64;
+        let mut failure = None;
+        for mut rec in put.records {
+            let key = (rec.topic.to_string(), rec.queue_id);
+            let qoff = if rec.dispatch { *self.queue_offsets.get(&key).unwrap_or(&0) } else { 0 };
+            rec.buf[QUEUE_OFFSET_POS..QUEUE_OFFSET_POS + 8].copy_from_slice(&qoff.to_be_bytes());
+            match self.log.append(&mut rec.buf) {
+                Ok(a) => {
+                    end = a.end_offset;
+                    results.push(PutResult { phys_offset: a.phys_offset, queue_offset: qoff, size: a.size });
+                    if rec.dispatch {
+                        self.queue_offsets.insert(key, qoff + 1);
+                        let unit = DispatchUnit {
+                            queue_offset: qoff,
+                            phys_offset: a.phys_offset,
+                            size: a.size,
+                            tags_code: rec.tags_code,
+                        };
+                        match dispatch.iter_mut().find(|(t, q, _)| *t == rec.topic && *q == rec.queue_id) {
+                            Some((_, _, v)) => v.push(unit),
+                            None => dispatch.push((rec.topic.clone(), rec.queue_id, vec![unit])),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "commit log append failed");
+                    failure = Some(PutError::from(e));
+                    break;
+                }
+            }
+        }
+        for (topic, qid, units) in dispatch {
+            match self.registry.get(&topic).and_then(|t| t.queue(qid).cloned()) {
+                Some(q) => q.do_send(Dispatch { units }),
+                None => tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery"),
+            }
+        }
+        if end > 0 {
+            self.flusher.set_dispatched(end);
+        }
+        if let Some(f) = failure {
+            // Earlier records of a batch are stored; report the failure.
+            return Box::pin(async move { Err(f) });
+        }
+        if self.sync_flush && put.wait && end > 0 {
+            let waiter = self.flusher.flush_waiter(end);
+            let timeout = self.sync_flush_timeout;
+            Box::pin(async move {
+                match tokio::time::timeout(timeout, waiter).await {
+                    Ok(Ok(true)) => Ok((results, FlushOutcome::Ok)),
+                    _ => Ok((results, FlushOutcome::FlushTimeout)),
+                }
+            })
+        } else {
+            Box::pin(async move { Ok((results, FlushOutcome::Ok)) })
+        }
+    }
+}
+
+/// Next queue offset for a queue (used when creating a queue).
+#[derive(Message)]
+#[rtype(result = "i64")]
+pub struct NextQueueOffset(pub String, pub i32);
+
+impl Handler<NextQueueOffset> for CommitLogWriter {
+    type Result = i64;
+    fn handle(&mut self, m: NextQueueOffset, _: &mut Context<Self>) -> i64 {
+        *self.queue_offsets.get(&(m.0, m.1)).unwrap_or(&0)
+    }
+}
+
+/// Forgets the queue offsets of a deleted topic.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetTopic(pub String);
+
+impl Handler<ForgetTopic> for CommitLogWriter {
+    type Result = ();
+    fn handle(&mut self, m: ForgetTopic, _: &mut Context<Self>) {
+        self.queue_offsets.retain(|(t, _), _| *t != m.0);
+    }
+}
+
+/// Min and max physical offsets.
+#[derive(Message)]
+#[rtype(result = "(i64, i64)")]
+pub struct LogOffsets;
+
+impl Handler<LogOffsets> for CommitLogWriter {
+    type Result = MessageResult<LogOffsets>;
+    fn handle(&mut self, _: LogOffsets, _: &mut Context<Self>) -> Self::Result {
+        MessageResult((self.log.min_offset(), self.log.max_offset()))
+    }
+}

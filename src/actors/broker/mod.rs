@@ -1,0 +1,206 @@
+//! The broker role: wires the store, the broker's actors and the request
+//! processor together, and shuts them down in order.
+//!
+//! Supervision tree (each under an actix `Supervisor`, restarted with its
+//! state rebuilt from the store):
+//! `TopicManager` → `Topic` (per topic) → `Queue` (per queue);
+//! `CommitLogWriter`; `OffsetManager`; `ClientRegistry`; `Registrar`.
+//! Sessions are per connection: a failed session closes and the client
+//! reconnects.
+
+pub mod clients;
+pub mod commit_log;
+pub mod offsets;
+pub mod processor;
+pub mod queue;
+pub mod registrar;
+pub mod topic;
+
+use actix::prelude::*;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actors::server::{serve, IoPool};
+use crate::client::{ClientConfig, RemotingClient};
+use crate::config::BrokerConfig;
+use crate::store::{self, FlushMode, Flusher, StoreConfig};
+use processor::{BrokerCtx, BrokerProcessor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("cannot prepare the store directory {0}: {1}")]
+    StoreDir(String, std::io::Error),
+}
+
+/// A running broker.
+pub struct Broker {
+    pub addr: SocketAddr,
+    pub ctx: Arc<BrokerCtx>,
+    flusher: Option<Arc<Flusher>>,
+    accept: tokio::task::JoinHandle<()>,
+    commit_arbiter: Arbiter,
+    pool: IoPool,
+}
+
+pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
+    StoreConfig {
+        root: cfg.store_path_root_dir.clone(),
+        commitlog_file_size: cfg.maped_file_size_commit_log,
+        cq_units_per_file: (cfg.maped_file_size_consume_queue / 20).max(1),
+        flush: if cfg.is_sync_flush() { FlushMode::Sync } else { FlushMode::Async },
+        flush_interval_ms: cfg.flush_interval_commit_log,
+        sync_flush_timeout_ms: cfg.sync_flush_timeout,
+        max_message_size: cfg.max_message_size,
+        ..StoreConfig::default()
+    }
+}
+
+impl Broker {
+    /// Recovers the store, starts the actors and listens. Call inside an
+    /// actix System. `cfg.listen_port == 0` picks a free port.
+    pub async fn start(mut cfg: BrokerConfig, pool: IoPool) -> Result<Broker, BrokerError> {
+        let store_cfg = store_config(&cfg);
+        std::fs::create_dir_all(&store_cfg.root)
+            .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
+        let listener = tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port))
+            .await
+            .map_err(|e| BrokerError::Listen(format!("{}:{}", cfg.listen_addr, cfg.listen_port), e))?;
+        let addr = listener.local_addr().map_err(|e| BrokerError::Listen("local address".into(), e))?;
+        cfg.listen_port = addr.port();
+        let store_host: SocketAddr = format!("{}:{}", cfg.broker_ip1, cfg.listen_port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .unwrap_or(addr);
+
+        let sc = store_cfg.clone();
+        let recovered = tokio::task::spawn_blocking(move || store::recover(&sc))
+            .await
+            .map_err(|e| BrokerError::StoreDir("recovery task".into(), std::io::Error::other(e.to_string())))??;
+        tracing::info!(
+            clean = recovered.was_clean_shutdown,
+            max_offset = recovered.commit_log.max_offset(),
+            queues = recovered.queues.len(),
+            "store recovered"
+        );
+        store::checkpoint::create_abort_marker(&store_cfg)?;
+        let flusher = Flusher::start(&store_cfg, &recovered.commit_log)?;
+        for cq in recovered.queues.values() {
+            flusher.register_queue(cq);
+        }
+        let flusher = Arc::new(flusher);
+        let flush_handle = flusher.clone();
+        let reader = recovered.commit_log.reader();
+
+        let registry = topic::TopicRegistry::default();
+        let tm = topic::TopicManager::new(
+            registry.clone(),
+            store_cfg.clone(),
+            reader.clone(),
+            pool.clone(),
+            recovered.queues,
+            cfg.long_polling_enable,
+            flush_handle.clone(),
+        );
+        let topic_manager = Supervisor::start(move |_| tm);
+        let _ = topic_manager
+            .send(topic::LoadTopics {
+                auto_create_topic_enable: cfg.auto_create_topic_enable,
+                cluster_name: cfg.broker_cluster_name.clone(),
+                broker_name: cfg.broker_name.clone(),
+                default_queue_nums: cfg.default_topic_queue_nums,
+            })
+            .await;
+
+        let commit_arbiter = Arbiter::new();
+        let writer = commit_log::CommitLogWriter::new(
+            recovered.commit_log,
+            flush_handle,
+            registry.clone(),
+            recovered.topic_queue_offsets,
+            cfg.is_sync_flush(),
+            Duration::from_millis(cfg.sync_flush_timeout),
+        );
+        let commit_log = commit_log::CommitLogWriter::start_in_arbiter(&commit_arbiter.handle(), move |_| writer);
+
+        let offsets_path = store_cfg.config_dir().join("consumerOffset.json");
+        let every = Duration::from_millis(cfg.flush_consumer_offset_interval.max(100));
+        let offsets = Supervisor::start(move |_| offsets::OffsetManager::load(offsets_path, every));
+        let subscriptions = clients::Subscriptions::default();
+        let subs = subscriptions.clone();
+        let expire = Duration::from_millis(cfg.client_channel_expire_ms);
+        let clients = Supervisor::start(move |_| clients::ClientRegistry::new(subs, expire));
+
+        let identity = registrar::Identity {
+            cluster: cfg.broker_cluster_name.clone(),
+            broker_name: cfg.broker_name.clone(),
+            broker_id: cfg.broker_id,
+            broker_addr: cfg.broker_addr(),
+            ha_server_addr: format!("{}:{}", cfg.broker_ip1, cfg.listen_port as u32 + 1),
+        };
+        let client = RemotingClient::new(ClientConfig::default());
+        let reg = registrar::Registrar::new(
+            identity,
+            &cfg.namesrv_addr,
+            registry.clone(),
+            client,
+            Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
+        );
+        let registrar = Supervisor::start(move |_| reg);
+
+        let ctx = Arc::new(BrokerCtx {
+            cfg,
+            store_host,
+            commit_log,
+            reader,
+            topics: registry,
+            topic_manager,
+            offsets,
+            clients,
+            subscriptions,
+            registrar,
+        });
+        let accept = serve(listener, Arc::new(BrokerProcessor { ctx: ctx.clone() }), pool.clone());
+        tracing::info!(%addr, broker = %ctx.cfg.broker_name, "broker listening");
+        Ok(Broker { addr, ctx, flusher: Some(flusher), accept, commit_arbiter, pool })
+    }
+
+    /// Graceful stop: stop accepting, unregister from the name servers,
+    /// persist metadata, flush everything and remove the `abort` marker.
+    pub async fn shutdown(mut self) {
+        self.accept.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.ctx.registrar.send(registrar::UnregisterAll)).await;
+        let _ = self.ctx.offsets.send(offsets::PersistOffsets).await;
+        let _ = self.ctx.topic_manager.send(topic::PersistTopics).await;
+        // Let in-flight appends and dispatches land before the final flush.
+        let _ = self.ctx.commit_log.send(commit_log::LogOffsets).await;
+        for (name, _) in self.ctx.topics.configs() {
+            if let Some(t) = self.ctx.topics.get(&name) {
+                for q in &t.queues {
+                    let _ = q.send(queue::FlushQueue).await;
+                }
+            }
+        }
+        if let Some(f) = self.flusher.take() {
+            let cfg = store_config(&self.ctx.cfg);
+            let r = tokio::task::spawn_blocking(move || {
+                f.flush_all()?;
+                store::checkpoint::remove_abort_marker(&cfg)
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; the next start will recover"),
+                Err(e) => tracing::error!(error = %e, "final flush task failed"),
+            }
+        }
+        self.commit_arbiter.stop();
+        let _ = &self.pool;
+        tracing::info!("broker stopped");
+    }
+}

@@ -1,0 +1,119 @@
+//! `OffsetManager`: committed consumer offsets per (group, topic, queue),
+//! persisted to `config/consumerOffset.json` every few seconds and on
+//! shutdown.
+
+use actix::prelude::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::store::ConsumerOffsets;
+
+pub struct OffsetManager {
+    table: ConsumerOffsets,
+    path: PathBuf,
+    dirty: bool,
+    persist_every: Duration,
+}
+
+impl OffsetManager {
+    pub fn load(path: PathBuf, persist_every: Duration) -> OffsetManager {
+        let table = match ConsumerOffsets::load(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "cannot read consumer offsets; starting empty");
+                ConsumerOffsets::default()
+            }
+        };
+        OffsetManager { table, path, dirty: false, persist_every }
+    }
+
+    fn persist(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        match self.table.persist(&self.path) {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::error!(error = %e, "cannot persist consumer offsets"),
+        }
+    }
+}
+
+impl Supervised for OffsetManager {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        crate::actors::supervisor::restarts::record("OffsetManager");
+        if let Ok(t) = ConsumerOffsets::load(&self.path) {
+            if !self.dirty {
+                self.table = t;
+            }
+        }
+    }
+}
+
+impl Actor for OffsetManager {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(self.persist_every, |act, _| act.persist());
+    }
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.persist();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Option<i64>")]
+pub struct QueryOffset {
+    pub group: String,
+    pub topic: String,
+    pub queue_id: i32,
+}
+
+impl Handler<QueryOffset> for OffsetManager {
+    type Result = Option<i64>;
+    fn handle(&mut self, m: QueryOffset, _: &mut Context<Self>) -> Option<i64> {
+        self.table.query(&m.topic, &m.group, m.queue_id)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CommitOffset {
+    pub group: String,
+    pub topic: String,
+    pub queue_id: i32,
+    pub offset: i64,
+}
+
+impl Handler<CommitOffset> for OffsetManager {
+    type Result = ();
+    fn handle(&mut self, m: CommitOffset, _: &mut Context<Self>) {
+        self.table.commit(&m.topic, &m.group, m.queue_id, m.offset);
+        self.dirty = true;
+    }
+}
+
+/// Removes every offset of a topic (topic deletion).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForgetTopicOffsets(pub String);
+
+impl Handler<ForgetTopicOffsets> for OffsetManager {
+    type Result = ();
+    fn handle(&mut self, m: ForgetTopicOffsets, _: &mut Context<Self>) {
+        let prefix = format!("{}@", m.0);
+        self.table.table.retain(|k, _| !k.starts_with(&prefix));
+        self.dirty = true;
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PersistOffsets;
+
+impl Handler<PersistOffsets> for OffsetManager {
+    type Result = ();
+    fn handle(&mut self, _: PersistOffsets, _: &mut Context<Self>) {
+        self.dirty = true;
+        self.persist();
+    }
+}

@@ -1,0 +1,61 @@
+//! HEART_BEAT, UNREGISTER_CLIENT, GET_CONSUMER_LIST_BY_GROUP,
+//! CHECK_CLIENT_CONFIG.
+
+use super::{bad_header, error, ok, BrokerCtx};
+use crate::actors::broker::clients::{ConsumerIds, Heartbeat, Unregister};
+use crate::actors::broker::topic::EnsureTopic;
+use crate::actors::session::Channel;
+use crate::wire::bodies::{perm, ConsumerIdList, HeartbeatData, TopicConfig};
+use crate::wire::codes::{request as rq, response as rs};
+use crate::wire::headers::client::{ConsumerGroupHeader, UnregisterClientRequestHeader};
+use crate::wire::headers::CommandHeader;
+use crate::wire::RemotingCommand;
+
+pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
+    match req.code {
+        rq::HEART_BEAT => {
+            let data: HeartbeatData = match crate::wire::json::from_fastjson(&req.body_bytes()) {
+                Ok(d) => d,
+                Err(e) => return error(req, rs::SYSTEM_ERROR, format!("malformed heartbeat body: {e}")),
+            };
+            match ctx.clients.send(Heartbeat { channel: ch.clone(), data }).await {
+                Ok(new_groups) => {
+                    for g in new_groups {
+                        let retry = format!("%RETRY%{g}");
+                        if ctx.topics.get(&retry).is_none() {
+                            let _ = ctx
+                                .topic_manager
+                                .send(EnsureTopic(TopicConfig::new(&retry, 1, perm::READ | perm::WRITE)))
+                                .await;
+                            ctx.registrar.do_send(crate::actors::broker::registrar::RegisterNow);
+                        }
+                    }
+                    ok(req).with_ext("IS_SUPPORT_HEART_BEAT_V2", "true").with_ext("IS_SUB_CHANGE", "false")
+                }
+                Err(_) => error(req, rs::SYSTEM_BUSY, "client registry busy"),
+            }
+        }
+        rq::UNREGISTER_CLIENT => match UnregisterClientRequestHeader::from_ext(&req.ext) {
+            Ok(h) => {
+                let _ = ctx
+                    .clients
+                    .send(Unregister { client_id: h.client_id, producer_group: h.producer_group, consumer_group: h.consumer_group })
+                    .await;
+                ok(req)
+            }
+            Err(e) => bad_header(req, e),
+        },
+        rq::GET_CONSUMER_LIST_BY_GROUP => match ConsumerGroupHeader::from_ext(&req.ext) {
+            Ok(h) => match ctx.clients.send(ConsumerIds(h.consumer_group.clone())).await {
+                Ok(ids) if !ids.is_empty() => {
+                    ok(req).with_body(serde_json::to_vec(&ConsumerIdList { consumer_id_list: ids }).unwrap_or_default())
+                }
+                Ok(_) => error(req, rs::SYSTEM_ERROR, format!("no consumer for this group, {}", h.consumer_group)),
+                Err(_) => error(req, rs::SYSTEM_BUSY, "client registry busy"),
+            },
+            Err(e) => bad_header(req, e),
+        },
+        // CHECK_CLIENT_CONFIG: SQL92 validation arrives with the consumption issue.
+        _ => ok(req),
+    }
+}

@@ -1,0 +1,89 @@
+//! The broker's request processor: decodes each request's typed header and
+//! turns it into messages to the broker's actors. One file per family.
+
+mod admin;
+mod client;
+mod offset;
+mod pull;
+mod send;
+
+use actix::prelude::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::clients::{ClientRegistry, Subscriptions};
+use super::commit_log::CommitLogWriter;
+use super::offsets::OffsetManager;
+use super::registrar::Registrar;
+use super::topic::{TopicManager, TopicRegistry};
+use crate::actors::session::{Channel, LocalBoxFuture, Processor};
+use crate::config::BrokerConfig;
+use crate::store::CommitLogReader;
+use crate::wire::codes::{request as rq, response as rs};
+use crate::wire::{RemotingCommand, WireError};
+
+/// Everything the request handlers need; cheap to share.
+pub struct BrokerCtx {
+    pub cfg: BrokerConfig,
+    pub store_host: SocketAddr,
+    pub commit_log: Addr<CommitLogWriter>,
+    pub reader: CommitLogReader,
+    pub topics: TopicRegistry,
+    pub topic_manager: Addr<TopicManager>,
+    pub offsets: Addr<OffsetManager>,
+    pub clients: Addr<ClientRegistry>,
+    pub subscriptions: Subscriptions,
+    pub registrar: Addr<Registrar>,
+}
+
+pub struct BrokerProcessor {
+    pub ctx: Arc<BrokerCtx>,
+}
+
+pub(crate) fn error(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> RemotingCommand {
+    RemotingCommand::response_to(req, code).with_remark(remark)
+}
+
+pub(crate) fn bad_header(req: &RemotingCommand, e: WireError) -> RemotingCommand {
+    error(req, rs::SYSTEM_ERROR, e.to_string())
+}
+
+pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
+    RemotingCommand::response_to(req, rs::SUCCESS)
+}
+
+impl Processor for BrokerProcessor {
+    fn process(&self, ch: &Channel, req: RemotingCommand) -> LocalBoxFuture<Option<RemotingCommand>> {
+        let ctx = self.ctx.clone();
+        let ch = ch.clone();
+        Box::pin(async move { serve(ctx, ch, req).await })
+    }
+
+    fn closed(&self, ch: &Channel) {
+        self.ctx.clients.do_send(super::clients::ChannelClosed(ch.id));
+    }
+}
+
+async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option<RemotingCommand> {
+    let resp = match req.code {
+        rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => send::send(&ctx, &ch, &req).await,
+        rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::pull(&ctx, &req).await,
+        rq::QUERY_CONSUMER_OFFSET
+        | rq::UPDATE_CONSUMER_OFFSET
+        | rq::GET_MAX_OFFSET
+        | rq::GET_MIN_OFFSET
+        | rq::GET_EARLIEST_MSG_STORETIME
+        | rq::SEARCH_OFFSET_BY_TIMESTAMP => offset::serve(&ctx, &req).await,
+        rq::HEART_BEAT | rq::UNREGISTER_CLIENT | rq::GET_CONSUMER_LIST_BY_GROUP | rq::CHECK_CLIENT_CONFIG => {
+            client::serve(&ctx, &ch, &req).await
+        }
+        rq::UPDATE_AND_CREATE_TOPIC
+        | rq::DELETE_TOPIC_IN_BROKER
+        | rq::GET_ALL_TOPIC_CONFIG
+        | rq::GET_TOPIC_CONFIG
+        | rq::GET_BROKER_RUNTIME_INFO
+        | rq::ACTORMQ_INJECT_FAULT => admin::serve(&ctx, &ch, &req).await,
+        code => error(&req, rs::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+    };
+    Some(resp)
+}

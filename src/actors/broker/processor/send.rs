@@ -1,0 +1,209 @@
+//! SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE: validate, auto-create
+//! the topic if allowed, encode the stored records on this session's thread,
+//! and hand them to the commit-log writer in one message.
+
+use bytes::BytesMut;
+use std::sync::Arc;
+
+use super::{bad_header, error, BrokerCtx};
+use crate::actors::broker::commit_log::{FlushOutcome, Put, PutError, PutRecord};
+use crate::actors::broker::topic::{EnsureTopic, TopicEntry};
+use crate::actors::session::Channel;
+use crate::wire::bodies::{perm, TopicConfig};
+use crate::wire::codes::{request as rq, response as rs};
+use crate::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use crate::wire::headers::CommandHeader;
+use crate::wire::message::{self, keys, sysflag, RecordSpec};
+use crate::wire::{msgid, now_ms, RemotingCommand};
+
+/// Valid topic name characters, as RocketMQ's validator allows.
+pub fn valid_topic(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 127
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'|' || b == b'-' || b == b'_')
+}
+
+/// Finds the topic, creating it from the default topic when allowed.
+pub async fn resolve_topic(
+    ctx: &BrokerCtx,
+    topic: &str,
+    default_topic: &str,
+    queue_nums: i32,
+) -> Result<Arc<TopicEntry>, (i32, String)> {
+    if let Some(t) = ctx.topics.get(topic) {
+        return Ok(t);
+    }
+    let inherit = if topic.starts_with("%RETRY%") {
+        Some(TopicConfig::new(topic, 1, perm::READ | perm::WRITE))
+    } else if ctx.cfg.auto_create_topic_enable {
+        let def = ctx.topics.get(if default_topic.is_empty() { "TBW102" } else { default_topic });
+        def.filter(|d| d.config.perm & perm::INHERIT != 0).map(|d| {
+            let n = if queue_nums > 0 { queue_nums } else { ctx.cfg.default_topic_queue_nums };
+            let n = n.min(d.config.write_queue_nums).max(1);
+            TopicConfig::new(topic, n, d.config.perm & !perm::INHERIT)
+        })
+    } else {
+        None
+    };
+    let Some(config) = inherit else {
+        return Err((
+            rs::TOPIC_NOT_EXIST,
+            format!("topic[{topic}] not exist, apply first please!"),
+        ));
+    };
+    match ctx.topic_manager.send(EnsureTopic(config)).await {
+        Ok(e) => {
+            ctx.registrar.do_send(crate::actors::broker::registrar::RegisterNow);
+            Ok(e)
+        }
+        Err(_) => Err((rs::SYSTEM_ERROR, "topic manager unavailable".into())),
+    }
+}
+
+/// Appends `CLUSTER` and a `UNIQ_KEY` (when the producer sent none).
+fn stored_properties(props: &str, cluster: &str) -> String {
+    let mut s = String::with_capacity(props.len() + 64);
+    s.push_str(props);
+    if !s.is_empty() && !s.ends_with(message::PROPERTY_SEPARATOR) {
+        s.push(message::PROPERTY_SEPARATOR);
+    }
+    if message::property(props, keys::UNIQ_KEY).is_none() {
+        push_prop(&mut s, keys::UNIQ_KEY, &msgid::new_uniq_id());
+    }
+    if message::property(props, keys::CLUSTER).is_none() {
+        push_prop(&mut s, keys::CLUSTER, cluster);
+    }
+    s
+}
+
+fn push_prop(s: &mut String, k: &str, v: &str) {
+    s.push_str(k);
+    s.push(message::NAME_VALUE_SEPARATOR);
+    s.push_str(v);
+    s.push(message::PROPERTY_SEPARATOR);
+}
+
+pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
+    let h = match SendMessageRequestHeader::decode(req.code, &req.ext) {
+        Ok(h) => h,
+        Err(e) => return bad_header(req, e),
+    };
+    if !valid_topic(&h.topic) && !h.topic.starts_with("%DLQ%") {
+        return error(req, rs::INVALID_PARAMETER, format!("the topic[{}] is invalid", h.topic));
+    }
+    let topic = match resolve_topic(ctx, &h.topic, &h.default_topic, h.default_topic_queue_nums).await {
+        Ok(t) => t,
+        Err((code, remark)) => return error(req, code, remark),
+    };
+    if topic.config.perm & perm::WRITE == 0 {
+        return error(req, rs::NO_PERMISSION, format!("the topic[{}] sending message is forbidden", h.topic));
+    }
+    let write_queues = topic.config.write_queue_nums.max(1);
+    let queue_id = if h.queue_id < 0 {
+        (rand::random::<u32>() % write_queues as u32) as i32
+    } else {
+        h.queue_id
+    };
+    if queue_id >= topic.config.queue_count() {
+        return error(
+            req,
+            rs::INVALID_PARAMETER,
+            format!("request queueId[{}] is illegal, topic {} has {} queues", queue_id, h.topic, topic.config.queue_count()),
+        );
+    }
+    let body = req.body_bytes();
+    let batch = req.code == rq::SEND_BATCH_MESSAGE || h.batch.unwrap_or(false);
+    let props = h.properties.clone().unwrap_or_default();
+    let store_ts = now_ms();
+    let mut sys_flag = h.sys_flag;
+    if topic.config.topic_filter_type == "MULTI_TAG" {
+        sys_flag |= sysflag::MULTI_TAGS;
+    }
+    let cluster = ctx.cfg.broker_cluster_name.as_str();
+    let topic_name: Arc<str> = Arc::from(h.topic.as_str());
+    let mut records = Vec::new();
+    let mut uniq_ids = Vec::new();
+    let mut wait = true;
+
+    let mut encode = |body: &[u8], flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
+        if body.len() > ctx.cfg.max_message_size {
+            return Err(format!("message body size {} exceeds the limit {}", body.len(), ctx.cfg.max_message_size));
+        }
+        let stored = stored_properties(props, cluster);
+        if let Some(u) = message::property(&stored, keys::UNIQ_KEY) {
+            uniq_ids.push(u.to_owned());
+        }
+        if message::property(&stored, keys::WAIT) == Some("false") {
+            wait = false;
+        }
+        let tags_code = message::tags_code(message::property(&stored, keys::TAGS));
+        let tx_type = sys_flag & sysflag::TRANSACTION_MASK;
+        let spec = RecordSpec {
+            topic: &h.topic,
+            queue_id,
+            flag,
+            sys_flag,
+            born_timestamp: h.born_timestamp,
+            born_host: ch.peer,
+            store_timestamp: store_ts,
+            store_host: ctx.store_host,
+            reconsume_times: h.reconsume_times.unwrap_or(0),
+            prepared_transaction_offset: 0,
+            body,
+            properties: &stored,
+        };
+        let mut buf = BytesMut::with_capacity(message::record_len(&spec));
+        message::encode_record(&spec, &mut buf).map_err(|e| e.to_string())?;
+        records.push(PutRecord {
+            buf,
+            topic: topic_name.clone(),
+            queue_id,
+            tags_code,
+            dispatch: tx_type != sysflag::TRANSACTION_PREPARED_TYPE && tx_type != sysflag::TRANSACTION_ROLLBACK_TYPE,
+        });
+        Ok(())
+    };
+
+    let encoded = if batch {
+        match message::decode_batch(&body) {
+            Ok(entries) if !entries.is_empty() => entries
+                .iter()
+                .try_for_each(|e| encode(&e.body, e.flag, &e.properties, sys_flag)),
+            Ok(_) => Err("empty batch".to_owned()),
+            Err(e) => Err(format!("malformed batch body: {e}")),
+        }
+    } else {
+        encode(&body, h.flag, &props, sys_flag)
+    };
+    if let Err(remark) = encoded {
+        return error(req, rs::MESSAGE_ILLEGAL, remark);
+    }
+
+    let put = ctx.commit_log.send(Put { records, wait }).await;
+    let (results, flush) = match put {
+        Ok(Ok(r)) => r,
+        Ok(Err(PutError::DiskFull(e))) => {
+            return error(req, rs::SERVICE_NOT_AVAILABLE, format!("service not available now: disk full ({e})"))
+        }
+        Ok(Err(PutError::Illegal(e))) => return error(req, rs::MESSAGE_ILLEGAL, e),
+        Ok(Err(PutError::Store(e))) => return error(req, rs::SYSTEM_ERROR, e),
+        Err(_) => return error(req, rs::SYSTEM_BUSY, "[OVERLOAD] commit log unavailable, try again"),
+    };
+    let code = match flush {
+        FlushOutcome::Ok => rs::SUCCESS,
+        FlushOutcome::FlushTimeout => rs::FLUSH_DISK_TIMEOUT,
+    };
+    let msg_ids: Vec<String> = results.iter().map(|r| msgid::offset_msg_id(ctx.store_host, r.phys_offset)).collect();
+    let mut resp = RemotingCommand::response_to(req, code);
+    SendMessageResponseHeader {
+        msg_id: msg_ids.join(","),
+        queue_id,
+        queue_offset: results.first().map(|r| r.queue_offset).unwrap_or(0),
+        transaction_id: uniq_ids.first().cloned(),
+        batch_uniq_id: None,
+    }
+    .write_ext(&mut resp.ext);
+    resp.ext.insert("MSG_REGION", "DefaultRegion");
+    resp.ext.insert("TRACE_ON", "true");
+    resp
+}

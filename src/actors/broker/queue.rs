@@ -1,0 +1,410 @@
+//! `QueueActor`: one per (topic, queue id). Owns the consume queue, answers
+//! pulls from it with slices of the mapped commit log, and holds long-polling
+//! pulls until a dispatch brings a message or the hold times out.
+//!
+//! Supervised: after a failure it reopens its consume queue from disk; its
+//! mailbox (and the dispatches queued in it) survives the restart.
+
+use actix::prelude::*;
+use bytes::Bytes;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+use crate::actors::supervisor::{guard, restarts, ActorFailure, Fault};
+use crate::store::{Boundary, CommitLogReader, ConsumeQueue, Flusher, StoreConfig};
+use std::sync::Arc;
+
+/// Most consume-queue units scanned by one pull (filtered ones included).
+const MAX_SCAN_UNITS: usize = 16_000;
+/// Most bytes returned by one pull.
+const MAX_PULL_BYTES: usize = 8 * 1024 * 1024;
+
+pub struct QueueActor {
+    topic: String,
+    queue_id: i32,
+    store_cfg: StoreConfig,
+    reader: CommitLogReader,
+    cq: Option<ConsumeQueue>,
+    holds: Vec<Hold>,
+    next_hold: u64,
+    long_polling: bool,
+    deleted: bool,
+    flusher: Arc<Flusher>,
+}
+
+struct Hold {
+    id: u64,
+    query: PullQuery,
+    tx: oneshot::Sender<PullOutcome>,
+}
+
+impl QueueActor {
+    pub fn start(
+        arb: &ArbiterHandle,
+        topic: String,
+        queue_id: i32,
+        store_cfg: StoreConfig,
+        reader: CommitLogReader,
+        cq: Option<ConsumeQueue>,
+        long_polling: bool,
+        flusher: Arc<Flusher>,
+    ) -> Addr<QueueActor> {
+        Supervisor::start_in_arbiter(arb, move |_| QueueActor {
+            topic,
+            queue_id,
+            store_cfg,
+            reader,
+            cq,
+            holds: Vec::new(),
+            next_hold: 0,
+            long_polling,
+            deleted: false,
+            flusher,
+        })
+    }
+
+    fn cq(&mut self) -> Result<&mut ConsumeQueue, ActorFailure> {
+        if self.cq.is_none() {
+            let cq = ConsumeQueue::open(&self.store_cfg, &self.topic, self.queue_id)
+                .map_err(|e| ActorFailure(format!("open consume queue: {e}")))?;
+            self.flusher.register_queue(&cq);
+            self.cq = Some(cq);
+        }
+        self.cq.as_mut().ok_or_else(|| ActorFailure("no consume queue".into()))
+    }
+
+    fn offsets(&mut self) -> (i64, i64) {
+        match self.cq() {
+            Ok(cq) => (cq.min_offset(), cq.max_offset()),
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Runs a pull against the queue as it is now.
+    fn query(&mut self, q: &PullQuery) -> PullOutcome {
+        let reader = self.reader.clone();
+        let (min, max) = self.offsets();
+        let mut out = PullOutcome { status: PullStatus::NoNewMessage, next_begin: q.offset, min, max, bodies: Vec::new() };
+        if max == 0 {
+            out.status = PullStatus::NoMessageInQueue;
+            out.next_begin = 0;
+            return out;
+        }
+        if q.offset < min {
+            out.status = PullStatus::OffsetTooSmall;
+            out.next_begin = min;
+            return out;
+        }
+        if q.offset == max {
+            out.status = PullStatus::OffsetOverflowOne;
+            return out;
+        }
+        if q.offset > max {
+            out.status = PullStatus::OffsetOverflowBadly;
+            out.next_begin = if min == 0 { min } else { max };
+            return out;
+        }
+        let Ok(cq) = self.cq() else { return out };
+        let units = cq.read_units(q.offset, MAX_SCAN_UNITS.min((max - q.offset) as usize));
+        let max_msgs = q.max_msgs.clamp(1, 1024) as usize;
+        let mut bytes = 0usize;
+        let mut next = q.offset;
+        let mut removed = false;
+        for u in units {
+            if out.bodies.len() >= max_msgs || bytes >= MAX_PULL_BYTES {
+                break;
+            }
+            next += 1;
+            if u.size <= 0 || u.size == i32::MAX {
+                continue;
+            }
+            if let Some(codes) = &q.tag_codes {
+                if !codes.contains(&u.tags_code) {
+                    continue;
+                }
+            }
+            match reader.read(u.phys_offset, u.size) {
+                Some(b) => {
+                    bytes += b.len();
+                    out.bodies.push(b);
+                }
+                None => removed = true,
+            }
+        }
+        out.next_begin = next;
+        out.status = if !out.bodies.is_empty() {
+            PullStatus::Found
+        } else if removed {
+            PullStatus::MessageWasRemoving
+        } else {
+            PullStatus::NoMatchedMessage
+        };
+        out
+    }
+
+    /// Answers every held pull that can now be satisfied.
+    fn wake_holds(&mut self) {
+        if self.holds.is_empty() {
+            return;
+        }
+        let holds = std::mem::take(&mut self.holds);
+        for h in holds {
+            let r = self.query(&h.query);
+            if r.status == PullStatus::Found {
+                let _ = h.tx.send(r);
+            } else {
+                self.holds.push(h);
+            }
+        }
+    }
+}
+
+impl Actor for QueueActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl Supervised for QueueActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        restarts::record("Queue");
+        // Rebuild from disk; held pulls are answered by their clients' retry.
+        self.cq = None;
+        self.holds.clear();
+        tracing::info!(topic = %self.topic, queue = self.queue_id, "queue actor restarted; consume queue reopened");
+    }
+}
+
+// ------------------------------------------------------------ messages
+
+/// New consume-queue units from the commit-log writer, in offset order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispatch {
+    pub units: Vec<DispatchUnit>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DispatchUnit {
+    pub queue_offset: i64,
+    pub phys_offset: i64,
+    pub size: i32,
+    pub tags_code: i64,
+}
+
+impl Handler<Dispatch> for QueueActor {
+    type Result = ();
+    fn handle(&mut self, d: Dispatch, _: &mut Context<Self>) {
+        if self.deleted {
+            return;
+        }
+        let (topic, queue_id) = (self.topic.clone(), self.queue_id);
+        match self.cq() {
+            Ok(cq) => {
+                for u in d.units {
+                    if u.queue_offset < cq.max_offset() {
+                        continue; // already there (re-dispatch after recovery)
+                    }
+                    if let Err(e) = cq.put(u.queue_offset, u.phys_offset, u.size, u.tags_code) {
+                        tracing::error!(%topic, queue = queue_id, error = %e, "consume queue write failed");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(topic = %self.topic, queue = self.queue_id, error = %e, "dispatch lost its queue");
+                return;
+            }
+        }
+        self.wake_holds();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullQuery {
+    pub offset: i64,
+    pub max_msgs: i32,
+    /// Tag hash codes to accept; `None` accepts every message.
+    pub tag_codes: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullStatus {
+    Found,
+    NoNewMessage,
+    NoMessageInQueue,
+    NoMatchedMessage,
+    MessageWasRemoving,
+    OffsetTooSmall,
+    OffsetOverflowOne,
+    OffsetOverflowBadly,
+}
+
+impl PullStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            PullStatus::Found => "FOUND",
+            PullStatus::NoNewMessage => "OFFSET_FOUND_NULL",
+            PullStatus::NoMessageInQueue => "NO_MESSAGE_IN_QUEUE",
+            PullStatus::NoMatchedMessage => "NO_MATCHED_MESSAGE",
+            PullStatus::MessageWasRemoving => "MESSAGE_WAS_REMOVING",
+            PullStatus::OffsetTooSmall => "OFFSET_TOO_SMALL",
+            PullStatus::OffsetOverflowOne => "OFFSET_OVERFLOW_ONE",
+            PullStatus::OffsetOverflowBadly => "OFFSET_OVERFLOW_BADLY",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PullOutcome {
+    pub status: PullStatus,
+    pub next_begin: i64,
+    pub min: i64,
+    pub max: i64,
+    /// Stored records, each a zero-copy slice of the mapped commit log.
+    pub bodies: Vec<Bytes>,
+}
+
+/// A pull; with `hold` set and nothing to return, it waits for a message.
+#[derive(Message)]
+#[rtype(result = "Result<PullOutcome, ActorFailure>")]
+pub struct Pull {
+    pub query: PullQuery,
+    pub hold: Option<Duration>,
+}
+
+impl Handler<Pull> for QueueActor {
+    type Result = ResponseFuture<Result<PullOutcome, ActorFailure>>;
+
+    fn handle(&mut self, p: Pull, ctx: &mut Context<Self>) -> Self::Result {
+        let r = self.query(&p.query);
+        let holdable = matches!(r.status, PullStatus::OffsetOverflowOne | PullStatus::NoMatchedMessage);
+        let hold = match p.hold {
+            Some(h) if holdable && !self.deleted => {
+                if self.long_polling { h } else { h.min(Duration::from_secs(1)) }
+            }
+            _ => return Box::pin(async move { Ok(r) }),
+        };
+        let (tx, rx) = oneshot::channel();
+        let id = self.next_hold;
+        self.next_hold += 1;
+        let query = PullQuery { offset: r.next_begin.max(p.query.offset), ..p.query };
+        self.holds.push(Hold { id, query, tx });
+        ctx.run_later(hold, move |act, _| {
+            if let Some(pos) = act.holds.iter().position(|h| h.id == id) {
+                let h = act.holds.swap_remove(pos);
+                let r = act.query(&h.query);
+                let _ = h.tx.send(r);
+            }
+        });
+        Box::pin(async move {
+            rx.await.map_err(|_| ActorFailure("queue restarted while holding the pull".into()))
+        })
+    }
+}
+
+/// (min offset, max offset) of the queue.
+#[derive(Message)]
+#[rtype(result = "(i64, i64)")]
+pub struct QueueOffsets;
+
+impl Handler<QueueOffsets> for QueueActor {
+    type Result = MessageResult<QueueOffsets>;
+    fn handle(&mut self, _: QueueOffsets, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.offsets())
+    }
+}
+
+/// Store time of the message at `offset` (or the earliest when `None`).
+#[derive(Message)]
+#[rtype(result = "Option<i64>")]
+pub struct StoreTimeAt(pub Option<i64>);
+
+impl Handler<StoreTimeAt> for QueueActor {
+    type Result = Option<i64>;
+    fn handle(&mut self, m: StoreTimeAt, _: &mut Context<Self>) -> Option<i64> {
+        let reader = self.reader.clone();
+        let cq = self.cq().ok()?;
+        let off = m.0.unwrap_or_else(|| cq.min_offset());
+        let u = cq.get(off)?;
+        let rec = reader.read(u.phys_offset, u.size)?;
+        crate::wire::message::decode_record(&rec, 0, false).ok().map(|m| m.store_timestamp)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "i64")]
+pub struct SearchOffset {
+    pub timestamp: i64,
+    pub upper: bool,
+}
+
+impl Handler<SearchOffset> for QueueActor {
+    type Result = i64;
+    fn handle(&mut self, m: SearchOffset, _: &mut Context<Self>) -> i64 {
+        let reader = self.reader.clone();
+        match self.cq() {
+            Ok(cq) => {
+                let b = if m.upper { Boundary::Upper } else { Boundary::Lower };
+                cq.search_offset_by_timestamp(m.timestamp, b, &reader)
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeleteQueue;
+
+impl Handler<DeleteQueue> for QueueActor {
+    type Result = ();
+    fn handle(&mut self, _: DeleteQueue, ctx: &mut Context<Self>) {
+        self.deleted = true;
+        for h in self.holds.drain(..) {
+            let _ = h.tx.send(PullOutcome { status: PullStatus::NoMessageInQueue, next_begin: 0, min: 0, max: 0, bodies: Vec::new() });
+        }
+        if let Some(mut cq) = self.cq.take() {
+            if let Err(e) = cq.delete_files() {
+                tracing::warn!(topic = %self.topic, error = %e, "cannot delete consume queue files");
+            }
+        }
+        ctx.stop();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), ActorFailure>")]
+pub struct InjectQueueFault(pub Fault);
+
+impl Handler<InjectQueueFault> for QueueActor {
+    type Result = Result<(), ActorFailure>;
+    fn handle(&mut self, f: InjectQueueFault, ctx: &mut Context<Self>) -> Self::Result {
+        match f.0 {
+            Fault::Error => {
+                tracing::warn!(topic = %self.topic, queue = self.queue_id, "injected queue error; stopping for restart");
+                self.cq = None;
+                ctx.stop();
+                Err(ActorFailure("injected error".into()))
+            }
+            Fault::Panic => guard::<Self, _, _>(ctx, "Queue", || panic!("injected queue panic")),
+        }
+    }
+}
+
+/// Flushes the consume queue's dirty pages (shutdown, checkpoints).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushQueue;
+
+impl Handler<FlushQueue> for QueueActor {
+    type Result = ();
+    fn handle(&mut self, _: FlushQueue, _: &mut Context<Self>) {
+        if let Some(cq) = self.cq.as_mut() {
+            if let Err(e) = cq.flush() {
+                tracing::warn!(topic = %self.topic, error = %e, "consume queue flush failed");
+            }
+        }
+    }
+}

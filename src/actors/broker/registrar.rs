@@ -1,0 +1,141 @@
+//! `Registrar`: registers the broker and its topics with every name server
+//! every `registerBrokerIntervalMs` (30 s), at once after a topic change, and
+//! unregisters at shutdown. Name servers do not talk to each other, so each
+//! gets its own registration.
+
+use actix::prelude::*;
+use std::time::Duration;
+
+use super::topic::TopicRegistry;
+use crate::client::RemotingClient;
+use crate::wire::bodies::{RegisterBrokerBody, TopicConfigSerializeWrapper};
+use crate::wire::codes::{request, response};
+use crate::wire::headers::namesrv::{BrokerIdentityHeader, RegisterBrokerRequestHeader};
+use crate::wire::headers::CommandHeader;
+use crate::wire::RemotingCommand;
+
+#[derive(Clone)]
+pub struct Identity {
+    pub cluster: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    pub broker_addr: String,
+    pub ha_server_addr: String,
+}
+
+pub struct Registrar {
+    identity: Identity,
+    namesrvs: Vec<String>,
+    registry: TopicRegistry,
+    client: RemotingClient,
+    interval: Duration,
+}
+
+impl Registrar {
+    pub fn new(identity: Identity, namesrv_addr: &str, registry: TopicRegistry, client: RemotingClient, interval: Duration) -> Self {
+        let namesrvs = namesrv_addr
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Registrar { identity, namesrvs, registry, client, interval }
+    }
+
+    fn register_request(&self) -> RemotingCommand {
+        let body = RegisterBrokerBody {
+            topic_config_serialize_wrapper: TopicConfigSerializeWrapper {
+                topic_config_table: self.registry.configs(),
+                data_version: self.registry.data_version(),
+            },
+            filter_server_list: Vec::new(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut cmd = RemotingCommand::request(request::REGISTER_BROKER);
+        RegisterBrokerRequestHeader {
+            broker_name: self.identity.broker_name.clone(),
+            broker_addr: self.identity.broker_addr.clone(),
+            cluster_name: self.identity.cluster.clone(),
+            ha_server_addr: self.identity.ha_server_addr.clone(),
+            broker_id: self.identity.broker_id,
+            heartbeat_timeout_millis: None,
+            enable_acting_master: Some(false),
+            compressed: false,
+            body_crc32: (crc32fast::hash(&bytes) & 0x7FFF_FFFF) as i32,
+        }
+        .write_ext(&mut cmd.ext);
+        cmd.with_body(bytes)
+    }
+
+    fn register_all(&self, ctx: &mut Context<Self>) {
+        for ns in self.namesrvs.clone() {
+            let client = self.client.clone();
+            let cmd = self.register_request();
+            ctx.spawn(
+                async move {
+                    match client.invoke(&ns, cmd, Duration::from_secs(3)).await {
+                        Ok(r) if r.code == response::SUCCESS => tracing::debug!(namesrv = %ns, "registered"),
+                        Ok(r) => tracing::warn!(namesrv = %ns, code = r.code, remark = ?r.remark, "registration refused"),
+                        Err(e) => tracing::warn!(namesrv = %ns, error = %e, "registration failed"),
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+}
+
+impl Actor for Registrar {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.register_all(ctx);
+        ctx.run_interval(self.interval, |act, ctx| act.register_all(ctx));
+    }
+}
+
+impl Supervised for Registrar {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        crate::actors::supervisor::restarts::record("Registrar");
+    }
+}
+
+/// Register now (after a topic change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterNow;
+
+impl Handler<RegisterNow> for Registrar {
+    type Result = ();
+    fn handle(&mut self, _: RegisterNow, ctx: &mut Context<Self>) {
+        self.register_all(ctx);
+    }
+}
+
+/// Unregister from every name server (graceful shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterAll;
+
+impl Handler<UnregisterAll> for Registrar {
+    type Result = ResponseFuture<()>;
+    fn handle(&mut self, _: UnregisterAll, _: &mut Context<Self>) -> Self::Result {
+        let client = self.client.clone();
+        let namesrvs = self.namesrvs.clone();
+        let id = self.identity.clone();
+        Box::pin(async move {
+            for ns in namesrvs {
+                let mut cmd = RemotingCommand::request(request::UNREGISTER_BROKER);
+                BrokerIdentityHeader {
+                    broker_name: id.broker_name.clone(),
+                    broker_addr: id.broker_addr.clone(),
+                    cluster_name: id.cluster.clone(),
+                    broker_id: id.broker_id,
+                }
+                .write_ext(&mut cmd.ext);
+                if let Err(e) = client.invoke(&ns, cmd, Duration::from_secs(2)).await {
+                    tracing::warn!(namesrv = %ns, error = %e, "unregister failed");
+                }
+            }
+        })
+    }
+}

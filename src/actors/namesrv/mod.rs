@@ -1,0 +1,45 @@
+//! The name server role: a `RouteTable` actor and its request processor.
+
+pub mod processor;
+pub mod route_table;
+
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actors::server::{serve, IoPool};
+use crate::config::NamesrvConfig;
+pub use route_table::RouteTable;
+
+/// A running name server.
+pub struct NameServer {
+    pub addr: std::net::SocketAddr,
+    pub table: Addr<RouteTable>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl NameServer {
+    /// Binds and starts serving; call inside an actix System.
+    pub async fn start(cfg: &NamesrvConfig, pool: IoPool) -> std::io::Result<NameServer> {
+        let listener = tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port)).await?;
+        let addr = listener.local_addr()?;
+        let expire = Duration::from_millis(cfg.broker_expire_ms);
+        let scan = Duration::from_millis(cfg.scan_interval_ms.max(10));
+        let table = Supervisor::start(move |_| RouteTable::new(expire, scan));
+        let processor = Arc::new(processor::NamesrvProcessor { table: table.clone() });
+        let accept = serve(listener, processor, pool);
+        tracing::info!(%addr, "name server listening");
+        Ok(NameServer { addr, table, accept })
+    }
+
+    pub fn stop(&self) {
+        self.accept.abort();
+    }
+}
+
+impl actix::Supervised for RouteTable {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        crate::actors::supervisor::restarts::record("RouteTable");
+        // Routes are soft state: brokers re-register within 30 s.
+    }
+}

@@ -1,0 +1,336 @@
+//! `Session`: one actor per TCP connection, on either server role.
+//!
+//! The read half is a stream of decoded frames (tokio-util `FramedRead` with
+//! [`FrameCodec`]); each request becomes a typed message to the role's
+//! actors through the role's [`Processor`], and each answer goes to a writer
+//! task that batches whatever is queued and writes it with vectored I/O, so
+//! pull bodies (slices of the mapped commit log) are never copied.
+//!
+//! Requests on one connection are served concurrently (responses may leave
+//! out of order; the peer matches them by `opaque`). A panic while serving a
+//! request is caught, answered with SYSTEM_ERROR and ends the session: the
+//! client reconnects, the process keeps serving.
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::FramedRead;
+
+use crate::wire::codes::response;
+use crate::wire::{FrameCodec, Inbound, RemotingCommand, WireError};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);
+
+/// The way back to a connected peer: used to answer, and by the broker to
+/// call clients (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE, ...).
+#[derive(Clone)]
+pub struct Channel {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    tx: mpsc::UnboundedSender<RemotingCommand>,
+    pending: Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>,
+    stop: Arc<tokio::sync::Notify>,
+    fault: Option<Recipient<SessionFault>>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Channel#{}({})", self.id, self.peer)
+    }
+}
+
+impl Channel {
+    /// Queues a command for writing; false when the connection is gone.
+    pub fn send(&self, cmd: RemotingCommand) -> bool {
+        self.tx.send(cmd).is_ok()
+    }
+
+    pub fn is_open(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Sends a one-way request to the peer.
+    pub fn oneway(&self, mut cmd: RemotingCommand) -> bool {
+        cmd.opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        cmd.mark_oneway();
+        self.send(cmd)
+    }
+
+    /// Sends a request to the peer and waits for its response.
+    pub async fn invoke(&self, mut cmd: RemotingCommand, timeout: Duration) -> Option<RemotingCommand> {
+        let opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        cmd.opaque = opaque;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(opaque, tx);
+        }
+        if !self.send(cmd) {
+            return None;
+        }
+        let r = tokio::time::timeout(timeout, rx).await.ok().and_then(|r| r.ok());
+        if r.is_none() {
+            if let Ok(mut p) = self.pending.lock() {
+                p.remove(&opaque);
+            }
+        }
+        r
+    }
+
+    /// Fault injection (tests): makes the session serving this connection
+    /// fail with an error or a panic.
+    pub fn inject_fault(&self, panic: bool) {
+        if let Some(f) = &self.fault {
+            f.do_send(SessionFault { panic });
+        }
+    }
+
+    /// Closes the connection from the server side.
+    pub fn close(&self) {
+        self.stop.notify_one();
+    }
+}
+
+/// Serves the requests of one server role. Implementations are cheap to
+/// share: they hold actor addresses and shared read-mostly state.
+pub trait Processor: Send + Sync + 'static {
+    /// Serves one request; `None` means no response (one-way requests).
+    fn process(&self, channel: &Channel, req: RemotingCommand) -> LocalBoxFuture<Option<RemotingCommand>>;
+    /// Called once when a connection ends.
+    fn closed(&self, _channel: &Channel) {}
+}
+
+pub struct Session {
+    channel: Channel,
+    processor: Arc<dyn Processor>,
+}
+
+impl Session {
+    /// Starts a session actor for an accepted connection on the current
+    /// arbiter.
+    pub fn start(stream: TcpStream, processor: Arc<dyn Processor>) -> Option<Addr<Session>> {
+        let peer = stream.peer_addr().ok()?;
+        let local = stream.local_addr().ok()?;
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let channel = Channel {
+            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+            peer,
+            local,
+            tx,
+            pending: Arc::new(Mutex::new(HashMap::new())),
+            stop: stop.clone(),
+            fault: None,
+        };
+        Some(Session::create(move |ctx| {
+            let mut channel = channel;
+            channel.fault = Some(ctx.address().recipient());
+            ctx.add_stream(FramedRead::with_capacity(rd, FrameCodec::default(), 64 * 1024));
+            let addr = ctx.address();
+            actix::spawn(async move {
+                tokio::select! {
+                    _ = write_loop(wr, rx) => {}
+                    _ = stop.notified() => {}
+                }
+                addr.do_send(WriterDone);
+            });
+            Session { channel, processor }
+        }))
+    }
+
+    fn serve(&mut self, req: RemotingCommand, ctx: &mut Context<Self>) {
+        let oneway = req.is_oneway();
+        let opaque = req.opaque;
+        let code = req.code;
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.processor.process(&self.channel, req)
+        })) {
+            Ok(f) => f,
+            Err(_) => {
+                self.panicked(code, opaque, oneway, ctx);
+                return;
+            }
+        };
+        let channel = self.channel.clone();
+        ctx.spawn(
+            AssertUnwindSafe(fut)
+                .catch_unwind()
+                .into_actor(self)
+                .map(move |res, act, ctx| match res {
+                    Ok(Some(mut resp)) => {
+                        if !oneway {
+                            resp.opaque = opaque;
+                            resp.flag |= crate::wire::command::FLAG_RESPONSE;
+                            channel.send(resp);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => act.panicked(code, opaque, oneway, ctx),
+                }),
+        );
+    }
+
+    fn panicked(&mut self, code: i32, opaque: i32, oneway: bool, ctx: &mut Context<Self>) {
+        tracing::error!(peer = %self.channel.peer, code, "request handler panicked; closing session");
+        if !oneway {
+            let mut r = RemotingCommand::new_response(
+                response::SYSTEM_ERROR,
+                Some(format!("internal error while serving request code {code}")),
+            );
+            r.opaque = opaque;
+            self.channel.send(r);
+        }
+        // Let the writer flush the error, then end the session.
+        ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
+    }
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        self.channel.close();
+        if let Ok(mut p) = self.channel.pending.lock() {
+            p.clear();
+        }
+        self.processor.closed(&self.channel);
+    }
+}
+
+impl StreamHandler<Result<Inbound, WireError>> for Session {
+    fn handle(&mut self, item: Result<Inbound, WireError>, ctx: &mut Context<Self>) {
+        match item {
+            Ok(Inbound::Command(cmd)) if cmd.is_response() => {
+                let waiter = self.channel.pending.lock().ok().and_then(|mut p| p.remove(&cmd.opaque));
+                if let Some(w) = waiter {
+                    let _ = w.send(cmd);
+                }
+            }
+            Ok(Inbound::Command(cmd)) => self.serve(cmd, ctx),
+            Ok(Inbound::Malformed(e)) => {
+                tracing::warn!(peer = %self.channel.peer, error = %e, "malformed frame");
+                self.channel.send(RemotingCommand::new_response(
+                    response::SYSTEM_ERROR,
+                    Some(format!("malformed request frame: {e}")),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.channel.peer, error = %e, "unreadable stream; closing");
+                let mut r = RemotingCommand::new_response(
+                    response::SYSTEM_ERROR,
+                    Some(format!("closing connection: {e}")),
+                );
+                r.opaque = 0;
+                self.channel.send(r);
+                ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriterDone;
+
+impl Handler<WriterDone> for Session {
+    type Result = ();
+    fn handle(&mut self, _: WriterDone, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Fault injection for supervision tests: a session told to fail.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionFault {
+    pub panic: bool,
+}
+
+impl Handler<SessionFault> for Session {
+    type Result = ();
+    fn handle(&mut self, f: SessionFault, ctx: &mut Context<Self>) {
+        if f.panic {
+            let r = std::panic::catch_unwind(|| panic!("injected session panic"));
+            if r.is_err() {
+                self.panicked(0, 0, true, ctx);
+            }
+        } else {
+            tracing::warn!(peer = %self.channel.peer, "injected session error; closing");
+            ctx.stop();
+        }
+    }
+}
+
+/// Writes queued commands, batching everything already queued into one
+/// vectored write.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<RemotingCommand>) {
+    let mut batch: Vec<RemotingCommand> = Vec::with_capacity(64);
+    let mut heads = BytesMut::with_capacity(16 * 1024);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        heads.clear();
+        let mut ranges = Vec::with_capacity(batch.len());
+        for c in &batch {
+            let start = heads.len();
+            c.encode_head(&mut heads);
+            ranges.push(start..heads.len());
+        }
+        let heads_frozen: Bytes = heads.split().freeze();
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
+        for (c, r) in batch.iter().zip(ranges) {
+            slices.push(IoSlice::new(&heads_frozen[r]));
+            for b in &c.body {
+                if !b.is_empty() {
+                    slices.push(IoSlice::new(b));
+                }
+            }
+        }
+        if write_all_vectored(&mut wr, &mut slices).await.is_err() {
+            return;
+        }
+        drop(slices);
+        batch.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn write_all_vectored(wr: &mut OwnedWriteHalf, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    // Skip leading empty slices and write until everything is out.
+    while !slices.is_empty() {
+        let n = wr.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}

@@ -1,0 +1,39 @@
+//! ActorMQ's own RocketMQ remoting client: connection pool and request
+//! matching ([`remoting`]), name-server routes ([`route`]), a producer
+//! ([`producer`]), pull-based consumption and offsets ([`pull`]) and a few
+//! admin calls ([`admin`]). Used by the CLI, benchmarks and black-box tests.
+//!
+//! Everything shares one [`route::Routes`] context (remoting client, name
+//! servers, route cache); build one and hand clones to each role to share
+//! connections.
+
+pub mod admin;
+pub mod producer;
+pub mod pull;
+pub mod remoting;
+pub mod route;
+
+pub use admin::{Admin, TopicTarget};
+pub use producer::{Message, Producer, SendResult, SendStatus};
+pub use pull::{PullConsumer, PullResult, PullStatus};
+pub use remoting::{expect_code, ClientConfig, ClientError, RemotingClient, RequestHandler};
+pub use route::{Routes, TopicRoute};
+
+/// A Java-style client id, `ip@pid#nanos`, stable for the process.
+pub fn client_id() -> String {
+    use std::sync::OnceLock;
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let ip = std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("8.8.8.8:80").map(|_| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|_| "127.0.0.1".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        format!("{ip}@{}#{nanos}", std::process::id())
+    })
+    .clone()
+}

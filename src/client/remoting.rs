@@ -1,0 +1,586 @@
+//! Remoting client: request/response over pooled TCP connections
+//! (protocol.md §1.1, §1.5).
+//!
+//! One connection per address, opened lazily on first use and reused. Each
+//! connection has a writer task (fed through a channel, so any number of
+//! requests can be in flight at once) and a reader task that completes
+//! pending calls by `opaque` and hands server-initiated requests
+//! (`NOTIFY_CONSUMER_IDS_CHANGED`, `CHECK_TRANSACTION_STATE`, ...) to the
+//! registered handler. A broken connection fails all its pending calls at
+//! once and is dropped from the pool, so the next call reconnects.
+//!
+//! Only `tokio::spawn` is used, so the client works inside an actix system
+//! (current-thread runtime) as well as on a multi-thread tokio runtime.
+//! Used by the rest of `crate::client`, the CLI and broker→namesrv code.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::task::AbortHandle;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::wire::codes::response;
+use crate::wire::command::{FLAG_ONEWAY, FLAG_RESPONSE};
+use crate::wire::message::MessageError;
+use crate::wire::{FrameCodec, Inbound, RemotingCommand, WireError};
+
+/// Errors of remote calls.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("request to {addr} timed out after {millis} ms")]
+    Timeout { addr: String, millis: u64 },
+    #[error("connection to {addr} closed")]
+    Closed { addr: String },
+    #[error("wire: {0}")]
+    Wire(#[from] WireError),
+    #[error("remote error {code}: {remark}")]
+    Remote { code: i32, remark: String },
+    /// No usable route (no name server answer, no writable queue, ...).
+    #[error("no route: {0}")]
+    NoRoute(String),
+    /// A message body (pull result, batch) that does not decode or encode.
+    #[error("message codec: {0}")]
+    Message(#[from] MessageError),
+    /// Bad caller input (empty batch, mixed topics, ...).
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl ClientError {
+    /// Builds `Remote` from an unexpected response.
+    pub fn remote(resp: &RemotingCommand) -> ClientError {
+        ClientError::Remote {
+            code: resp.code,
+            remark: resp.remark.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The remote response code, if this is a `Remote` error.
+    pub fn remote_code(&self) -> Option<i32> {
+        match self {
+            ClientError::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Fails with [`ClientError::Remote`] unless the response code is one of `ok`.
+pub fn expect_code(resp: RemotingCommand, ok: &[i32]) -> Result<RemotingCommand, ClientError> {
+    if ok.contains(&resp.code) {
+        Ok(resp)
+    } else {
+        Err(ClientError::remote(&resp))
+    }
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub connect_timeout: Duration,
+    /// Timeout callers use when they have no better idea (3 s, like Java).
+    pub default_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(3),
+            default_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Handler for requests the server sends us; a returned command is sent back
+/// as the response (opaque and response flag are filled in here).
+pub type RequestHandler =
+    Arc<dyn Fn(String, RemotingCommand) -> Option<RemotingCommand> + Send + Sync>;
+
+type Reply = oneshot::Sender<Result<RemotingCommand, ClientError>>;
+type Slot = Arc<OnceCell<Arc<Conn>>>;
+
+/// Process-wide request id counter (Java: one static atomic).
+static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(0);
+
+fn next_opaque() -> i32 {
+    NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Outbound queue depth per connection; senders wait when it is full.
+const WRITE_QUEUE: usize = 8192;
+
+/// A pooled, pipelining remoting client. Cheap to clone.
+#[derive(Clone)]
+pub struct RemotingClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    conns: Mutex<HashMap<String, Slot>>,
+    handler: Arc<RwLock<Option<RequestHandler>>>,
+    shut: AtomicBool,
+}
+
+/// One live TCP connection.
+struct Conn {
+    addr: String,
+    tx: mpsc::Sender<RemotingCommand>,
+    pending: Mutex<HashMap<i32, Reply>>,
+    closed: AtomicBool,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Conn {
+    /// Marks the connection dead, fails every pending call and stops its
+    /// tasks. Idempotent.
+    fn fail(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let drained: Vec<Reply> = lock(&self.pending).drain().map(|(_, r)| r).collect();
+        for r in drained {
+            let _ = r.send(Err(ClientError::Closed {
+                addr: self.addr.clone(),
+            }));
+        }
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Poison-tolerant lock: a panic elsewhere must not wedge the client.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes a pending entry when the call finishes or is cancelled.
+struct PendingGuard<'a> {
+    conn: &'a Conn,
+    opaque: i32,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.conn.pending).remove(&self.opaque);
+    }
+}
+
+impl RemotingClient {
+    pub fn new(config: ClientConfig) -> Self {
+        RemotingClient {
+            inner: Arc::new(Inner {
+                config,
+                conns: Mutex::new(HashMap::new()),
+                handler: Arc::new(RwLock::new(None)),
+                shut: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// Sends `cmd` to `addr` and waits for the matching response. The
+    /// response is returned whatever its code; see [`expect_code`].
+    pub async fn invoke(
+        &self,
+        addr: &str,
+        mut cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, ClientError> {
+        let timed_out = || ClientError::Timeout {
+            addr: addr.to_string(),
+            millis: timeout.as_millis() as u64,
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let conn = tokio::time::timeout_at(deadline, self.conn(addr))
+            .await
+            .map_err(|_| timed_out())??;
+        let opaque = next_opaque();
+        cmd.opaque = opaque;
+        cmd.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        lock(&conn.pending).insert(opaque, reply_tx);
+        let _guard = PendingGuard {
+            conn: &conn,
+            opaque,
+        };
+        // `fail` sets `closed` before draining: checking after the insert
+        // means a call is never left behind in a dead connection's map.
+        if conn.closed.load(Ordering::Acquire) {
+            return Err(self.closed(addr));
+        }
+        let call = async {
+            conn.tx.send(cmd).await.map_err(|_| self.closed(addr))?;
+            match reply_rx.await {
+                Ok(r) => r,
+                Err(_) => Err(self.closed(addr)),
+            }
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+            Ok(r) => r,
+            Err(_) => Err(timed_out()),
+        }
+    }
+
+    /// Sends `cmd` one-way (flag bit 1): no response is expected. Returns
+    /// once the command is queued on the connection.
+    pub async fn invoke_oneway(&self, addr: &str, mut cmd: RemotingCommand) -> Result<(), ClientError> {
+        let conn = tokio::time::timeout(self.inner.config.default_timeout, self.conn(addr))
+            .await
+            .map_err(|_| ClientError::Timeout {
+                addr: addr.to_string(),
+                millis: self.inner.config.default_timeout.as_millis() as u64,
+            })??;
+        cmd.opaque = next_opaque();
+        cmd.flag = (cmd.flag & !FLAG_RESPONSE) | FLAG_ONEWAY;
+        conn.tx.send(cmd).await.map_err(|_| self.closed(addr))
+    }
+
+    /// Installs the handler for server→client requests.
+    pub fn set_request_handler(&self, h: RequestHandler) {
+        *self.inner.handler.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// Closes the connection to `addr` (pending calls fail with `Closed`).
+    pub fn close(&self, addr: &str) {
+        let slot = lock(&self.inner.conns).remove(addr);
+        if let Some(conn) = slot.and_then(|s| s.get().cloned()) {
+            conn.fail();
+        }
+    }
+
+    /// Closes every connection; later calls fail with `Closed`.
+    pub fn shutdown(&self) {
+        self.inner.shut.store(true, Ordering::Release);
+        let slots: Vec<Slot> = lock(&self.inner.conns).drain().map(|(_, s)| s).collect();
+        for s in slots {
+            if let Some(conn) = s.get() {
+                conn.fail();
+            }
+        }
+    }
+
+    /// Addresses with an open (or opening) connection.
+    pub fn connected_addrs(&self) -> Vec<String> {
+        lock(&self.inner.conns).keys().cloned().collect()
+    }
+
+    fn closed(&self, addr: &str) -> ClientError {
+        ClientError::Closed {
+            addr: addr.to_string(),
+        }
+    }
+
+    /// The live connection to `addr`, connecting if needed. Concurrent
+    /// callers share one connection attempt.
+    async fn conn(&self, addr: &str) -> Result<Arc<Conn>, ClientError> {
+        loop {
+            if self.inner.shut.load(Ordering::Acquire) {
+                return Err(self.closed(addr));
+            }
+            let slot: Slot = lock(&self.inner.conns)
+                .entry(addr.to_string())
+                .or_default()
+                .clone();
+            let conn = slot
+                .get_or_try_init(|| self.connect(addr, slot.clone()))
+                .await?
+                .clone();
+            if !conn.closed.load(Ordering::Acquire) {
+                return Ok(conn);
+            }
+            // Dead but not yet removed: drop the slot and retry.
+            remove_slot(&self.inner.conns, addr, &slot);
+        }
+    }
+
+    async fn connect(&self, addr: &str, slot: Slot) -> Result<Arc<Conn>, ClientError> {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let stream = tokio::time::timeout(self.inner.config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err("connect timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let conn = Arc::new(Conn {
+            addr: addr.to_string(),
+            tx,
+            pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let pool = Arc::downgrade(&self.inner);
+        let writer = tokio::spawn(write_loop(
+            conn.clone(),
+            FramedWrite::new(wr, FrameCodec::default()),
+            rx,
+            pool.clone(),
+            slot.clone(),
+        ));
+        let reader = tokio::spawn(read_loop(
+            conn.clone(),
+            FramedRead::new(rd, FrameCodec::default()),
+            self.inner.handler.clone(),
+            pool,
+            slot,
+        ));
+        lock(&conn.tasks).extend([writer.abort_handle(), reader.abort_handle()]);
+        tracing::debug!(addr, "remoting connection opened");
+        Ok(conn)
+    }
+}
+
+/// Removes `slot` from the pool if it is still the one registered for `addr`.
+fn remove_slot(conns: &Mutex<HashMap<String, Slot>>, addr: &str, slot: &Slot) {
+    let mut map = lock(conns);
+    if map.get(addr).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+        map.remove(addr);
+    }
+}
+
+/// Tears a connection down after an I/O failure or EOF.
+fn broken(conn: &Conn, pool: &std::sync::Weak<Inner>, slot: &Slot) {
+    if let Some(inner) = pool.upgrade() {
+        remove_slot(&inner.conns, &conn.addr, slot);
+    }
+    conn.fail();
+}
+
+async fn write_loop(
+    conn: Arc<Conn>,
+    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+    mut rx: mpsc::Receiver<RemotingCommand>,
+    pool: std::sync::Weak<Inner>,
+    slot: Slot,
+) {
+    while let Some(cmd) = rx.recv().await {
+        // Coalesce whatever is already queued into one flush.
+        let mut res = sink.feed(cmd).await;
+        while res.is_ok() {
+            match rx.try_recv() {
+                Ok(more) => res = sink.feed(more).await,
+                Err(_) => break,
+            }
+        }
+        if res.is_ok() {
+            res = sink.flush().await;
+        }
+        if let Err(e) = res {
+            tracing::debug!(addr = %conn.addr, error = %e, "remoting write failed");
+            break;
+        }
+    }
+    broken(&conn, &pool, &slot);
+}
+
+async fn read_loop(
+    conn: Arc<Conn>,
+    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    handler: Arc<RwLock<Option<RequestHandler>>>,
+    pool: std::sync::Weak<Inner>,
+    slot: Slot,
+) {
+    while let Some(item) = frames.next().await {
+        let cmd = match item {
+            Ok(Inbound::Command(cmd)) => cmd,
+            Ok(Inbound::Malformed(e)) => {
+                tracing::warn!(addr = %conn.addr, error = %e, "malformed frame from server");
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(addr = %conn.addr, error = %e, "remoting read failed");
+                break;
+            }
+        };
+        if cmd.is_response() {
+            let waiter = lock(&conn.pending).remove(&cmd.opaque);
+            match waiter {
+                Some(w) => {
+                    let _ = w.send(Ok(cmd));
+                }
+                None => tracing::debug!(addr = %conn.addr, opaque = cmd.opaque, "unmatched response"),
+            }
+            continue;
+        }
+        serve_request(&conn, &handler, cmd);
+    }
+    broken(&conn, &pool, &slot);
+}
+
+/// Runs the handler for a server→client request and queues its answer.
+fn serve_request(conn: &Conn, handler: &RwLock<Option<RequestHandler>>, req: RemotingCommand) {
+    let oneway = req.is_oneway();
+    let opaque = req.opaque;
+    let code = req.code;
+    let h = handler.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let answer = match h {
+        Some(h) => h(conn.addr.clone(), req),
+        None => Some(
+            RemotingCommand::new_response(response::REQUEST_CODE_NOT_SUPPORTED, None)
+                .with_remark(format!(" request type {code} not supported")),
+        ),
+    };
+    if oneway {
+        return;
+    }
+    if let Some(mut resp) = answer {
+        resp.opaque = opaque;
+        resp.flag = (resp.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
+        if conn.tx.try_send(resp).is_err() {
+            tracing::warn!(addr = %conn.addr, code, "cannot queue response to server request");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::join_all;
+    use tokio::net::TcpListener;
+    use tokio_util::codec::Framed;
+
+    const HOLD_100: i32 = 100;
+    const ECHO: i32 = 1;
+    const SILENT: i32 = 999;
+    const HANG_UP: i32 = 998;
+    const CALL_BACK: i32 = 50;
+
+    /// A fake server: echoes requests with their opaque; holds HOLD_100
+    /// requests until 100 are in and answers them in reverse order; never
+    /// answers SILENT; drops the connection on HANG_UP; on CALL_BACK asks the
+    /// client a question first and echoes the client's answer.
+    async fn fake_server() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut io = Framed::new(sock, FrameCodec::default());
+                    let mut held = Vec::new();
+                    let mut waiting_callback: Option<RemotingCommand> = None;
+                    while let Some(Ok(Inbound::Command(cmd))) = io.next().await {
+                        if cmd.is_response() {
+                            if let Some(orig) = waiting_callback.take() {
+                                let r = RemotingCommand::response_to(&orig, 0)
+                                    .with_body(cmd.body_bytes());
+                                io.send(r).await.unwrap();
+                            }
+                            continue;
+                        }
+                        match cmd.code {
+                            HOLD_100 => {
+                                held.push(cmd);
+                                if held.len() == 100 {
+                                    for c in held.drain(..).rev() {
+                                        let r = RemotingCommand::response_to(&c, 0)
+                                            .with_body(c.body_bytes());
+                                        io.feed(r).await.unwrap();
+                                    }
+                                    io.flush().await.unwrap();
+                                }
+                            }
+                            SILENT => {}
+                            HANG_UP => return,
+                            CALL_BACK => {
+                                let mut q = RemotingCommand::request(39);
+                                q.opaque = 777;
+                                waiting_callback = Some(cmd);
+                                io.send(q).await.unwrap();
+                            }
+                            _ => {
+                                let r = RemotingCommand::response_to(&cmd, 0)
+                                    .with_body(cmd.body_bytes());
+                                io.send(r).await.unwrap();
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pipelining_timeout_and_broken_connection() {
+        let addr = fake_server().await;
+        let client = RemotingClient::new(ClientConfig::default());
+        let t = Duration::from_secs(5);
+
+        // 100 concurrent calls: the server answers only once all 100 are
+        // in, so they must all be in flight on the one connection.
+        let calls = (0..100).map(|i| {
+            let client = client.clone();
+            let addr = addr.clone();
+            async move {
+                let req = RemotingCommand::request(HOLD_100).with_body(format!("m{i}"));
+                let resp = client.invoke(&addr, req, t).await.unwrap();
+                assert_eq!(resp.body_bytes(), format!("m{i}").as_bytes());
+            }
+        });
+        join_all(calls).await;
+        assert_eq!(client.connected_addrs(), vec![addr.clone()]);
+
+        // A timeout leaves no pending entry behind.
+        let err = client
+            .invoke(&addr, RemotingCommand::request(SILENT), Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
+        let conn = client.conn(&addr).await.unwrap();
+        assert!(lock(&conn.pending).is_empty());
+
+        // Server→client request with a handler.
+        client.set_request_handler(Arc::new(|_addr, req: RemotingCommand| {
+            Some(RemotingCommand::response_to(&req, 0).with_body("pong"))
+        }));
+        let resp = client.invoke(&addr, RemotingCommand::request(CALL_BACK), t).await.unwrap();
+        assert_eq!(resp.body_bytes(), &b"pong"[..]);
+
+        // A broken connection fails every pending call at once.
+        let silent = (0..10).map(|_| {
+            let client = client.clone();
+            let addr = addr.clone();
+            async move { client.invoke(&addr, RemotingCommand::request(SILENT), t).await }
+        });
+        let silent = tokio::spawn(join_all(silent));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let _ = client.invoke(&addr, RemotingCommand::request(HANG_UP), t).await;
+        for r in silent.await.unwrap() {
+            assert!(matches!(r, Err(ClientError::Closed { .. })), "{r:?}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        // ... and the next call reconnects.
+        let resp = client
+            .invoke(&addr, RemotingCommand::request(ECHO).with_body("again"), t)
+            .await
+            .unwrap();
+        assert_eq!(resp.body_bytes(), &b"again"[..]);
+
+        // Connect errors are typed.
+        client.shutdown();
+        let err = client.invoke(&addr, RemotingCommand::request(ECHO), t).await.unwrap_err();
+        assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+        let fresh = RemotingClient::new(ClientConfig::default());
+        let err = fresh
+            .invoke("127.0.0.1:1", RemotingCommand::request(ECHO), t)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    }
+}

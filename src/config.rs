@@ -1,0 +1,356 @@
+//! Configuration in RocketMQ's properties format (`broker.conf`,
+//! `namesrv.conf`): `key=value` lines, `#`/`!` comments, RocketMQ key names.
+//!
+//! Raw text is parsed into a key → value map first, then validated into typed
+//! configs; unknown keys are kept and ignored (so a RocketMQ user's existing
+//! file loads), and `-p/--print-config` prints the effective values.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("bad value for {key}: {value:?} ({why})")]
+    BadValue { key: String, value: String, why: &'static str },
+}
+
+/// Parses Java properties text (the subset RocketMQ configs use, plus line
+/// continuations with a trailing backslash).
+pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut pending = String::new();
+    for raw in text.lines() {
+        let line = raw.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let sep = entry.find(['=', ':']);
+        let (k, v) = match sep {
+            Some(i) => (&entry[..i], &entry[i + 1..]),
+            None => (entry.as_str(), ""),
+        };
+        let k = k.trim();
+        if !k.is_empty() {
+            out.insert(k.to_owned(), v.trim().to_owned());
+        }
+    }
+    out
+}
+
+pub fn load_properties(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|t| parse_properties(&t))
+        .map_err(|e| ConfigError::Read(path.to_owned(), e))
+}
+
+fn get<T: std::str::FromStr>(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    slot: &mut T,
+) -> Result<(), ConfigError> {
+    if let Some(v) = map.get(key) {
+        *slot = v.trim().parse().map_err(|_| ConfigError::BadValue {
+            key: key.to_owned(),
+            value: v.clone(),
+            why: "not a valid value of this type",
+        })?;
+    }
+    Ok(())
+}
+
+fn home_store() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("store")
+}
+
+/// Name-server settings.
+#[derive(Debug, Clone)]
+pub struct NamesrvConfig {
+    pub listen_port: u16,
+    pub listen_addr: String,
+    /// How long a silent broker stays registered (RocketMQ: 120 s).
+    pub broker_expire_ms: u64,
+    /// How often expired brokers are swept (RocketMQ: 5 s).
+    pub scan_interval_ms: u64,
+    pub kv_config_path: PathBuf,
+}
+
+impl Default for NamesrvConfig {
+    fn default() -> Self {
+        NamesrvConfig {
+            listen_port: 9876,
+            listen_addr: "0.0.0.0".into(),
+            broker_expire_ms: 120_000,
+            scan_interval_ms: 5_000,
+            kv_config_path: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("namesrv/kvConfig.json"),
+        }
+    }
+}
+
+impl NamesrvConfig {
+    pub fn apply(&mut self, m: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        get(m, "listenPort", &mut self.listen_port)?;
+        get(m, "listenAddr", &mut self.listen_addr)?;
+        get(m, "brokerExpireMillis", &mut self.broker_expire_ms)?;
+        get(m, "scanNotActiveBrokerInterval", &mut self.scan_interval_ms)?;
+        if let Some(p) = m.get("kvConfigPath") {
+            self.kv_config_path = PathBuf::from(p);
+        }
+        Ok(())
+    }
+
+    pub fn print(&self) -> String {
+        format!(
+            "listenPort={}\nlistenAddr={}\nbrokerExpireMillis={}\nscanNotActiveBrokerInterval={}\nkvConfigPath={}\n",
+            self.listen_port,
+            self.listen_addr,
+            self.broker_expire_ms,
+            self.scan_interval_ms,
+            self.kv_config_path.display()
+        )
+    }
+}
+
+/// Broker settings, with RocketMQ's key names and defaults.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub broker_cluster_name: String,
+    pub broker_name: String,
+    pub broker_id: i64,
+    pub broker_ip1: String,
+    pub listen_port: u16,
+    pub listen_addr: String,
+    pub namesrv_addr: String,
+    pub store_path_root_dir: PathBuf,
+    pub flush_disk_type: String,
+    pub broker_role: String,
+    pub auto_create_topic_enable: bool,
+    pub auto_create_subscription_group: bool,
+    pub default_topic_queue_nums: i32,
+    pub maped_file_size_commit_log: u64,
+    pub maped_file_size_consume_queue: u64,
+    pub file_reserved_time: u64,
+    pub delete_when: String,
+    pub flush_interval_commit_log: u64,
+    pub sync_flush_timeout: u64,
+    pub max_message_size: usize,
+    pub register_broker_interval_ms: u64,
+    pub long_polling_enable: bool,
+    pub short_polling_time_mills: u64,
+    pub client_channel_expire_ms: u64,
+    pub fault_injection_enable: bool,
+    pub flush_consumer_offset_interval: u64,
+    /// Session arbiters (threads); 0 = one per core.
+    pub io_threads: usize,
+    pub unknown: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: "broker-a".into(),
+            broker_id: 0,
+            broker_ip1: "127.0.0.1".into(),
+            listen_port: 10911,
+            listen_addr: "0.0.0.0".into(),
+            namesrv_addr: std::env::var("NAMESRV_ADDR").unwrap_or_default(),
+            store_path_root_dir: home_store(),
+            flush_disk_type: "ASYNC_FLUSH".into(),
+            broker_role: "ASYNC_MASTER".into(),
+            auto_create_topic_enable: true,
+            auto_create_subscription_group: true,
+            default_topic_queue_nums: 8,
+            maped_file_size_commit_log: 1024 * 1024 * 1024,
+            maped_file_size_consume_queue: 300_000 * 20,
+            file_reserved_time: 72,
+            delete_when: "04".into(),
+            flush_interval_commit_log: 500,
+            sync_flush_timeout: 5_000,
+            max_message_size: 4 * 1024 * 1024,
+            register_broker_interval_ms: 30_000,
+            long_polling_enable: true,
+            short_polling_time_mills: 1_000,
+            client_channel_expire_ms: 120_000,
+            fault_injection_enable: false,
+            flush_consumer_offset_interval: 5_000,
+            io_threads: 0,
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+const BROKER_KEYS: &[&str] = &[
+    "brokerClusterName",
+    "brokerName",
+    "brokerId",
+    "brokerIP1",
+    "listenPort",
+    "listenAddr",
+    "namesrvAddr",
+    "storePathRootDir",
+    "flushDiskType",
+    "brokerRole",
+    "autoCreateTopicEnable",
+    "autoCreateSubscriptionGroup",
+    "defaultTopicQueueNums",
+    "mapedFileSizeCommitLog",
+    "mappedFileSizeCommitLog",
+    "mapedFileSizeConsumeQueue",
+    "mappedFileSizeConsumeQueue",
+    "fileReservedTime",
+    "deleteWhen",
+    "flushIntervalCommitLog",
+    "syncFlushTimeout",
+    "maxMessageSize",
+    "registerBrokerIntervalMs",
+    "longPollingEnable",
+    "shortPollingTimeMills",
+    "clientChannelExpireMillis",
+    "faultInjectionEnable",
+    "flushConsumerOffsetInterval",
+    "ioThreads",
+];
+
+impl BrokerConfig {
+    pub fn apply(&mut self, m: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        get(m, "brokerClusterName", &mut self.broker_cluster_name)?;
+        get(m, "brokerName", &mut self.broker_name)?;
+        get(m, "brokerId", &mut self.broker_id)?;
+        get(m, "brokerIP1", &mut self.broker_ip1)?;
+        get(m, "listenPort", &mut self.listen_port)?;
+        get(m, "listenAddr", &mut self.listen_addr)?;
+        get(m, "namesrvAddr", &mut self.namesrv_addr)?;
+        if let Some(p) = m.get("storePathRootDir") {
+            self.store_path_root_dir = expand_home(p);
+        }
+        get(m, "flushDiskType", &mut self.flush_disk_type)?;
+        get(m, "brokerRole", &mut self.broker_role)?;
+        get(m, "autoCreateTopicEnable", &mut self.auto_create_topic_enable)?;
+        get(m, "autoCreateSubscriptionGroup", &mut self.auto_create_subscription_group)?;
+        get(m, "defaultTopicQueueNums", &mut self.default_topic_queue_nums)?;
+        get(m, "mapedFileSizeCommitLog", &mut self.maped_file_size_commit_log)?;
+        get(m, "mappedFileSizeCommitLog", &mut self.maped_file_size_commit_log)?;
+        get(m, "mapedFileSizeConsumeQueue", &mut self.maped_file_size_consume_queue)?;
+        get(m, "mappedFileSizeConsumeQueue", &mut self.maped_file_size_consume_queue)?;
+        get(m, "fileReservedTime", &mut self.file_reserved_time)?;
+        get(m, "deleteWhen", &mut self.delete_when)?;
+        get(m, "flushIntervalCommitLog", &mut self.flush_interval_commit_log)?;
+        get(m, "syncFlushTimeout", &mut self.sync_flush_timeout)?;
+        get(m, "maxMessageSize", &mut self.max_message_size)?;
+        get(m, "registerBrokerIntervalMs", &mut self.register_broker_interval_ms)?;
+        get(m, "longPollingEnable", &mut self.long_polling_enable)?;
+        get(m, "shortPollingTimeMills", &mut self.short_polling_time_mills)?;
+        get(m, "clientChannelExpireMillis", &mut self.client_channel_expire_ms)?;
+        get(m, "faultInjectionEnable", &mut self.fault_injection_enable)?;
+        get(m, "flushConsumerOffsetInterval", &mut self.flush_consumer_offset_interval)?;
+        get(m, "ioThreads", &mut self.io_threads)?;
+        for (k, v) in m {
+            if !BROKER_KEYS.contains(&k.as_str()) {
+                self.unknown.insert(k.clone(), v.clone());
+            }
+        }
+        if !matches!(self.flush_disk_type.as_str(), "ASYNC_FLUSH" | "SYNC_FLUSH") {
+            return Err(ConfigError::BadValue {
+                key: "flushDiskType".into(),
+                value: self.flush_disk_type.clone(),
+                why: "expected ASYNC_FLUSH or SYNC_FLUSH",
+            });
+        }
+        if self.default_topic_queue_nums < 1 {
+            return Err(ConfigError::BadValue {
+                key: "defaultTopicQueueNums".into(),
+                value: self.default_topic_queue_nums.to_string(),
+                why: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+
+    pub fn is_sync_flush(&self) -> bool {
+        self.flush_disk_type == "SYNC_FLUSH"
+    }
+
+    /// The address clients and name servers are told to use.
+    pub fn broker_addr(&self) -> String {
+        format!("{}:{}", self.broker_ip1, self.listen_port)
+    }
+
+    pub fn print(&self) -> String {
+        let mut s = String::new();
+        let mut line = |k: &str, v: String| {
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&v);
+            s.push('\n');
+        };
+        line("brokerClusterName", self.broker_cluster_name.clone());
+        line("brokerName", self.broker_name.clone());
+        line("brokerId", self.broker_id.to_string());
+        line("brokerIP1", self.broker_ip1.clone());
+        line("listenPort", self.listen_port.to_string());
+        line("namesrvAddr", self.namesrv_addr.clone());
+        line("storePathRootDir", self.store_path_root_dir.display().to_string());
+        line("flushDiskType", self.flush_disk_type.clone());
+        line("brokerRole", self.broker_role.clone());
+        line("autoCreateTopicEnable", self.auto_create_topic_enable.to_string());
+        line("defaultTopicQueueNums", self.default_topic_queue_nums.to_string());
+        line("mapedFileSizeCommitLog", self.maped_file_size_commit_log.to_string());
+        line("mapedFileSizeConsumeQueue", self.maped_file_size_consume_queue.to_string());
+        line("fileReservedTime", self.file_reserved_time.to_string());
+        line("deleteWhen", self.delete_when.clone());
+        line("flushIntervalCommitLog", self.flush_interval_commit_log.to_string());
+        line("syncFlushTimeout", self.sync_flush_timeout.to_string());
+        line("maxMessageSize", self.max_message_size.to_string());
+        line("longPollingEnable", self.long_polling_enable.to_string());
+        s
+    }
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(h) = std::env::var_os("HOME") {
+            return PathBuf::from(h).join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rocketmq_broker_conf() {
+        let text = "# comment\nbrokerClusterName = DefaultCluster\nbrokerName=broker-b\nbrokerId=0\n\
+                    deleteWhen=04\nfileReservedTime=48\nbrokerRole=ASYNC_MASTER\n\
+                    flushDiskType=SYNC_FLUSH\nnamesrvAddr=127.0.0.1:9876;127.0.0.1:9877\n\
+                    someJavaOnlyKey=\\\n  continued\n";
+        let m = parse_properties(text);
+        let mut c = BrokerConfig::default();
+        c.apply(&m).unwrap();
+        assert_eq!(c.broker_name, "broker-b");
+        assert_eq!(c.file_reserved_time, 48);
+        assert!(c.is_sync_flush());
+        assert_eq!(c.unknown.get("someJavaOnlyKey").map(String::as_str), Some("continued"));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let m = parse_properties("listenPort=notaport\n");
+        assert!(BrokerConfig::default().apply(&m).is_err());
+    }
+}

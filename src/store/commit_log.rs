@@ -1,0 +1,412 @@
+//! The commit log: one append-only stream of encoded records split into
+//! fixed-size mapped segments (protocol.md §5.2).
+//!
+//! [`CommitLog`] is the single writer (owned by one actor). It copies each
+//! record into the current segment, patches PHYSICALOFFSET, and publishes the
+//! new end with a Release store. [`CommitLogReader`] (cheap to clone, shared by
+//! any thread) hands out zero-copy `Bytes` below the published end only; the
+//! segment list behind an `RwLock` is write-locked only on a segment switch.
+
+use super::config::StoreConfig;
+use super::error::{Result, StoreError};
+use super::mapped_file::{Segment, SegmentSlice};
+use crate::wire::message::{self, BLANK_LEN, BLANK_MAGIC, PHYS_OFFSET_POS};
+use bytes::Bytes;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+/// State shared by the writer, readers and the flusher.
+#[derive(Debug)]
+pub(crate) struct LogShared {
+    pub(crate) segments: RwLock<Vec<Arc<Segment>>>,
+    /// Published end of valid data (next write position).
+    pub(crate) max_offset: AtomicI64,
+    pub(crate) min_offset: AtomicI64,
+    /// Everything below is durable.
+    pub(crate) flushed: AtomicI64,
+    /// STORETIMESTAMP of the last appended record (for the checkpoint).
+    pub(crate) last_store_timestamp: AtomicI64,
+    pub(crate) seg_size: i64,
+}
+
+impl LogShared {
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn segment_for(&self, offset: i64) -> Option<Arc<Segment>> {
+        let segs = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let first = segs.first()?.start();
+        if offset < first {
+            return None;
+        }
+        segs.get(((offset - first) / self.seg_size) as usize)
+            .cloned()
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub phys_offset: i64,
+    pub size: i32,
+    /// `phys_offset + size`: pass to `Flusher::flush_waiter`.
+    pub end_offset: i64,
+}
+
+/// The single writer of the commit log.
+pub struct CommitLog {
+    dir: PathBuf,
+    shared: Arc<LogShared>,
+    current: Arc<Segment>,
+    /// Next write position (global), == published max offset between calls.
+    write_pos: i64,
+    next: Option<(i64, JoinHandle<Result<Segment>>)>,
+    max_record: usize,
+    preallocate: bool,
+}
+
+impl CommitLog {
+    /// Opens the commit log, validating the tail (see `recovery`); consume
+    /// queues are not touched. Use [`super::recover`] to open everything.
+    pub fn open(cfg: &StoreConfig) -> Result<CommitLog> {
+        super::recovery::open_commit_log(cfg)
+    }
+
+    /// Builds the writer over already validated segments with data up to `end`.
+    pub(crate) fn from_parts(
+        cfg: &StoreConfig,
+        mut segs: Vec<Arc<Segment>>,
+        end: i64,
+    ) -> Result<CommitLog> {
+        let dir = cfg.commitlog_dir();
+        let size = cfg.commitlog_file_size;
+        let seg_size = size as i64;
+        if !segs.last().is_some_and(|s| end < s.end()) {
+            // No segment holds `end` (fresh store, or data ends exactly at a
+            // segment boundary): start the next one now.
+            let start = end - end.rem_euclid(seg_size);
+            segs.push(Arc::new(Segment::create(
+                &dir,
+                start,
+                size,
+                cfg.preallocate,
+            )?));
+        }
+        let current = segs.last().cloned().ok_or_else(|| StoreError::Corrupt {
+            path: dir.clone(),
+            reason: "no commit log segment".into(),
+        })?;
+        let min = segs.first().map_or(0, |s| s.start());
+        let shared = Arc::new(LogShared {
+            segments: RwLock::new(segs),
+            max_offset: AtomicI64::new(end),
+            min_offset: AtomicI64::new(min),
+            flushed: AtomicI64::new(end),
+            last_store_timestamp: AtomicI64::new(0),
+            seg_size,
+        });
+        let mut log = CommitLog {
+            dir,
+            shared,
+            current,
+            write_pos: end,
+            next: None,
+            max_record: cfg.max_record_len().min(size as usize - BLANK_LEN),
+            preallocate: cfg.preallocate,
+        };
+        log.prepare_next();
+        Ok(log)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<LogShared> {
+        &self.shared
+    }
+
+    /// A reader sharing this log's segments.
+    pub fn reader(&self) -> CommitLogReader {
+        CommitLogReader {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Next write position.
+    pub fn max_offset(&self) -> i64 {
+        self.write_pos
+    }
+
+    pub fn min_offset(&self) -> i64 {
+        self.shared.min_offset.load(Ordering::Acquire)
+    }
+
+    /// Largest record `append` accepts.
+    pub fn max_record_len(&self) -> usize {
+        self.max_record
+    }
+
+    /// Starts creating the following segment in the background.
+    fn prepare_next(&mut self) {
+        let start = self.current.end();
+        if self.next.as_ref().is_some_and(|(s, _)| *s == start) {
+            return;
+        }
+        let (dir, size, pre) = (
+            self.dir.clone(),
+            self.current.size() as u64,
+            self.preallocate,
+        );
+        let handle = std::thread::Builder::new()
+            .name("commitlog-alloc".into())
+            .spawn(move || Segment::create(&dir, start, size, pre));
+        // If no thread can be spawned the switch creates the file inline.
+        self.next = handle.ok().map(|h| (start, h));
+    }
+
+    /// The segment following the current one (from the background job if it
+    /// succeeded, else created now).
+    fn take_next(&mut self) -> Result<Segment> {
+        let start = self.current.end();
+        if let Some((s, h)) = self.next.take() {
+            if s == start {
+                if let Ok(Ok(seg)) = h.join() {
+                    return Ok(seg);
+                }
+            }
+        }
+        Segment::create(
+            &self.dir,
+            start,
+            self.current.size() as u64,
+            self.preallocate,
+        )
+    }
+
+    /// Moves to the next segment, closing the current one with a blank filler.
+    fn roll(&mut self) -> Result<()> {
+        let next = Arc::new(self.take_next()?);
+        let pos = (self.write_pos - self.current.start()) as usize;
+        let remaining = self.current.size() - pos;
+        let mut blank = [0u8; BLANK_LEN];
+        blank[..4].copy_from_slice(&(remaining as i32).to_be_bytes());
+        blank[4..].copy_from_slice(&BLANK_MAGIC.to_be_bytes());
+        // SAFETY: single writer; `pos..` lies above the published end.
+        unsafe { self.current.write_at(pos, &blank) };
+        self.shared
+            .segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(next.clone());
+        self.current = next;
+        self.write_pos = self.current.start();
+        self.prepare_next();
+        Ok(())
+    }
+
+    fn append_inner(&mut self, record: &mut [u8]) -> Result<AppendResult> {
+        let len = record.len();
+        if len > self.max_record {
+            return Err(StoreError::RecordTooLarge {
+                size: len,
+                max: self.max_record,
+            });
+        }
+        let h = message::peek_record_header(record)?;
+        if h.is_blank() || h.total_size as usize != len {
+            return Err(StoreError::InvalidRecord(
+                message::MessageError::SizeMismatch {
+                    offset: 0,
+                    declared: h.total_size.max(0) as usize,
+                    actual: len,
+                },
+            ));
+        }
+        let mut pos = (self.write_pos - self.current.start()) as usize;
+        if len + BLANK_LEN > self.current.size() - pos {
+            self.roll()?;
+            pos = 0;
+        }
+        let phys = self.write_pos;
+        record[PHYS_OFFSET_POS..PHYS_OFFSET_POS + 8].copy_from_slice(&phys.to_be_bytes());
+        // SAFETY: single writer; the range is above the published end.
+        unsafe { self.current.write_at(pos, record) };
+        if let Ok(ts) = message::peek_store_timestamp(record) {
+            self.shared
+                .last_store_timestamp
+                .store(ts, Ordering::Relaxed);
+        }
+        self.write_pos = phys + len as i64;
+        Ok(AppendResult {
+            phys_offset: phys,
+            size: len as i32,
+            end_offset: self.write_pos,
+        })
+    }
+
+    fn publish(&self) {
+        self.shared
+            .max_offset
+            .store(self.write_pos, Ordering::Release);
+    }
+
+    /// Appends one encoded record (QUEUEOFFSET already patched by the caller);
+    /// PHYSICALOFFSET is patched in `record` too. On error nothing is written.
+    pub fn append(&mut self, record: &mut [u8]) -> Result<AppendResult> {
+        let r = self.append_inner(record)?;
+        self.publish();
+        Ok(r)
+    }
+
+    /// Appends several records and publishes once. Results are pushed to `out`;
+    /// on error the records before the failing one stay appended (and are in
+    /// `out`).
+    pub fn append_batch<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r mut [u8]>,
+        out: &mut Vec<AppendResult>,
+    ) -> Result<()> {
+        let mut res = Ok(());
+        for rec in records {
+            match self.append_inner(rec) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        self.publish();
+        res
+    }
+
+    /// Deletes up to `max_delete` whole segments from the front whose files
+    /// were last modified before `older_than`; never the segment being
+    /// written nor data not yet flushed. Returns the number deleted.
+    pub fn delete_expired_segments(
+        &mut self,
+        older_than: SystemTime,
+        max_delete: usize,
+    ) -> Result<usize> {
+        let flushed = self.shared.flushed.load(Ordering::Acquire);
+        let mut deleted = 0;
+        while deleted < max_delete {
+            let first = {
+                let segs = self
+                    .shared
+                    .segments
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                match segs.first() {
+                    Some(s) if segs.len() > 1 && s.end() <= flushed => s.clone(),
+                    _ => break,
+                }
+            };
+            if !first.modified().is_some_and(|m| m < older_than) {
+                break;
+            }
+            {
+                let mut segs = self
+                    .shared
+                    .segments
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                segs.remove(0);
+                let min = segs.first().map_or(self.write_pos, |s| s.start());
+                self.shared.min_offset.store(min, Ordering::Release);
+            }
+            first.remove_file()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}
+
+impl Drop for CommitLog {
+    fn drop(&mut self) {
+        // Let a pending allocation finish so its file is complete on disk.
+        if let Some((_, h)) = self.next.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Shared, lock-light read access to the commit log.
+#[derive(Debug, Clone)]
+pub struct CommitLogReader {
+    shared: Arc<LogShared>,
+}
+
+impl CommitLogReader {
+    pub fn max_offset(&self) -> i64 {
+        self.shared.max_offset.load(Ordering::Acquire)
+    }
+    pub fn min_offset(&self) -> i64 {
+        self.shared.min_offset.load(Ordering::Acquire)
+    }
+    /// Offset below which data is durable.
+    pub fn flushed_offset(&self) -> i64 {
+        self.shared.flushed.load(Ordering::Acquire)
+    }
+
+    /// `size` bytes at `phys_offset`, zero-copy; None unless the whole range is
+    /// published and inside one segment.
+    pub fn read(&self, phys_offset: i64, size: i32) -> Option<Bytes> {
+        if phys_offset < 0 || size <= 0 {
+            return None;
+        }
+        let end = phys_offset.checked_add(size as i64)?;
+        if end > self.max_offset() {
+            return None;
+        }
+        let seg = self.shared.segment_for(phys_offset)?;
+        if end > seg.end() {
+            return None;
+        }
+        let pos = (phys_offset - seg.start()) as usize;
+        Some(Bytes::from_owner(SegmentSlice {
+            seg,
+            pos,
+            len: size as usize,
+        }))
+    }
+
+    /// The record at `phys_offset` (its length read from TOTALSIZE); None for
+    /// a blank filler or an unpublished / invalid position.
+    pub fn read_record(&self, phys_offset: i64) -> Option<Bytes> {
+        let head = self.read(phys_offset, 8)?;
+        let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        if magic == BLANK_MAGIC || total < message::MIN_RECORD_LEN as i32 {
+            return None;
+        }
+        self.read(phys_offset, total)
+    }
+
+    /// Up to `max_len` published bytes from `phys_offset`, stopping at the
+    /// segment end (for replication / bulk reads).
+    pub fn read_range(&self, phys_offset: i64, max_len: usize) -> Option<Bytes> {
+        let seg = self.shared.segment_for(phys_offset)?;
+        let end = self
+            .max_offset()
+            .min(seg.end())
+            .min(phys_offset.saturating_add(max_len as i64));
+        let len = i32::try_from(end - phys_offset).ok()?;
+        self.read(phys_offset, len)
+    }
+
+    /// Start of the segment after the one holding `phys_offset` (to skip a
+    /// blank filler).
+    pub fn next_segment_start(&self, phys_offset: i64) -> i64 {
+        let s = self.shared.seg_size;
+        phys_offset - phys_offset.rem_euclid(s) + s
+    }
+}
+
+#[cfg(test)]
+#[path = "commit_log_tests.rs"]
+pub(crate) mod tests;

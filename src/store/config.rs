@@ -1,0 +1,84 @@
+//! Store configuration and the on-disk layout (protocol.md §5.1).
+
+use std::path::{Path, PathBuf};
+
+/// When appended data is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum FlushMode {
+    /// Flush dirty ranges every `flush_interval_ms`.
+    Async,
+    /// Group commit: senders wait for a flush covering their record.
+    Sync,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    pub root: PathBuf,
+    pub commitlog_file_size: u64,
+    pub cq_units_per_file: u64,
+    pub flush: FlushMode,
+    pub flush_interval_ms: u64,
+    pub sync_flush_timeout_ms: u64,
+    pub max_message_size: usize,
+    /// Write zeros into new segment files so blocks are really allocated:
+    /// running out of disk then fails segment creation with `DiskFull`
+    /// instead of faulting (SIGBUS) on a write into a sparse mapping.
+    pub preallocate: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        StoreConfig {
+            root: home.join("store"),
+            commitlog_file_size: 1 << 30,
+            cq_units_per_file: 300_000,
+            flush: FlushMode::Async,
+            flush_interval_ms: 500,
+            sync_flush_timeout_ms: 5000,
+            max_message_size: 4 << 20,
+            preallocate: true,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// A config rooted at `root` with default sizes.
+    pub fn with_root(root: impl AsRef<Path>) -> Self {
+        StoreConfig {
+            root: root.as_ref().to_path_buf(),
+            ..Default::default()
+        }
+    }
+    pub fn commitlog_dir(&self) -> PathBuf {
+        self.root.join("commitlog")
+    }
+    pub fn consumequeue_dir(&self) -> PathBuf {
+        self.root.join("consumequeue")
+    }
+    pub fn queue_dir(&self, topic: &str, queue_id: i32) -> PathBuf {
+        self.consumequeue_dir()
+            .join(topic)
+            .join(queue_id.to_string())
+    }
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+    pub fn abort_path(&self) -> PathBuf {
+        self.root.join("abort")
+    }
+    pub fn config_dir(&self) -> PathBuf {
+        self.root.join("config")
+    }
+    /// Bytes of one consume-queue segment.
+    pub fn cq_file_size(&self) -> u64 {
+        self.cq_units_per_file * crate::store::consume_queue::CQ_UNIT_SIZE as u64
+    }
+    /// Largest encoded record the commit log accepts (body limit + 64 KiB).
+    pub fn max_record_len(&self) -> usize {
+        self.max_message_size + 64 * 1024
+    }
+}

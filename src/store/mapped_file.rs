@@ -1,0 +1,247 @@
+//! One memory-mapped, fixed-size segment file named after its 20-digit start
+//! offset. Used by the commit log and the consume queues.
+//!
+//! Concurrency contract: a segment has one writer. The writer only writes bytes
+//! that no reader can see yet and publishes them afterwards with a Release
+//! store of the owner's write position; readers only form slices below a
+//! position they loaded with Acquire. `write_at` / `slice` are `unsafe` because
+//! the segment cannot check that contract itself.
+
+use super::error::{Result, StoreError};
+use memmap2::MmapRaw;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub struct Segment {
+    start: i64,
+    size: usize,
+    path: PathBuf,
+    _file: File,
+    map: MmapRaw,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("start", &self.start)
+            .field("size", &self.size)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// RocketMQ file name for a segment starting at `start`.
+pub fn file_name(start: i64) -> String {
+    format!("{start:020}")
+}
+
+/// Segment files in `dir` as `(start, path)` sorted by start; other names are
+/// ignored. A missing directory yields an empty list.
+pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(start) = name.parse::<i64>() {
+                out.push((start, entry.path()));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|(s, _)| *s);
+    Ok(out)
+}
+
+impl Segment {
+    /// Creates (or truncates) the segment file for `start` in `dir`, sized to
+    /// `size` bytes, zero-filled on disk when `preallocate` is set.
+    pub fn create(dir: &Path, start: i64, size: u64, preallocate: bool) -> Result<Segment> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+        let path = dir.join(file_name(start));
+        let res = Self::create_inner(&path, start, size, preallocate);
+        if res.is_err() {
+            // Leave no half-made file behind: recovery would have to guess.
+            let _ = std::fs::remove_file(&path);
+        }
+        res
+    }
+
+    fn create_inner(path: &Path, start: i64, size: u64, preallocate: bool) -> Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| StoreError::io("create", path, e))?;
+        file.set_len(size)
+            .map_err(|e| StoreError::io("extend", path, e))?;
+        if preallocate {
+            let zeros = vec![0u8; (1 << 20).min(size as usize)];
+            let mut pos = 0u64;
+            while pos < size {
+                let n = zeros.len().min((size - pos) as usize);
+                file.write_all_at(&zeros[..n], pos)
+                    .map_err(|e| StoreError::io("preallocate", path, e))?;
+                pos += n as u64;
+            }
+            file.sync_data()
+                .map_err(|e| StoreError::io("sync", path, e))?;
+        }
+        Self::map(file, path.to_path_buf(), start, size)
+    }
+
+    /// Opens an existing segment; its length must be `size`.
+    pub fn open(path: &Path, start: i64, size: u64) -> Result<Segment> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| StoreError::io("open", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat", path, e))?
+            .len();
+        if len != size {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("length {len}, expected {size}"),
+            });
+        }
+        Self::map(file, path.to_path_buf(), start, size)
+    }
+
+    fn map(file: File, path: PathBuf, start: i64, size: u64) -> Result<Segment> {
+        let map = MmapRaw::map_raw(&file).map_err(|e| StoreError::io("mmap", &path, e))?;
+        Ok(Segment {
+            start,
+            size: size as usize,
+            path,
+            _file: file,
+            map,
+        })
+    }
+
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+    pub fn size(&self) -> usize {
+        self.size
+    }
+    /// One past the last global offset of this segment.
+    pub fn end(&self) -> i64 {
+        self.start + self.size as i64
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Copies `data` to `pos`. Panics never: out-of-range writes are clipped
+    /// away by returning false.
+    ///
+    /// # Safety
+    /// The caller is the segment's only writer and no reader may access
+    /// `pos..pos+data.len()` until the write is published.
+    pub unsafe fn write_at(&self, pos: usize, data: &[u8]) -> bool {
+        match pos.checked_add(data.len()) {
+            Some(end) if end <= self.size => {
+                // SAFETY: in bounds (checked above); exclusivity per the contract.
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr(),
+                    self.map.as_mut_ptr().add(pos),
+                    data.len(),
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Borrows `pos..pos+len`, or None when out of range.
+    ///
+    /// # Safety
+    /// Nobody may write the range while the slice lives (it must be published).
+    pub unsafe fn slice(&self, pos: usize, len: usize) -> Option<&[u8]> {
+        let end = pos.checked_add(len)?;
+        if end > self.size {
+            return None;
+        }
+        // SAFETY: in bounds; no concurrent writer per the contract.
+        Some(std::slice::from_raw_parts(self.map.as_ptr().add(pos), len))
+    }
+
+    /// Synchronously flushes `pos..pos+len` to disk (msync).
+    pub fn flush_range(&self, pos: usize, len: usize) -> Result<()> {
+        if len == 0 || pos >= self.size {
+            return Ok(());
+        }
+        let len = len.min(self.size - pos);
+        self.map
+            .flush_range(pos, len)
+            .map_err(|e| StoreError::io("msync", &self.path, e))
+    }
+
+    /// Removes the file; the mapping stays valid while this value lives.
+    pub fn remove_file(&self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("remove", &self.path, e)),
+        }
+    }
+
+    /// Last modification time of the file.
+    pub fn modified(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok()
+    }
+}
+
+/// Keeps a segment alive while a `Bytes` borrows part of its mapping.
+pub(crate) struct SegmentSlice {
+    pub(crate) seg: std::sync::Arc<Segment>,
+    pub(crate) pos: usize,
+    pub(crate) len: usize,
+}
+
+impl AsRef<[u8]> for SegmentSlice {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: SegmentSlice is only built for published ranges (checked by
+        // the reader), which are never written again; bounds were checked too.
+        unsafe { self.seg.slice(self.pos, self.len) }.unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_write_read_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 4096, 4096, true).unwrap();
+        assert_eq!(seg.end(), 8192);
+        unsafe {
+            assert!(seg.write_at(10, b"abc"));
+            assert!(!seg.write_at(4095, b"ab"));
+            assert_eq!(seg.slice(10, 3), Some(&b"abc"[..]));
+            assert_eq!(seg.slice(4095, 2), None);
+        }
+        seg.flush_range(0, 4096).unwrap();
+        let list = list_segments(dir.path()).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].0, 4096);
+        assert!(list[0].1.ends_with("00000000000000004096"));
+        let again = Segment::open(&list[0].1, 4096, 4096).unwrap();
+        assert_eq!(unsafe { again.slice(10, 3) }, Some(&b"abc"[..]));
+        assert!(Segment::open(&list[0].1, 4096, 8192).is_err());
+    }
+}
