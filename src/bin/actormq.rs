@@ -24,10 +24,6 @@ enum Cmd {
     Broker(BrokerArgs),
     /// Run a name server and a broker in one process (single-node mode).
     Standalone(StandaloneArgs),
-    /// Send messages.
-    Produce(actormq::cli::produce::ProduceArgs),
-    /// Receive messages.
-    Consume(actormq::cli::consume::ConsumeArgs),
 }
 
 #[derive(Args)]
@@ -229,7 +225,5 @@ fn main() {
             init_logging();
             run_servers(Some(ns), Some(b));
         }
-        Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
-        Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
     }
 }
