@@ -10,6 +10,7 @@
 
 pub mod clients;
 pub mod commit_log;
+pub mod groups;
 pub mod offsets;
 pub mod processor;
 pub mod queue;
@@ -131,6 +132,9 @@ impl Broker {
         let offsets_path = store_cfg.config_dir().join("consumerOffset.json");
         let every = Duration::from_millis(cfg.flush_consumer_offset_interval.max(100));
         let offsets = Supervisor::start(move |_| offsets::OffsetManager::load(offsets_path, every));
+        let groups_path = store_cfg.config_dir().join("subscriptionGroup.json");
+        let auto_group = cfg.auto_create_subscription_group;
+        let groups = Supervisor::start(move |_| groups::GroupManager::load(groups_path, auto_group));
         let subscriptions = clients::Subscriptions::default();
         let subs = subscriptions.clone();
         let expire = Duration::from_millis(cfg.client_channel_expire_ms);
@@ -164,6 +168,7 @@ impl Broker {
             clients,
             subscriptions,
             registrar,
+            groups,
         });
         let accept = serve(listener, Arc::new(BrokerProcessor { ctx: ctx.clone() }), pool.clone());
         tracing::info!(%addr, broker = %ctx.cfg.broker_name, "broker listening");

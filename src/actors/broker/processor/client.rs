@@ -21,6 +21,7 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
             match ctx.clients.send(Heartbeat { channel: ch.clone(), data }).await {
                 Ok(new_groups) => {
                     for g in new_groups {
+                        let _ = ctx.groups.send(crate::actors::broker::groups::EnsureGroup(g.clone())).await;
                         let retry = format!("%RETRY%{g}");
                         if ctx.topics.get(&retry).is_none() {
                             let _ = ctx

@@ -34,6 +34,7 @@ pub struct BrokerCtx {
     pub clients: Addr<ClientRegistry>,
     pub subscriptions: Subscriptions,
     pub registrar: Addr<Registrar>,
+    pub groups: Addr<super::groups::GroupManager>,
 }
 
 pub struct BrokerProcessor {
