@@ -6,3 +6,4 @@ pub mod store;
 pub mod client;
 pub mod actors;
 pub mod config;
+pub mod cli;
