@@ -24,6 +24,10 @@ enum Cmd {
     Broker(BrokerArgs),
     /// Run a name server and a broker in one process (single-node mode).
     Standalone(StandaloneArgs),
+    /// Send messages.
+    Produce(actormq::cli::produce::ProduceArgs),
+    /// Receive messages.
+    Consume(actormq::cli::consume::ConsumeArgs),
 }
 
 #[derive(Args)]
@@ -225,5 +229,7 @@ fn main() {
             init_logging();
             run_servers(Some(ns), Some(b));
         }
+        Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
+        Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
     }
 }

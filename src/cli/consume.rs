@@ -122,7 +122,11 @@ impl Shared {
                 .collect()
         };
         for (mq, off) in dirty {
-            if let Err(e) = self.consumer.update_offset(&self.args.group, &mq, off).await {
+            if let Err(e) = self
+                .consumer
+                .update_offset(&self.args.group, &mq, off)
+                .await
+            {
                 eprintln!("commit of {}:{} failed: {e}", mq.broker_name, mq.queue_id);
                 self.set_offset_dirty(&mq);
             }
@@ -130,7 +134,12 @@ impl Shared {
     }
 
     fn set_offset_dirty(&self, mq: &MessageQueue) {
-        if let Some(v) = self.offsets.lock().unwrap_or_else(|e| e.into_inner()).get_mut(mq) {
+        if let Some(v) = self
+            .offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(mq)
+        {
             v.1 = true;
         }
     }
@@ -138,8 +147,15 @@ impl Shared {
 
 fn print_message(mq: &MessageQueue, m: &MessageExt) {
     let body = String::from_utf8_lossy(&m.body[..m.body.len().min(MAX_PRINTED_BODY)]);
-    let cut = if m.body.len() > MAX_PRINTED_BODY { "..." } else { "" };
-    let id = m.uniq_key().map(str::to_owned).unwrap_or_else(|| m.offset_msg_id());
+    let cut = if m.body.len() > MAX_PRINTED_BODY {
+        "..."
+    } else {
+        ""
+    };
+    let id = m
+        .uniq_key()
+        .map(str::to_owned)
+        .unwrap_or_else(|| m.offset_msg_id());
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -165,6 +181,12 @@ async fn start_offset(s: &Shared, mq: &MessageQueue) -> Result<i64, ClientError>
     }
 }
 
+/// Resolves once the stop flag is set (the guard is dropped before any
+/// await, keeping callers `Send`).
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await.map(|_| ());
+}
+
 /// Pulls one queue until told to stop.
 async fn pull_queue(s: Arc<Shared>, mq: MessageQueue) {
     let mut stop = s.stop.subscribe();
@@ -177,14 +199,14 @@ async fn pull_queue(s: Arc<Shared>, mq: MessageQueue) {
                     tokio::time::sleep(ERROR_BACKOFF).await;
                 }
             },
-            _ = stop.wait_for(|v| *v) => return,
+            _ = stopped(&mut stop) => return,
         }
     };
     s.set_offset(&mq, offset);
     loop {
         let pulled = tokio::select! {
             r = s.consumer.pull(&mq, offset, s.args.pull_batch, Some(SUSPEND), &s.args.tags) => r,
-            _ = stop.wait_for(|v| *v) => return,
+            _ = stopped(&mut stop) => return,
         };
         match pulled {
             Ok(r) => {
@@ -229,7 +251,9 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
         eprintln!("heartbeat failed: {e}");
     }
     let (stop, _) = watch::channel(false);
-    let idle_limit = args.timeout.map(|t| Duration::from_secs(t).as_millis() as i64);
+    let idle_limit = args
+        .timeout
+        .map(|t| Duration::from_secs(t).as_millis() as i64);
     let shared = Arc::new(Shared {
         consumer,
         args,
@@ -256,7 +280,7 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop_rx.wait_for(|v| *v) => break,
+            _ = stopped(&mut stop_rx) => break,
             _ = &mut ctrl_c => break,
         }
         if let Some(limit) = idle_limit {
@@ -269,7 +293,11 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
             last_commit = Instant::now();
         }
         if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
-            if let Err(e) = shared.consumer.heartbeat(&shared.args.group, &cid, &subs).await {
+            if let Err(e) = shared
+                .consumer
+                .heartbeat(&shared.args.group, &cid, &subs)
+                .await
+            {
                 eprintln!("heartbeat failed: {e}");
             }
             last_heartbeat = Instant::now();
@@ -283,6 +311,9 @@ pub async fn run(args: ConsumeArgs) -> CliResult {
     shared.consumer.routes().client().shutdown();
     let n = shared.received.load(Ordering::Relaxed);
     let secs = started.elapsed().as_secs_f64();
-    println!("received {n} msgs in {secs:.2} s ({:.0} msg/s)", rate(n, secs));
+    println!(
+        "received {n} msgs in {secs:.2} s ({:.0} msg/s)",
+        rate(n, secs)
+    );
     Ok(())
 }

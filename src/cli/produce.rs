@@ -198,7 +198,10 @@ mod tests {
 
     #[test]
     fn parses_flags() {
-        let c = Cli::parse_from(["x", "-n", "a:1;b:2", "-t", "T", "--count", "5", "--tag", "A", "--keys", "k1 k2", "--batch", "2"]);
+        let c = Cli::parse_from([
+            "x", "-n", "a:1;b:2", "-t", "T", "--count", "5", "--tag", "A", "--keys", "k1 k2",
+            "--batch", "2",
+        ]);
         assert_eq!(c.args.count, 5);
         assert_eq!(c.args.size, 128);
         let m = template(&c.args);

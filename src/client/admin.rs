@@ -117,7 +117,9 @@ impl Admin {
     pub async fn topic_list(&self) -> Result<Vec<String>, ClientError> {
         let resp = self
             .routes
-            .invoke_namesrv(RemotingCommand::request(request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER))
+            .invoke_namesrv(RemotingCommand::request(
+                request::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+            ))
             .await?;
         let resp = expect_code(resp, &[response::SUCCESS])?;
         let list: TopicList = from_fastjson(&resp.body_bytes())
@@ -141,14 +143,20 @@ impl Admin {
                     .filter_map(|bd| bd.master_addr().map(str::to_owned))
                     .collect();
                 if addrs.is_empty() {
-                    return Err(ClientError::NoRoute(format!("cluster {name} has no master")));
+                    return Err(ClientError::NoRoute(format!(
+                        "cluster {name} has no master"
+                    )));
                 }
                 Ok(addrs)
             }
         }
     }
 
-    async fn broker_call(&self, addr: &str, cmd: RemotingCommand) -> Result<RemotingCommand, ClientError> {
+    async fn broker_call(
+        &self,
+        addr: &str,
+        cmd: RemotingCommand,
+    ) -> Result<RemotingCommand, ClientError> {
         let resp = self
             .routes
             .client()

@@ -8,6 +8,7 @@
 //! connections.
 
 pub mod admin;
+pub mod error;
 pub mod producer;
 pub mod pull;
 pub mod remoting;

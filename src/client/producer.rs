@@ -182,14 +182,20 @@ impl Producer {
     pub async fn send(&self, msg: Message) -> Result<SendResult, ClientError> {
         let uniq = new_uniq_id();
         let props = msg.encode_properties(&uniq);
-        self.send_with_retry(&msg.topic, |mq| {
-            self.single_request(&msg, &props, mq)
-        }, uniq.clone())
+        self.send_with_retry(
+            &msg.topic,
+            |mq| self.single_request(&msg, &props, mq),
+            uniq.clone(),
+        )
         .await
     }
 
     /// Sends one message to the given queue (no retry).
-    pub async fn send_to_queue(&self, msg: Message, mq: &MessageQueue) -> Result<SendResult, ClientError> {
+    pub async fn send_to_queue(
+        &self,
+        msg: Message,
+        mq: &MessageQueue,
+    ) -> Result<SendResult, ClientError> {
         let uniq = new_uniq_id();
         let props = msg.encode_properties(&uniq);
         let cmd = self.single_request(&msg, &props, mq);
@@ -203,7 +209,9 @@ impl Producer {
         };
         let topic = first.topic.clone();
         if msgs.iter().any(|m| m.topic != topic) {
-            return Err(ClientError::Invalid("batch messages must share one topic".into()));
+            return Err(ClientError::Invalid(
+                "batch messages must share one topic".into(),
+            ));
         }
         let ids: Vec<String> = msgs.iter().map(|_| new_uniq_id()).collect();
         let entries: Vec<BatchEntry> = msgs
@@ -245,7 +253,13 @@ impl Producer {
         self.routes.client().invoke_oneway(&addr, cmd).await
     }
 
-    fn header(&self, topic: &str, mq: &MessageQueue, flag: i32, props: &str) -> SendMessageRequestHeader {
+    fn header(
+        &self,
+        topic: &str,
+        mq: &MessageQueue,
+        flag: i32,
+        props: &str,
+    ) -> SendMessageRequestHeader {
         SendMessageRequestHeader {
             producer_group: self.group.clone(),
             topic: topic.to_string(),
@@ -289,7 +303,9 @@ impl Producer {
             };
             let Some(mq) = select_queue(&route.write_queues, &self.counter, last_broker.as_deref())
             else {
-                last_err = Some(ClientError::NoRoute(format!("no writable queue for {topic}")));
+                last_err = Some(ClientError::NoRoute(format!(
+                    "no writable queue for {topic}"
+                )));
                 self.routes.invalidate(topic);
                 continue;
             };

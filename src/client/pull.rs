@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::wire::bodies::{parse_tags, ConsumerData, HeartbeatData, MessageQueue, SubscriptionData};
+use crate::wire::bodies::{
+    parse_tags, ConsumerData, HeartbeatData, MessageQueue, SubscriptionData,
+};
 use crate::wire::codes::{request, response};
 use crate::wire::headers::offset::{
     OffsetResponseHeader, QueryConsumerOffsetRequestHeader, QueueRequestHeader,
@@ -64,7 +66,10 @@ fn inflate_body(m: &mut MessageExt) {
     }
     use std::io::Read;
     let mut out = Vec::new();
-    if flate2::read::ZlibDecoder::new(&m.body[..]).read_to_end(&mut out).is_ok() {
+    if flate2::read::ZlibDecoder::new(&m.body[..])
+        .read_to_end(&mut out)
+        .is_ok()
+    {
         m.body = Bytes::from(out);
         m.sys_flag &= !sysflag::COMPRESSED;
     }
@@ -173,14 +178,20 @@ impl PullConsumer {
     }
 
     /// The committed offset of `group` on `mq`; `None` if never committed.
-    pub async fn query_offset(&self, group: &str, mq: &MessageQueue) -> Result<Option<i64>, ClientError> {
+    pub async fn query_offset(
+        &self,
+        group: &str,
+        mq: &MessageQueue,
+    ) -> Result<Option<i64>, ClientError> {
         let h = QueryConsumerOffsetRequestHeader {
             consumer_group: group.to_string(),
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
             set_zero_if_not_found: Some(false),
         };
-        let resp = self.call(mq, request::QUERY_CONSUMER_OFFSET, h.to_ext()).await?;
+        let resp = self
+            .call(mq, request::QUERY_CONSUMER_OFFSET, h.to_ext())
+            .await?;
         match resp.code {
             response::SUCCESS => Ok(Some(OffsetResponseHeader::from_ext(&resp.ext)?.offset)),
             response::QUERY_NOT_FOUND => Ok(None),
@@ -189,21 +200,37 @@ impl PullConsumer {
     }
 
     /// Commits `offset` for `group` on `mq` and waits for the broker.
-    pub async fn update_offset(&self, group: &str, mq: &MessageQueue, offset: i64) -> Result<(), ClientError> {
+    pub async fn update_offset(
+        &self,
+        group: &str,
+        mq: &MessageQueue,
+        offset: i64,
+    ) -> Result<(), ClientError> {
         let h = Self::update_header(group, mq, offset);
-        let resp = self.call(mq, request::UPDATE_CONSUMER_OFFSET, h.to_ext()).await?;
+        let resp = self
+            .call(mq, request::UPDATE_CONSUMER_OFFSET, h.to_ext())
+            .await?;
         expect_code(resp, &[response::SUCCESS]).map(|_| ())
     }
 
     /// Commits `offset` one-way, as the Java client's periodic persist does.
-    pub async fn update_offset_oneway(&self, group: &str, mq: &MessageQueue, offset: i64) -> Result<(), ClientError> {
+    pub async fn update_offset_oneway(
+        &self,
+        group: &str,
+        mq: &MessageQueue,
+        offset: i64,
+    ) -> Result<(), ClientError> {
         let mut cmd = RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET);
         cmd.ext = Self::update_header(group, mq, offset).to_ext();
         let addr = self.routes.addr_of(mq).await?;
         self.routes.client().invoke_oneway(&addr, cmd).await
     }
 
-    fn update_header(group: &str, mq: &MessageQueue, offset: i64) -> UpdateConsumerOffsetRequestHeader {
+    fn update_header(
+        group: &str,
+        mq: &MessageQueue,
+        offset: i64,
+    ) -> UpdateConsumerOffsetRequestHeader {
         UpdateConsumerOffsetRequestHeader {
             consumer_group: group.to_string(),
             topic: mq.topic.clone(),
@@ -233,8 +260,13 @@ impl PullConsumer {
     }
 
     /// The first offset whose store time is ≥ `timestamp_ms` (lower bound).
-    pub async fn search_offset(&self, mq: &MessageQueue, timestamp_ms: i64) -> Result<i64, ClientError> {
-        self.search_offset_bounded(mq, timestamp_ms, Boundary::Lower).await
+    pub async fn search_offset(
+        &self,
+        mq: &MessageQueue,
+        timestamp_ms: i64,
+    ) -> Result<i64, ClientError> {
+        self.search_offset_bounded(mq, timestamp_ms, Boundary::Lower)
+            .await
     }
 
     pub async fn search_offset_bounded(
@@ -252,7 +284,9 @@ impl PullConsumer {
                 Boundary::Upper => "UPPER".into(),
             }),
         };
-        let resp = self.call(mq, request::SEARCH_OFFSET_BY_TIMESTAMP, h.to_ext()).await?;
+        let resp = self
+            .call(mq, request::SEARCH_OFFSET_BY_TIMESTAMP, h.to_ext())
+            .await?;
         let resp = expect_code(resp, &[response::SUCCESS])?;
         Ok(OffsetResponseHeader::from_ext(&resp.ext)?.offset)
     }
@@ -276,7 +310,11 @@ impl PullConsumer {
         }
         for addr in addrs {
             let cmd = RemotingCommand::request(request::HEART_BEAT).with_body(body.clone());
-            let resp = self.routes.client().invoke(&addr, cmd, self.routes.default_timeout()).await?;
+            let resp = self
+                .routes
+                .client()
+                .invoke(&addr, cmd, self.routes.default_timeout())
+                .await?;
             expect_code(resp, &[response::SUCCESS])?;
         }
         Ok(())
@@ -291,7 +329,10 @@ impl PullConsumer {
         let mut cmd = RemotingCommand::request(code);
         cmd.ext = ext;
         let addr = self.routes.addr_of(mq).await?;
-        self.routes.client().invoke(&addr, cmd, self.routes.default_timeout()).await
+        self.routes
+            .client()
+            .invoke(&addr, cmd, self.routes.default_timeout())
+            .await
     }
 }
 

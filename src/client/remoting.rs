@@ -26,59 +26,9 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use crate::wire::codes::response;
 use crate::wire::command::{FLAG_ONEWAY, FLAG_RESPONSE};
-use crate::wire::message::MessageError;
-use crate::wire::{FrameCodec, Inbound, RemotingCommand, WireError};
+use crate::wire::{FrameCodec, Inbound, RemotingCommand};
 
-/// Errors of remote calls.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect { addr: String, reason: String },
-    #[error("request to {addr} timed out after {millis} ms")]
-    Timeout { addr: String, millis: u64 },
-    #[error("connection to {addr} closed")]
-    Closed { addr: String },
-    #[error("wire: {0}")]
-    Wire(#[from] WireError),
-    #[error("remote error {code}: {remark}")]
-    Remote { code: i32, remark: String },
-    /// No usable route (no name server answer, no writable queue, ...).
-    #[error("no route: {0}")]
-    NoRoute(String),
-    /// A message body (pull result, batch) that does not decode or encode.
-    #[error("message codec: {0}")]
-    Message(#[from] MessageError),
-    /// Bad caller input (empty batch, mixed topics, ...).
-    #[error("invalid argument: {0}")]
-    Invalid(String),
-}
-
-impl ClientError {
-    /// Builds `Remote` from an unexpected response.
-    pub fn remote(resp: &RemotingCommand) -> ClientError {
-        ClientError::Remote {
-            code: resp.code,
-            remark: resp.remark.clone().unwrap_or_default(),
-        }
-    }
-
-    /// The remote response code, if this is a `Remote` error.
-    pub fn remote_code(&self) -> Option<i32> {
-        match self {
-            ClientError::Remote { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-}
-
-/// Fails with [`ClientError::Remote`] unless the response code is one of `ok`.
-pub fn expect_code(resp: RemotingCommand, ok: &[i32]) -> Result<RemotingCommand, ClientError> {
-    if ok.contains(&resp.code) {
-        Ok(resp)
-    } else {
-        Err(ClientError::remote(&resp))
-    }
-}
+pub use super::error::{expect_code, ClientError};
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -234,7 +184,11 @@ impl RemotingClient {
 
     /// Sends `cmd` one-way (flag bit 1): no response is expected. Returns
     /// once the command is queued on the connection.
-    pub async fn invoke_oneway(&self, addr: &str, mut cmd: RemotingCommand) -> Result<(), ClientError> {
+    pub async fn invoke_oneway(
+        &self,
+        addr: &str,
+        mut cmd: RemotingCommand,
+    ) -> Result<(), ClientError> {
         let conn = tokio::time::timeout(self.inner.config.default_timeout, self.conn(addr))
             .await
             .map_err(|_| ClientError::Timeout {
@@ -248,7 +202,11 @@ impl RemotingClient {
 
     /// Installs the handler for server→client requests.
     pub fn set_request_handler(&self, h: RequestHandler) {
-        *self.inner.handler.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
+        *self
+            .inner
+            .handler
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(h);
     }
 
     /// Closes the connection to `addr` (pending calls fail with `Closed`).
@@ -309,10 +267,11 @@ impl RemotingClient {
             addr: addr.to_string(),
             reason,
         };
-        let stream = tokio::time::timeout(self.inner.config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| connect_err("connect timed out".into()))?
-            .map_err(|e| connect_err(e.to_string()))?;
+        let stream =
+            tokio::time::timeout(self.inner.config.connect_timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| connect_err("connect timed out".into()))?
+                .map_err(|e| connect_err(e.to_string()))?;
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
@@ -412,7 +371,9 @@ async fn read_loop(
                 Some(w) => {
                     let _ = w.send(Ok(cmd));
                 }
-                None => tracing::debug!(addr = %conn.addr, opaque = cmd.opaque, "unmatched response"),
+                None => {
+                    tracing::debug!(addr = %conn.addr, opaque = cmd.opaque, "unmatched response")
+                }
             }
             continue;
         }
@@ -536,7 +497,11 @@ mod tests {
 
         // A timeout leaves no pending entry behind.
         let err = client
-            .invoke(&addr, RemotingCommand::request(SILENT), Duration::from_millis(100))
+            .invoke(
+                &addr,
+                RemotingCommand::request(SILENT),
+                Duration::from_millis(100),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
@@ -547,19 +512,28 @@ mod tests {
         client.set_request_handler(Arc::new(|_addr, req: RemotingCommand| {
             Some(RemotingCommand::response_to(&req, 0).with_body("pong"))
         }));
-        let resp = client.invoke(&addr, RemotingCommand::request(CALL_BACK), t).await.unwrap();
+        let resp = client
+            .invoke(&addr, RemotingCommand::request(CALL_BACK), t)
+            .await
+            .unwrap();
         assert_eq!(resp.body_bytes(), &b"pong"[..]);
 
         // A broken connection fails every pending call at once.
         let silent = (0..10).map(|_| {
             let client = client.clone();
             let addr = addr.clone();
-            async move { client.invoke(&addr, RemotingCommand::request(SILENT), t).await }
+            async move {
+                client
+                    .invoke(&addr, RemotingCommand::request(SILENT), t)
+                    .await
+            }
         });
         let silent = tokio::spawn(join_all(silent));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let started = std::time::Instant::now();
-        let _ = client.invoke(&addr, RemotingCommand::request(HANG_UP), t).await;
+        let _ = client
+            .invoke(&addr, RemotingCommand::request(HANG_UP), t)
+            .await;
         for r in silent.await.unwrap() {
             assert!(matches!(r, Err(ClientError::Closed { .. })), "{r:?}");
         }
@@ -574,7 +548,10 @@ mod tests {
 
         // Connect errors are typed.
         client.shutdown();
-        let err = client.invoke(&addr, RemotingCommand::request(ECHO), t).await.unwrap_err();
+        let err = client
+            .invoke(&addr, RemotingCommand::request(ECHO), t)
+            .await
+            .unwrap_err();
         assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
         let fresh = RemotingClient::new(ClientConfig::default());
         let err = fresh
@@ -582,5 +559,20 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
+    }
+
+    #[actix_rt::test]
+    async fn works_inside_actix_system() {
+        let addr = fake_server().await;
+        let client = RemotingClient::new(ClientConfig::default());
+        let calls = (0..20).map(|i| {
+            let req = RemotingCommand::request(ECHO).with_body(format!("{i}"));
+            client.invoke(&addr, req, Duration::from_secs(5))
+        });
+        for (i, r) in join_all(calls).await.into_iter().enumerate() {
+            assert_eq!(r.unwrap().body_bytes(), format!("{i}").as_bytes());
+        }
+        client.close(&addr);
+        assert!(client.connected_addrs().is_empty());
     }
 }

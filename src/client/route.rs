@@ -46,7 +46,9 @@ pub fn write_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
     if let Some(conf) = route.order_topic_conf.as_deref().filter(|c| !c.is_empty()) {
         let mut out = Vec::new();
         for part in conf.split(';') {
-            let Some((broker, n)) = part.split_once(':') else { continue };
+            let Some((broker, n)) = part.split_once(':') else {
+                continue;
+            };
             let n: i32 = n.trim().parse().unwrap_or(0);
             out.extend((0..n).map(|q| mq(topic, broker.trim(), q)));
         }
@@ -127,7 +129,11 @@ impl TopicRoute {
 
     /// Master address of `broker_name`, or its lowest-id replica.
     pub fn broker_addr(&self, broker_name: &str) -> Option<String> {
-        let bd = self.data.broker_datas.iter().find(|b| b.broker_name == broker_name)?;
+        let bd = self
+            .data
+            .broker_datas
+            .iter()
+            .find(|b| b.broker_name == broker_name)?;
         bd.master_addr()
             .map(str::to_owned)
             .or_else(|| bd.broker_addrs.values().next().cloned())
@@ -193,7 +199,10 @@ impl Routes {
 
     /// Sends `cmd` to a name server, trying each in turn (starting with the
     /// last one that answered) until one answers at all.
-    pub async fn invoke_namesrv(&self, cmd: RemotingCommand) -> Result<RemotingCommand, ClientError> {
+    pub async fn invoke_namesrv(
+        &self,
+        cmd: RemotingCommand,
+    ) -> Result<RemotingCommand, ClientError> {
         let n = self.inner.namesrv.len();
         if n == 0 {
             return Err(ClientError::NoRoute("no name server address".into()));
@@ -203,7 +212,12 @@ impl Routes {
         for i in 0..n {
             let idx = (start + i) % n;
             let addr = &self.inner.namesrv[idx];
-            match self.inner.client.invoke(addr, cmd.clone(), self.default_timeout()).await {
+            match self
+                .inner
+                .client
+                .invoke(addr, cmd.clone(), self.default_timeout())
+                .await
+            {
                 Ok(resp) => {
                     self.inner.next_namesrv.store(idx, Ordering::Relaxed);
                     return Ok(resp);
@@ -314,7 +328,11 @@ impl Routes {
     fn cached(&self, topic: &str) -> Option<Arc<TopicRoute>> {
         let map = self.lock();
         let c = map.get(topic)?;
-        let ttl = if c.route.borrowed { BORROWED_ROUTE_TTL } else { ROUTE_TTL };
+        let ttl = if c.route.borrowed {
+            BORROWED_ROUTE_TTL
+        } else {
+            ROUTE_TTL
+        };
         (c.fetched.elapsed() < ttl).then(|| c.route.clone())
     }
 
@@ -343,7 +361,10 @@ mod tests {
         BrokerData {
             cluster: "c".into(),
             broker_name: name.into(),
-            broker_addrs: ids.iter().map(|&i| (i, format!("{name}:{i}"))).collect::<BTreeMap<_, _>>(),
+            broker_addrs: ids
+                .iter()
+                .map(|&i| (i, format!("{name}:{i}")))
+                .collect::<BTreeMap<_, _>>(),
             ..Default::default()
         }
     }
@@ -361,9 +382,19 @@ mod tests {
     #[test]
     fn queues_from_route() {
         let route = TopicRouteData {
-            queue_datas: vec![qd("b", 2, 1, 6), qd("a", 3, 2, 6), qd("c", 1, 1, 6), qd("d", 2, 2, 4)],
+            queue_datas: vec![
+                qd("b", 2, 1, 6),
+                qd("a", 3, 2, 6),
+                qd("c", 1, 1, 6),
+                qd("d", 2, 2, 4),
+            ],
             // "c" has only a slave: readable but not writable.
-            broker_datas: vec![broker("a", &[0, 1]), broker("b", &[0]), broker("c", &[1]), broker("d", &[0])],
+            broker_datas: vec![
+                broker("a", &[0, 1]),
+                broker("b", &[0]),
+                broker("c", &[1]),
+                broker("d", &[0]),
+            ],
             ..Default::default()
         };
         let w: Vec<_> = write_queues("T", &route)
@@ -401,6 +432,9 @@ mod tests {
         };
         let b = borrow_default_route(&route, 4);
         assert_eq!(write_queues("New", &b).len(), 4);
-        assert_eq!(parse_namesrv_list("127.0.0.1:9876; 127.0.0.2:9876;"), vec!["127.0.0.1:9876", "127.0.0.2:9876"]);
+        assert_eq!(
+            parse_namesrv_list("127.0.0.1:9876; 127.0.0.2:9876;"),
+            vec!["127.0.0.1:9876", "127.0.0.2:9876"]
+        );
     }
 }

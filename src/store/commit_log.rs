@@ -88,7 +88,7 @@ impl CommitLog {
         let dir = cfg.commitlog_dir();
         let size = cfg.commitlog_file_size;
         let seg_size = size as i64;
-        if !segs.last().is_some_and(|s| end < s.end()) {
+        if segs.last().is_none_or(|s| end >= s.end()) {
             // No segment holds `end` (fresh store, or data ends exactly at a
             // segment boundary): start the next one now.
             let start = end - end.rem_euclid(seg_size);
@@ -306,7 +306,7 @@ impl CommitLog {
                     _ => break,
                 }
             };
-            if !first.modified().is_some_and(|m| m < older_than) {
+            if first.modified().is_none_or(|m| m >= older_than) {
                 break;
             }
             {

@@ -183,6 +183,7 @@ fn concurrent_reader_sees_only_complete_records() {
         let mut pos = 0i64;
         let mut seen = 0;
         while seen < 500 {
+            let max = reader.max_offset();
             match reader.read_record(pos) {
                 Some(r) => {
                     let m = message::decode_record(&r, 0, true).unwrap();
@@ -190,7 +191,7 @@ fn concurrent_reader_sees_only_complete_records() {
                     pos += r.len() as i64;
                     seen += 1;
                 }
-                None if pos < reader.max_offset() => pos = reader.next_segment_start(pos),
+                None if pos < max => pos = reader.next_segment_start(pos),
                 None => std::thread::yield_now(),
             }
         }
@@ -230,4 +231,40 @@ fn deletes_expired_segments() {
     assert!(n > 0);
     assert!(reader.min_offset() <= log.max_offset());
     assert_eq!(reader.max_offset(), log.max_offset());
+}
+
+/// Throughput smoke test: `cargo test --release --lib bench_append -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = StoreConfig {
+        commitlog_file_size: 64 << 20,
+        ..StoreConfig::with_root(dir.path())
+    };
+    let mut log = CommitLog::open(&cfg).unwrap();
+    let mut r = rec("BenchTopic", 0, 0, 1024);
+    let n = 300_000;
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        patch_i64(&mut r, QUEUE_OFFSET_POS, i);
+        log.append(&mut r).unwrap();
+    }
+    let el = t.elapsed();
+    eprintln!(
+        "{n} appends of {} B in {el:?}: {:.0}/s",
+        r.len(),
+        n as f64 / el.as_secs_f64()
+    );
+}
+
+#[test]
+fn thread_safety_contracts() {
+    fn send<T: Send>() {}
+    fn shared<T: Send + Sync + Clone>() {}
+    send::<CommitLog>();
+    send::<crate::store::ConsumeQueue>();
+    shared::<CommitLogReader>();
+    fn sync<T: Send + Sync>() {}
+    sync::<crate::store::Flusher>();
 }

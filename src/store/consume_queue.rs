@@ -265,8 +265,15 @@ impl ConsumeQueue {
             tags_code,
         };
         if queue_offset < self.max_offset {
-            if queue_offset >= self.min_offset && self.unit_at(queue_offset) == Some(unit) {
-                return Ok(());
+            match self.unit_at(queue_offset) {
+                Some(u) if u == unit && queue_offset >= self.min_offset => return Ok(()),
+                // A gap filler may be replaced by the real unit.
+                Some(u) if u.is_filler() => {
+                    self.write_unit(queue_offset, &unit)?;
+                    self.min_offset = self.min_offset.min(queue_offset);
+                    return Ok(());
+                }
+                _ => {}
             }
             return Err(StoreError::QueueOffsetConflict {
                 topic: self.topic.clone(),
@@ -414,6 +421,10 @@ impl ConsumeQueue {
             } else {
                 lo = mid + 1;
             }
+        }
+        // Fillers are only ever written before a real unit: drop trailing ones.
+        while lo > self.min_offset && self.unit_at(lo - 1).is_some_and(|u| u.is_filler()) {
+            lo -= 1;
         }
         self.truncate_to(lo)
     }

@@ -150,7 +150,7 @@ impl Inner {
 /// Handle to the flusher thread.
 pub struct Flusher {
     inner: Arc<Inner>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
     cfg: StoreConfig,
 }
 
@@ -177,7 +177,7 @@ impl Flusher {
             .map_err(|e| StoreError::io("spawn flusher for", &cfg.root, e))?;
         Ok(Flusher {
             inner,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             cfg: cfg.clone(),
         })
     }
@@ -233,17 +233,19 @@ impl Flusher {
         self.inner.flush_queues_and_checkpoint()
     }
 
-    fn stop_thread(&mut self) {
+    fn stop_thread(&self) {
         lock(&self.inner.state).stop = true;
         self.inner.wake.notify_one();
-        if let Some(t) = self.thread.take() {
+        let handle = lock(&self.thread).take();
+        if let Some(t) = handle {
             let _ = t.join();
         }
     }
 
-    /// Clean shutdown: stop the thread, flush everything, remove `abort`.
-    /// Call after the last append and consume-queue put.
-    pub fn shutdown(mut self) -> Result<()> {
+    /// Clean shutdown: stop the thread (pending waiters get false), flush
+    /// everything, write the checkpoint and remove `abort`. Call after the last
+    /// append and consume-queue put. Blocking; idempotent.
+    pub fn shutdown(&self) -> Result<()> {
         self.stop_thread();
         self.inner.flush_queues_and_checkpoint()?;
         checkpoint::remove_abort_marker(&self.cfg)
@@ -278,7 +280,7 @@ mod tests {
             assert!(rx.blocking_recv().unwrap());
         }
         let syncs = flusher.sync_count();
-        assert!(syncs >= 1 && syncs < 300, "syncs = {syncs}");
+        assert!((1..300).contains(&syncs), "syncs = {syncs}");
         assert_eq!(log.reader().flushed_offset(), log.max_offset());
         // Already durable: resolves immediately, no new sync.
         assert!(flusher

@@ -32,7 +32,7 @@ fn append_n(r: &mut Recovered, n: usize) -> Vec<(String, i32, i64, crate::store:
     let mut out = Vec::new();
     for _ in 0..n {
         let i = r.commit_log.max_offset() as usize;
-        let topic = if i % 3 == 0 { "A" } else { "B" };
+        let topic = if i.is_multiple_of(3) { "A" } else { "B" };
         let q = (i % 2) as i32;
         let key = (topic.to_string(), q);
         let qo = *r.topic_queue_offsets.get(&key).unwrap_or(&0);
