@@ -8,9 +8,18 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 fn record(body: &[u8]) -> Vec<u8> {
     let host = "127.0.0.1:10911".parse().unwrap();
     let spec = RecordSpec {
-        topic: "BenchTopic", queue_id: 0, flag: 0, sys_flag: 0, born_timestamp: 1, born_host: host,
-        store_timestamp: 2, store_host: host, reconsume_times: 0, prepared_transaction_offset: 0,
-        body, properties: "TAGS\u{1}TagA\u{2}",
+        topic: "BenchTopic",
+        queue_id: 0,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp: 1,
+        born_host: host,
+        store_timestamp: 2,
+        store_host: host,
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body,
+        properties: "TAGS\u{1}TagA\u{2}",
     };
     let mut out = BytesMut::new();
     message::encode_record(&spec, &mut out).unwrap();
@@ -38,7 +47,9 @@ fn store(c: &mut Criterion) {
         })
     });
     let reader = log.reader();
-    g.bench_function("commitlog_read_slice", |b| b.iter(|| black_box(reader.read(last, rec.len() as i32))));
+    g.bench_function("commitlog_read_slice", |b| {
+        b.iter(|| black_box(reader.read(last, rec.len() as i32)))
+    });
     let mut cq = ConsumeQueue::open(&cfg, "BenchTopic", 0).unwrap();
     for i in 0..100_000i64 {
         cq.put(i, i * 1100, 1100, 42).unwrap();

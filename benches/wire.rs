@@ -49,9 +49,18 @@ fn records(c: &mut Criterion) {
     let props = "TAGS\u{1}TagA\u{2}KEYS\u{1}k1 k2\u{2}UNIQ_KEY\u{1}7F0000010001000000000000000A\u{2}CLUSTER\u{1}DefaultCluster\u{2}";
     let host = "127.0.0.1:10911".parse().unwrap();
     let spec = RecordSpec {
-        topic: "BenchTopic", queue_id: 1, flag: 0, sys_flag: 0, born_timestamp: 1, born_host: host,
-        store_timestamp: 2, store_host: host, reconsume_times: 0, prepared_transaction_offset: 0,
-        body: &body, properties: props,
+        topic: "BenchTopic",
+        queue_id: 1,
+        flag: 0,
+        sys_flag: 0,
+        born_timestamp: 1,
+        born_host: host,
+        store_timestamp: 2,
+        store_host: host,
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        body: &body,
+        properties: props,
     };
     let mut g = c.benchmark_group("record");
     g.throughput(Throughput::Elements(1));
@@ -65,9 +74,15 @@ fn records(c: &mut Criterion) {
     let mut one = BytesMut::new();
     message::encode_record(&spec, &mut one).unwrap();
     let one = one.freeze();
-    g.bench_function("decode_1k", |b| b.iter(|| black_box(message::decode_record(&one, 0, false).ok())));
-    g.bench_function("properties_lookup", |b| b.iter(|| black_box(message::property(props, "UNIQ_KEY"))));
-    g.bench_function("properties_decode", |b| b.iter(|| black_box(message::decode_properties(props))));
+    g.bench_function("decode_1k", |b| {
+        b.iter(|| black_box(message::decode_record(&one, 0, false).ok()))
+    });
+    g.bench_function("properties_lookup", |b| {
+        b.iter(|| black_box(message::property(props, "UNIQ_KEY")))
+    });
+    g.bench_function("properties_decode", |b| {
+        b.iter(|| black_box(message::decode_properties(props)))
+    });
     g.finish();
 }
 

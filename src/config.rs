@@ -13,7 +13,11 @@ pub enum ConfigError {
     #[error("cannot read config file {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("bad value for {key}: {value:?} ({why})")]
-    BadValue { key: String, value: String, why: &'static str },
+    BadValue {
+        key: String,
+        value: String,
+        why: &'static str,
+    },
 }
 
 /// Parses Java properties text (the subset RocketMQ configs use, plus line
@@ -23,7 +27,8 @@ pub fn parse_properties(text: &str) -> BTreeMap<String, String> {
     let mut pending = String::new();
     for raw in text.lines() {
         let line = raw.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         if let Some(stripped) = line.strip_suffix('\\') {
@@ -239,24 +244,72 @@ impl BrokerConfig {
         }
         get(m, "flushDiskType", &mut self.flush_disk_type)?;
         get(m, "brokerRole", &mut self.broker_role)?;
-        get(m, "autoCreateTopicEnable", &mut self.auto_create_topic_enable)?;
-        get(m, "autoCreateSubscriptionGroup", &mut self.auto_create_subscription_group)?;
-        get(m, "defaultTopicQueueNums", &mut self.default_topic_queue_nums)?;
-        get(m, "mapedFileSizeCommitLog", &mut self.maped_file_size_commit_log)?;
-        get(m, "mappedFileSizeCommitLog", &mut self.maped_file_size_commit_log)?;
-        get(m, "mapedFileSizeConsumeQueue", &mut self.maped_file_size_consume_queue)?;
-        get(m, "mappedFileSizeConsumeQueue", &mut self.maped_file_size_consume_queue)?;
+        get(
+            m,
+            "autoCreateTopicEnable",
+            &mut self.auto_create_topic_enable,
+        )?;
+        get(
+            m,
+            "autoCreateSubscriptionGroup",
+            &mut self.auto_create_subscription_group,
+        )?;
+        get(
+            m,
+            "defaultTopicQueueNums",
+            &mut self.default_topic_queue_nums,
+        )?;
+        get(
+            m,
+            "mapedFileSizeCommitLog",
+            &mut self.maped_file_size_commit_log,
+        )?;
+        get(
+            m,
+            "mappedFileSizeCommitLog",
+            &mut self.maped_file_size_commit_log,
+        )?;
+        get(
+            m,
+            "mapedFileSizeConsumeQueue",
+            &mut self.maped_file_size_consume_queue,
+        )?;
+        get(
+            m,
+            "mappedFileSizeConsumeQueue",
+            &mut self.maped_file_size_consume_queue,
+        )?;
         get(m, "fileReservedTime", &mut self.file_reserved_time)?;
         get(m, "deleteWhen", &mut self.delete_when)?;
-        get(m, "flushIntervalCommitLog", &mut self.flush_interval_commit_log)?;
+        get(
+            m,
+            "flushIntervalCommitLog",
+            &mut self.flush_interval_commit_log,
+        )?;
         get(m, "syncFlushTimeout", &mut self.sync_flush_timeout)?;
         get(m, "maxMessageSize", &mut self.max_message_size)?;
-        get(m, "registerBrokerIntervalMs", &mut self.register_broker_interval_ms)?;
+        get(
+            m,
+            "registerBrokerIntervalMs",
+            &mut self.register_broker_interval_ms,
+        )?;
         get(m, "longPollingEnable", &mut self.long_polling_enable)?;
-        get(m, "shortPollingTimeMills", &mut self.short_polling_time_mills)?;
-        get(m, "clientChannelExpireMillis", &mut self.client_channel_expire_ms)?;
+        get(
+            m,
+            "shortPollingTimeMills",
+            &mut self.short_polling_time_mills,
+        )?;
+        get(
+            m,
+            "clientChannelExpireMillis",
+            &mut self.client_channel_expire_ms,
+        )?;
         get(m, "faultInjectionEnable", &mut self.fault_injection_enable)?;
-        get(m, "flushConsumerOffsetInterval", &mut self.flush_consumer_offset_interval)?;
+        get(
+            m,
+            "flushConsumerOffsetInterval",
+            &mut self.flush_consumer_offset_interval,
+        )?;
         get(m, "ioThreads", &mut self.io_threads)?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {
@@ -303,16 +356,34 @@ impl BrokerConfig {
         line("brokerIP1", self.broker_ip1.clone());
         line("listenPort", self.listen_port.to_string());
         line("namesrvAddr", self.namesrv_addr.clone());
-        line("storePathRootDir", self.store_path_root_dir.display().to_string());
+        line(
+            "storePathRootDir",
+            self.store_path_root_dir.display().to_string(),
+        );
         line("flushDiskType", self.flush_disk_type.clone());
         line("brokerRole", self.broker_role.clone());
-        line("autoCreateTopicEnable", self.auto_create_topic_enable.to_string());
-        line("defaultTopicQueueNums", self.default_topic_queue_nums.to_string());
-        line("mapedFileSizeCommitLog", self.maped_file_size_commit_log.to_string());
-        line("mapedFileSizeConsumeQueue", self.maped_file_size_consume_queue.to_string());
+        line(
+            "autoCreateTopicEnable",
+            self.auto_create_topic_enable.to_string(),
+        );
+        line(
+            "defaultTopicQueueNums",
+            self.default_topic_queue_nums.to_string(),
+        );
+        line(
+            "mapedFileSizeCommitLog",
+            self.maped_file_size_commit_log.to_string(),
+        );
+        line(
+            "mapedFileSizeConsumeQueue",
+            self.maped_file_size_consume_queue.to_string(),
+        );
         line("fileReservedTime", self.file_reserved_time.to_string());
         line("deleteWhen", self.delete_when.clone());
-        line("flushIntervalCommitLog", self.flush_interval_commit_log.to_string());
+        line(
+            "flushIntervalCommitLog",
+            self.flush_interval_commit_log.to_string(),
+        );
         line("syncFlushTimeout", self.sync_flush_timeout.to_string());
         line("maxMessageSize", self.max_message_size.to_string());
         line("longPollingEnable", self.long_polling_enable.to_string());
@@ -335,7 +406,8 @@ mod tests {
 
     #[test]
     fn parses_rocketmq_broker_conf() {
-        let text = "# comment\nbrokerClusterName = DefaultCluster\nbrokerName=broker-b\nbrokerId=0\n\
+        let text =
+            "# comment\nbrokerClusterName = DefaultCluster\nbrokerName=broker-b\nbrokerId=0\n\
                     deleteWhen=04\nfileReservedTime=48\nbrokerRole=ASYNC_MASTER\n\
                     flushDiskType=SYNC_FLUSH\nnamesrvAddr=127.0.0.1:9876;127.0.0.1:9877\n\
                     someJavaOnlyKey=\\\n  continued\n";
@@ -345,7 +417,10 @@ mod tests {
         assert_eq!(c.broker_name, "broker-b");
         assert_eq!(c.file_reserved_time, 48);
         assert!(c.is_sync_flush());
-        assert_eq!(c.unknown.get("someJavaOnlyKey").map(String::as_str), Some("continued"));
+        assert_eq!(
+            c.unknown.get("someJavaOnlyKey").map(String::as_str),
+            Some("continued")
+        );
     }
 
     #[test]

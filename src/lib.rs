@@ -1,9 +1,9 @@
 //! ActorMQ: a RocketMQ-compatible message system built as an actor system on actix.
 //!
 //! Layers point one way: `bin → actors → (store, wire)`, `client → wire`.
-pub mod wire;
-pub mod store;
-pub mod client;
 pub mod actors;
-pub mod config;
 pub mod cli;
+pub mod client;
+pub mod config;
+pub mod store;
+pub mod wire;

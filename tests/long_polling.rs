@@ -39,9 +39,20 @@ async fn held_pull_wakes_on_send(s: &TestServer, topic: &str, offset: i64) {
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].body.as_ref(), format!("wake-{offset}").as_bytes());
     assert_eq!(msgs[0].queue_offset, offset);
-    assert_eq!(PullMessageResponseHeader::from_ext(&r.ext).unwrap().next_begin_offset, offset + 1);
-    assert!(took >= Duration::from_millis(250), "answered before the message existed: {took:?}");
-    assert!(took < Duration::from_secs(1), "answered too late after the send: {took:?}");
+    assert_eq!(
+        PullMessageResponseHeader::from_ext(&r.ext)
+            .unwrap()
+            .next_begin_offset,
+        offset + 1
+    );
+    assert!(
+        took >= Duration::from_millis(250),
+        "answered before the message existed: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "answered too late after the send: {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +85,14 @@ async fn held_pull_times_out_with_not_found() {
     create_topic(&c, &b, "LongPollIdle", 2).await;
     send_ok(&c, &b, "LongPollIdle", 0, &Msg::new("only")).await;
     // A message to another queue must not end the hold early.
-    let cmd = pull_cmd("LongPollIdle", 0, 1, 32, None, Some(Duration::from_millis(500)));
+    let cmd = pull_cmd(
+        "LongPollIdle",
+        0,
+        1,
+        32,
+        None,
+        Some(Duration::from_millis(500)),
+    );
     let started = Instant::now();
     let puller = {
         let (c, b) = (c.clone(), b.clone());
@@ -87,7 +105,13 @@ async fn held_pull_times_out_with_not_found() {
     assert_eq!(r.code, response::PULL_NOT_FOUND, "remark {:?}", r.remark);
     let h = PullMessageResponseHeader::from_ext(&r.ext).unwrap();
     assert_eq!(h.next_begin_offset, 1);
-    assert!(took >= Duration::from_millis(450), "hold ended early: {took:?}");
-    assert!(took < Duration::from_millis(2000), "hold overran its 500 ms: {took:?}");
+    assert!(
+        took >= Duration::from_millis(450),
+        "hold ended early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(2000),
+        "hold overran its 500 ms: {took:?}"
+    );
     s.stop();
 }

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use actormq::wire::bodies::{ClusterInfo, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper, TopicRouteData};
+use actormq::wire::bodies::{
+    ClusterInfo, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper, TopicRouteData,
+};
 use actormq::wire::codes::{request, response};
 use actormq::wire::headers::namesrv::RegisterBrokerRequestHeader;
 use actormq::wire::headers::CommandHeader;
@@ -15,14 +17,26 @@ use actormq::wire::RemotingCommand;
 use common::*;
 
 async fn cluster_info(c: &actormq::client::RemotingClient, ns: &str) -> (ClusterInfo, String) {
-    let r = call(c, ns, request::GET_BROKER_CLUSTER_INFO, Default::default(), None).await;
+    let r = call(
+        c,
+        ns,
+        request::GET_BROKER_CLUSTER_INFO,
+        Default::default(),
+        None,
+    )
+    .await;
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     let text = String::from_utf8(r.body_bytes().to_vec()).unwrap();
     let info: ClusterInfo = from_fastjson(text.as_bytes()).expect("ClusterInfo JSON");
     (info, text)
 }
 
-async fn route_with_version(c: &actormq::client::RemotingClient, ns: &str, topic: &str, version: i32) -> RemotingCommand {
+async fn route_with_version(
+    c: &actormq::client::RemotingClient,
+    ns: &str,
+    topic: &str,
+    version: i32,
+) -> RemotingCommand {
     let mut cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC);
     cmd.version = version;
     cmd.ext = ext(&[("topic", topic)]);
@@ -38,7 +52,9 @@ async fn broker_registration_in_cluster_info_and_routes() {
     // The broker registers at start-up.
     let (info, raw) = eventually(Duration::from_secs(5), || async {
         let (info, raw) = cluster_info(&c, s.namesrv()).await;
-        info.broker_addr_table.contains_key(&s.broker_name).then_some((info, raw))
+        info.broker_addr_table
+            .contains_key(&s.broker_name)
+            .then_some((info, raw))
     })
     .await
     .expect("broker never appeared in GET_BROKER_CLUSTER_INFO");
@@ -47,7 +63,10 @@ async fn broker_registration_in_cluster_info_and_routes() {
     assert_eq!(bd.master_addr(), Some(broker.as_str()));
     assert!(info.cluster_addr_table[&s.cluster].contains(&s.broker_name));
     // Cluster info is always in the fastjson dialect: bare numeric keys.
-    assert!(raw.contains(&format!("{{0:\"{broker}\"}}")), "cluster info not fastjson dialect: {raw}");
+    assert!(
+        raw.contains(&format!("{{0:\"{broker}\"}}")),
+        "cluster info not fastjson dialect: {raw}"
+    );
 
     // A topic created on the broker shows up in its route.
     create_topic(&c, &broker, "NsTopic", 3).await;
@@ -56,12 +75,18 @@ async fn broker_registration_in_cluster_info_and_routes() {
     let old = route_with_version(&c, s.namesrv(), "NsTopic", 317).await;
     assert_eq!(old.code, response::SUCCESS);
     let old_text = String::from_utf8(old.body_bytes().to_vec()).unwrap();
-    assert!(old_text.contains(&format!("{{0:\"{broker}\"}}")), "pre-401 route must use bare keys: {old_text}");
+    assert!(
+        old_text.contains(&format!("{{0:\"{broker}\"}}")),
+        "pre-401 route must use bare keys: {old_text}"
+    );
 
     let new = route_with_version(&c, s.namesrv(), "NsTopic", 479).await;
     assert_eq!(new.code, response::SUCCESS);
     let new_text = String::from_utf8(new.body_bytes().to_vec()).unwrap();
-    assert!(new_text.contains(&format!("{{\"0\":\"{broker}\"}}")), "401+ route must quote keys: {new_text}");
+    assert!(
+        new_text.contains(&format!("{{\"0\":\"{broker}\"}}")),
+        "401+ route must quote keys: {new_text}"
+    );
     // Standard JSON parses with a strict parser.
     let strict: serde_json::Value = serde_json::from_str(&new_text).expect("standard JSON");
     assert!(strict["brokerDatas"].is_array());
@@ -72,7 +97,14 @@ async fn broker_registration_in_cluster_info_and_routes() {
         assert_eq!(route.broker_datas[0].master_addr(), Some(broker.as_str()));
         assert_eq!(route.queue_datas.len(), 1);
         let qd = &route.queue_datas[0];
-        assert_eq!((qd.broker_name.as_str(), qd.read_queue_nums, qd.write_queue_nums), (s.broker_name.as_str(), 3, 3));
+        assert_eq!(
+            (
+                qd.broker_name.as_str(),
+                qd.read_queue_nums,
+                qd.write_queue_nums
+            ),
+            (s.broker_name.as_str(), 3, 3)
+        );
     }
 
     // Unknown topic.
@@ -110,33 +142,51 @@ fn fake_register(topic: &str) -> RemotingCommand {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_broker_expires() {
-    let s = TestServer::start(Opts {
-        broker: false,
-        ..Opts::default()
-    }
-    .namesrv(|c| {
-        c.broker_expire_ms = 1500;
-        c.scan_interval_ms = 200;
-    }));
+    let s = TestServer::start(
+        Opts {
+            broker: false,
+            ..Opts::default()
+        }
+        .namesrv(|c| {
+            c.broker_expire_ms = 1500;
+            c.scan_interval_ms = 200;
+        }),
+    );
     let ns = s.namesrv().to_owned();
     // The "broker": one registration, connection kept open, then silence.
     let fake = client();
-    let r = fake.invoke(&ns, fake_register("ExpTopic"), CALL).await.unwrap();
+    let r = fake
+        .invoke(&ns, fake_register("ExpTopic"), CALL)
+        .await
+        .unwrap();
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     let registered = Instant::now();
 
     let observer = client();
     let present = |c: actormq::client::RemotingClient, ns: String| async move {
-        let r = call(&c, &ns, request::GET_ROUTEINFO_BY_TOPIC, ext(&[("topic", "ExpTopic")]), None).await;
+        let r = call(
+            &c,
+            &ns,
+            request::GET_ROUTEINFO_BY_TOPIC,
+            ext(&[("topic", "ExpTopic")]),
+            None,
+        )
+        .await;
         r.code == response::SUCCESS
     };
-    assert!(present(observer.clone(), ns.clone()).await, "route missing right after registration");
+    assert!(
+        present(observer.clone(), ns.clone()).await,
+        "route missing right after registration"
+    );
     let (info, _) = cluster_info(&observer, &ns).await;
     assert!(info.broker_addr_table.contains_key("fake-broker"));
 
     // Still there well before the expiry...
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(present(observer.clone(), ns.clone()).await, "broker dropped before its expiry");
+    assert!(
+        present(observer.clone(), ns.clone()).await,
+        "broker dropped before its expiry"
+    );
 
     // ... and gone soon after it.
     let gone = eventually(Duration::from_secs(4), || {
@@ -146,9 +196,15 @@ async fn silent_broker_expires() {
     .await;
     let after = registered.elapsed();
     assert!(gone.is_some(), "silent broker still routed after {after:?}");
-    assert!(after >= Duration::from_millis(1400), "dropped too early: {after:?}");
+    assert!(
+        after >= Duration::from_millis(1400),
+        "dropped too early: {after:?}"
+    );
     let (info, _) = cluster_info(&observer, &ns).await;
-    assert!(!info.broker_addr_table.contains_key("fake-broker"), "expired broker still in cluster info");
+    assert!(
+        !info.broker_addr_table.contains_key("fake-broker"),
+        "expired broker still in cluster info"
+    );
     // The fake broker's connection is still open: expiry, not channel close.
     assert!(fake.connected_addrs().contains(&ns));
     drop(fake);
@@ -169,7 +225,10 @@ async fn two_name_servers_both_get_the_registration() {
         let route: TopicRouteData = from_fastjson(&body).unwrap();
         assert_eq!(route.broker_datas[0].master_addr(), Some(s.broker()));
         let (info, _) = cluster_info(&c, ns).await;
-        assert!(info.broker_addr_table.contains_key(&s.broker_name), "{ns} lacks the broker");
+        assert!(
+            info.broker_addr_table.contains_key(&s.broker_name),
+            "{ns} lacks the broker"
+        );
     }
     s.stop();
 }
@@ -191,7 +250,11 @@ async fn kv_config_and_unknown_code() {
         &c,
         ns,
         request::PUT_KV_CONFIG,
-        ext(&[("namespace", "ORDER_TOPIC_CONFIG"), ("key", "k1"), ("value", "broker-a:4")]),
+        ext(&[
+            ("namespace", "ORDER_TOPIC_CONFIG"),
+            ("key", "k1"),
+            ("value", "broker-a:4"),
+        ]),
         None,
     )
     .await;
@@ -205,7 +268,11 @@ async fn kv_config_and_unknown_code() {
         &c,
         ns,
         request::PUT_KV_CONFIG,
-        ext(&[("namespace", "ORDER_TOPIC_CONFIG"), ("key", "k1"), ("value", "broker-a:8")]),
+        ext(&[
+            ("namespace", "ORDER_TOPIC_CONFIG"),
+            ("key", "k1"),
+            ("value", "broker-a:8"),
+        ]),
         None,
     )
     .await;
@@ -222,7 +289,14 @@ async fn kv_config_and_unknown_code() {
     assert_eq!(r.code, response::REQUEST_CODE_NOT_SUPPORTED);
     assert!(r.remark.unwrap_or_default().contains("7777"));
     // The connection still serves.
-    let r = call(&c, ns, request::GET_BROKER_CLUSTER_INFO, Default::default(), None).await;
+    let r = call(
+        &c,
+        ns,
+        request::GET_BROKER_CLUSTER_INFO,
+        Default::default(),
+        None,
+    )
+    .await;
     assert_eq!(r.code, response::SUCCESS);
     s.stop();
 }

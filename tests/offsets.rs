@@ -4,12 +4,21 @@
 mod common;
 
 use actormq::wire::codes::{request, response};
-use actormq::wire::headers::offset::{OffsetResponseHeader, QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader};
+use actormq::wire::headers::offset::{
+    OffsetResponseHeader, QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+};
 use actormq::wire::headers::CommandHeader;
 use actormq::wire::RemotingCommand;
 use common::*;
 
-async fn update(c: &actormq::client::RemotingClient, b: &str, group: &str, topic: &str, q: i32, off: i64) -> RemotingCommand {
+async fn update(
+    c: &actormq::client::RemotingClient,
+    b: &str,
+    group: &str,
+    topic: &str,
+    q: i32,
+    off: i64,
+) -> RemotingCommand {
     let h = UpdateConsumerOffsetRequestHeader {
         consumer_group: group.into(),
         topic: topic.into(),
@@ -19,7 +28,13 @@ async fn update(c: &actormq::client::RemotingClient, b: &str, group: &str, topic
     call(c, b, request::UPDATE_CONSUMER_OFFSET, h.to_ext(), None).await
 }
 
-async fn query(c: &actormq::client::RemotingClient, b: &str, group: &str, topic: &str, q: i32) -> Option<i64> {
+async fn query(
+    c: &actormq::client::RemotingClient,
+    b: &str,
+    group: &str,
+    topic: &str,
+    q: i32,
+) -> Option<i64> {
     let h = QueryConsumerOffsetRequestHeader {
         consumer_group: group.into(),
         topic: topic.into(),
@@ -43,7 +58,11 @@ async fn update_and_query_consumer_offsets() {
     for i in 0..5 {
         send_ok(&c, &b, "OffT", 0, &Msg::new(format!("m{i}"))).await;
     }
-    assert_eq!(query(&c, &b, "g1", "OffT", 0).await, None, "unknown group must be QUERY_NOT_FOUND");
+    assert_eq!(
+        query(&c, &b, "g1", "OffT", 0).await,
+        None,
+        "unknown group must be QUERY_NOT_FOUND"
+    );
 
     let r = update(&c, &b, "g1", "OffT", 0, 3).await;
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
@@ -80,18 +99,37 @@ async fn update_and_query_consumer_offsets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_topics_and_messages_survive_graceful_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = || Opts::default().store(dir.path()).broker(|c| c.maped_file_size_commit_log = 64 * 1024);
-    let bodies: Vec<Vec<u8>> = (0..40).map(|i| pseudo_body(i, 500 + (i as usize * 397) % 4000)).collect();
+    let opts = || {
+        Opts::default()
+            .store(dir.path())
+            .broker(|c| c.maped_file_size_commit_log = 64 * 1024)
+    };
+    let bodies: Vec<Vec<u8>> = (0..40)
+        .map(|i| pseudo_body(i, 500 + (i as usize * 397) % 4000))
+        .collect();
 
     let s = TestServer::start(opts());
     let c = client();
     let b = s.broker().to_owned();
     create_topic(&c, &b, "Durable", 3).await;
     for (i, body) in bodies.iter().enumerate() {
-        send_ok(&c, &b, "Durable", (i % 3) as i32, &Msg::new(body.clone()).tags("T")).await;
+        send_ok(
+            &c,
+            &b,
+            "Durable",
+            (i % 3) as i32,
+            &Msg::new(body.clone()).tags("T"),
+        )
+        .await;
     }
-    assert_eq!(update(&c, &b, "dg", "Durable", 0, 7).await.code, response::SUCCESS);
-    assert_eq!(update(&c, &b, "dg", "Durable", 2, 11).await.code, response::SUCCESS);
+    assert_eq!(
+        update(&c, &b, "dg", "Durable", 0, 7).await.code,
+        response::SUCCESS
+    );
+    assert_eq!(
+        update(&c, &b, "dg", "Durable", 2, 11).await.code,
+        response::SUCCESS
+    );
     drop(c);
     s.stop();
 
@@ -109,13 +147,21 @@ async fn offsets_topics_and_messages_survive_graceful_restart() {
 
     for q in 0..3 {
         let msgs = pull_all(&c, &b, "Durable", q).await;
-        let want: Vec<&Vec<u8>> = bodies.iter().enumerate().filter(|(i, _)| i % 3 == q as usize).map(|(_, b)| b).collect();
+        let want: Vec<&Vec<u8>> = bodies
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 == q as usize)
+            .map(|(_, b)| b)
+            .collect();
         assert_eq!(msgs.len(), want.len(), "queue {q} lost messages");
         for (m, w) in msgs.iter().zip(want) {
             assert_eq!(m.body.as_ref(), w.as_slice());
             assert_eq!(m.tags(), Some("T"));
         }
-        assert_eq!(queue_offset(&c, &b, request::GET_MAX_OFFSET, "Durable", q).await, msgs.len() as i64);
+        assert_eq!(
+            queue_offset(&c, &b, request::GET_MAX_OFFSET, "Durable", q).await,
+            msgs.len() as i64
+        );
     }
     // New messages continue the queue's offsets.
     let h = send_ok(&c, &b, "Durable", 0, &Msg::new("after restart")).await;

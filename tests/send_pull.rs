@@ -50,7 +50,14 @@ async fn send_batch(
     let mut body = BytesMut::new();
     encode_batch(&entries, &mut body).unwrap();
     let h = send_header(topic, queue, "WAIT\u{1}true\u{2}", true);
-    let r = call(c, broker, request::SEND_BATCH_MESSAGE, h.to_v2().to_ext(), Some(body.freeze())).await;
+    let r = call(
+        c,
+        broker,
+        request::SEND_BATCH_MESSAGE,
+        h.to_v2().to_ext(),
+        Some(body.freeze()),
+    )
+    .await;
     assert_eq!(r.code, response::SUCCESS, "batch send: {:?}", r.remark);
     SendMessageResponseHeader::from_ext(&r.ext).unwrap()
 }
@@ -73,7 +80,7 @@ async fn single_and_batch_round_trip_across_segments() {
             .tags(&format!("Tag{}", seq % 3))
             .keys(&format!("key-{seq} k{}", seq % 7))
             .prop("seq", &seq.to_string())
-            .prop("color", if seq % 2 == 0 { "red" } else { "blue" })
+            .prop("color", if seq.is_multiple_of(2) { "red" } else { "blue" })
     };
     for round in 0..60 {
         let queue = round % 2;
@@ -83,9 +90,15 @@ async fn single_and_batch_round_trip_across_segments() {
             seq += 1;
             let h = send_ok(&c, &b, topic, queue, &m).await;
             assert_eq!(h.queue_id, queue);
-            assert_eq!(h.queue_offset, next_offset[queue as usize], "queue offsets must be consecutive");
+            assert_eq!(
+                h.queue_offset, next_offset[queue as usize],
+                "queue offsets must be consecutive"
+            );
             let (host, phys) = decode_offset_msg_id(&h.msg_id).expect("offset msgId");
-            assert_eq!(host.port(), b.rsplit(':').next().unwrap().parse::<u16>().unwrap());
+            assert_eq!(
+                host.port(),
+                b.rsplit(':').next().unwrap().parse::<u16>().unwrap()
+            );
             max_phys = max_phys.max(phys);
             expected.insert((queue, h.queue_offset), Expected { msg: m, phys });
             next_offset[queue as usize] += 1;
@@ -100,12 +113,18 @@ async fn single_and_batch_round_trip_across_segments() {
         for (i, (m, id)) in batch.into_iter().zip(ids).enumerate() {
             let (_, phys) = decode_offset_msg_id(id).expect("offset msgId");
             max_phys = max_phys.max(phys);
-            expected.insert((queue, h.queue_offset + i as i64), Expected { msg: m, phys });
+            expected.insert(
+                (queue, h.queue_offset + i as i64),
+                Expected { msg: m, phys },
+            );
         }
         next_offset[queue as usize] += 2;
     }
     assert_eq!(expected.len(), 300);
-    assert!(max_phys > 5 * SEGMENT as i64, "test did not cross enough segments (max phys {max_phys})");
+    assert!(
+        max_phys > 5 * SEGMENT as i64,
+        "test did not cross enough segments (max phys {max_phys})"
+    );
 
     let mut seen = 0;
     for queue in 0..2 {
@@ -113,22 +132,39 @@ async fn single_and_batch_round_trip_across_segments() {
         assert_eq!(msgs.len() as i64, next_offset[queue as usize]);
         let mut crossed = std::collections::BTreeSet::new();
         for (i, m) in msgs.iter().enumerate() {
-            assert_eq!(m.queue_offset, i as i64, "queue offsets consecutive in pull");
+            assert_eq!(
+                m.queue_offset, i as i64,
+                "queue offsets consecutive in pull"
+            );
             assert_eq!(m.queue_id, queue);
             assert_eq!(m.topic, topic);
-            let e = expected.get(&(queue, m.queue_offset)).expect("unexpected message");
-            assert_eq!(m.body.as_ref(), e.msg.body.as_slice(), "body at {queue}/{}", m.queue_offset);
+            let e = expected
+                .get(&(queue, m.queue_offset))
+                .expect("unexpected message");
+            assert_eq!(
+                m.body.as_ref(),
+                e.msg.body.as_slice(),
+                "body at {queue}/{}",
+                m.queue_offset
+            );
             assert_eq!(m.tags(), e.msg.tags.as_deref());
             assert_eq!(m.keys(), e.msg.keys.as_deref());
             for (k, v) in &e.msg.props {
                 assert_eq!(m.property(k), Some(v.as_str()), "property {k}");
             }
             assert!(m.uniq_key().is_some(), "broker must add UNIQ_KEY");
-            assert_eq!(m.commit_log_offset, e.phys, "msgId must decode to the commit-log offset");
+            assert_eq!(
+                m.commit_log_offset, e.phys,
+                "msgId must decode to the commit-log offset"
+            );
             crossed.insert(m.commit_log_offset as u64 / SEGMENT);
             seen += 1;
         }
-        assert!(crossed.len() > 3, "queue {queue} spans only {} segments", crossed.len());
+        assert!(
+            crossed.len() > 3,
+            "queue {queue} spans only {} segments",
+            crossed.len()
+        );
     }
     assert_eq!(seen, 300);
     s.stop();
@@ -178,7 +214,12 @@ async fn tag_filtering_on_pull() {
     // A tag nobody sent matches nothing: retry from further on.
     let r = pull_raw(&c, &b, "Tagged", 0, 7, 4, Some("TagZ")).await;
     assert_eq!(r.code, response::PULL_RETRY_IMMEDIATELY, "{:?}", r.remark);
-    assert!(PullMessageResponseHeader::from_ext(&r.ext).unwrap().next_begin_offset > 7);
+    assert!(
+        PullMessageResponseHeader::from_ext(&r.ext)
+            .unwrap()
+            .next_begin_offset
+            > 7
+    );
     // Without the SUBSCRIPTION flag (and no heartbeat) everything comes back.
     let all = pull_all(&c, &b, "Tagged", 0).await;
     assert_eq!(all.len(), 60);
@@ -195,7 +236,10 @@ async fn pull_status_codes_and_queue_offsets() {
     // Empty queue at offset 0.
     let r = pull_raw(&c, &b, "Offsets", 0, 0, 32, None).await;
     assert_eq!(r.code, response::PULL_NOT_FOUND, "{:?}", r.remark);
-    assert_eq!(queue_offset(&c, &b, request::GET_MAX_OFFSET, "Offsets", 0).await, 0);
+    assert_eq!(
+        queue_offset(&c, &b, request::GET_MAX_OFFSET, "Offsets", 0).await,
+        0
+    );
 
     let t0 = actormq::wire::now_ms();
     for i in 0..5 {
@@ -208,9 +252,18 @@ async fn pull_status_codes_and_queue_offsets() {
         send_ok(&c, &b, "Offsets", 0, &Msg::new(format!("late{i}"))).await;
     }
 
-    assert_eq!(queue_offset(&c, &b, request::GET_MAX_OFFSET, "Offsets", 0).await, 12);
-    assert_eq!(queue_offset(&c, &b, request::GET_MIN_OFFSET, "Offsets", 0).await, 0);
-    assert_eq!(queue_offset(&c, &b, request::GET_MAX_OFFSET, "Offsets", 1).await, 0);
+    assert_eq!(
+        queue_offset(&c, &b, request::GET_MAX_OFFSET, "Offsets", 0).await,
+        12
+    );
+    assert_eq!(
+        queue_offset(&c, &b, request::GET_MIN_OFFSET, "Offsets", 0).await,
+        0
+    );
+    assert_eq!(
+        queue_offset(&c, &b, request::GET_MAX_OFFSET, "Offsets", 1).await,
+        0
+    );
 
     // At the max offset: nothing new. Past it: offset moved.
     let r = pull_raw(&c, &b, "Offsets", 0, 12, 32, None).await;
@@ -232,9 +285,17 @@ async fn pull_status_codes_and_queue_offsets() {
     let r = pull_raw(&c, &b, "Offsets", 0, 3, 4, None).await;
     assert_eq!(r.code, response::SUCCESS);
     let msgs = decode_checked(&r.body_bytes());
-    let bodies: Vec<String> = msgs.iter().map(|m| String::from_utf8(m.body.to_vec()).unwrap()).collect();
+    let bodies: Vec<String> = msgs
+        .iter()
+        .map(|m| String::from_utf8(m.body.to_vec()).unwrap())
+        .collect();
     assert_eq!(bodies, ["early3", "early4", "late0", "late1"]);
-    assert_eq!(PullMessageResponseHeader::from_ext(&r.ext).unwrap().next_begin_offset, 7);
+    assert_eq!(
+        PullMessageResponseHeader::from_ext(&r.ext)
+            .unwrap()
+            .next_begin_offset,
+        7
+    );
 
     // Search by timestamp.
     let search = |ts: i64| {
@@ -247,12 +308,23 @@ async fn pull_status_codes_and_queue_offsets() {
         let c = c.clone();
         let b = b.clone();
         async move {
-            let r = call(&c, &b, request::SEARCH_OFFSET_BY_TIMESTAMP, h.to_ext(), None).await;
+            let r = call(
+                &c,
+                &b,
+                request::SEARCH_OFFSET_BY_TIMESTAMP,
+                h.to_ext(),
+                None,
+            )
+            .await;
             assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
             OffsetResponseHeader::from_ext(&r.ext).unwrap().offset
         }
     };
-    assert_eq!(search(t_mid).await, 5, "first message stored after t_mid is late0 at offset 5");
+    assert_eq!(
+        search(t_mid).await,
+        5,
+        "first message stored after t_mid is late0 at offset 5"
+    );
     assert_eq!(search(t0 - 10_000).await, 0);
 
     // Offsets of a queue of a missing topic.
@@ -284,7 +356,10 @@ async fn auto_created_topic_via_tbw102() {
     let r = topic_config(&c, &b, "AutoT").await;
     assert_eq!(r.code, response::SUCCESS);
     let v: serde_json::Value = serde_json::from_slice(&r.body_bytes()).unwrap();
-    assert_eq!(v["topicConfig"]["writeQueueNums"], 4, "defaultTopicQueueNums=4 caps the new topic: {v}");
+    assert_eq!(
+        v["topicConfig"]["writeQueueNums"], 4,
+        "defaultTopicQueueNums=4 caps the new topic: {v}"
+    );
     // The new topic is registered with the name server.
     let route: TopicRouteData = from_fastjson(&wait_route(&c, s.namesrv(), "AutoT").await).unwrap();
     assert_eq!(route.queue_datas[0].write_queue_nums, 4);
@@ -311,7 +386,14 @@ async fn create_then_delete_topic() {
     let r = send_raw(&c, &b, "AdminT", 3, &Msg::new("y")).await;
     assert_eq!(r.code, response::INVALID_PARAMETER, "{:?}", r.remark);
 
-    let r = call(&c, &b, request::DELETE_TOPIC_IN_BROKER, ext(&[("topic", "AdminT")]), None).await;
+    let r = call(
+        &c,
+        &b,
+        request::DELETE_TOPIC_IN_BROKER,
+        ext(&[("topic", "AdminT")]),
+        None,
+    )
+    .await;
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     let r = topic_config(&c, &b, "AdminT").await;
     assert_eq!(r.code, response::TOPIC_NOT_EXIST);
@@ -319,10 +401,20 @@ async fn create_then_delete_topic() {
     assert_eq!(r.code, response::TOPIC_NOT_EXIST);
     // The broker re-registers without the topic.
     let gone = eventually(Duration::from_secs(5), || async {
-        let r = call(&c, s.namesrv(), request::GET_ROUTEINFO_BY_TOPIC, ext(&[("topic", "AdminT")]), None).await;
+        let r = call(
+            &c,
+            s.namesrv(),
+            request::GET_ROUTEINFO_BY_TOPIC,
+            ext(&[("topic", "AdminT")]),
+            None,
+        )
+        .await;
         (r.code == response::TOPIC_NOT_EXIST).then_some(())
     })
     .await;
-    assert!(gone.is_some(), "deleted topic still routed by the name server");
+    assert!(
+        gone.is_some(),
+        "deleted topic still routed by the name server"
+    );
     s.stop();
 }

@@ -21,7 +21,9 @@ impl IoPool {
     /// `threads == 0` means one per available core.
     pub fn new(threads: usize) -> IoPool {
         let n = if threads == 0 {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         } else {
             threads
         };
@@ -45,7 +47,11 @@ impl IoPool {
 }
 
 /// Accepts connections until the returned handle is dropped or aborted.
-pub fn serve(listener: TcpListener, processor: Arc<dyn Processor>, pool: IoPool) -> tokio::task::JoinHandle<()> {
+pub fn serve(
+    listener: TcpListener,
+    processor: Arc<dyn Processor>,
+    pool: IoPool,
+) -> tokio::task::JoinHandle<()> {
     actix::spawn(async move {
         loop {
             match listener.accept().await {

@@ -75,7 +75,11 @@ impl Channel {
     }
 
     /// Sends a request to the peer and waits for its response.
-    pub async fn invoke(&self, mut cmd: RemotingCommand, timeout: Duration) -> Option<RemotingCommand> {
+    pub async fn invoke(
+        &self,
+        mut cmd: RemotingCommand,
+        timeout: Duration,
+    ) -> Option<RemotingCommand> {
         let opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed) & i32::MAX;
         cmd.opaque = opaque;
         let (tx, rx) = oneshot::channel();
@@ -85,7 +89,10 @@ impl Channel {
         if !self.send(cmd) {
             return None;
         }
-        let r = tokio::time::timeout(timeout, rx).await.ok().and_then(|r| r.ok());
+        let r = tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(|r| r.ok());
         if r.is_none() {
             if let Ok(mut p) = self.pending.lock() {
                 p.remove(&opaque);
@@ -112,7 +119,11 @@ impl Channel {
 /// share: they hold actor addresses and shared read-mostly state.
 pub trait Processor: Send + Sync + 'static {
     /// Serves one request; `None` means no response (one-way requests).
-    fn process(&self, channel: &Channel, req: RemotingCommand) -> LocalBoxFuture<Option<RemotingCommand>>;
+    fn process(
+        &self,
+        channel: &Channel,
+        req: RemotingCommand,
+    ) -> LocalBoxFuture<Option<RemotingCommand>>;
     /// Called once when a connection ends.
     fn closed(&self, _channel: &Channel) {}
 }
@@ -144,7 +155,11 @@ impl Session {
         Some(Session::create(move |ctx| {
             let mut channel = channel;
             channel.fault = Some(ctx.address().recipient());
-            ctx.add_stream(FramedRead::with_capacity(rd, FrameCodec::default(), 64 * 1024));
+            ctx.add_stream(FramedRead::with_capacity(
+                rd,
+                FrameCodec::default(),
+                64 * 1024,
+            ));
             let addr = ctx.address();
             actix::spawn(async move {
                 tokio::select! {
@@ -171,22 +186,19 @@ impl Session {
             }
         };
         let channel = self.channel.clone();
-        ctx.spawn(
-            AssertUnwindSafe(fut)
-                .catch_unwind()
-                .into_actor(self)
-                .map(move |res, act, ctx| match res {
-                    Ok(Some(mut resp)) => {
-                        if !oneway {
-                            resp.opaque = opaque;
-                            resp.flag |= crate::wire::command::FLAG_RESPONSE;
-                            channel.send(resp);
-                        }
+        ctx.spawn(AssertUnwindSafe(fut).catch_unwind().into_actor(self).map(
+            move |res, act, ctx| match res {
+                Ok(Some(mut resp)) => {
+                    if !oneway {
+                        resp.opaque = opaque;
+                        resp.flag |= crate::wire::command::FLAG_RESPONSE;
+                        channel.send(resp);
                     }
-                    Ok(None) => {}
-                    Err(_) => act.panicked(code, opaque, oneway, ctx),
-                }),
-        );
+                }
+                Ok(None) => {}
+                Err(_) => act.panicked(code, opaque, oneway, ctx),
+            },
+        ));
     }
 
     fn panicked(&mut self, code: i32, opaque: i32, oneway: bool, ctx: &mut Context<Self>) {
@@ -220,18 +232,25 @@ impl StreamHandler<Result<Inbound, WireError>> for Session {
     fn handle(&mut self, item: Result<Inbound, WireError>, ctx: &mut Context<Self>) {
         match item {
             Ok(Inbound::Command(cmd)) if cmd.is_response() => {
-                let waiter = self.channel.pending.lock().ok().and_then(|mut p| p.remove(&cmd.opaque));
+                let waiter = self
+                    .channel
+                    .pending
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.remove(&cmd.opaque));
                 if let Some(w) = waiter {
                     let _ = w.send(cmd);
                 }
             }
             Ok(Inbound::Command(cmd)) => self.serve(cmd, ctx),
-            Ok(Inbound::Malformed(e)) => {
+            Ok(Inbound::Malformed(e, opaque)) => {
                 tracing::warn!(peer = %self.channel.peer, error = %e, "malformed frame");
-                self.channel.send(RemotingCommand::new_response(
+                let mut r = RemotingCommand::new_response(
                     response::SYSTEM_ERROR,
                     Some(format!("malformed request frame: {e}")),
-                ));
+                );
+                r.opaque = opaque.unwrap_or(0);
+                self.channel.send(r);
             }
             Err(e) => {
                 tracing::warn!(peer = %self.channel.peer, error = %e, "unreadable stream; closing");
@@ -323,7 +342,10 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Remo
     let _ = wr.shutdown().await;
 }
 
-async fn write_all_vectored(wr: &mut OwnedWriteHalf, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+async fn write_all_vectored(
+    wr: &mut OwnedWriteHalf,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
     // Skip leading empty slices and write until everything is out.
     while !slices.is_empty() {
         let n = wr.write_vectored(slices).await?;

@@ -65,7 +65,9 @@ pub mod restarts {
 
     pub fn record(what: &str) {
         if let Ok(mut g) = COUNTS.lock() {
-            *g.get_or_insert_with(HashMap::new).entry(what.to_owned()).or_default() += 1;
+            *g.get_or_insert_with(HashMap::new)
+                .entry(what.to_owned())
+                .or_default() += 1;
         }
     }
 

@@ -10,7 +10,11 @@ use actormq::actors::server::IoPool;
 use actormq::config::{load_properties, BrokerConfig, NamesrvConfig};
 
 #[derive(Parser)]
-#[command(name = "actormq", version, about = "A RocketMQ-compatible message broker built on actors")]
+#[command(
+    name = "actormq",
+    version,
+    about = "A RocketMQ-compatible message broker built on actors"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -82,7 +86,10 @@ struct StandaloneArgs {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ACTORMQ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -140,17 +147,31 @@ fn run_servers(namesrv: Option<NamesrvConfig>, broker: Option<BrokerConfig>) {
         let io_threads = broker.as_ref().map(|b| b.io_threads).unwrap_or(0);
         let pool = IoPool::new(io_threads);
         let ns = match &namesrv {
-            Some(c) => Some(NameServer::start(c, pool.clone()).await.unwrap_or_else(|e| {
-                fail(format!("cannot start the name server on port {}: {e}", c.listen_port))
-            })),
+            Some(c) => Some(
+                NameServer::start(c, pool.clone())
+                    .await
+                    .unwrap_or_else(|e| {
+                        fail(format!(
+                            "cannot start the name server on port {}: {e}",
+                            c.listen_port
+                        ))
+                    }),
+            ),
             None => None,
         };
         let b = match broker {
-            Some(c) => Some(Broker::start(c, pool.clone()).await.unwrap_or_else(|e| fail(e))),
+            Some(c) => Some(
+                Broker::start(c, pool.clone())
+                    .await
+                    .unwrap_or_else(|e| fail(e)),
+            ),
             None => None,
         };
         if let Some(n) = &ns {
-            println!("The Name Server boot success. serializeType=JSON, address {}", n.addr);
+            println!(
+                "The Name Server boot success. serializeType=JSON, address {}",
+                n.addr
+            );
         }
         if let Some(b) = &b {
             println!(
@@ -215,7 +236,10 @@ fn main() {
             run_servers(None, Some(c));
         }
         Cmd::Standalone(a) => {
-            let ns = NamesrvConfig { listen_port: a.namesrv_port, ..NamesrvConfig::default() };
+            let ns = NamesrvConfig {
+                listen_port: a.namesrv_port,
+                ..NamesrvConfig::default()
+            };
             let mut b = broker_config(a.config.as_ref());
             b.listen_port = a.broker_port;
             b.namesrv_addr = format!("127.0.0.1:{}", a.namesrv_port);

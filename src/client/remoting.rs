@@ -356,7 +356,7 @@ async fn read_loop(
     while let Some(item) = frames.next().await {
         let cmd = match item {
             Ok(Inbound::Command(cmd)) => cmd,
-            Ok(Inbound::Malformed(e)) => {
+            Ok(Inbound::Malformed(e, _)) => {
                 tracing::warn!(addr = %conn.addr, error = %e, "malformed frame from server");
                 continue;
             }

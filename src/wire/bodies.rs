@@ -264,7 +264,10 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
     Ok(match v {
-        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).unwrap_or(0),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .unwrap_or(0),
         serde_json::Value::String(s) => s.trim().parse().unwrap_or(0),
         _ => 0,
     })
@@ -396,7 +399,10 @@ mod tests {
             ..Default::default()
         };
         let fj = to_fastjson(&r);
-        assert!(fj.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#), "{fj}");
+        assert!(
+            fj.contains(r#""brokerAddrs":{0:"127.0.0.1:10911"}"#),
+            "{fj}"
+        );
         let back: TopicRouteData = crate::wire::json::from_fastjson(fj.as_bytes()).unwrap();
         assert_eq!(back, r);
     }

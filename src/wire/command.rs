@@ -201,7 +201,11 @@ impl RemotingCommand {
             1 => decode_binary_header(header)?,
             other => return Err(WireError::UnknownSerializeType(other)),
         };
-        cmd.body = if body.is_empty() { Vec::new() } else { vec![body] };
+        cmd.body = if body.is_empty() {
+            Vec::new()
+        } else {
+            vec![body]
+        };
         Ok(cmd)
     }
 
@@ -495,17 +499,27 @@ impl<'a> Cursor<'a> {
 }
 
 fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
-    let mut c = Cursor { buf: header, pos: 0 };
+    let mut c = Cursor {
+        buf: header,
+        pos: 0,
+    };
     let code = c.i16()? as i32;
     let language = LanguageCode(c.take(1)?[0]);
     let version = c.i16()? as i32;
     let opaque = c.i32()?;
     let flag = c.i32()?;
     let rlen = c.len()?;
-    let remark = if rlen > 0 { Some(c.string(rlen)?) } else { None };
+    let remark = if rlen > 0 {
+        Some(c.string(rlen)?)
+    } else {
+        None
+    };
     let ext_len = c.len()?;
     let ext_bytes = c.take(ext_len)?;
-    let mut e = Cursor { buf: ext_bytes, pos: 0 };
+    let mut e = Cursor {
+        buf: ext_bytes,
+        pos: 0,
+    };
     let mut ext = Vec::new();
     while e.pos < ext_bytes.len() {
         let kl = e.i16()?;
@@ -562,7 +576,9 @@ mod tests {
 
     #[test]
     fn json_is_sorted_and_round_trips() {
-        let mut c = RemotingCommand::request(105).with_ext("topic", "T1").with_ext("a", 1);
+        let mut c = RemotingCommand::request(105)
+            .with_ext("topic", "T1")
+            .with_ext("a", 1);
         c.opaque = 9;
         let mut out = BytesMut::new();
         c.encode_to(&mut out);

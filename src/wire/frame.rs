@@ -19,8 +19,9 @@ pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 pub enum Inbound {
     Command(RemotingCommand),
-    /// A frame that arrived whole but whose header is unreadable.
-    Malformed(WireError),
+    /// A frame that arrived whole but whose header is unreadable, with the
+    /// request's opaque when it could still be found.
+    Malformed(WireError, Option<i32>),
 }
 
 #[derive(Debug, Clone)]
@@ -65,16 +66,19 @@ impl Decoder for FrameCodec {
         let stype = (word >> 24) as u8;
         let header_len = (word & 0x00FF_FFFF) as usize;
         if header_len > frame.len() {
-            return Ok(Some(Inbound::Malformed(WireError::Truncated {
-                at: 8,
-                need: header_len,
-                have: frame.len(),
-            })));
+            return Ok(Some(Inbound::Malformed(
+                WireError::Truncated {
+                    at: 8,
+                    need: header_len,
+                    have: frame.len(),
+                },
+                None,
+            )));
         }
         let header = frame.split_to(header_len);
         match RemotingCommand::decode(stype, &header, frame) {
             Ok(cmd) => Ok(Some(Inbound::Command(cmd))),
-            Err(e) => Ok(Some(Inbound::Malformed(e))),
+            Err(e) => Ok(Some(Inbound::Malformed(e, salvage_opaque(stype, &header)))),
         }
     }
 }
@@ -88,10 +92,24 @@ impl Encoder<RemotingCommand> for FrameCodec {
     }
 }
 
-/// Best-effort opaque of a malformed JSON header, so the error response can
-/// still be matched by the peer.
-pub fn salvage_opaque(_err: &WireError) -> i32 {
-    0
+/// Best-effort opaque of a malformed header, so the error response can
+/// still be matched by the peer: the binary header has it at byte 5; in JSON
+/// the first `"opaque":` key followed by digits.
+pub fn salvage_opaque(stype: u8, header: &[u8]) -> Option<i32> {
+    if stype == 1 {
+        let b = header.get(5..9)?;
+        return Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    }
+    let text = std::str::from_utf8(header).ok()?;
+    let at = text.find("\"opaque\"")? + 8;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    let end = rest
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && *c == '-')))
+        .map(|(i, _)| i)
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 #[cfg(test)]
@@ -114,7 +132,7 @@ mod tests {
         b.extend_from_slice(&5u32.to_be_bytes());
         b.extend_from_slice(b"{nope");
         match c.decode(&mut b).unwrap() {
-            Some(Inbound::Malformed(_)) => {}
+            Some(Inbound::Malformed(_, None)) => {}
             other => panic!("unexpected {other:?}"),
         }
         assert!(b.is_empty());
@@ -153,5 +171,20 @@ mod tests {
                 other => prop_assert!(false, "{:?}", other),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod salvage_tests {
+    use super::salvage_opaque;
+
+    #[test]
+    fn finds_opaque_in_broken_json() {
+        assert_eq!(
+            salvage_opaque(0, br#"{"code":10,"opaque":42,"flag":0,"#),
+            Some(42)
+        );
+        assert_eq!(salvage_opaque(0, br#"{"opaque": "7"]"#), Some(7));
+        assert_eq!(salvage_opaque(0, b"garbage"), None);
     }
 }

@@ -42,7 +42,12 @@ pub fn fastjson_to_standard(s: &str) -> String {
             }
             c if expect_key && (c == b'-' || c.is_ascii_alphanumeric() || c == b'_') => {
                 let start = i;
-                while i < b.len() && (b[i] == b'-' || b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
+                while i < b.len()
+                    && (b[i] == b'-'
+                        || b[i].is_ascii_alphanumeric()
+                        || b[i] == b'_'
+                        || b[i] == b'.')
+                {
                     i += 1;
                 }
                 let mut j = i;

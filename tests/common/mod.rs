@@ -23,7 +23,9 @@ use actormq::config::{BrokerConfig, NamesrvConfig};
 use actormq::wire::codes::{request, response};
 use actormq::wire::headers::admin::{CreateTopicRequestHeader, TopicOnlyHeader};
 use actormq::wire::headers::offset::{OffsetResponseHeader, QueueRequestHeader};
-use actormq::wire::headers::pull::{pull_flag, PullMessageRequestHeader, PullMessageResponseHeader};
+use actormq::wire::headers::pull::{
+    pull_flag, PullMessageRequestHeader, PullMessageResponseHeader,
+};
 use actormq::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use actormq::wire::headers::CommandHeader;
 use actormq::wire::message::{decode_record, encode_properties, MessageExt};
@@ -376,7 +378,11 @@ impl Msg {
         self
     }
     pub fn properties(&self) -> String {
-        let mut pairs: Vec<(&str, &str)> = self.props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut pairs: Vec<(&str, &str)> = self
+            .props
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if let Some(t) = &self.tags {
             pairs.push(("TAGS", t));
         }
@@ -388,7 +394,12 @@ impl Msg {
     }
 }
 
-pub fn send_header(topic: &str, queue_id: i32, props: &str, batch: bool) -> SendMessageRequestHeader {
+pub fn send_header(
+    topic: &str,
+    queue_id: i32,
+    props: &str,
+    batch: bool,
+) -> SendMessageRequestHeader {
     SendMessageRequestHeader {
         producer_group: "test_pg".into(),
         topic: topic.into(),
@@ -408,15 +419,39 @@ pub fn send_header(topic: &str, queue_id: i32, props: &str, batch: bool) -> Send
 }
 
 /// SEND_MESSAGE_V2 of one message; returns the raw response.
-pub async fn send_raw(c: &RemotingClient, broker: &str, topic: &str, queue_id: i32, m: &Msg) -> RemotingCommand {
+pub async fn send_raw(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queue_id: i32,
+    m: &Msg,
+) -> RemotingCommand {
     let h = send_header(topic, queue_id, &m.properties(), false);
-    call(c, broker, request::SEND_MESSAGE_V2, h.to_v2().to_ext(), Some(Bytes::from(m.body.clone()))).await
+    call(
+        c,
+        broker,
+        request::SEND_MESSAGE_V2,
+        h.to_v2().to_ext(),
+        Some(Bytes::from(m.body.clone())),
+    )
+    .await
 }
 
 /// Sends one message and insists on SUCCESS.
-pub async fn send_ok(c: &RemotingClient, broker: &str, topic: &str, queue_id: i32, m: &Msg) -> SendMessageResponseHeader {
+pub async fn send_ok(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queue_id: i32,
+    m: &Msg,
+) -> SendMessageResponseHeader {
     let r = send_raw(c, broker, topic, queue_id, m).await;
-    assert_eq!(r.code, response::SUCCESS, "send to {topic}/{queue_id} failed: {:?}", r.remark);
+    assert_eq!(
+        r.code,
+        response::SUCCESS,
+        "send to {topic}/{queue_id} failed: {:?}",
+        r.remark
+    );
     SendMessageResponseHeader::from_ext(&r.ext).expect("send response header")
 }
 
@@ -434,17 +469,38 @@ pub async fn create_topic(c: &RemotingClient, broker: &str, topic: &str, queues:
         attributes: None,
         force: None,
     };
-    let r = call(c, broker, request::UPDATE_AND_CREATE_TOPIC, h.to_ext(), None).await;
-    assert_eq!(r.code, response::SUCCESS, "create topic {topic}: {:?}", r.remark);
+    let r = call(
+        c,
+        broker,
+        request::UPDATE_AND_CREATE_TOPIC,
+        h.to_ext(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.code,
+        response::SUCCESS,
+        "create topic {topic}: {:?}",
+        r.remark
+    );
 }
 
 pub async fn topic_config(c: &RemotingClient, broker: &str, topic: &str) -> RemotingCommand {
-    let h = TopicOnlyHeader { topic: topic.into() };
+    let h = TopicOnlyHeader {
+        topic: topic.into(),
+    };
     call(c, broker, request::GET_TOPIC_CONFIG, h.to_ext(), None).await
 }
 
 /// A pull request; `suspend` sets SUSPEND with that hold time.
-pub fn pull_cmd(topic: &str, queue_id: i32, offset: i64, max: i32, sub: Option<&str>, suspend: Option<Duration>) -> RemotingCommand {
+pub fn pull_cmd(
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+    max: i32,
+    sub: Option<&str>,
+    suspend: Option<Duration>,
+) -> RemotingCommand {
     let mut flag = 0;
     if sub.is_some() {
         flag |= pull_flag::SUBSCRIPTION;
@@ -473,10 +529,22 @@ pub fn pull_cmd(topic: &str, queue_id: i32, offset: i64, max: i32, sub: Option<&
     cmd
 }
 
-pub async fn pull_raw(c: &RemotingClient, broker: &str, topic: &str, queue_id: i32, offset: i64, max: i32, sub: Option<&str>) -> RemotingCommand {
-    c.invoke(broker, pull_cmd(topic, queue_id, offset, max, sub, None), CALL)
-        .await
-        .unwrap_or_else(|e| panic!("pull {topic}/{queue_id}@{offset} failed: {e}"))
+pub async fn pull_raw(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+    max: i32,
+    sub: Option<&str>,
+) -> RemotingCommand {
+    c.invoke(
+        broker,
+        pull_cmd(topic, queue_id, offset, max, sub, None),
+        CALL,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("pull {topic}/{queue_id}@{offset} failed: {e}"))
 }
 
 /// Decodes a pull body checking every record's body CRC.
@@ -484,7 +552,8 @@ pub fn decode_checked(body: &Bytes) -> Vec<MessageExt> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < body.len() {
-        let m = decode_record(body, at, true).unwrap_or_else(|e| panic!("corrupt record at {at}: {e}"));
+        let m =
+            decode_record(body, at, true).unwrap_or_else(|e| panic!("corrupt record at {at}: {e}"));
         at += m.store_size as usize;
         out.push(m);
     }
@@ -493,7 +562,12 @@ pub fn decode_checked(body: &Bytes) -> Vec<MessageExt> {
 
 /// Pulls a whole queue from offset 0 (stopping at the max offset), every
 /// record decoded with its CRC checked.
-pub async fn pull_all(c: &RemotingClient, broker: &str, topic: &str, queue_id: i32) -> Vec<MessageExt> {
+pub async fn pull_all(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queue_id: i32,
+) -> Vec<MessageExt> {
     let mut out = Vec::new();
     let mut offset = 0;
     for _ in 0..10_000 {
@@ -512,21 +586,35 @@ pub async fn pull_all(c: &RemotingClient, broker: &str, topic: &str, queue_id: i
                 let h = PullMessageResponseHeader::from_ext(&r.ext).unwrap();
                 offset = h.next_begin_offset;
             }
-            code => panic!("pull {topic}/{queue_id}@{offset}: code {code} {:?}", r.remark),
+            code => panic!(
+                "pull {topic}/{queue_id}@{offset}: code {code} {:?}",
+                r.remark
+            ),
         }
     }
     panic!("pull_all did not finish");
 }
 
 /// GET_MAX_OFFSET / GET_MIN_OFFSET.
-pub async fn queue_offset(c: &RemotingClient, broker: &str, code: i32, topic: &str, queue_id: i32) -> i64 {
+pub async fn queue_offset(
+    c: &RemotingClient,
+    broker: &str,
+    code: i32,
+    topic: &str,
+    queue_id: i32,
+) -> i64 {
     let h = QueueRequestHeader {
         topic: topic.into(),
         queue_id,
         committed: None,
     };
     let r = call(c, broker, code, h.to_ext(), None).await;
-    assert_eq!(r.code, response::SUCCESS, "offset query {code}: {:?}", r.remark);
+    assert_eq!(
+        r.code,
+        response::SUCCESS,
+        "offset query {code}: {:?}",
+        r.remark
+    );
     OffsetResponseHeader::from_ext(&r.ext).unwrap().offset
 }
 
@@ -551,7 +639,14 @@ where
 /// Waits until the name server has a route for `topic`.
 pub async fn wait_route(c: &RemotingClient, namesrv: &str, topic: &str) -> Bytes {
     eventually(Duration::from_secs(5), || async {
-        let r = call(c, namesrv, request::GET_ROUTEINFO_BY_TOPIC, ext(&[("topic", topic)]), None).await;
+        let r = call(
+            c,
+            namesrv,
+            request::GET_ROUTEINFO_BY_TOPIC,
+            ext(&[("topic", topic)]),
+            None,
+        )
+        .await;
         (r.code == response::SUCCESS).then(|| r.body_bytes())
     })
     .await

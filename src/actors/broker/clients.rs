@@ -28,7 +28,11 @@ pub struct Subscriptions(Arc<RwLock<HashMap<(String, String), SubscriptionData>>
 
 impl Subscriptions {
     pub fn get(&self, group: &str, topic: &str) -> Option<SubscriptionData> {
-        self.0.read().ok()?.get(&(group.to_owned(), topic.to_owned())).cloned()
+        self.0
+            .read()
+            .ok()?
+            .get(&(group.to_owned(), topic.to_owned()))
+            .cloned()
     }
 }
 
@@ -41,14 +45,24 @@ pub struct ClientRegistry {
 
 impl ClientRegistry {
     pub fn new(subs: Subscriptions, expire: Duration) -> Self {
-        ClientRegistry { consumers: HashMap::new(), producers: HashMap::new(), subs, expire }
+        ClientRegistry {
+            consumers: HashMap::new(),
+            producers: HashMap::new(),
+            subs,
+            expire,
+        }
     }
 
     fn notify_group(&self, group: &str) {
-        let Some(members) = self.consumers.get(group) else { return };
+        let Some(members) = self.consumers.get(group) else {
+            return;
+        };
         for m in members.values() {
             let mut cmd = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED);
-            ConsumerGroupHeader { consumer_group: group.to_owned() }.write_ext(&mut cmd.ext);
+            ConsumerGroupHeader {
+                consumer_group: group.to_owned(),
+            }
+            .write_ext(&mut cmd.ext);
             m.channel.oneway(cmd);
         }
     }
@@ -106,7 +120,9 @@ impl Actor for ClientRegistry {
         ctx.run_interval(scan, |act, _| {
             let expire = act.expire;
             let now = Instant::now();
-            let changed = act.remove_where(|_, m| now.duration_since(m.last_seen) > expire || !m.channel.is_open());
+            let changed = act.remove_where(|_, m| {
+                now.duration_since(m.last_seen) > expire || !m.channel.is_open()
+            });
             act.after_removal(changed);
         });
     }
@@ -133,10 +149,17 @@ impl Handler<Heartbeat> for ClientRegistry {
         let now = Instant::now();
         let id = hb.data.client_id.clone();
         for p in &hb.data.producer_data_set {
-            self.producers.entry(p.group_name.clone()).or_default().insert(
-                id.clone(),
-                Member { channel: hb.channel.clone(), last_seen: now, data: None },
-            );
+            self.producers
+                .entry(p.group_name.clone())
+                .or_default()
+                .insert(
+                    id.clone(),
+                    Member {
+                        channel: hb.channel.clone(),
+                        last_seen: now,
+                        data: None,
+                    },
+                );
         }
         let mut changed_groups = Vec::new();
         let mut new_groups = Vec::new();
@@ -154,13 +177,24 @@ impl Handler<Heartbeat> for ClientRegistry {
                     if hb.data.without_sub {
                         continue;
                     }
-                    if m.data.as_ref().map(|d| d.subscription_data_set != c.subscription_data_set).unwrap_or(true) {
+                    if m.data
+                        .as_ref()
+                        .map(|d| d.subscription_data_set != c.subscription_data_set)
+                        .unwrap_or(true)
+                    {
                         subs_changed = true;
                     }
                     m.data = Some(c);
                 }
                 None => {
-                    members.insert(id.clone(), Member { channel: hb.channel.clone(), last_seen: now, data: Some(c) });
+                    members.insert(
+                        id.clone(),
+                        Member {
+                            channel: hb.channel.clone(),
+                            last_seen: now,
+                            data: Some(c),
+                        },
+                    );
                     changed_groups.push(group);
                     subs_changed = true;
                 }
@@ -194,7 +228,11 @@ impl Handler<Unregister> for ClientRegistry {
             }
         }
         if let Some(g) = &m.consumer_group {
-            let removed = self.consumers.get_mut(g).map(|ms| ms.remove(&m.client_id).is_some()).unwrap_or(false);
+            let removed = self
+                .consumers
+                .get_mut(g)
+                .map(|ms| ms.remove(&m.client_id).is_some())
+                .unwrap_or(false);
             if removed {
                 self.consumers.retain(|_, ms| !ms.is_empty());
                 self.after_removal(vec![g.clone()]);
@@ -222,7 +260,11 @@ pub struct ConsumerIds(pub String);
 impl Handler<ConsumerIds> for ClientRegistry {
     type Result = Vec<String>;
     fn handle(&mut self, m: ConsumerIds, _: &mut Context<Self>) -> Vec<String> {
-        let mut ids: Vec<String> = self.consumers.get(&m.0).map(|ms| ms.keys().cloned().collect()).unwrap_or_default();
+        let mut ids: Vec<String> = self
+            .consumers
+            .get(&m.0)
+            .map(|ms| ms.keys().cloned().collect())
+            .unwrap_or_default();
         ids.sort();
         ids
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::queue::{Dispatch, DispatchUnit};
 use super::topic::TopicRegistry;
 use crate::store::{CommitLog, Flusher, StoreError};
-use crate::wire::message::{QUEUE_OFFSET_POS};
+use crate::wire::message::QUEUE_OFFSET_POS;
 
 pub struct CommitLogWriter {
     log: CommitLog,
@@ -34,7 +34,14 @@ impl CommitLogWriter {
         sync_flush: bool,
         sync_flush_timeout: Duration,
     ) -> Self {
-        CommitLogWriter { log, flusher, registry, queue_offsets, sync_flush, sync_flush_timeout }
+        CommitLogWriter {
+            log,
+            flusher,
+            registry,
+            queue_offsets,
+            sync_flush,
+            sync_flush_timeout,
+        }
     }
 }
 
@@ -88,7 +95,9 @@ impl From<StoreError> for PutError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::DiskFull { .. } => PutError::DiskFull(e.to_string()),
-            StoreError::RecordTooLarge { .. } | StoreError::InvalidRecord(_) => PutError::Illegal(e.to_string()),
+            StoreError::RecordTooLarge { .. } | StoreError::InvalidRecord(_) => {
+                PutError::Illegal(e.to_string())
+            }
             other => PutError::Store(other.to_string()),
         }
     }
@@ -113,12 +122,20 @@ impl Handler<Put> for CommitLogWriter {
         let mut failure = None;
         for mut rec in put.records {
             let key = (rec.topic.to_string(), rec.queue_id);
-            let qoff = if rec.dispatch { *self.queue_offsets.get(&key).unwrap_or(&0) } else { 0 };
+            let qoff = if rec.dispatch {
+                *self.queue_offsets.get(&key).unwrap_or(&0)
+            } else {
+                0
+            };
             rec.buf[QUEUE_OFFSET_POS..QUEUE_OFFSET_POS + 8].copy_from_slice(&qoff.to_be_bytes());
             match self.log.append(&mut rec.buf) {
                 Ok(a) => {
                     end = a.end_offset;
-                    results.push(PutResult { phys_offset: a.phys_offset, queue_offset: qoff, size: a.size });
+                    results.push(PutResult {
+                        phys_offset: a.phys_offset,
+                        queue_offset: qoff,
+                        size: a.size,
+                    });
                     if rec.dispatch {
                         self.queue_offsets.insert(key, qoff + 1);
                         let unit = DispatchUnit {
@@ -127,7 +144,10 @@ impl Handler<Put> for CommitLogWriter {
                             size: a.size,
                             tags_code: rec.tags_code,
                         };
-                        match dispatch.iter_mut().find(|(t, q, _)| *t == rec.topic && *q == rec.queue_id) {
+                        match dispatch
+                            .iter_mut()
+                            .find(|(t, q, _)| *t == rec.topic && *q == rec.queue_id)
+                        {
                             Some((_, _, v)) => v.push(unit),
                             None => dispatch.push((rec.topic.clone(), rec.queue_id, vec![unit])),
                         }
@@ -141,9 +161,15 @@ impl Handler<Put> for CommitLogWriter {
             }
         }
         for (topic, qid, units) in dispatch {
-            match self.registry.get(&topic).and_then(|t| t.queue(qid).cloned()) {
+            match self
+                .registry
+                .get(&topic)
+                .and_then(|t| t.queue(qid).cloned())
+            {
                 Some(q) => q.do_send(Dispatch { units }),
-                None => tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery"),
+                None => {
+                    tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery")
+                }
             }
         }
         if end > 0 {

@@ -55,8 +55,15 @@ pub struct GroupManager {
 
 impl GroupManager {
     pub fn load(path: PathBuf, auto_create: bool) -> GroupManager {
-        let file = crate::store::metadata::read_json(&path).ok().flatten().unwrap_or_default();
-        GroupManager { file, path, auto_create }
+        let file = crate::store::metadata::read_json(&path)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        GroupManager {
+            file,
+            path,
+            auto_create,
+        }
     }
 
     fn persist(&self) {
@@ -90,7 +97,10 @@ impl Handler<EnsureGroup> for GroupManager {
         if !self.auto_create {
             return None;
         }
-        let g = SubscriptionGroupConfig { group_name: m.0.clone(), ..Default::default() };
+        let g = SubscriptionGroupConfig {
+            group_name: m.0.clone(),
+            ..Default::default()
+        };
         self.file.subscription_group_table.insert(m.0, g.clone());
         self.file.data_version.bump();
         self.persist();

@@ -53,7 +53,11 @@ pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
         root: cfg.store_path_root_dir.clone(),
         commitlog_file_size: cfg.maped_file_size_commit_log,
         cq_units_per_file: (cfg.maped_file_size_consume_queue / 20).max(1),
-        flush: if cfg.is_sync_flush() { FlushMode::Sync } else { FlushMode::Async },
+        flush: if cfg.is_sync_flush() {
+            FlushMode::Sync
+        } else {
+            FlushMode::Async
+        },
         flush_interval_ms: cfg.flush_interval_commit_log,
         sync_flush_timeout_ms: cfg.sync_flush_timeout,
         max_message_size: cfg.max_message_size,
@@ -70,8 +74,12 @@ impl Broker {
             .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
         let listener = tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port))
             .await
-            .map_err(|e| BrokerError::Listen(format!("{}:{}", cfg.listen_addr, cfg.listen_port), e))?;
-        let addr = listener.local_addr().map_err(|e| BrokerError::Listen("local address".into(), e))?;
+            .map_err(|e| {
+                BrokerError::Listen(format!("{}:{}", cfg.listen_addr, cfg.listen_port), e)
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| BrokerError::Listen("local address".into(), e))?;
         cfg.listen_port = addr.port();
         let store_host: SocketAddr = format!("{}:{}", cfg.broker_ip1, cfg.listen_port)
             .to_socket_addrs()
@@ -82,7 +90,9 @@ impl Broker {
         let sc = store_cfg.clone();
         let recovered = tokio::task::spawn_blocking(move || store::recover(&sc))
             .await
-            .map_err(|e| BrokerError::StoreDir("recovery task".into(), std::io::Error::other(e.to_string())))??;
+            .map_err(|e| {
+                BrokerError::StoreDir("recovery task".into(), std::io::Error::other(e.to_string()))
+            })??;
         tracing::info!(
             clean = recovered.was_clean_shutdown,
             max_offset = recovered.commit_log.max_offset(),
@@ -127,14 +137,18 @@ impl Broker {
             cfg.is_sync_flush(),
             Duration::from_millis(cfg.sync_flush_timeout),
         );
-        let commit_log = commit_log::CommitLogWriter::start_in_arbiter(&commit_arbiter.handle(), move |_| writer);
+        let commit_log =
+            commit_log::CommitLogWriter::start_in_arbiter(&commit_arbiter.handle(), move |_| {
+                writer
+            });
 
         let offsets_path = store_cfg.config_dir().join("consumerOffset.json");
         let every = Duration::from_millis(cfg.flush_consumer_offset_interval.max(100));
         let offsets = Supervisor::start(move |_| offsets::OffsetManager::load(offsets_path, every));
         let groups_path = store_cfg.config_dir().join("subscriptionGroup.json");
         let auto_group = cfg.auto_create_subscription_group;
-        let groups = Supervisor::start(move |_| groups::GroupManager::load(groups_path, auto_group));
+        let groups =
+            Supervisor::start(move |_| groups::GroupManager::load(groups_path, auto_group));
         let subscriptions = clients::Subscriptions::default();
         let subs = subscriptions.clone();
         let expire = Duration::from_millis(cfg.client_channel_expire_ms);
@@ -170,16 +184,31 @@ impl Broker {
             registrar,
             groups,
         });
-        let accept = serve(listener, Arc::new(BrokerProcessor { ctx: ctx.clone() }), pool.clone());
+        let accept = serve(
+            listener,
+            Arc::new(BrokerProcessor { ctx: ctx.clone() }),
+            pool.clone(),
+        );
         tracing::info!(%addr, broker = %ctx.cfg.broker_name, "broker listening");
-        Ok(Broker { addr, ctx, flusher: Some(flusher), accept, commit_arbiter, pool })
+        Ok(Broker {
+            addr,
+            ctx,
+            flusher: Some(flusher),
+            accept,
+            commit_arbiter,
+            pool,
+        })
     }
 
     /// Graceful stop: stop accepting, unregister from the name servers,
     /// persist metadata, flush everything and remove the `abort` marker.
     pub async fn shutdown(mut self) {
         self.accept.abort();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.ctx.registrar.send(registrar::UnregisterAll)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.ctx.registrar.send(registrar::UnregisterAll),
+        )
+        .await;
         let _ = self.ctx.offsets.send(offsets::PersistOffsets).await;
         let _ = self.ctx.topic_manager.send(topic::PersistTopics).await;
         // Let in-flight appends and dispatches land before the final flush.
@@ -200,7 +229,9 @@ impl Broker {
             .await;
             match r {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "final flush failed; the next start will recover"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "final flush failed; the next start will recover")
+                }
                 Err(e) => tracing::error!(error = %e, "final flush task failed"),
             }
         }

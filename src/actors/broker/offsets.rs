@@ -24,7 +24,12 @@ impl OffsetManager {
                 ConsumerOffsets::default()
             }
         };
-        OffsetManager { table, path, dirty: false, persist_every }
+        OffsetManager {
+            table,
+            path,
+            dirty: false,
+            persist_every,
+        }
     }
 
     fn persist(&mut self) {

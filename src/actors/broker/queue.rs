@@ -70,7 +70,9 @@ impl QueueActor {
             self.flusher.register_queue(&cq);
             self.cq = Some(cq);
         }
-        self.cq.as_mut().ok_or_else(|| ActorFailure("no consume queue".into()))
+        self.cq
+            .as_mut()
+            .ok_or_else(|| ActorFailure("no consume queue".into()))
     }
 
     fn offsets(&mut self) -> (i64, i64) {
@@ -84,7 +86,13 @@ impl QueueActor {
     fn query(&mut self, q: &PullQuery) -> PullOutcome {
         let reader = self.reader.clone();
         let (min, max) = self.offsets();
-        let mut out = PullOutcome { status: PullStatus::NoNewMessage, next_begin: q.offset, min, max, bodies: Vec::new() };
+        let mut out = PullOutcome {
+            status: PullStatus::NoNewMessage,
+            next_begin: q.offset,
+            min,
+            max,
+            bodies: Vec::new(),
+        };
         if max == 0 {
             out.status = PullStatus::NoMessageInQueue;
             out.next_begin = 0;
@@ -101,7 +109,7 @@ impl QueueActor {
         }
         if q.offset > max {
             out.status = PullStatus::OffsetOverflowBadly;
-            out.next_begin = if min == 0 { min } else { max };
+            out.next_begin = max;
             return out;
         }
         let Ok(cq) = self.cq() else { return out };
@@ -279,17 +287,28 @@ impl Handler<Pull> for QueueActor {
 
     fn handle(&mut self, p: Pull, ctx: &mut Context<Self>) -> Self::Result {
         let r = self.query(&p.query);
-        let holdable = matches!(r.status, PullStatus::OffsetOverflowOne | PullStatus::NoMatchedMessage);
+        let holdable = match r.status {
+            PullStatus::OffsetOverflowOne | PullStatus::NoMatchedMessage => true,
+            PullStatus::NoMessageInQueue => p.query.offset == 0,
+            _ => false,
+        };
         let hold = match p.hold {
             Some(h) if holdable && !self.deleted => {
-                if self.long_polling { h } else { h.min(Duration::from_secs(1)) }
+                if self.long_polling {
+                    h
+                } else {
+                    h.min(Duration::from_secs(1))
+                }
             }
             _ => return Box::pin(async move { Ok(r) }),
         };
         let (tx, rx) = oneshot::channel();
         let id = self.next_hold;
         self.next_hold += 1;
-        let query = PullQuery { offset: r.next_begin.max(p.query.offset), ..p.query };
+        let query = PullQuery {
+            offset: r.next_begin.max(p.query.offset),
+            ..p.query
+        };
         self.holds.push(Hold { id, query, tx });
         ctx.run_later(hold, move |act, _| {
             if let Some(pos) = act.holds.iter().position(|h| h.id == id) {
@@ -299,7 +318,8 @@ impl Handler<Pull> for QueueActor {
             }
         });
         Box::pin(async move {
-            rx.await.map_err(|_| ActorFailure("queue restarted while holding the pull".into()))
+            rx.await
+                .map_err(|_| ActorFailure("queue restarted while holding the pull".into()))
         })
     }
 }
@@ -329,7 +349,9 @@ impl Handler<StoreTimeAt> for QueueActor {
         let off = m.0.unwrap_or_else(|| cq.min_offset());
         let u = cq.get(off)?;
         let rec = reader.read(u.phys_offset, u.size)?;
-        crate::wire::message::decode_record(&rec, 0, false).ok().map(|m| m.store_timestamp)
+        crate::wire::message::decode_record(&rec, 0, false)
+            .ok()
+            .map(|m| m.store_timestamp)
     }
 }
 
@@ -346,7 +368,11 @@ impl Handler<SearchOffset> for QueueActor {
         let reader = self.reader.clone();
         match self.cq() {
             Ok(cq) => {
-                let b = if m.upper { Boundary::Upper } else { Boundary::Lower };
+                let b = if m.upper {
+                    Boundary::Upper
+                } else {
+                    Boundary::Lower
+                };
                 cq.search_offset_by_timestamp(m.timestamp, b, &reader)
             }
             Err(_) => 0,
@@ -363,7 +389,13 @@ impl Handler<DeleteQueue> for QueueActor {
     fn handle(&mut self, _: DeleteQueue, ctx: &mut Context<Self>) {
         self.deleted = true;
         for h in self.holds.drain(..) {
-            let _ = h.tx.send(PullOutcome { status: PullStatus::NoMessageInQueue, next_begin: 0, min: 0, max: 0, bodies: Vec::new() });
+            let _ = h.tx.send(PullOutcome {
+                status: PullStatus::NoMessageInQueue,
+                next_begin: 0,
+                min: 0,
+                max: 0,
+                bodies: Vec::new(),
+            });
         }
         if let Some(mut cq) = self.cq.take() {
             if let Err(e) = cq.delete_files() {

@@ -32,14 +32,26 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    pub fn new(identity: Identity, namesrv_addr: &str, registry: TopicRegistry, client: RemotingClient, interval: Duration) -> Self {
+    pub fn new(
+        identity: Identity,
+        namesrv_addr: &str,
+        registry: TopicRegistry,
+        client: RemotingClient,
+        interval: Duration,
+    ) -> Self {
         let namesrvs = namesrv_addr
             .split(';')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        Registrar { identity, namesrvs, registry, client, interval }
+        Registrar {
+            identity,
+            namesrvs,
+            registry,
+            client,
+            interval,
+        }
     }
 
     fn register_request(&self) -> RemotingCommand {

@@ -48,7 +48,11 @@ impl TopicRegistry {
     pub fn configs(&self) -> BTreeMap<String, TopicConfig> {
         self.inner
             .read()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.config.clone())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.config.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -152,7 +156,16 @@ impl TopicManager {
         flusher: Arc<Flusher>,
     ) -> Self {
         let path = store_cfg.config_dir().join("topics.json");
-        TopicManager { registry, store_cfg, reader, pool, recovered, path, long_polling, flusher }
+        TopicManager {
+            registry,
+            store_cfg,
+            reader,
+            pool,
+            recovered,
+            path,
+            long_polling,
+            flusher,
+        }
     }
 
     fn persist(&self) {
@@ -205,7 +218,11 @@ impl TopicManager {
             );
             queues.push(q);
         }
-        let entry = Arc::new(TopicEntry { config, actor, queues });
+        let entry = Arc::new(TopicEntry {
+            config,
+            actor,
+            queues,
+        });
         self.registry.publish(name, Some(entry.clone()));
         entry
     }
@@ -272,7 +289,9 @@ impl Handler<LoadTopics> for TopicManager {
             *e = (*e).max(q + 1);
         }
         for (t, n) in seen {
-            configs.entry(t.clone()).or_insert_with(|| TopicConfig::new(&t, n, perm::READ | perm::WRITE));
+            configs
+                .entry(t.clone())
+                .or_insert_with(|| TopicConfig::new(&t, n, perm::READ | perm::WRITE));
         }
         for (_, c) in configs {
             self.upsert(c);
@@ -320,7 +339,9 @@ pub struct DeleteTopic(pub String);
 impl Handler<DeleteTopic> for TopicManager {
     type Result = bool;
     fn handle(&mut self, m: DeleteTopic, _: &mut Context<Self>) -> bool {
-        let Some(e) = self.registry.get(&m.0) else { return false };
+        let Some(e) = self.registry.get(&m.0) else {
+            return false;
+        };
         for q in &e.queues {
             q.do_send(super::queue::DeleteQueue);
         }

@@ -21,15 +21,22 @@ pub struct NameServer {
 impl NameServer {
     /// Binds and starts serving; call inside an actix System.
     pub async fn start(cfg: &NamesrvConfig, pool: IoPool) -> std::io::Result<NameServer> {
-        let listener = tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port)).await?;
+        let listener =
+            tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port)).await?;
         let addr = listener.local_addr()?;
         let expire = Duration::from_millis(cfg.broker_expire_ms);
         let scan = Duration::from_millis(cfg.scan_interval_ms.max(10));
         let table = Supervisor::start(move |_| RouteTable::new(expire, scan));
-        let processor = Arc::new(processor::NamesrvProcessor { table: table.clone() });
+        let processor = Arc::new(processor::NamesrvProcessor {
+            table: table.clone(),
+        });
         let accept = serve(listener, processor, pool);
         tracing::info!(%addr, "name server listening");
-        Ok(NameServer { addr, table, accept })
+        Ok(NameServer {
+            addr,
+            table,
+            accept,
+        })
     }
 
     pub fn stop(&self) {

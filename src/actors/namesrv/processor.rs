@@ -24,7 +24,11 @@ fn bad_header(req: &RemotingCommand, e: WireError) -> RemotingCommand {
 }
 
 impl Processor for NamesrvProcessor {
-    fn process(&self, ch: &Channel, req: RemotingCommand) -> LocalBoxFuture<Option<RemotingCommand>> {
+    fn process(
+        &self,
+        ch: &Channel,
+        req: RemotingCommand,
+    ) -> LocalBoxFuture<Option<RemotingCommand>> {
         let table = self.table.clone();
         let channel_id = ch.id;
         Box::pin(async move { Some(serve(table, channel_id, req).await) })
@@ -63,7 +67,10 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
                     broker_addr: h.broker_addr,
                     broker_id: h.broker_id,
                     ha_server_addr: h.ha_server_addr,
-                    timeout: h.heartbeat_timeout_millis.filter(|t| *t > 0).map(|t| Duration::from_millis(t as u64)),
+                    timeout: h
+                        .heartbeat_timeout_millis
+                        .filter(|t| *t > 0)
+                        .map(|t| Duration::from_millis(t as u64)),
                     data_version: wrapper.data_version,
                     topics: wrapper.topic_config_table,
                     channel_id,
@@ -85,7 +92,11 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
         }
         rq::UNREGISTER_BROKER => match BrokerIdentityHeader::from_ext(&req.ext) {
             Ok(h) => {
-                let _ = table.send(UnregisterBroker { broker_addr: h.broker_addr }).await;
+                let _ = table
+                    .send(UnregisterBroker {
+                        broker_addr: h.broker_addr,
+                    })
+                    .await;
                 ok(&req)
             }
             Err(e) => bad_header(&req, e),
@@ -93,7 +104,13 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
         rq::QUERY_DATA_VERSION => match BrokerIdentityHeader::from_ext(&req.ext) {
             Ok(h) => {
                 let dv = serde_json::from_slice(&req.body_bytes()).ok();
-                match table.send(TouchBroker { broker_addr: h.broker_addr, data_version: dv }).await {
+                match table
+                    .send(TouchBroker {
+                        broker_addr: h.broker_addr,
+                        data_version: dv,
+                    })
+                    .await
+                {
                     Ok((changed, stored)) => {
                         let mut resp = ok(&req).with_ext("changed", changed);
                         if let Some(s) = stored {
@@ -108,7 +125,12 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
         },
         rq::BROKER_HEARTBEAT => match BrokerHeartbeatRequestHeader::from_ext(&req.ext) {
             Ok(h) => {
-                let _ = table.send(TouchBroker { broker_addr: h.broker_addr, data_version: None }).await;
+                let _ = table
+                    .send(TouchBroker {
+                        broker_addr: h.broker_addr,
+                        data_version: None,
+                    })
+                    .await;
                 ok(&req)
             }
             Err(e) => bad_header(&req, e),
@@ -118,10 +140,16 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
                 Ok(h) => h,
                 Err(e) => return bad_header(&req, e),
             };
-            match table.send(GetRoute { topic: h.topic.clone() }).await {
+            match table
+                .send(GetRoute {
+                    topic: h.topic.clone(),
+                })
+                .await
+            {
                 Ok(Some(route)) => {
                     // Java dialect: bare numeric keys for pre-4.9.4 clients.
-                    let standard = req.version >= 401 || h.accept_standard_json_only.unwrap_or(false);
+                    let standard =
+                        req.version >= 401 || h.accept_standard_json_only.unwrap_or(false);
                     let body = if standard {
                         serde_json::to_string(&route).unwrap_or_default()
                     } else {
@@ -132,7 +160,10 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
                 Ok(None) => error(
                     &req,
                     rs::TOPIC_NOT_EXIST,
-                    format!("No topic route info in name server for the topic: {}", h.topic),
+                    format!(
+                        "No topic route info in name server for the topic: {}",
+                        h.topic
+                    ),
                 ),
                 Err(_) => mailbox_err(&req),
             }
@@ -152,7 +183,10 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
             };
             match table.send(ListTopics { cluster }).await {
                 Ok(list) => {
-                    let body = TopicList { topic_list: list, broker_addr: None };
+                    let body = TopicList {
+                        topic_list: list,
+                        broker_addr: None,
+                    };
                     ok(&req).with_body(serde_json::to_vec(&body).unwrap_or_default())
                 }
                 Err(_) => mailbox_err(&req),
@@ -160,7 +194,12 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
         }
         rq::DELETE_TOPIC_IN_NAMESRV => match TopicHeader::from_ext(&req.ext) {
             Ok(h) => {
-                let _ = table.send(DeleteTopic { topic: h.topic, cluster: h.cluster_name }).await;
+                let _ = table
+                    .send(DeleteTopic {
+                        topic: h.topic,
+                        cluster: h.cluster_name,
+                    })
+                    .await;
                 ok(&req)
             }
             Err(e) => bad_header(&req, e),
@@ -169,15 +208,25 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
             Ok(h) => {
                 let route: bodies::TopicRouteData =
                     crate::wire::json::from_fastjson(&req.body_bytes()).unwrap_or_default();
-                let _ = table.send(RegisterTopic { topic: h.topic, queue_datas: route.queue_datas }).await;
+                let _ = table
+                    .send(RegisterTopic {
+                        topic: h.topic,
+                        queue_datas: route.queue_datas,
+                    })
+                    .await;
                 ok(&req)
             }
             Err(e) => bad_header(&req, e),
         },
-        rq::PUT_KV_CONFIG | rq::GET_KV_CONFIG | rq::DELETE_KV_CONFIG | rq::GET_KVLIST_BY_NAMESPACE => {
-            serve_kv(&table, req).await
-        }
-        code => error(&req, rs::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+        rq::PUT_KV_CONFIG
+        | rq::GET_KV_CONFIG
+        | rq::DELETE_KV_CONFIG
+        | rq::GET_KVLIST_BY_NAMESPACE => serve_kv(&table, req).await,
+        code => error(
+            &req,
+            rs::REQUEST_CODE_NOT_SUPPORTED,
+            format!(" request type {code} not supported"),
+        ),
     }
 }
 
@@ -189,23 +238,37 @@ async fn serve_kv(table: &Addr<RouteTable>, req: RemotingCommand) -> RemotingCom
     let need_key = |k: Option<String>| k.ok_or(WireError::MissingField("key"));
     let msg = match req.code {
         rq::PUT_KV_CONFIG => match (need_key(h.key), h.value) {
-            (Ok(key), Some(value)) => Kv::Put { namespace: h.namespace, key, value },
+            (Ok(key), Some(value)) => Kv::Put {
+                namespace: h.namespace,
+                key,
+                value,
+            },
             (Err(e), _) => return bad_header(&req, e),
             (_, None) => return bad_header(&req, WireError::MissingField("value")),
         },
         rq::GET_KV_CONFIG => match need_key(h.key) {
-            Ok(key) => Kv::Get { namespace: h.namespace, key },
+            Ok(key) => Kv::Get {
+                namespace: h.namespace,
+                key,
+            },
             Err(e) => return bad_header(&req, e),
         },
         rq::DELETE_KV_CONFIG => match need_key(h.key) {
-            Ok(key) => Kv::Delete { namespace: h.namespace, key },
+            Ok(key) => Kv::Delete {
+                namespace: h.namespace,
+                key,
+            },
             Err(e) => return bad_header(&req, e),
         },
-        _ => Kv::List { namespace: h.namespace },
+        _ => Kv::List {
+            namespace: h.namespace,
+        },
     };
     match table.send(msg).await {
         Ok(KvResult::Done) => RemotingCommand::response_to(&req, rs::SUCCESS),
-        Ok(KvResult::Value(Some(v))) => RemotingCommand::response_to(&req, rs::SUCCESS).with_ext("value", v),
+        Ok(KvResult::Value(Some(v))) => {
+            RemotingCommand::response_to(&req, rs::SUCCESS).with_ext("value", v)
+        }
         Ok(KvResult::Table(Some(t))) => RemotingCommand::response_to(&req, rs::SUCCESS)
             .with_body(serde_json::to_vec(&KvTable { table: t }).unwrap_or_default()),
         Ok(_) => error(&req, rs::QUERY_NOT_FOUND, "No config item"),
@@ -242,7 +305,10 @@ fn decode_compressed_register_body(raw: &[u8]) -> Result<RegisterBrokerBody, Str
         if len < 0 {
             return Err("negative length".into());
         }
-        let v = data.get(pos + 4..pos + 4 + len as usize).ok_or("truncated")?.to_vec();
+        let v = data
+            .get(pos + 4..pos + 4 + len as usize)
+            .ok_or("truncated")?
+            .to_vec();
         pos += 4 + len as usize;
         Ok(v)
     };
@@ -250,12 +316,21 @@ fn decode_compressed_register_body(raw: &[u8]) -> Result<RegisterBrokerBody, Str
     body.topic_config_serialize_wrapper.data_version =
         serde_json::from_slice(&next(&data)?).map_err(|e| e.to_string())?;
     let count_bytes = data.get(pos..pos + 4).ok_or("truncated")?;
-    let count = i32::from_be_bytes([count_bytes[0], count_bytes[1], count_bytes[2], count_bytes[3]]);
+    let count = i32::from_be_bytes([
+        count_bytes[0],
+        count_bytes[1],
+        count_bytes[2],
+        count_bytes[3],
+    ]);
     pos += 4;
     let mut next = |data: &[u8]| -> Result<Vec<u8>, String> {
         let len_bytes = data.get(pos..pos + 4).ok_or("truncated")?;
-        let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]).max(0) as usize;
-        let v = data.get(pos + 4..pos + 4 + len).ok_or("truncated")?.to_vec();
+        let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
+            .max(0) as usize;
+        let v = data
+            .get(pos + 4..pos + 4 + len)
+            .ok_or("truncated")?
+            .to_vec();
         pos += 4 + len;
         Ok(v)
     };
@@ -281,7 +356,9 @@ fn decode_compressed_register_body(raw: &[u8]) -> Result<RegisterBrokerBody, Str
             attributes,
             ..Default::default()
         };
-        body.topic_config_serialize_wrapper.topic_config_table.insert(name, tc);
+        body.topic_config_serialize_wrapper
+            .topic_config_table
+            .insert(name, tc);
     }
     Ok(body)
 }

@@ -49,7 +49,9 @@ impl RouteTable {
     }
 
     fn remove_broker_addr(&mut self, addr: &str) {
-        let Some(live) = self.live.remove(addr) else { return };
+        let Some(live) = self.live.remove(addr) else {
+            return;
+        };
         tracing::info!(broker = %live.broker_name, addr, "broker removed from route table");
         let mut name_gone = false;
         if let Some(bd) = self.brokers.get_mut(&live.broker_name) {
@@ -126,19 +128,28 @@ impl Handler<RegisterBroker> for RouteTable {
             .entry(r.cluster.clone())
             .or_default()
             .insert(r.broker_name.clone());
-        let bd = self.brokers.entry(r.broker_name.clone()).or_insert_with(|| BrokerData {
-            cluster: r.cluster.clone(),
-            broker_name: r.broker_name.clone(),
-            ..Default::default()
-        });
+        let bd = self
+            .brokers
+            .entry(r.broker_name.clone())
+            .or_insert_with(|| BrokerData {
+                cluster: r.cluster.clone(),
+                broker_name: r.broker_name.clone(),
+                ..Default::default()
+            });
         bd.enable_acting_master = r.enable_acting_master;
         // An address moving to a new id replaces the old entry.
         bd.broker_addrs
             .retain(|id, a| !(a == &r.broker_addr && *id != r.broker_id));
-        let first = bd.broker_addrs.insert(r.broker_id, r.broker_addr.clone()).is_none();
+        let first = bd
+            .broker_addrs
+            .insert(r.broker_id, r.broker_addr.clone())
+            .is_none();
 
         let prev = self.live.get(&r.broker_addr);
-        let changed = first || prev.map(|l| l.data_version != r.data_version).unwrap_or(true);
+        let changed = first
+            || prev
+                .map(|l| l.data_version != r.data_version)
+                .unwrap_or(true);
         if r.broker_id == 0 && changed {
             // Topics this master no longer has lose its queue data.
             for (topic, qds) in self.topics.iter_mut() {
@@ -175,7 +186,11 @@ impl Handler<RegisterBroker> for RouteTable {
         );
         let mut result = RegisterResult::default();
         if r.broker_id != 0 {
-            if let Some(master) = self.brokers.get(&r.broker_name).and_then(|b| b.master_addr()) {
+            if let Some(master) = self
+                .brokers
+                .get(&r.broker_name)
+                .and_then(|b| b.master_addr())
+            {
                 result.ha_server_addr = self.live.get(master).map(|l| l.ha_server_addr.clone());
                 result.master_addr = Some(master.to_owned());
             }
@@ -241,7 +256,11 @@ impl Handler<GetRoute> for RouteTable {
         if route.broker_datas.is_empty() {
             return None;
         }
-        if let Some(conf) = self.kv.get("ORDER_TOPIC_CONFIG").and_then(|n| n.get(&m.topic)) {
+        if let Some(conf) = self
+            .kv
+            .get("ORDER_TOPIC_CONFIG")
+            .and_then(|n| n.get(&m.topic))
+        {
             route.order_topic_conf = Some(conf.clone());
         }
         Some(route)
@@ -362,10 +381,22 @@ impl Handler<ChannelClosed> for RouteTable {
 #[derive(Message)]
 #[rtype(result = "KvResult")]
 pub enum Kv {
-    Put { namespace: String, key: String, value: String },
-    Get { namespace: String, key: String },
-    Delete { namespace: String, key: String },
-    List { namespace: String },
+    Put {
+        namespace: String,
+        key: String,
+        value: String,
+    },
+    Get {
+        namespace: String,
+        key: String,
+    },
+    Delete {
+        namespace: String,
+        key: String,
+    },
+    List {
+        namespace: String,
+    },
 }
 
 pub enum KvResult {
@@ -378,7 +409,11 @@ impl Handler<Kv> for RouteTable {
     type Result = MessageResult<Kv>;
     fn handle(&mut self, m: Kv, _: &mut Context<Self>) -> Self::Result {
         MessageResult(match m {
-            Kv::Put { namespace, key, value } => {
+            Kv::Put {
+                namespace,
+                key,
+                value,
+            } => {
                 self.kv.entry(namespace).or_default().insert(key, value);
                 KvResult::Done
             }

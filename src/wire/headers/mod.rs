@@ -151,11 +151,21 @@ mod tests {
     #[test]
     fn required_optional_default() {
         let mut e = ExtFields::default();
-        assert!(matches!(Demo::from_ext(&e), Err(WireError::MissingField("topic"))));
+        assert!(matches!(
+            Demo::from_ext(&e),
+            Err(WireError::MissingField("topic"))
+        ));
         e.insert("topic", "T");
         e.insert("flag", "1");
         let d = Demo::from_ext(&e).unwrap();
-        assert_eq!(d, Demo { topic: "T".into(), queue_id: 0, flag: Some(true) });
+        assert_eq!(
+            d,
+            Demo {
+                topic: "T".into(),
+                queue_id: 0,
+                flag: Some(true)
+            }
+        );
         assert_eq!(Demo::from_ext(&d.to_ext()).unwrap(), d);
     }
 }

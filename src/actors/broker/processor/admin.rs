@@ -24,10 +24,22 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 Err(e) => return bad_header(req, e),
             };
             if !super::send::valid_topic(&h.topic) {
-                return error(req, rs::INVALID_PARAMETER, format!("The specified topic[{}] is invalid", h.topic));
+                return error(
+                    req,
+                    rs::INVALID_PARAMETER,
+                    format!("The specified topic[{}] is invalid", h.topic),
+                );
             }
-            if h.read_queue_nums < 1 || h.write_queue_nums < 1 || h.read_queue_nums > 1024 || h.write_queue_nums > 1024 {
-                return error(req, rs::INVALID_PARAMETER, "queue numbers must be between 1 and 1024");
+            if h.read_queue_nums < 1
+                || h.write_queue_nums < 1
+                || h.read_queue_nums > 1024
+                || h.write_queue_nums > 1024
+            {
+                return error(
+                    req,
+                    rs::INVALID_PARAMETER,
+                    "queue numbers must be between 1 and 1024",
+                );
             }
             let config = TopicConfig {
                 topic_name: h.topic,
@@ -59,7 +71,10 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
             ok(req)
         }
         rq::GET_ALL_TOPIC_CONFIG => {
-            let body = TopicConfigFile { topic_config_table: ctx.topics.configs(), data_version: ctx.topics.data_version() };
+            let body = TopicConfigFile {
+                topic_config_table: ctx.topics.configs(),
+                data_version: ctx.topics.data_version(),
+            };
             ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
         }
         rq::GET_TOPIC_CONFIG => {
@@ -72,7 +87,11 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                     let body = serde_json::json!({ "topicConfig": t.config });
                     ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
                 }
-                None => error(req, rs::TOPIC_NOT_EXIST, format!("No topic in this broker. topic: {}", h.topic)),
+                None => error(
+                    req,
+                    rs::TOPIC_NOT_EXIST,
+                    format!("No topic in this broker. topic: {}", h.topic),
+                ),
             }
         }
         rq::GET_BROKER_RUNTIME_INFO => {
@@ -93,7 +112,11 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
 /// ACTORMQ_INJECT_FAULT: `target` = queue | topic | session, `kind` = error | panic.
 async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
     if !ctx.cfg.fault_injection_enable {
-        return error(req, rs::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {} not supported", req.code));
+        return error(
+            req,
+            rs::REQUEST_CODE_NOT_SUPPORTED,
+            format!(" request type {} not supported", req.code),
+        );
     }
     let h = match InjectFaultHeader::from_ext(&req.ext) {
         Ok(h) => h,
@@ -105,14 +128,19 @@ async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> R
     let topic = h.topic.as_deref().and_then(|t| ctx.topics.get(t));
     match h.target.as_str() {
         "queue" => {
-            let Some(q) = topic.as_ref().and_then(|t| t.queue(h.queue_id.unwrap_or(0)).cloned()) else {
+            let Some(q) = topic
+                .as_ref()
+                .and_then(|t| t.queue(h.queue_id.unwrap_or(0)).cloned())
+            else {
                 return error(req, rs::TOPIC_NOT_EXIST, "no such queue");
             };
             let _ = q.send(InjectQueueFault(kind)).await;
             ok(req)
         }
         "topic" => {
-            let Some(t) = topic else { return error(req, rs::TOPIC_NOT_EXIST, "no such topic") };
+            let Some(t) = topic else {
+                return error(req, rs::TOPIC_NOT_EXIST, "no such topic");
+            };
             let _ = t.actor.send(InjectTopicFault(kind)).await;
             ok(req)
         }
@@ -126,6 +154,10 @@ async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> R
             });
             ok(req)
         }
-        other => error(req, rs::INVALID_PARAMETER, format!("unknown target {other}")),
+        other => error(
+            req,
+            rs::INVALID_PARAMETER,
+            format!("unknown target {other}"),
+        ),
     }
 }

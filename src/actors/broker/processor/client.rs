@@ -16,22 +16,45 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
         rq::HEART_BEAT => {
             let data: HeartbeatData = match crate::wire::json::from_fastjson(&req.body_bytes()) {
                 Ok(d) => d,
-                Err(e) => return error(req, rs::SYSTEM_ERROR, format!("malformed heartbeat body: {e}")),
+                Err(e) => {
+                    return error(
+                        req,
+                        rs::SYSTEM_ERROR,
+                        format!("malformed heartbeat body: {e}"),
+                    )
+                }
             };
-            match ctx.clients.send(Heartbeat { channel: ch.clone(), data }).await {
+            match ctx
+                .clients
+                .send(Heartbeat {
+                    channel: ch.clone(),
+                    data,
+                })
+                .await
+            {
                 Ok(new_groups) => {
                     for g in new_groups {
-                        let _ = ctx.groups.send(crate::actors::broker::groups::EnsureGroup(g.clone())).await;
+                        let _ = ctx
+                            .groups
+                            .send(crate::actors::broker::groups::EnsureGroup(g.clone()))
+                            .await;
                         let retry = format!("%RETRY%{g}");
                         if ctx.topics.get(&retry).is_none() {
                             let _ = ctx
                                 .topic_manager
-                                .send(EnsureTopic(TopicConfig::new(&retry, 1, perm::READ | perm::WRITE)))
+                                .send(EnsureTopic(TopicConfig::new(
+                                    &retry,
+                                    1,
+                                    perm::READ | perm::WRITE,
+                                )))
                                 .await;
-                            ctx.registrar.do_send(crate::actors::broker::registrar::RegisterNow);
+                            ctx.registrar
+                                .do_send(crate::actors::broker::registrar::RegisterNow);
                         }
                     }
-                    ok(req).with_ext("IS_SUPPORT_HEART_BEAT_V2", "true").with_ext("IS_SUB_CHANGE", "false")
+                    ok(req)
+                        .with_ext("IS_SUPPORT_HEART_BEAT_V2", "true")
+                        .with_ext("IS_SUB_CHANGE", "false")
                 }
                 Err(_) => error(req, rs::SYSTEM_BUSY, "client registry busy"),
             }
@@ -40,18 +63,33 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
             Ok(h) => {
                 let _ = ctx
                     .clients
-                    .send(Unregister { client_id: h.client_id, producer_group: h.producer_group, consumer_group: h.consumer_group })
+                    .send(Unregister {
+                        client_id: h.client_id,
+                        producer_group: h.producer_group,
+                        consumer_group: h.consumer_group,
+                    })
                     .await;
                 ok(req)
             }
             Err(e) => bad_header(req, e),
         },
         rq::GET_CONSUMER_LIST_BY_GROUP => match ConsumerGroupHeader::from_ext(&req.ext) {
-            Ok(h) => match ctx.clients.send(ConsumerIds(h.consumer_group.clone())).await {
-                Ok(ids) if !ids.is_empty() => {
-                    ok(req).with_body(serde_json::to_vec(&ConsumerIdList { consumer_id_list: ids }).unwrap_or_default())
-                }
-                Ok(_) => error(req, rs::SYSTEM_ERROR, format!("no consumer for this group, {}", h.consumer_group)),
+            Ok(h) => match ctx
+                .clients
+                .send(ConsumerIds(h.consumer_group.clone()))
+                .await
+            {
+                Ok(ids) if !ids.is_empty() => ok(req).with_body(
+                    serde_json::to_vec(&ConsumerIdList {
+                        consumer_id_list: ids,
+                    })
+                    .unwrap_or_default(),
+                ),
+                Ok(_) => error(
+                    req,
+                    rs::SYSTEM_ERROR,
+                    format!("no consumer for this group, {}", h.consumer_group),
+                ),
                 Err(_) => error(req, rs::SYSTEM_BUSY, "client registry busy"),
             },
             Err(e) => bad_header(req, e),

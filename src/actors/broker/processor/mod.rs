@@ -41,7 +41,11 @@ pub struct BrokerProcessor {
     pub ctx: Arc<BrokerCtx>,
 }
 
-pub(crate) fn error(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> RemotingCommand {
+pub(crate) fn error(
+    req: &RemotingCommand,
+    code: i32,
+    remark: impl Into<String>,
+) -> RemotingCommand {
     RemotingCommand::response_to(req, code).with_remark(remark)
 }
 
@@ -54,20 +58,28 @@ pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
 }
 
 impl Processor for BrokerProcessor {
-    fn process(&self, ch: &Channel, req: RemotingCommand) -> LocalBoxFuture<Option<RemotingCommand>> {
+    fn process(
+        &self,
+        ch: &Channel,
+        req: RemotingCommand,
+    ) -> LocalBoxFuture<Option<RemotingCommand>> {
         let ctx = self.ctx.clone();
         let ch = ch.clone();
         Box::pin(async move { serve(ctx, ch, req).await })
     }
 
     fn closed(&self, ch: &Channel) {
-        self.ctx.clients.do_send(super::clients::ChannelClosed(ch.id));
+        self.ctx
+            .clients
+            .do_send(super::clients::ChannelClosed(ch.id));
     }
 }
 
 async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option<RemotingCommand> {
     let resp = match req.code {
-        rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => send::send(&ctx, &ch, &req).await,
+        rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => {
+            send::send(&ctx, &ch, &req).await
+        }
         rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::pull(&ctx, &req).await,
         rq::QUERY_CONSUMER_OFFSET
         | rq::UPDATE_CONSUMER_OFFSET
@@ -75,16 +87,21 @@ async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option
         | rq::GET_MIN_OFFSET
         | rq::GET_EARLIEST_MSG_STORETIME
         | rq::SEARCH_OFFSET_BY_TIMESTAMP => offset::serve(&ctx, &req).await,
-        rq::HEART_BEAT | rq::UNREGISTER_CLIENT | rq::GET_CONSUMER_LIST_BY_GROUP | rq::CHECK_CLIENT_CONFIG => {
-            client::serve(&ctx, &ch, &req).await
-        }
+        rq::HEART_BEAT
+        | rq::UNREGISTER_CLIENT
+        | rq::GET_CONSUMER_LIST_BY_GROUP
+        | rq::CHECK_CLIENT_CONFIG => client::serve(&ctx, &ch, &req).await,
         rq::UPDATE_AND_CREATE_TOPIC
         | rq::DELETE_TOPIC_IN_BROKER
         | rq::GET_ALL_TOPIC_CONFIG
         | rq::GET_TOPIC_CONFIG
         | rq::GET_BROKER_RUNTIME_INFO
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(&ctx, &ch, &req).await,
-        code => error(&req, rs::REQUEST_CODE_NOT_SUPPORTED, format!(" request type {code} not supported")),
+        code => error(
+            &req,
+            rs::REQUEST_CODE_NOT_SUPPORTED,
+            format!(" request type {code} not supported"),
+        ),
     };
     Some(resp)
 }

@@ -11,14 +11,21 @@ use crate::wire::headers::CommandHeader;
 use crate::wire::RemotingCommand;
 use actix::Addr;
 
-fn find_queue(ctx: &BrokerCtx, topic: &str, queue_id: i32) -> Result<Addr<QueueActor>, (i32, String)> {
+fn find_queue(
+    ctx: &BrokerCtx,
+    topic: &str,
+    queue_id: i32,
+) -> Result<Addr<QueueActor>, (i32, String)> {
     let t = ctx
         .topics
         .get(topic)
         .ok_or_else(|| (rs::TOPIC_NOT_EXIST, format!("topic[{topic}] not exist")))?;
-    t.queue(queue_id)
-        .cloned()
-        .ok_or_else(|| (rs::INVALID_PARAMETER, format!("queueId[{queue_id}] is illegal for topic {topic}")))
+    t.queue(queue_id).cloned().ok_or_else(|| {
+        (
+            rs::INVALID_PARAMETER,
+            format!("queueId[{queue_id}] is illegal for topic {topic}"),
+        )
+    })
 }
 
 pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
@@ -30,7 +37,11 @@ pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
             };
             let stored = ctx
                 .offsets
-                .send(QueryOffset { group: h.consumer_group, topic: h.topic.clone(), queue_id: h.queue_id })
+                .send(QueryOffset {
+                    group: h.consumer_group,
+                    topic: h.topic.clone(),
+                    queue_id: h.queue_id,
+                })
                 .await
                 .ok()
                 .flatten();
@@ -46,7 +57,11 @@ pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                     if zero_ok && min == 0 {
                         ok(req).with_ext("offset", 0)
                     } else {
-                        error(req, rs::QUERY_NOT_FOUND, "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first")
+                        error(
+                            req,
+                            rs::QUERY_NOT_FOUND,
+                            "Not found, V3_0_6_SNAPSHOT maybe this group consumer boot first",
+                        )
                     }
                 }
             }
@@ -57,11 +72,20 @@ pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                 Err(e) => return bad_header(req, e),
             };
             if ctx.topics.get(&h.topic).is_none() {
-                return error(req, rs::TOPIC_NOT_EXIST, format!("topic[{}] not exist", h.topic));
+                return error(
+                    req,
+                    rs::TOPIC_NOT_EXIST,
+                    format!("topic[{}] not exist", h.topic),
+                );
             }
             let _ = ctx
                 .offsets
-                .send(CommitOffset { group: h.consumer_group, topic: h.topic, queue_id: h.queue_id, offset: h.commit_offset })
+                .send(CommitOffset {
+                    group: h.consumer_group,
+                    topic: h.topic,
+                    queue_id: h.queue_id,
+                    offset: h.commit_offset,
+                })
                 .await;
             ok(req)
         }
@@ -81,7 +105,14 @@ pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                 };
             }
             match q.send(QueueOffsets).await {
-                Ok((min, max)) => ok(req).with_ext("offset", if req.code == rq::GET_MAX_OFFSET { max } else { min }),
+                Ok((min, max)) => ok(req).with_ext(
+                    "offset",
+                    if req.code == rq::GET_MAX_OFFSET {
+                        max
+                    } else {
+                        min
+                    },
+                ),
                 Err(_) => error(req, rs::SYSTEM_BUSY, "queue busy"),
             }
         }
@@ -94,8 +125,17 @@ pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                 Ok(q) => q,
                 Err((c, r)) => return error(req, c, r),
             };
-            let upper = h.boundary_type.map(|b| b.eq_ignore_ascii_case("UPPER")).unwrap_or(false);
-            match q.send(SearchOffset { timestamp: h.timestamp, upper }).await {
+            let upper = h
+                .boundary_type
+                .map(|b| b.eq_ignore_ascii_case("UPPER"))
+                .unwrap_or(false);
+            match q
+                .send(SearchOffset {
+                    timestamp: h.timestamp,
+                    upper,
+                })
+                .await
+            {
                 Ok(o) => ok(req).with_ext("offset", o),
                 Err(_) => error(req, rs::SYSTEM_BUSY, "queue busy"),
             }

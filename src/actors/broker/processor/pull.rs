@@ -30,16 +30,30 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
         Err(e) => return bad_header(req, e),
     };
     let Some(topic) = ctx.topics.get(&h.topic) else {
-        return error(req, rs::TOPIC_NOT_EXIST, format!("topic[{}] not exist, apply first please!", h.topic));
+        return error(
+            req,
+            rs::TOPIC_NOT_EXIST,
+            format!("topic[{}] not exist, apply first please!", h.topic),
+        );
     };
     if topic.config.perm & crate::wire::bodies::perm::READ == 0 {
-        return error(req, rs::NO_PERMISSION, format!("the topic[{}] pulling message is forbidden", h.topic));
+        return error(
+            req,
+            rs::NO_PERMISSION,
+            format!("the topic[{}] pulling message is forbidden", h.topic),
+        );
     }
-    let Some(queue) = topic.queue(h.queue_id).filter(|_| h.queue_id < topic.config.read_queue_nums.max(1)) else {
+    let Some(queue) = topic
+        .queue(h.queue_id)
+        .filter(|_| h.queue_id < topic.config.read_queue_nums.max(1))
+    else {
         return error(
             req,
             rs::INVALID_PARAMETER,
-            format!("queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]", h.queue_id, h.topic, topic.config.read_queue_nums),
+            format!(
+                "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}]",
+                h.queue_id, h.topic, topic.config.read_queue_nums
+            ),
         );
     };
     let expression_type = h.expression_type.as_deref().unwrap_or("TAG");
@@ -51,9 +65,18 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
     } else {
         ctx.subscriptions
             .get(&h.consumer_group, &h.topic)
-            .and_then(|s| if s.code_set.is_empty() { tag_codes(&s.sub_string) } else { Some(s.code_set) })
+            .and_then(|s| {
+                if s.code_set.is_empty() {
+                    tag_codes(&s.sub_string)
+                } else {
+                    Some(s.code_set)
+                }
+            })
     };
-    if h.sys_flag & pull_flag::COMMIT_OFFSET != 0 && h.commit_offset >= 0 && !h.consumer_group.is_empty() {
+    if h.sys_flag & pull_flag::COMMIT_OFFSET != 0
+        && h.commit_offset >= 0
+        && !h.consumer_group.is_empty()
+    {
         ctx.offsets.do_send(CommitOffset {
             group: h.consumer_group.clone(),
             topic: h.topic.clone(),
@@ -62,11 +85,17 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
         });
     }
     let hold = if h.sys_flag & pull_flag::SUSPEND != 0 && h.suspend_timeout_millis > 0 {
-        Some(Duration::from_millis(h.suspend_timeout_millis.min(60_000) as u64))
+        Some(Duration::from_millis(
+            h.suspend_timeout_millis.min(60_000) as u64
+        ))
     } else {
         None
     };
-    let query = PullQuery { offset: h.queue_offset, max_msgs: h.max_msg_nums.max(1), tag_codes: filter };
+    let query = PullQuery {
+        offset: h.queue_offset,
+        max_msgs: h.max_msg_nums.max(1),
+        tag_codes: filter,
+    };
     let outcome = match queue.send(Pull { query, hold }).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return error(req, rs::SYSTEM_ERROR, e.to_string()),
@@ -77,7 +106,9 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
         PullStatus::NoMatchedMessage | PullStatus::MessageWasRemoving => rs::PULL_RETRY_IMMEDIATELY,
         PullStatus::NoNewMessage | PullStatus::OffsetOverflowOne => rs::PULL_NOT_FOUND,
         PullStatus::NoMessageInQueue if h.queue_offset == 0 => rs::PULL_NOT_FOUND,
-        PullStatus::NoMessageInQueue | PullStatus::OffsetTooSmall | PullStatus::OffsetOverflowBadly => rs::PULL_OFFSET_MOVED,
+        PullStatus::NoMessageInQueue
+        | PullStatus::OffsetTooSmall
+        | PullStatus::OffsetOverflowBadly => rs::PULL_OFFSET_MOVED,
     };
     let mut resp = RemotingCommand::response_to(req, code).with_remark(outcome.status.name());
     PullMessageResponseHeader {

@@ -20,7 +20,9 @@ use crate::wire::{msgid, now_ms, RemotingCommand};
 pub fn valid_topic(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 127
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'|' || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'|' || b == b'-' || b == b'_')
 }
 
 /// Finds the topic, creating it from the default topic when allowed.
@@ -36,9 +38,17 @@ pub async fn resolve_topic(
     let inherit = if topic.starts_with("%RETRY%") {
         Some(TopicConfig::new(topic, 1, perm::READ | perm::WRITE))
     } else if ctx.cfg.auto_create_topic_enable {
-        let def = ctx.topics.get(if default_topic.is_empty() { "TBW102" } else { default_topic });
+        let def = ctx.topics.get(if default_topic.is_empty() {
+            "TBW102"
+        } else {
+            default_topic
+        });
         def.filter(|d| d.config.perm & perm::INHERIT != 0).map(|d| {
-            let n = if queue_nums > 0 { queue_nums } else { ctx.cfg.default_topic_queue_nums };
+            let n = if queue_nums > 0 {
+                queue_nums
+            } else {
+                ctx.cfg.default_topic_queue_nums
+            };
             let n = n.min(d.config.write_queue_nums).max(1);
             TopicConfig::new(topic, n, d.config.perm & !perm::INHERIT)
         })
@@ -53,7 +63,8 @@ pub async fn resolve_topic(
     };
     match ctx.topic_manager.send(EnsureTopic(config)).await {
         Ok(e) => {
-            ctx.registrar.do_send(crate::actors::broker::registrar::RegisterNow);
+            ctx.registrar
+                .do_send(crate::actors::broker::registrar::RegisterNow);
             Ok(e)
         }
         Err(_) => Err((rs::SYSTEM_ERROR, "topic manager unavailable".into())),
@@ -89,14 +100,23 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         Err(e) => return bad_header(req, e),
     };
     if !valid_topic(&h.topic) && !h.topic.starts_with("%DLQ%") {
-        return error(req, rs::INVALID_PARAMETER, format!("the topic[{}] is invalid", h.topic));
+        return error(
+            req,
+            rs::INVALID_PARAMETER,
+            format!("the topic[{}] is invalid", h.topic),
+        );
     }
-    let topic = match resolve_topic(ctx, &h.topic, &h.default_topic, h.default_topic_queue_nums).await {
-        Ok(t) => t,
-        Err((code, remark)) => return error(req, code, remark),
-    };
+    let topic =
+        match resolve_topic(ctx, &h.topic, &h.default_topic, h.default_topic_queue_nums).await {
+            Ok(t) => t,
+            Err((code, remark)) => return error(req, code, remark),
+        };
     if topic.config.perm & perm::WRITE == 0 {
-        return error(req, rs::NO_PERMISSION, format!("the topic[{}] sending message is forbidden", h.topic));
+        return error(
+            req,
+            rs::NO_PERMISSION,
+            format!("the topic[{}] sending message is forbidden", h.topic),
+        );
     }
     let write_queues = topic.config.write_queue_nums.max(1);
     let queue_id = if h.queue_id < 0 {
@@ -108,7 +128,12 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         return error(
             req,
             rs::INVALID_PARAMETER,
-            format!("request queueId[{}] is illegal, topic {} has {} queues", queue_id, h.topic, topic.config.queue_count()),
+            format!(
+                "request queueId[{}] is illegal, topic {} has {} queues",
+                queue_id,
+                h.topic,
+                topic.config.queue_count()
+            ),
         );
     }
     let body = req.body_bytes();
@@ -127,7 +152,11 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
 
     let mut encode = |body: &[u8], flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
         if body.len() > ctx.cfg.max_message_size {
-            return Err(format!("message body size {} exceeds the limit {}", body.len(), ctx.cfg.max_message_size));
+            return Err(format!(
+                "message body size {} exceeds the limit {}",
+                body.len(),
+                ctx.cfg.max_message_size
+            ));
         }
         let stored = stored_properties(props, cluster);
         if let Some(u) = message::property(&stored, keys::UNIQ_KEY) {
@@ -159,7 +188,8 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
             topic: topic_name.clone(),
             queue_id,
             tags_code,
-            dispatch: tx_type != sysflag::TRANSACTION_PREPARED_TYPE && tx_type != sysflag::TRANSACTION_ROLLBACK_TYPE,
+            dispatch: tx_type != sysflag::TRANSACTION_PREPARED_TYPE
+                && tx_type != sysflag::TRANSACTION_ROLLBACK_TYPE,
         });
         Ok(())
     };
@@ -183,17 +213,30 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     let (results, flush) = match put {
         Ok(Ok(r)) => r,
         Ok(Err(PutError::DiskFull(e))) => {
-            return error(req, rs::SERVICE_NOT_AVAILABLE, format!("service not available now: disk full ({e})"))
+            return error(
+                req,
+                rs::SERVICE_NOT_AVAILABLE,
+                format!("service not available now: disk full ({e})"),
+            )
         }
         Ok(Err(PutError::Illegal(e))) => return error(req, rs::MESSAGE_ILLEGAL, e),
         Ok(Err(PutError::Store(e))) => return error(req, rs::SYSTEM_ERROR, e),
-        Err(_) => return error(req, rs::SYSTEM_BUSY, "[OVERLOAD] commit log unavailable, try again"),
+        Err(_) => {
+            return error(
+                req,
+                rs::SYSTEM_BUSY,
+                "[OVERLOAD] commit log unavailable, try again",
+            )
+        }
     };
     let code = match flush {
         FlushOutcome::Ok => rs::SUCCESS,
         FlushOutcome::FlushTimeout => rs::FLUSH_DISK_TIMEOUT,
     };
-    let msg_ids: Vec<String> = results.iter().map(|r| msgid::offset_msg_id(ctx.store_host, r.phys_offset)).collect();
+    let msg_ids: Vec<String> = results
+        .iter()
+        .map(|r| msgid::offset_msg_id(ctx.store_host, r.phys_offset))
+        .collect();
     let mut resp = RemotingCommand::response_to(req, code);
     SendMessageResponseHeader {
         msg_id: msg_ids.join(","),

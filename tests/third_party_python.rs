@@ -1,0 +1,95 @@
+//! Interoperability with an unmodified third-party client: the PyPI
+//! `rocketmq==0.4.4` package (rocketmq-client-cpp underneath) runs
+//! `tests/python/rmq_roundtrip.py` against an in-process name server and
+//! broker, once with a push consumer and once with a pull consumer.
+//!
+//! The interpreter comes from `ACTORMQ_PYTHON` (a venv with the package).
+//! Unset: the test fails when `ACTORMQ_REQUIRE_PYTHON=1`, else it is skipped
+//! with a loud notice.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn python() -> Option<String> {
+    match std::env::var("ACTORMQ_PYTHON") {
+        Ok(p) if !p.trim().is_empty() => Some(p),
+        _ => {
+            if std::env::var("ACTORMQ_REQUIRE_PYTHON").as_deref() == Ok("1") {
+                panic!("ACTORMQ_REQUIRE_PYTHON=1 but ACTORMQ_PYTHON is not set");
+            }
+            eprintln!();
+            eprintln!("**************************************************************");
+            eprintln!("* SKIPPED third_party_python: set ACTORMQ_PYTHON to a Python *");
+            eprintln!("* with `rocketmq==0.4.4` installed (e.g. /tmp/venv/bin/python) *");
+            eprintln!("**************************************************************");
+            None
+        }
+    }
+}
+
+/// Runs the round-trip script; panics with its output on failure/timeout.
+fn run_script(py: &str, namesrv: &str, mode: &str, count: u32) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/rmq_roundtrip.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.log");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(py)
+        .arg(script)
+        .arg(namesrv)
+        .arg(mode)
+        .arg(count.to_string())
+        // The C++ client writes its logs under $HOME/logs.
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    match status {
+        Some(st) if st.success() => {
+            eprintln!("python {mode} ({:?}): {}", started.elapsed(), output.trim());
+            let summary = format!("{mode}: sent {count} in");
+            assert!(
+                output.contains(&summary),
+                "unexpected script output: {output}"
+            );
+            assert!(
+                output.contains("missing 0"),
+                "unexpected script output: {output}"
+            );
+        }
+        Some(st) => panic!("python {mode} round trip failed ({st}):\n{output}"),
+        None => panic!("python {mode} round trip timed out after {TIMEOUT:?}:\n{output}"),
+    }
+}
+
+#[test]
+fn rocketmq_python_client_push_and_pull() {
+    let Some(py) = python() else { return };
+    let s = TestServer::start(Opts::default().broker(|c| {
+        c.register_broker_interval_ms = 1_000;
+    }));
+    let ns = s.namesrv().to_owned();
+    run_script(&py, &ns, "push", 1000);
+    run_script(&py, &ns, "pull", 1000);
+    s.stop();
+}
