@@ -143,12 +143,7 @@ mod tests {
         fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut c = FrameCodec::default();
             let mut b = BytesMut::from(&data[..]);
-            loop {
-                match c.decode(&mut b) {
-                    Ok(Some(_)) => continue,
-                    _ => break,
-                }
-            }
+            while let Ok(Some(_)) = c.decode(&mut b) {}
         }
 
         #[test]

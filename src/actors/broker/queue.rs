@@ -39,6 +39,7 @@ struct Hold {
 }
 
 impl QueueActor {
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         arb: &ArbiterHandle,
         topic: String,

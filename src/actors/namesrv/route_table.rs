@@ -17,7 +17,6 @@ use crate::wire::bodies::{
 struct LiveBroker {
     cluster: String,
     broker_name: String,
-    broker_id: i64,
     last_update: Instant,
     timeout: Duration,
     data_version: DataVersion,
@@ -176,7 +175,6 @@ impl Handler<RegisterBroker> for RouteTable {
             LiveBroker {
                 cluster: r.cluster,
                 broker_name: r.broker_name.clone(),
-                broker_id: r.broker_id,
                 last_update: Instant::now(),
                 timeout: r.timeout.unwrap_or(self.default_timeout),
                 data_version: r.data_version,
@@ -439,7 +437,6 @@ pub struct LiveCount;
 impl Handler<LiveCount> for RouteTable {
     type Result = usize;
     fn handle(&mut self, _: LiveCount, _: &mut Context<Self>) -> usize {
-        let _ = self.live.values().map(|l| l.broker_id).count();
         self.live.len()
     }
 }
