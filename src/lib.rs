@@ -7,3 +7,4 @@ pub mod client;
 pub mod config;
 pub mod store;
 pub mod wire;
+pub mod bench;

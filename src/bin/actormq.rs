@@ -32,6 +32,9 @@ enum Cmd {
     Produce(actormq::cli::produce::ProduceArgs),
     /// Receive messages.
     Consume(actormq::cli::consume::ConsumeArgs),
+    /// Benchmarks against any RocketMQ-compatible cluster.
+    #[command(subcommand)]
+    Bench(actormq::bench::BenchCmd),
 }
 
 #[derive(Args)]
@@ -255,5 +258,6 @@ fn main() {
         }
         Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
+        Cmd::Bench(b) => run_tool(async move { actormq::bench::run(b).await.map_err(|e| e.to_string().into()) }),
     }
 }

@@ -1,0 +1,127 @@
+//! `actormq bench`: load generators for any RocketMQ-compatible cluster
+//! (through its name server), a loopback echo baseline, and a `suite` that
+//! runs the target rows in one go so ratios come from one run.
+
+pub mod consume;
+pub mod echo;
+pub mod produce;
+pub mod stats;
+pub mod target;
+
+use clap::Subcommand;
+
+use stats::{print_table, write_json, Report};
+pub use target::BenchResult;
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum BenchCmd {
+    /// Send load: sync / one-way / batch, C connections x W in flight.
+    Produce(produce::ProduceBench),
+    /// Pull everything stored in the topic as fast as possible.
+    Consume(consume::ConsumeBench),
+    /// Produce at a fixed rate and measure produce -> consume latency.
+    E2e(consume::E2eBench),
+    /// Loopback baseline: remoting frames echoed by a plain TCP server.
+    Echo(echo::EchoBench),
+    /// The standard rows (1 in flight, 64 in flight, batch 32, catch-up,
+    /// e2e at 6 K msg/s) plus the loopback baseline, in one run.
+    Suite(SuiteArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SuiteArgs {
+    #[arg(short = 'n', long = "namesrv-addr", default_value = "127.0.0.1:9876")]
+    pub namesrv: String,
+    /// Seconds per row.
+    #[arg(short = 'd', long, default_value_t = 10)]
+    pub duration: u64,
+    /// Label for the target's flush mode in the report (e.g. ASYNC_FLUSH).
+    #[arg(long, default_value = "ASYNC_FLUSH")]
+    pub flush: String,
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+fn emit(rows: &[Report], baseline: Option<&Report>, json: &Option<std::path::PathBuf>) -> BenchResult<()> {
+    print_table(rows, baseline);
+    if let Some(p) = json {
+        write_json(p, rows)?;
+    }
+    Ok(())
+}
+
+pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
+    match cmd {
+        BenchCmd::Produce(a) => {
+            let r = produce::run_produce(&a).await?;
+            emit(&[r], None, &a.json)
+        }
+        BenchCmd::Consume(a) => {
+            let r = consume::run_consume(&a).await?;
+            emit(&[r], None, &a.json)
+        }
+        BenchCmd::E2e(a) => {
+            let r = consume::run_e2e(&a).await?;
+            emit(&[r], None, &a.json)
+        }
+        BenchCmd::Echo(a) => {
+            let r = echo::run_echo(&a).await?;
+            emit(&[r], None, &a.json)
+        }
+        BenchCmd::Suite(s) => suite(s).await,
+    }
+}
+
+async fn suite(s: SuiteArgs) -> BenchResult<()> {
+    let d = s.duration;
+    let echo1 = echo::run_echo(&echo::EchoBench { size: 1024, connections: 1, window: 1, duration: d, json: None }).await?;
+    let echo64 = echo::run_echo(&echo::EchoBench { size: 1024, connections: 1, window: 64, duration: d, json: None }).await?;
+    let topic = format!("BenchSuite{}", crate::wire::now_ms() % 1_000_000);
+    let base = produce::ProduceBench {
+        namesrv: s.namesrv.clone(),
+        topic: topic.clone(),
+        queues: 8,
+        size: 1024,
+        connections: 1,
+        window: 1,
+        mode: "sync".into(),
+        batch: 32,
+        duration: d,
+        count: None,
+        json: None,
+    };
+    let mut rows = vec![echo1.clone()];
+    let mut r = produce::run_produce(&base).await?;
+    r.notes.push_str(&format!(", {}", s.flush));
+    rows.push(r);
+    rows.push(echo64.clone());
+    let mut r = produce::run_produce(&produce::ProduceBench { window: 64, ..base.clone() }).await?;
+    r.notes.push_str(&format!(", {}, vs echo64 {:.0} %", s.flush, 100.0 * r.msgs_per_sec / echo64.msgs_per_sec.max(1.0)));
+    rows.push(r);
+    let mut r = produce::run_produce(&produce::ProduceBench { window: 4, mode: "batch".into(), ..base.clone() }).await?;
+    r.notes.push_str(&format!(", {}", s.flush));
+    rows.push(r);
+    rows.push(
+        consume::run_consume(&consume::ConsumeBench {
+            namesrv: s.namesrv.clone(),
+            topic,
+            queues: 8,
+            pull_batch: 32,
+            json: None,
+        })
+        .await?,
+    );
+    rows.push(
+        consume::run_e2e(&consume::E2eBench {
+            namesrv: s.namesrv.clone(),
+            topic: format!("{}E2E", base.topic),
+            queues: 8,
+            size: 1024,
+            rate: 6000,
+            duration: d,
+            json: None,
+        })
+        .await?,
+    );
+    emit(&rows, Some(&echo1), &s.json)
+}
