@@ -3,6 +3,7 @@
 //! runs the target rows in one go so ratios come from one run.
 
 pub mod consume;
+pub mod curves;
 pub mod echo;
 pub mod produce;
 pub mod stats;
@@ -26,6 +27,10 @@ pub enum BenchCmd {
     /// The standard rows (1 in flight, 64 in flight, batch 32, catch-up,
     /// e2e at 6 K msg/s) plus the loopback baseline, in one run.
     Suite(SuiteArgs),
+    /// Throughput vs message size, queues and connections.
+    Curves(curves::CurvesArgs),
+    /// Name-server route lookups with a large synthetic route table.
+    Routes(curves::RoutesArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -69,6 +74,14 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
             emit(&[r], None, &a.json)
         }
         BenchCmd::Suite(s) => suite(s).await,
+        BenchCmd::Curves(a) => {
+            let rows = curves::run_curves(&a).await?;
+            emit(&rows, None, &a.json)
+        }
+        BenchCmd::Routes(a) => {
+            let r = curves::run_routes(&a).await?;
+            emit(&[r], None, &None)
+        }
     }
 }
 
