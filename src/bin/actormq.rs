@@ -35,6 +35,16 @@ enum Cmd {
     /// Benchmarks against any RocketMQ-compatible cluster.
     #[command(subcommand)]
     Bench(actormq::bench::BenchCmd),
+    /// Administration tools (like `mqadmin`).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+/// `actormq admin ...`: each tool family flattened in from its module.
+#[derive(Subcommand)]
+enum AdminCmd {
+    #[command(flatten)]
+    Query(actormq::cli::query::QueryCommand),
 }
 
 #[derive(Args)]
@@ -208,8 +218,28 @@ fn run_tool<F: std::future::Future<Output = Result<(), Box<dyn std::error::Error
     }
 }
 
+/// RocketMQ habits: invoked through a link named `mqnamesrv`, `mqbroker` or
+/// `mqadmin`, the binary acts as that command.
+fn args_with_alias() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let sub = match name.as_str() {
+        "mqnamesrv" => Some("namesrv"),
+        "mqbroker" => Some("broker"),
+        "mqadmin" => Some("admin"),
+        _ => None,
+    };
+    if let Some(sub) = sub {
+        args.insert(1, sub.into());
+    }
+    args
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args_with_alias());
     match cli.cmd {
         Cmd::Namesrv(a) => {
             let c = namesrv_config(&a);
@@ -258,6 +288,7 @@ fn main() {
         }
         Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
+        Cmd::Admin(AdminCmd::Query(q)) => run_tool(actormq::cli::query::run(q)),
         Cmd::Bench(b) => run_tool(async move { actormq::bench::run(b).await.map_err(|e| e.to_string().into()) }),
     }
 }
