@@ -149,6 +149,8 @@ pub struct BrokerConfig {
     pub maped_file_size_consume_queue: u64,
     pub file_reserved_time: u64,
     pub delete_when: String,
+    /// File expiry and the message index (see `store::cleanup`, `store::index`).
+    pub expiry: ExpiryConfig,
     pub flush_interval_commit_log: u64,
     pub sync_flush_timeout: u64,
     pub max_message_size: usize,
@@ -160,6 +162,20 @@ pub struct BrokerConfig {
     pub flush_consumer_offset_interval: u64,
     /// Session arbiters (threads); 0 = one per core.
     pub io_threads: usize,
+    /// Delay levels, e.g. `1s 5s 10s ...` (`messageDelayLevel`).
+    pub message_delay_level: String,
+    /// SQL92 property filters on pulls (`enablePropertyFilter`).
+    pub enable_property_filter: bool,
+    /// Transaction check period, ms (`transactionCheckInterval`).
+    pub transaction_check_interval: u64,
+    /// Age before a half message is checked, ms (`transactionTimeOut`).
+    pub transaction_time_out: u64,
+    /// Checks before a half message is abandoned (`transactionCheckMax`).
+    pub transaction_check_max: i32,
+    /// Timer message precision, ms (`timerPrecisionMs`).
+    pub timer_precision_ms: u64,
+    /// Lease of an ordered-consumption queue lock, ms (`rebalanceLockMaxLiveTime`).
+    pub rebalance_lock_max_live_time: u64,
     pub unknown: BTreeMap<String, String>,
 }
 
@@ -183,6 +199,7 @@ impl Default for BrokerConfig {
             maped_file_size_consume_queue: 300_000 * 20,
             file_reserved_time: 72,
             delete_when: "04".into(),
+            expiry: ExpiryConfig::default(),
             flush_interval_commit_log: 500,
             sync_flush_timeout: 5_000,
             max_message_size: 4 * 1024 * 1024,
@@ -193,6 +210,14 @@ impl Default for BrokerConfig {
             fault_injection_enable: false,
             flush_consumer_offset_interval: 5_000,
             io_threads: 0,
+            message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
+                .into(),
+            enable_property_filter: false,
+            transaction_check_interval: 30_000,
+            transaction_time_out: 6_000,
+            transaction_check_max: 15,
+            timer_precision_ms: 1_000,
+            rebalance_lock_max_live_time: 60_000,
             unknown: BTreeMap::new(),
         }
     }
@@ -218,6 +243,19 @@ const BROKER_KEYS: &[&str] = &[
     "mappedFileSizeConsumeQueue",
     "fileReservedTime",
     "deleteWhen",
+    "diskMaxUsedSpaceRatio",
+    "diskSpaceCleanForciblyRatio",
+    "diskSpaceWarningLevelRatio",
+    "cleanFileForciblyEnable",
+    "cleanResourceInterval",
+    "deleteCommitLogFilesInterval",
+    "deleteFileBatchMax",
+    "diskUsageOverrideRatio",
+    "messageIndexEnable",
+    "maxHashSlotNum",
+    "maxIndexNum",
+    "defaultQueryMaxNum",
+    "maxMsgsNumBatch",
     "flushIntervalCommitLog",
     "syncFlushTimeout",
     "maxMessageSize",
@@ -228,6 +266,13 @@ const BROKER_KEYS: &[&str] = &[
     "faultInjectionEnable",
     "flushConsumerOffsetInterval",
     "ioThreads",
+    "messageDelayLevel",
+    "enablePropertyFilter",
+    "transactionCheckInterval",
+    "transactionTimeOut",
+    "transactionCheckMax",
+    "timerPrecisionMs",
+    "rebalanceLockMaxLiveTime",
 ];
 
 impl BrokerConfig {
@@ -281,6 +326,7 @@ impl BrokerConfig {
         )?;
         get(m, "fileReservedTime", &mut self.file_reserved_time)?;
         get(m, "deleteWhen", &mut self.delete_when)?;
+        self.expiry.apply(m)?;
         get(
             m,
             "flushIntervalCommitLog",
@@ -311,6 +357,21 @@ impl BrokerConfig {
             &mut self.flush_consumer_offset_interval,
         )?;
         get(m, "ioThreads", &mut self.io_threads)?;
+        get(m, "messageDelayLevel", &mut self.message_delay_level)?;
+        get(m, "enablePropertyFilter", &mut self.enable_property_filter)?;
+        get(
+            m,
+            "transactionCheckInterval",
+            &mut self.transaction_check_interval,
+        )?;
+        get(m, "transactionTimeOut", &mut self.transaction_time_out)?;
+        get(m, "transactionCheckMax", &mut self.transaction_check_max)?;
+        get(m, "timerPrecisionMs", &mut self.timer_precision_ms)?;
+        get(
+            m,
+            "rebalanceLockMaxLiveTime",
+            &mut self.rebalance_lock_max_live_time,
+        )?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {
                 self.unknown.insert(k.clone(), v.clone());
@@ -380,6 +441,11 @@ impl BrokerConfig {
         );
         line("fileReservedTime", self.file_reserved_time.to_string());
         line("deleteWhen", self.delete_when.clone());
+        for l in self.expiry.print().lines() {
+            if let Some((k, v)) = l.split_once('=') {
+                line(k, v.to_owned());
+            }
+        }
         line(
             "flushIntervalCommitLog",
             self.flush_interval_commit_log.to_string(),
@@ -398,6 +464,102 @@ fn expand_home(p: &str) -> PathBuf {
         }
     }
     PathBuf::from(p)
+}
+
+/// File expiry, disk-space guard and message index settings (RocketMQ names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiryConfig {
+    /// `diskMaxUsedSpaceRatio` (%): above it expired files go at any hour.
+    pub disk_max_used_space_ratio: u32,
+    /// `diskSpaceCleanForciblyRatio` (%): above it files go whatever their age.
+    pub disk_space_clean_forcibly_ratio: u32,
+    /// `diskSpaceWarningLevelRatio` (%): above it sends are refused (disk full).
+    pub disk_space_warning_level_ratio: u32,
+    /// `cleanFileForciblyEnable`.
+    pub clean_file_forcibly_enable: bool,
+    /// `cleanResourceInterval`, ms between expiry checks.
+    pub clean_resource_interval: u64,
+    /// `deleteCommitLogFilesInterval`, ms between two segment deletions.
+    pub delete_commit_log_files_interval: u64,
+    /// `deleteFileBatchMax`: segments deleted per check at most.
+    pub delete_file_batch_max: usize,
+    /// `diskUsageOverrideRatio` (%): test knob replacing the measured disk
+    /// usage; negative (the default) measures the real filesystem.
+    pub disk_usage_override_ratio: f64,
+    /// `messageIndexEnable`.
+    pub message_index_enable: bool,
+    /// `maxHashSlotNum`, hash slots per index file.
+    pub max_hash_slot_num: u32,
+    /// `maxIndexNum`, entries per index file.
+    pub max_index_num: u32,
+    /// `defaultQueryMaxNum`: results of a unique-key query.
+    pub default_query_max_num: i32,
+    /// `maxMsgsNumBatch`: cap on QUERY_MESSAGE's maxNum.
+    pub max_msgs_num_batch: i32,
+}
+
+impl Default for ExpiryConfig {
+    fn default() -> Self {
+        ExpiryConfig {
+            disk_max_used_space_ratio: 75,
+            disk_space_clean_forcibly_ratio: 85,
+            disk_space_warning_level_ratio: 90,
+            clean_file_forcibly_enable: true,
+            clean_resource_interval: 10_000,
+            delete_commit_log_files_interval: 100,
+            delete_file_batch_max: 10,
+            disk_usage_override_ratio: -1.0,
+            message_index_enable: true,
+            max_hash_slot_num: 5_000_000,
+            max_index_num: 5_000_000 * 4,
+            default_query_max_num: 32,
+            max_msgs_num_batch: 64,
+        }
+    }
+}
+
+impl ExpiryConfig {
+    fn apply(&mut self, m: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        get(m, "diskMaxUsedSpaceRatio", &mut self.disk_max_used_space_ratio)?;
+        get(m, "diskSpaceCleanForciblyRatio", &mut self.disk_space_clean_forcibly_ratio)?;
+        get(m, "diskSpaceWarningLevelRatio", &mut self.disk_space_warning_level_ratio)?;
+        get(m, "cleanFileForciblyEnable", &mut self.clean_file_forcibly_enable)?;
+        get(m, "cleanResourceInterval", &mut self.clean_resource_interval)?;
+        get(m, "deleteCommitLogFilesInterval", &mut self.delete_commit_log_files_interval)?;
+        get(m, "deleteFileBatchMax", &mut self.delete_file_batch_max)?;
+        get(m, "diskUsageOverrideRatio", &mut self.disk_usage_override_ratio)?;
+        get(m, "messageIndexEnable", &mut self.message_index_enable)?;
+        get(m, "maxHashSlotNum", &mut self.max_hash_slot_num)?;
+        get(m, "maxIndexNum", &mut self.max_index_num)?;
+        get(m, "defaultQueryMaxNum", &mut self.default_query_max_num)?;
+        get(m, "maxMsgsNumBatch", &mut self.max_msgs_num_batch)?;
+        if self.max_hash_slot_num == 0 || self.max_index_num < 2 {
+            return Err(ConfigError::BadValue {
+                key: "maxHashSlotNum/maxIndexNum".into(),
+                value: format!("{}/{}", self.max_hash_slot_num, self.max_index_num),
+                why: "need at least 1 slot and 2 entries",
+            });
+        }
+        Ok(())
+    }
+
+    fn print(&self) -> String {
+        format!(
+            "diskMaxUsedSpaceRatio={}\ndiskSpaceCleanForciblyRatio={}\ndiskSpaceWarningLevelRatio={}\n\
+             cleanFileForciblyEnable={}\ncleanResourceInterval={}\ndeleteCommitLogFilesInterval={}\n\
+             deleteFileBatchMax={}\nmessageIndexEnable={}\nmaxHashSlotNum={}\nmaxIndexNum={}\n",
+            self.disk_max_used_space_ratio,
+            self.disk_space_clean_forcibly_ratio,
+            self.disk_space_warning_level_ratio,
+            self.clean_file_forcibly_enable,
+            self.clean_resource_interval,
+            self.delete_commit_log_files_interval,
+            self.delete_file_batch_max,
+            self.message_index_enable,
+            self.max_hash_slot_num,
+            self.max_index_num,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -429,3 +591,4 @@ mod tests {
         assert!(BrokerConfig::default().apply(&m).is_err());
     }
 }
+

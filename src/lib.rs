@@ -5,6 +5,7 @@ pub mod actors;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod filter;
 pub mod store;
 pub mod wire;
 pub mod bench;

@@ -6,6 +6,10 @@
 //! The interpreter comes from `ACTORMQ_PYTHON` (a venv with the package).
 //! Unset: the test fails when `ACTORMQ_REQUIRE_PYTHON=1`, else it is skipped
 //! with a loud notice.
+//!
+//! A second script, `tests/python/rmq_features.py`, exercises delay-level,
+//! one-way, orderly and batch sends and broadcast, orderly and retrying push
+//! consumers.
 
 mod common;
 
@@ -91,5 +95,55 @@ fn rocketmq_python_client_push_and_pull() {
     let ns = s.namesrv().to_owned();
     run_script(&py, &ns, "push", 1000);
     run_script(&py, &ns, "pull", 1000);
+    s.stop();
+}
+
+/// Runs `rmq_features.py`; panics with its output unless it ends with
+/// "features: ok".
+fn run_features(py: &str, namesrv: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/rmq_features.py");
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("out.log");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(py)
+        .arg(script)
+        .arg(namesrv)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    match status {
+        Some(st) if st.success() && output.contains("features: ok") => {
+            eprintln!("python features ({:?}):\n{}", started.elapsed(), output.trim());
+        }
+        Some(st) => panic!("python features failed ({st}):\n{output}"),
+        None => panic!("python features timed out:\n{output}"),
+    }
+}
+
+#[test]
+fn rocketmq_python_client_features() {
+    let Some(py) = python() else { return };
+    let s = TestServer::start(Opts::default().broker(|c| {
+        c.register_broker_interval_ms = 1_000;
+        c.message_delay_level = "1s 2s 3s".into();
+    }));
+    let ns = s.namesrv().to_owned();
+    run_features(&py, &ns);
     s.stop();
 }

@@ -45,6 +45,8 @@ enum Cmd {
 enum AdminCmd {
     #[command(flatten)]
     Query(actormq::cli::query::QueryCommand),
+    #[command(flatten)]
+    Group(actormq::cli::admin::AdminCmd),
 }
 
 #[derive(Args)]
@@ -289,6 +291,7 @@ fn main() {
         Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
         Cmd::Admin(AdminCmd::Query(q)) => run_tool(actormq::cli::query::run(q)),
+        Cmd::Admin(AdminCmd::Group(c)) => run_tool(actormq::cli::admin::run_admin(c)),
         Cmd::Bench(b) => run_tool(async move { actormq::bench::run(b).await.map_err(|e| e.to_string().into()) }),
     }
 }

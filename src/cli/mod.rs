@@ -1,9 +1,12 @@
-//! Client-side CLI commands: `actormq produce` and `actormq consume`. Each
+//! Client-side CLI commands: `actormq produce`, `actormq consume` and
+//! `actormq admin` (an `mqadmin` subset). Each
 //! submodule exposes a clap `Args` struct and an async `run`; the binary's
 //! `main` parses the command line and awaits `run` on a tokio runtime.
 
+pub mod admin;
 pub mod consume;
 pub mod produce;
+pub mod query;
 
 pub use consume::ConsumeArgs;
 pub use produce::ProduceArgs;

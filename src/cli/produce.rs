@@ -1,6 +1,8 @@
-//! `actormq produce`: sends N messages (singly or in batches) to a topic
-//! through the name server and prints a throughput summary; for a single
-//! message it prints the send result.
+//! `actormq produce`: sends N messages to a topic through the name server —
+//! sync (`--concurrency` senders), async (`--async N` sends in flight),
+//! one-way (`--oneway`), in batches (`--batch`, split at 4 MiB), ordered by
+//! `--sharding-key`, delayed (`--delay LEVEL`) or timed (`--timer-ms MS`) —
+//! and prints a throughput summary; for a single message the send result.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +52,21 @@ pub struct ProduceArgs {
     /// Concurrent senders (requests in flight).
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// Asynchronous sends with this many in flight.
+    #[arg(long = "async", value_name = "N")]
+    pub async_window: Option<usize>,
+    /// One-way sends (no answer, no retry).
+    #[arg(long, conflicts_with_all = ["async_window", "batch"])]
+    pub oneway: bool,
+    /// Delay level 1..18 (1 s … 2 h).
+    #[arg(long, value_name = "LEVEL")]
+    pub delay: Option<i32>,
+    /// Timer message: deliver this many ms after sending.
+    #[arg(long = "timer-ms", value_name = "MS")]
+    pub timer_ms: Option<i64>,
+    /// Ordered sends: every message with this key goes to one queue.
+    #[arg(long = "sharding-key", value_name = "K")]
+    pub sharding_key: Option<String>,
     /// Print only the summary.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -74,6 +91,12 @@ fn template(args: &ProduceArgs) -> Message {
     if let Some(k) = &args.keys {
         m.keys = k.split_whitespace().map(str::to_owned).collect();
     }
+    if let Some(level) = args.delay {
+        m = m.with_delay_level(level);
+    }
+    if let Some(ms) = args.timer_ms {
+        m = m.with_deliver_time_ms(crate::wire::now_ms() + ms);
+    }
     m
 }
 
@@ -93,6 +116,8 @@ struct Shared {
     failed: AtomicU64,
     total: u64,
     batch: u64,
+    oneway: bool,
+    sharding_key: Option<String>,
     bar: ProgressBar,
 }
 
@@ -114,11 +139,26 @@ async fn worker(s: Arc<Shared>, single: bool) -> Option<SendResult> {
             return last;
         }
         let n = s.batch.min(s.total - start);
+        let msg = s.template.clone();
         let result = if s.batch > 1 {
-            let msgs = (0..n).map(|_| s.template.clone()).collect();
-            s.producer.send_batch(msgs).await
+            let msgs = (0..n).map(|_| msg.clone()).collect();
+            s.producer
+                .send_batches(msgs)
+                .await
+                .and_then(|mut v| v.pop().ok_or_else(|| ClientError::Invalid("empty".into())))
+        } else if s.oneway {
+            match s.producer.send_oneway(msg).await {
+                Ok(()) => {
+                    s.sent.fetch_add(n, Ordering::Relaxed);
+                    s.bar.inc(n);
+                    continue;
+                }
+                Err(e) => Err(e),
+            }
+        } else if let Some(k) = &s.sharding_key {
+            s.producer.send_ordered(msg, k).await
         } else {
-            s.producer.send(s.template.clone()).await
+            s.producer.send(msg).await
         };
         match result {
             Ok(r) => {
@@ -131,6 +171,35 @@ async fn worker(s: Arc<Shared>, single: bool) -> Option<SendResult> {
         }
         s.bar.inc(n);
     }
+}
+
+/// Async sends with at most `window` in flight.
+async fn send_async(s: Arc<Shared>, window: usize, single: bool) -> Option<SendResult> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(window));
+    let last = Arc::new(std::sync::Mutex::new(None));
+    for _ in 0..s.total {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let fut = s.producer.send_async(s.template.clone());
+        let (s, last) = (s.clone(), last.clone());
+        tokio::spawn(async move {
+            match fut.await {
+                Ok(r) => {
+                    s.sent.fetch_add(1, Ordering::Relaxed);
+                    if single {
+                        *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                    }
+                }
+                Err(e) => s.report_error(1, &e),
+            }
+            s.bar.inc(1);
+            drop(permit);
+        });
+    }
+    let _ = permits.acquire_many(window as u32).await;
+    let r = last.lock().unwrap_or_else(|e| e.into_inner()).take();
+    r
 }
 
 pub async fn run(args: ProduceArgs) -> CliResult {
@@ -152,22 +221,29 @@ pub async fn run(args: ProduceArgs) -> CliResult {
         failed: AtomicU64::new(0),
         total: args.count,
         batch,
+        oneway: args.oneway,
+        sharding_key: args.sharding_key.clone(),
         bar,
     });
     let single = args.count == 1;
     let started = Instant::now();
-    let workers: Vec<_> = (0..args.concurrency.max(1))
-        .map(|_| tokio::spawn(worker(shared.clone(), single)))
-        .collect();
     let mut last = None;
-    for w in workers {
-        match w.await {
-            Ok(Some(r)) => last = Some(r),
-            Ok(None) => {}
-            Err(e) => eprintln!("sender task failed: {e}"),
+    if let Some(window) = args.async_window {
+        last = send_async(shared.clone(), window.max(1), single).await;
+    } else {
+        let workers: Vec<_> = (0..args.concurrency.max(1))
+            .map(|_| tokio::spawn(worker(shared.clone(), single)))
+            .collect();
+        for w in workers {
+            match w.await {
+                Ok(Some(r)) => last = Some(r),
+                Ok(None) => {}
+                Err(e) => eprintln!("sender task failed: {e}"),
+            }
         }
     }
     shared.bar.finish_and_clear();
+    shared.producer.shutdown().await;
     shared.producer.routes().client().shutdown();
     let secs = started.elapsed().as_secs_f64();
     let sent = shared.sent.load(Ordering::Relaxed);
@@ -208,5 +284,19 @@ mod tests {
         assert_eq!(m.keys, vec!["k1", "k2"]);
         assert_eq!(m.body.len(), 128);
         assert_eq!(m.tags.as_deref(), Some("A"));
+        let c = Cli::parse_from([
+            "x",
+            "-t",
+            "T",
+            "--async",
+            "8",
+            "--delay",
+            "3",
+            "--sharding-key",
+            "o1",
+        ]);
+        assert_eq!(c.args.async_window, Some(8));
+        assert_eq!(template(&c.args).property("DELAY"), Some("3"));
+        assert!(Cli::try_parse_from(["x", "-t", "T", "--oneway", "--async", "2"]).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! Administration calls (protocol.md §2.10, §2.11): create and delete
 //! topics on brokers (one broker, or every master of a cluster found via the
 //! name server), cluster info and the topic list from the name server.
+//! Consumer-group administration is in [`super::group_admin`].
 
 use crate::wire::bodies::{ClusterInfo, TopicList};
 use crate::wire::codes::{request, response};
@@ -52,16 +53,30 @@ impl Admin {
         queue_nums: i32,
         perm: i32,
     ) -> Result<Vec<String>, ClientError> {
+        self.create_topic_rw(target, topic, queue_nums, queue_nums, perm, false)
+            .await
+    }
+
+    /// Creates (or updates) `topic` with separate read / write queue counts.
+    pub async fn create_topic_rw(
+        &self,
+        target: &TopicTarget,
+        topic: &str,
+        read: i32,
+        write: i32,
+        perm: i32,
+        order: bool,
+    ) -> Result<Vec<String>, ClientError> {
         let addrs = self.target_addrs(target).await?;
         let h = CreateTopicRequestHeader {
             topic: topic.to_string(),
             default_topic: AUTO_CREATE_TOPIC.to_string(),
-            read_queue_nums: queue_nums,
-            write_queue_nums: queue_nums,
+            read_queue_nums: read,
+            write_queue_nums: write,
             perm,
             topic_filter_type: Some("SINGLE_TAG".into()),
             topic_sys_flag: Some(0),
-            order: Some(false),
+            order: Some(order),
             attributes: None,
             force: None,
         };

@@ -1,12 +1,21 @@
-//! A minimal synchronous producer (protocol.md §2.2, §4.4–4.6): single sends
-//! with SEND_MESSAGE_V2, batches with SEND_BATCH_MESSAGE, one-way sends.
+//! The producer (protocol.md §2.2, §4.3–4.6): sync, async and one-way
+//! single sends with SEND_MESSAGE_V2, ordered sends by sharding key,
+//! batches with SEND_BATCH_MESSAGE (split at the 4 MiB message limit).
 //!
-//! Queue choice is round robin over the topic's write queues; a failed send
-//! is retried (twice by default) on the next queue, preferring another
-//! broker. A topic without a route borrows `TBW102`'s route so the broker
-//! auto-creates it, as the Java client does.
+//! Queue choice is round robin with latency fault tolerance
+//! ([`super::fault`]). A failed sync send is retried
+//! `retry_times_when_send_failed` times (async: `..._async_failed`), on
+//! another broker first; SYSTEM_BUSY answers back off before the retry;
+//! TOPIC_NOT_EXIST refreshes the route at once. A topic without a route
+//! borrows `TBW102`'s so the broker auto-creates it. Bodies of at least
+//! 4 KiB are zlib-compressed. Route refresh and heartbeats run in the
+//! background ([`super::upkeep`]) from the first send until
+//! [`Producer::shutdown`], which also unregisters the client.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -14,68 +23,60 @@ use crate::wire::bodies::MessageQueue;
 use crate::wire::codes::{request, response};
 use crate::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use crate::wire::headers::CommandHeader;
-use crate::wire::message::{encode_batch, encode_properties, keys, BatchEntry};
+use crate::wire::message::{encode_batch, encode_properties, keys, sysflag, BatchEntry};
 use crate::wire::msgid::new_uniq_id;
 use crate::wire::{now_ms, RemotingCommand};
 
+use super::batch::{batch_entries, batch_topic, entry_size, split_batch};
+use super::fault::{select_by_key, QueueSelector};
+use super::message::compress_body;
+pub use super::message::Message;
 use super::remoting::ClientError;
 use super::route::{Routes, AUTO_CREATE_TOPIC, DEFAULT_TOPIC_QUEUE_NUMS};
+use super::upkeep::Upkeep;
 
-/// A message to send.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Message {
-    pub topic: String,
-    pub tags: Option<String>,
-    pub keys: Vec<String>,
-    /// User properties (reserved names such as `UNIQ_KEY` are overwritten).
-    pub properties: Vec<(String, String)>,
-    pub body: Bytes,
-    pub flag: i32,
+/// Largest message (or batch body) a broker accepts by default.
+pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+const RETRY_PREFIX: &str = "%RETRY%";
+
+/// Producer settings (Java `DefaultMQProducer` names in the docs).
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub group: String,
+    /// Client instance name; the client id is `ip@instance`.
+    pub instance_name: Option<String>,
+    /// Extra attempts of a failed sync send (`retryTimesWhenSendFailed`).
+    pub retry_times_when_send_failed: usize,
+    /// Extra attempts of a failed async send.
+    pub retry_times_when_send_async_failed: usize,
+    /// Compress single bodies at least this long (`compressMsgBodyOverHowmuch`).
+    pub compress_over: usize,
+    pub max_message_size: usize,
+    /// Timeout of one send attempt.
+    pub send_timeout: Duration,
+    /// Avoid slow / failing brokers for a back-off period.
+    pub fault_tolerance: bool,
+    /// Pause before retrying after SYSTEM_BUSY (grows with the attempt).
+    pub busy_back_off: Duration,
+    pub heartbeat_interval: Duration,
+    pub route_refresh_interval: Duration,
 }
 
-impl Message {
-    pub fn new(topic: impl Into<String>, body: impl Into<Bytes>) -> Self {
-        Message {
-            topic: topic.into(),
-            body: body.into(),
-            ..Default::default()
+impl ProducerConfig {
+    pub fn new(group: &str) -> Self {
+        ProducerConfig {
+            group: group.to_string(),
+            instance_name: None,
+            retry_times_when_send_failed: 2,
+            retry_times_when_send_async_failed: 2,
+            compress_over: super::message::COMPRESS_OVER,
+            max_message_size: MAX_MESSAGE_SIZE,
+            send_timeout: Duration::from_secs(3),
+            fault_tolerance: true,
+            busy_back_off: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_secs(30),
+            route_refresh_interval: Duration::from_secs(30),
         }
-    }
-
-    pub fn with_tags(mut self, tags: impl Into<String>) -> Self {
-        self.tags = Some(tags.into());
-        self
-    }
-
-    pub fn with_keys<I: IntoIterator<Item = S>, S: Into<String>>(mut self, keys: I) -> Self {
-        self.keys = keys.into_iter().map(Into::into).collect();
-        self
-    }
-
-    pub fn with_property(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
-        self.properties.push((k.into(), v.into()));
-        self
-    }
-
-    /// The properties string for the wire, with `uniq_key` as `UNIQ_KEY`.
-    pub fn encode_properties(&self, uniq_key: &str) -> String {
-        let joined_keys = self.keys.join(" ");
-        let reserved = [keys::TAGS, keys::KEYS, keys::UNIQ_KEY, keys::WAIT];
-        let mut pairs: Vec<(&str, &str)> = self
-            .properties
-            .iter()
-            .filter(|(k, v)| !v.is_empty() && !reserved.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        if let Some(t) = self.tags.as_deref().filter(|t| !t.is_empty()) {
-            pairs.push((keys::TAGS, t));
-        }
-        if !joined_keys.is_empty() {
-            pairs.push((keys::KEYS, &joined_keys));
-        }
-        pairs.push((keys::WAIT, "true"));
-        pairs.push((keys::UNIQ_KEY, uniq_key));
-        encode_properties(pairs)
     }
 }
 
@@ -110,49 +111,51 @@ pub struct SendResult {
     pub offset_msg_id: String,
     pub queue: MessageQueue,
     pub queue_offset: i64,
+    /// The broker's transaction id (the `UNIQ_KEY`), if it sent one.
+    pub transaction_id: Option<String>,
 }
 
-/// Picks the queue after `counter` in round-robin order, skipping queues of
-/// `avoid_broker` when another broker has one.
-pub fn select_queue<'a>(
-    queues: &'a [MessageQueue],
-    counter: &AtomicUsize,
-    avoid_broker: Option<&str>,
-) -> Option<&'a MessageQueue> {
-    if queues.is_empty() {
-        return None;
-    }
-    let start = counter.fetch_add(1, Ordering::Relaxed);
-    if let Some(avoid) = avoid_broker {
-        for i in 0..queues.len() {
-            let q = &queues[(start + i) % queues.len()];
-            if q.broker_name != avoid {
-                return Some(q);
-            }
-        }
-    }
-    Some(&queues[start % queues.len()])
-}
+/// A send running in the background.
+pub type SendFuture = Pin<Box<dyn Future<Output = Result<SendResult, ClientError>> + Send>>;
 
 /// Whether a failed send is worth another attempt on another queue.
 fn retryable(e: &ClientError) -> bool {
     match e {
         ClientError::Remote { code, .. } => !matches!(
             *code,
-            response::MESSAGE_ILLEGAL | response::INVALID_PARAMETER | response::NO_PERMISSION
+            response::MESSAGE_ILLEGAL
+                | response::INVALID_PARAMETER
+                | response::SUBSCRIPTION_GROUP_NOT_EXIST
         ),
         ClientError::Message(_) | ClientError::Invalid(_) | ClientError::Wire(_) => false,
         _ => true,
     }
 }
 
-/// A producer bound to a group and a set of name servers.
+/// A single message made ready for the wire.
+pub(crate) struct Prepared {
+    pub topic: String,
+    pub uniq: String,
+    pub props: String,
+    pub body: Bytes,
+    pub sys_flag: i32,
+    pub flag: i32,
+    pub reconsume_times: Option<i32>,
+    pub max_reconsume_times: Option<i32>,
+}
+
+/// A producer bound to a group and a set of name servers. Cheap to clone.
+#[derive(Clone)]
 pub struct Producer {
-    group: String,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ProducerConfig,
     routes: Routes,
-    counter: AtomicUsize,
-    /// Extra attempts after a failed send (Java default 2).
-    pub retries: usize,
+    client_id: String,
+    selector: QueueSelector,
+    upkeep: Upkeep,
 }
 
 impl Producer {
@@ -162,32 +165,121 @@ impl Producer {
     }
 
     pub fn with_routes(group: &str, routes: Routes) -> Self {
+        Self::with_config(ProducerConfig::new(group), routes)
+    }
+
+    pub fn with_config(cfg: ProducerConfig, routes: Routes) -> Self {
+        let client_id = super::client_id_for(cfg.instance_name.as_deref());
+        let upkeep = Upkeep::new(
+            routes.clone(),
+            client_id.clone(),
+            Some(cfg.group.clone()),
+            cfg.heartbeat_interval,
+            cfg.route_refresh_interval,
+        );
         Producer {
-            group: group.to_string(),
-            routes,
-            counter: AtomicUsize::new(rand::random::<u16>() as usize),
-            retries: 2,
+            inner: Arc::new(Inner {
+                selector: QueueSelector::new(cfg.fault_tolerance),
+                cfg,
+                routes,
+                client_id,
+                upkeep,
+            }),
         }
     }
 
     pub fn group(&self) -> &str {
-        &self.group
+        &self.inner.cfg.group
+    }
+
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.cfg
     }
 
     pub fn routes(&self) -> &Routes {
-        &self.routes
+        &self.inner.routes
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
     }
 
     /// Sends one message to a round-robin queue, retrying on other queues.
     pub async fn send(&self, msg: Message) -> Result<SendResult, ClientError> {
-        let uniq = new_uniq_id();
-        let props = msg.encode_properties(&uniq);
-        self.send_with_retry(
-            &msg.topic,
-            |mq| self.single_request(&msg, &props, mq),
-            uniq.clone(),
-        )
-        .await
+        let p = self.prepare(&msg)?;
+        let retries = self.inner.cfg.retry_times_when_send_failed;
+        self.send_with_retry(&p.topic, |mq| self.single_request(&p, mq), &p.uniq, retries)
+            .await
+    }
+
+    /// Starts a send and returns its future; the send proceeds even if the
+    /// future is dropped. Retries `retry_times_when_send_async_failed`.
+    pub fn send_async(&self, msg: Message) -> SendFuture {
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let p = me.prepare(&msg)?;
+            let retries = me.inner.cfg.retry_times_when_send_async_failed;
+            me.send_with_retry(&p.topic, |mq| me.single_request(&p, mq), &p.uniq, retries)
+                .await
+        });
+        Box::pin(async move {
+            task.await
+                .unwrap_or_else(|e| Err(ClientError::Invalid(format!("send task failed: {e}"))))
+        })
+    }
+
+    /// Sends in the background and calls `callback` with the outcome.
+    pub fn send_with_callback<F>(&self, msg: Message, callback: F)
+    where
+        F: FnOnce(Result<SendResult, ClientError>) + Send + 'static,
+    {
+        let fut = self.send_async(msg);
+        tokio::spawn(async move { callback(fut.await) });
+    }
+
+    /// Sends without waiting for the broker (no result, no retry).
+    pub async fn send_oneway(&self, msg: Message) -> Result<(), ClientError> {
+        let p = self.prepare(&msg)?;
+        let route = self.inner.routes.publish_route(&p.topic).await?;
+        let mq = self
+            .inner
+            .selector
+            .select(&route.write_queues, None)
+            .ok_or_else(|| ClientError::NoRoute(format!("no writable queue for {}", p.topic)))?
+            .clone();
+        let addr = self.inner.routes.addr_of(&mq).await?;
+        self.inner.upkeep.ensure_started(&mq.topic, &addr);
+        let cmd = self.single_request(&p, &mq);
+        self.inner.routes.client().invoke_oneway(&addr, cmd).await
+    }
+
+    /// Sends to the queue chosen by `key` (same key, same queue: ordered).
+    /// Failed attempts are retried on the same queue, never another one.
+    pub async fn send_ordered(&self, msg: Message, key: &str) -> Result<SendResult, ClientError> {
+        let msg = msg.with_sharding_key(key);
+        let p = self.prepare(&msg)?;
+        let mut last_err = None;
+        for attempt in 0..=self.inner.cfg.retry_times_when_send_failed {
+            let route = self.inner.routes.publish_route(&p.topic).await?;
+            let mq = select_by_key(&route.write_queues, key)
+                .ok_or_else(|| ClientError::NoRoute(format!("no writable queue for {}", p.topic)))?
+                .clone();
+            match self
+                .send_once(self.single_request(&p, &mq), &mq, &p.uniq)
+                .await
+            {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    let retry = retryable(&e);
+                    self.after_failure(&p.topic, &e, attempt).await;
+                    last_err = Some(e);
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| ClientError::NoRoute(p.topic.clone())))
     }
 
     /// Sends one message to the given queue (no retry).
@@ -196,61 +288,122 @@ impl Producer {
         msg: Message,
         mq: &MessageQueue,
     ) -> Result<SendResult, ClientError> {
-        let uniq = new_uniq_id();
-        let props = msg.encode_properties(&uniq);
-        let cmd = self.single_request(&msg, &props, mq);
-        self.send_once(cmd, mq, uniq).await
+        let p = self.prepare(&msg)?;
+        self.send_once(self.single_request(&p, mq), mq, &p.uniq)
+            .await
     }
 
-    /// Sends messages of one topic as one SEND_BATCH_MESSAGE.
+    /// Sends messages of one topic as one SEND_BATCH_MESSAGE. Fails with
+    /// `Invalid` if the batch is over the size limit (see
+    /// [`Producer::send_batches`]).
     pub async fn send_batch(&self, msgs: Vec<Message>) -> Result<SendResult, ClientError> {
-        let Some(first) = msgs.first() else {
-            return Err(ClientError::Invalid("empty batch".into()));
-        };
-        let topic = first.topic.clone();
-        if msgs.iter().any(|m| m.topic != topic) {
-            return Err(ClientError::Invalid(
-                "batch messages must share one topic".into(),
-            ));
+        let topic = batch_topic(&msgs)?;
+        let (entries, ids) = batch_entries(&msgs);
+        let size: usize = entries.iter().map(entry_size).sum();
+        if size > self.inner.cfg.max_message_size {
+            return Err(ClientError::Invalid(format!(
+                "batch is {size} bytes, over the {} byte limit",
+                self.inner.cfg.max_message_size
+            )));
         }
-        let ids: Vec<String> = msgs.iter().map(|_| new_uniq_id()).collect();
-        let entries: Vec<BatchEntry> = msgs
-            .iter()
-            .zip(&ids)
-            .map(|(m, id)| BatchEntry {
-                flag: m.flag,
-                body: m.body.clone(),
-                properties: m.encode_properties(id),
-            })
-            .collect();
+        self.send_entries(&topic, &entries, &ids).await
+    }
+
+    /// Sends messages of one topic as as many batches as the size limit
+    /// requires, in order; one result per batch.
+    pub async fn send_batches(&self, msgs: Vec<Message>) -> Result<Vec<SendResult>, ClientError> {
+        let topic = batch_topic(&msgs)?;
+        let (entries, ids) = batch_entries(&msgs);
+        let mut out = Vec::new();
+        for range in split_batch(&entries, self.inner.cfg.max_message_size)? {
+            out.push(
+                self.send_entries(&topic, &entries[range.clone()], &ids[range])
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Resolves `topic`'s route and registers the producer with its
+    /// brokers now (heartbeat), rather than at the first send — so that
+    /// brokers can call back (transaction checks) before anything is sent.
+    pub async fn warm_up(&self, topic: &str) -> Result<(), ClientError> {
+        let route = self.inner.routes.publish_route(topic).await?;
+        for addr in route.master_addrs() {
+            self.inner.upkeep.ensure_started(topic, &addr);
+        }
+        Ok(())
+    }
+
+    /// Stops the background work and unregisters the producer group from
+    /// every broker it talked to.
+    pub async fn shutdown(&self) {
+        self.inner.upkeep.shutdown().await;
+    }
+
+    async fn send_entries(
+        &self,
+        topic: &str,
+        entries: &[BatchEntry],
+        ids: &[String],
+    ) -> Result<SendResult, ClientError> {
         let mut body = BytesMut::new();
-        encode_batch(&entries, &mut body)?;
+        encode_batch(entries, &mut body)?;
         let body = body.freeze();
         let batch_props = encode_properties([(keys::WAIT, "true")]);
+        let retries = self.inner.cfg.retry_times_when_send_failed;
         self.send_with_retry(
-            &topic,
+            topic,
             |mq| {
-                let mut h = self.header(&topic, mq, 0, &batch_props);
+                let mut h = self.header(topic, mq, 0, &batch_props);
                 h.batch = Some(true);
                 let mut cmd = RemotingCommand::request(request::SEND_BATCH_MESSAGE);
                 cmd.ext = h.to_v2().to_ext();
                 cmd.with_body(body.clone())
             },
-            ids.join(","),
+            &ids.join(","),
+            retries,
         )
         .await
     }
 
-    /// Sends without waiting for the broker (no result, no retry).
-    pub async fn send_oneway(&self, msg: Message) -> Result<(), ClientError> {
-        let route = self.routes.publish_route(&msg.topic).await?;
-        let mq = select_queue(&route.write_queues, &self.counter, None)
-            .ok_or_else(|| ClientError::NoRoute(format!("no writable queue for {}", msg.topic)))?
-            .clone();
-        let addr = self.routes.addr_of(&mq).await?;
-        let props = msg.encode_properties(&new_uniq_id());
-        let cmd = self.single_request(&msg, &props, &mq);
-        self.routes.client().invoke_oneway(&addr, cmd).await
+    /// Properties, compression and retry-topic fields of one message.
+    pub(crate) fn prepare(&self, msg: &Message) -> Result<Prepared, ClientError> {
+        if msg.topic.is_empty() {
+            return Err(ClientError::Invalid("empty topic".into()));
+        }
+        if msg.body.len() > self.inner.cfg.max_message_size {
+            return Err(ClientError::Invalid(format!(
+                "body is {} bytes, over the {} byte limit",
+                msg.body.len(),
+                self.inner.cfg.max_message_size
+            )));
+        }
+        let mut msg = msg.clone();
+        let (mut reconsume_times, mut max_reconsume_times) = (None, None);
+        if msg.topic.starts_with(RETRY_PREFIX) {
+            reconsume_times = msg
+                .remove_property(keys::RECONSUME_TIME)
+                .and_then(|v| v.parse().ok());
+            max_reconsume_times = msg
+                .remove_property(keys::MAX_RECONSUME_TIMES)
+                .and_then(|v| v.parse().ok());
+        }
+        let (body, mut sys_flag) = compress_body(&msg.body, self.inner.cfg.compress_over);
+        if msg.property(keys::TRAN_MSG) == Some("true") {
+            sys_flag |= sysflag::TRANSACTION_PREPARED_TYPE;
+        }
+        let uniq = new_uniq_id();
+        Ok(Prepared {
+            topic: msg.topic.clone(),
+            props: msg.encode_properties(&uniq),
+            uniq,
+            body,
+            sys_flag,
+            flag: msg.flag,
+            reconsume_times,
+            max_reconsume_times,
+        })
     }
 
     fn header(
@@ -261,7 +414,7 @@ impl Producer {
         props: &str,
     ) -> SendMessageRequestHeader {
         SendMessageRequestHeader {
-            producer_group: self.group.clone(),
+            producer_group: self.inner.cfg.group.clone(),
             topic: topic.to_string(),
             default_topic: AUTO_CREATE_TOPIC.to_string(),
             default_topic_queue_nums: DEFAULT_TOPIC_QUEUE_NUMS,
@@ -278,46 +431,68 @@ impl Producer {
         }
     }
 
-    fn single_request(&self, msg: &Message, props: &str, mq: &MessageQueue) -> RemotingCommand {
-        let h = self.header(&msg.topic, mq, msg.flag, props);
+    pub(crate) fn single_request(&self, p: &Prepared, mq: &MessageQueue) -> RemotingCommand {
+        let mut h = self.header(&p.topic, mq, p.flag, &p.props);
+        h.sys_flag = p.sys_flag;
+        if let Some(r) = p.reconsume_times {
+            h.reconsume_times = Some(r);
+        }
+        h.max_reconsume_times = p.max_reconsume_times;
         let mut cmd = RemotingCommand::request(request::SEND_MESSAGE_V2);
         cmd.ext = h.to_v2().to_ext();
-        cmd.with_body(msg.body.clone())
+        cmd.with_body(p.body.clone())
     }
 
-    async fn send_with_retry(
+    /// Bookkeeping after a failed attempt: route refresh on
+    /// TOPIC_NOT_EXIST, a growing pause on SYSTEM_BUSY.
+    async fn after_failure(&self, topic: &str, e: &ClientError, attempt: usize) {
+        match e.remote_code() {
+            Some(response::TOPIC_NOT_EXIST) => {
+                self.inner.routes.invalidate(topic);
+                let _ = self.inner.routes.refresh(topic).await;
+            }
+            Some(response::SYSTEM_BUSY) => {
+                tokio::time::sleep(self.inner.cfg.busy_back_off * (attempt as u32 + 1)).await;
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) async fn send_with_retry(
         &self,
         topic: &str,
         build: impl Fn(&MessageQueue) -> RemotingCommand,
-        msg_id: String,
+        msg_id: &str,
+        retries: usize,
     ) -> Result<SendResult, ClientError> {
         let mut last_broker: Option<String> = None;
         let mut last_err = None;
-        for _attempt in 0..=self.retries {
-            let route = match self.routes.publish_route(topic).await {
+        for attempt in 0..=retries {
+            let route = match self.inner.routes.publish_route(topic).await {
                 Ok(r) => r,
                 Err(e) => {
                     last_err = Some(e);
                     continue;
                 }
             };
-            let Some(mq) = select_queue(&route.write_queues, &self.counter, last_broker.as_deref())
+            let Some(mq) = self
+                .inner
+                .selector
+                .select(&route.write_queues, last_broker.as_deref())
             else {
                 last_err = Some(ClientError::NoRoute(format!(
                     "no writable queue for {topic}"
                 )));
-                self.routes.invalidate(topic);
+                self.inner.routes.invalidate(topic);
                 continue;
             };
             let mq = mq.clone();
-            match self.send_once(build(&mq), &mq, msg_id.clone()).await {
+            match self.send_once(build(&mq), &mq, msg_id).await {
                 Ok(r) => return Ok(r),
                 Err(e) => {
                     tracing::debug!(topic, broker = %mq.broker_name, error = %e, "send failed");
-                    if e.remote_code() == Some(response::TOPIC_NOT_EXIST) {
-                        self.routes.invalidate(topic);
-                    }
                     let retry = retryable(&e);
+                    self.after_failure(topic, &e, attempt).await;
                     last_err = Some(e);
                     if !retry {
                         break;
@@ -329,20 +504,32 @@ impl Producer {
         Err(last_err.unwrap_or_else(|| ClientError::NoRoute(topic.to_string())))
     }
 
-    async fn send_once(
+    pub(crate) async fn send_once(
         &self,
         cmd: RemotingCommand,
         mq: &MessageQueue,
-        msg_id: String,
+        msg_id: &str,
     ) -> Result<SendResult, ClientError> {
-        let addr = self.routes.addr_of(mq).await?;
-        let timeout = self.routes.default_timeout();
-        let resp = self.routes.client().invoke(&addr, cmd, timeout).await?;
+        let addr = self.inner.routes.addr_of(mq).await?;
+        self.inner.upkeep.ensure_started(&mq.topic, &addr);
+        let started = Instant::now();
+        let resp = self
+            .inner
+            .routes
+            .client()
+            .invoke(&addr, cmd, self.inner.cfg.send_timeout)
+            .await;
+        let failed = !matches!(&resp, Ok(r) if SendStatus::from_code(r.code).is_some());
+        self.inner
+            .selector
+            .faults
+            .record(&mq.broker_name, started.elapsed(), failed);
+        let resp = resp?;
         let status = SendStatus::from_code(resp.code).ok_or_else(|| ClientError::remote(&resp))?;
         let h = SendMessageResponseHeader::from_ext(&resp.ext)?;
         Ok(SendResult {
             status,
-            msg_id,
+            msg_id: msg_id.to_string(),
             offset_msg_id: h.msg_id,
             queue: MessageQueue {
                 topic: mq.topic.clone(),
@@ -350,6 +537,7 @@ impl Producer {
                 queue_id: h.queue_id,
             },
             queue_offset: h.queue_offset,
+            transaction_id: h.transaction_id,
         })
     }
 }
@@ -357,49 +545,15 @@ impl Producer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::message::decode_properties;
-
-    fn q(b: &str, id: i32) -> MessageQueue {
-        MessageQueue {
-            topic: "T".into(),
-            broker_name: b.into(),
-            queue_id: id,
-        }
-    }
 
     #[test]
-    fn round_robin_and_avoid() {
-        let qs = vec![q("a", 0), q("a", 1), q("b", 0)];
-        let c = AtomicUsize::new(0);
-        let picked: Vec<_> = (0..6)
-            .map(|_| select_queue(&qs, &c, None).unwrap().clone())
-            .collect();
-        assert_eq!(picked[0], qs[0]);
-        assert_eq!(picked[1], qs[1]);
-        assert_eq!(picked[2], qs[2]);
-        assert_eq!(picked[3], qs[0]);
-        // Avoiding "a" lands on "b" whatever the counter.
-        for _ in 0..3 {
-            assert_eq!(select_queue(&qs, &c, Some("a")).unwrap().broker_name, "b");
-        }
-        // Only one broker: avoidance is best effort.
-        assert!(select_queue(&qs[..2], &c, Some("a")).is_some());
-        assert!(select_queue(&[], &c, None).is_none());
-    }
-
-    #[test]
-    fn properties_string() {
-        let m = Message::new("T", "x")
-            .with_tags("TagA")
-            .with_keys(["k1", "k2"])
-            .with_property("color", "red")
-            .with_property("UNIQ_KEY", "spoofed");
-        let p = decode_properties(&m.encode_properties("ID1"));
-        let get = |k: &str| p.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.as_str());
-        assert_eq!(get("TAGS"), Some("TagA"));
-        assert_eq!(get("KEYS"), Some("k1 k2"));
-        assert_eq!(get("color"), Some("red"));
-        assert_eq!(get("UNIQ_KEY"), Some("ID1"));
-        assert_eq!(get("WAIT"), Some("true"));
+    fn retry_codes() {
+        let remote = |code| ClientError::Remote {
+            code,
+            remark: String::new(),
+        };
+        assert!(retryable(&remote(response::SYSTEM_BUSY)));
+        assert!(retryable(&remote(response::TOPIC_NOT_EXIST)));
+        assert!(!retryable(&remote(response::MESSAGE_ILLEGAL)));
     }
 }

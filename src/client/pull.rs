@@ -56,7 +56,7 @@ pub enum Boundary {
 
 /// Decompresses a zlib-compressed body (sysFlag COMPRESSED, algorithm ZLIB
 /// or unspecified). Other algorithms are left as they are.
-fn inflate_body(m: &mut MessageExt) {
+pub fn inflate_body(m: &mut MessageExt) {
     if m.sys_flag & sysflag::COMPRESSED == 0 {
         return;
     }
@@ -81,6 +81,24 @@ fn filter_tags(msgs: &mut Vec<MessageExt>, tags: &[String]) {
         return;
     }
     msgs.retain(|m| m.tags().is_some_and(|t| tags.iter().any(|s| s == t)));
+}
+
+/// Everything about one pull request.
+#[derive(Debug, Clone)]
+pub struct PullSpec<'a> {
+    pub mq: &'a MessageQueue,
+    pub offset: i64,
+    pub max: i32,
+    /// Long-poll hold time (SUSPEND flag).
+    pub suspend: Option<Duration>,
+    /// Client timeout; default: suspend + 15 s, or the call timeout.
+    pub timeout: Option<Duration>,
+    pub expression: &'a str,
+    /// `TAG` or `SQL92`.
+    pub expression_type: &'a str,
+    /// Offset to commit with the pull (COMMIT_OFFSET flag).
+    pub commit_offset: Option<i64>,
+    pub sub_version: i64,
 }
 
 /// Pull and offset calls for one consumer group.
@@ -126,31 +144,53 @@ impl PullConsumer {
         suspend_timeout: Option<Duration>,
         sub_expression: &str,
     ) -> Result<PullResult, ClientError> {
+        self.pull_with(&PullSpec {
+            mq,
+            offset,
+            max,
+            suspend: suspend_timeout,
+            timeout: None,
+            expression: sub_expression,
+            expression_type: "TAG",
+            commit_offset: None,
+            sub_version: now_ms(),
+        })
+        .await
+    }
+
+    /// A pull with every knob: expression type (TAG re-filtered here,
+    /// SQL92 left to the broker), piggy-backed offset commit, timeout.
+    pub async fn pull_with(&self, spec: &PullSpec<'_>) -> Result<PullResult, ClientError> {
+        let mq = spec.mq;
         let mut sys_flag = pull_flag::SUBSCRIPTION;
-        if suspend_timeout.is_some() {
+        if spec.suspend.is_some() {
             sys_flag |= pull_flag::SUSPEND;
+        }
+        if spec.commit_offset.is_some() {
+            sys_flag |= pull_flag::COMMIT_OFFSET;
         }
         let header = PullMessageRequestHeader {
             consumer_group: self.group.clone(),
             topic: mq.topic.clone(),
             queue_id: mq.queue_id,
-            queue_offset: offset,
-            max_msg_nums: max,
+            queue_offset: spec.offset,
+            max_msg_nums: spec.max,
             sys_flag,
-            commit_offset: 0,
-            suspend_timeout_millis: suspend_timeout.map_or(0, |d| d.as_millis() as i64),
-            subscription: Some(normalize_expr(sub_expression)),
-            sub_version: now_ms(),
-            expression_type: Some("TAG".into()),
+            commit_offset: spec.commit_offset.unwrap_or(0),
+            suspend_timeout_millis: spec.suspend.map_or(0, |d| d.as_millis() as i64),
+            subscription: Some(normalize_expr(spec.expression)),
+            sub_version: spec.sub_version,
+            expression_type: Some(spec.expression_type.to_string()),
             max_msg_bytes: None,
             request_source: None,
             broker_name: Some(mq.broker_name.clone()),
         };
         let mut cmd = RemotingCommand::request(request::PULL_MESSAGE);
         cmd.ext = header.to_ext();
-        let timeout = match suspend_timeout {
-            Some(s) => s + LONG_POLL_SLACK,
-            None => self.routes.default_timeout(),
+        let timeout = match (spec.timeout, spec.suspend) {
+            (Some(t), _) => t,
+            (None, Some(s)) => s + LONG_POLL_SLACK,
+            (None, None) => self.routes.default_timeout(),
         };
         let addr = self.routes.addr_of(mq).await?;
         let resp = self.routes.client().invoke(&addr, cmd, timeout).await?;
@@ -166,7 +206,9 @@ impl PullConsumer {
         if status == PullStatus::Found {
             messages = decode_records(&resp.body_bytes())?;
             messages.iter_mut().for_each(inflate_body);
-            filter_tags(&mut messages, &parse_tags(sub_expression));
+            if spec.expression_type.eq_ignore_ascii_case("TAG") {
+                filter_tags(&mut messages, &parse_tags(spec.expression));
+            }
         }
         Ok(PullResult {
             status,

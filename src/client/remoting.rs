@@ -74,8 +74,60 @@ pub struct RemotingClient {
 struct Inner {
     config: ClientConfig,
     conns: Mutex<HashMap<String, Slot>>,
-    handler: Arc<RwLock<Option<RequestHandler>>>,
+    handler: Arc<Handlers>,
     shut: AtomicBool,
+}
+
+/// Handlers of server→client requests: per-code handlers registered by the
+/// client roles (each under its own owner key, so several consumers or
+/// producers can share one client), then the catch-all handler.
+#[derive(Default)]
+struct Handlers {
+    fallback: RwLock<Option<RequestHandler>>,
+    by_code: RwLock<Vec<(String, i32, RequestHandler)>>,
+}
+
+impl Handlers {
+    /// The first answer of the handlers registered for `req.code` (all are
+    /// called for one-way requests, which need no answer), else the
+    /// catch-all's.
+    fn answer(&self, addr: &str, req: RemotingCommand) -> Option<RemotingCommand> {
+        let hs: Vec<RequestHandler> = self
+            .by_code
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, c, _)| *c == req.code)
+            .map(|(_, _, h)| h.clone())
+            .collect();
+        if !hs.is_empty() {
+            let oneway = req.is_oneway();
+            let mut answer = None;
+            for h in hs {
+                if let Some(r) = h(addr.to_string(), req.clone()) {
+                    if !oneway {
+                        return Some(r);
+                    }
+                    answer = Some(r);
+                }
+            }
+            if answer.is_some() {
+                return answer;
+            }
+        }
+        let fallback = self
+            .fallback
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match fallback {
+            Some(h) => h(addr.to_string(), req),
+            None => Some(
+                RemotingCommand::new_response(response::REQUEST_CODE_NOT_SUPPORTED, None)
+                    .with_remark(format!(" request type {} not supported", req.code)),
+            ),
+        }
+    }
 }
 
 /// One live TCP connection.
@@ -129,7 +181,7 @@ impl RemotingClient {
             inner: Arc::new(Inner {
                 config,
                 conns: Mutex::new(HashMap::new()),
-                handler: Arc::new(RwLock::new(None)),
+                handler: Arc::new(Handlers::default()),
                 shut: AtomicBool::new(false),
             }),
         }
@@ -200,13 +252,40 @@ impl RemotingClient {
         conn.tx.send(cmd).await.map_err(|_| self.closed(addr))
     }
 
-    /// Installs the handler for server→client requests.
+    /// Installs the catch-all handler for server→client requests (asked
+    /// after the per-code handlers).
     pub fn set_request_handler(&self, h: RequestHandler) {
         *self
             .inner
             .handler
+            .fallback
             .write()
             .unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// Registers `h` for server requests with `code` under `owner`
+    /// (replacing that owner's earlier handler for the code). A handler
+    /// returns `None` for requests that are not its business (another
+    /// consumer group, another client id) so the next one is asked.
+    pub fn add_code_handler(&self, owner: &str, code: i32, h: RequestHandler) {
+        let mut hs = self
+            .inner
+            .handler
+            .by_code
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        hs.retain(|(o, c, _)| !(o == owner && *c == code));
+        hs.push((owner.to_string(), code, h));
+    }
+
+    /// Drops every handler registered under `owner`.
+    pub fn remove_code_handlers(&self, owner: &str) {
+        self.inner
+            .handler
+            .by_code
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(o, _, _)| o != owner);
     }
 
     /// Closes the connection to `addr` (pending calls fail with `Closed`).
@@ -349,7 +428,7 @@ async fn write_loop(
 async fn read_loop(
     conn: Arc<Conn>,
     mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
-    handler: Arc<RwLock<Option<RequestHandler>>>,
+    handler: Arc<Handlers>,
     pool: std::sync::Weak<Inner>,
     slot: Slot,
 ) {
@@ -383,18 +462,11 @@ async fn read_loop(
 }
 
 /// Runs the handler for a server→client request and queues its answer.
-fn serve_request(conn: &Conn, handler: &RwLock<Option<RequestHandler>>, req: RemotingCommand) {
+fn serve_request(conn: &Conn, handler: &Handlers, req: RemotingCommand) {
     let oneway = req.is_oneway();
     let opaque = req.opaque;
     let code = req.code;
-    let h = handler.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let answer = match h {
-        Some(h) => h(conn.addr.clone(), req),
-        None => Some(
-            RemotingCommand::new_response(response::REQUEST_CODE_NOT_SUPPORTED, None)
-                .with_remark(format!(" request type {code} not supported")),
-        ),
-    };
+    let answer = handler.answer(&conn.addr, req);
     if oneway {
         return;
     }

@@ -3,7 +3,9 @@
 //! Bytes 0..40 keep the Java layout. ActorMQ adds, from byte 40: the commit
 //! log flushed offset, the "safe" offset below which every record's
 //! consume-queue unit is durable, and a marker telling that those two fields
-//! were written by ActorMQ (a Java checkpoint has zeros there).
+//! were written by ActorMQ (a Java checkpoint has zeros there). From byte 64:
+//! the offset below which the message index is durable, and its own marker
+//! (written by the broker's `Indexer` with [`store_index_progress`]).
 
 use super::config::StoreConfig;
 use super::error::{Result, StoreError};
@@ -13,6 +15,8 @@ use std::path::Path;
 
 pub const CHECKPOINT_FILE_SIZE: usize = 4096;
 const EXT_MARKER: &[u8; 8] = b"AMQCKPT1";
+const INDEX_MARKER: &[u8; 8] = b"AMQINDX1";
+const INDEX_POS: usize = 64;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -25,6 +29,8 @@ pub struct Checkpoint {
     pub commitlog_flushed: Option<i64>,
     /// Every record below has a durable consume-queue unit.
     pub dispatched_flushed: Option<i64>,
+    /// Every record below is durably indexed (None: unknown).
+    pub index_flushed: Option<i64>,
 }
 
 impl Checkpoint {
@@ -45,6 +51,10 @@ impl Checkpoint {
             b[48..56].copy_from_slice(&d.to_be_bytes());
             b[56..64].copy_from_slice(EXT_MARKER);
         }
+        if let Some(i) = self.index_flushed {
+            b[INDEX_POS..INDEX_POS + 8].copy_from_slice(&i.to_be_bytes());
+            b[INDEX_POS + 8..INDEX_POS + 16].copy_from_slice(INDEX_MARKER);
+        }
         b
     }
 
@@ -57,6 +67,7 @@ impl Checkpoint {
             i64::from_be_bytes(a)
         };
         let ext = b.get(56..64) == Some(&EXT_MARKER[..]);
+        let idx = b.get(INDEX_POS + 8..INDEX_POS + 16) == Some(&INDEX_MARKER[..]);
         Checkpoint {
             physic_msg_timestamp: at(0),
             logics_msg_timestamp: at(8),
@@ -65,6 +76,7 @@ impl Checkpoint {
             confirm_phy_offset: at(32),
             commitlog_flushed: ext.then(|| at(40)),
             dispatched_flushed: ext.then(|| at(48)),
+            index_flushed: idx.then(|| at(INDEX_POS)),
         }
     }
 
@@ -95,6 +107,25 @@ impl Checkpoint {
     pub fn safe_offset(&self) -> Option<i64> {
         Some(self.commitlog_flushed?.min(self.dispatched_flushed?))
     }
+}
+
+/// Records the index progress in place (bytes 64..80 only, so the flusher's
+/// fields are not touched) and syncs it. A concurrent full rewrite by the
+/// flusher may put back an older value: that only makes recovery re-index
+/// more, never less.
+pub fn store_index_progress(path: &Path, index_flushed: i64) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, e))?;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&index_flushed.to_be_bytes());
+    b[8..].copy_from_slice(INDEX_MARKER);
+    f.write_all_at(&b, INDEX_POS as u64)
+        .map_err(|e| StoreError::io("write", path, e))?;
+    f.sync_data().map_err(|e| StoreError::io("sync", path, e))
 }
 
 /// True when the previous run shut down cleanly (no `abort` marker left).
@@ -137,6 +168,7 @@ mod tests {
             confirm_phy_offset: 5,
             commitlog_flushed: Some(600),
             dispatched_flushed: Some(500),
+            index_flushed: None,
         };
         c.store(&p).unwrap();
         let raw = std::fs::read(&p).unwrap();
@@ -148,6 +180,11 @@ mod tests {
         let java = Checkpoint::decode(&raw[..40]);
         assert_eq!(java.safe_offset(), None);
         assert_eq!(java.confirm_phy_offset, 5);
+        assert_eq!(java.index_flushed, None);
+        store_index_progress(&p, 321).unwrap();
+        let back = Checkpoint::load(&p).unwrap().unwrap();
+        assert_eq!(back.index_flushed, Some(321));
+        assert_eq!(back.safe_offset(), Some(500));
     }
 
     #[test]

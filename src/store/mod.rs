@@ -4,12 +4,15 @@
 //! queue, shares [`CommitLogReader`]s freely and runs one [`Flusher`].
 
 pub mod checkpoint;
+pub mod cleanup;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;
 pub mod consumer_offsets;
 pub mod error;
 pub mod flush;
+pub mod index;
+pub mod index_file;
 pub mod mapped_file;
 pub mod metadata;
 pub mod recovery;
@@ -21,4 +24,5 @@ pub use consume_queue::{Boundary, ConsumeQueue, CqUnit};
 pub use consumer_offsets::ConsumerOffsets;
 pub use error::StoreError;
 pub use flush::Flusher;
+pub use index::{IndexConfig, IndexHits, IndexStore};
 pub use recovery::{dispatch_info, recover, DispatchRequest, Recovered};

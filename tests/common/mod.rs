@@ -665,3 +665,92 @@ pub fn pseudo_body(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+// ------------------------------------------------- consumption helpers
+
+/// Commit-log offset of a stored message from its offset message id.
+pub fn phys_of(offset_msg_id: &str) -> i64 {
+    let tail = &offset_msg_id[offset_msg_id.len().saturating_sub(16)..];
+    i64::from_str_radix(tail, 16).expect("offset msg id")
+}
+
+/// CONSUMER_SEND_MSG_BACK; returns the raw response.
+pub async fn send_back(
+    c: &RemotingClient,
+    broker: &str,
+    group: &str,
+    phys: i64,
+    delay_level: i32,
+    max_reconsume: Option<i32>,
+) -> RemotingCommand {
+    let off = phys.to_string();
+    let lvl = delay_level.to_string();
+    let mut e = ext(&[("offset", &off), ("group", group), ("delayLevel", &lvl)]);
+    if let Some(m) = max_reconsume {
+        e.insert("maxReconsumeTimes", m.to_string());
+    }
+    call(c, broker, request::CONSUMER_SEND_MSG_BACK, e, None).await
+}
+
+/// Waits until queue `topic/queue_id` holds at least `n` messages; returns
+/// them all.
+pub async fn wait_messages(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queue_id: i32,
+    n: usize,
+    within: Duration,
+) -> Vec<MessageExt> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = if topic_config(c, broker, topic).await.code == response::SUCCESS {
+            pull_all(c, broker, topic, queue_id).await
+        } else {
+            Vec::new()
+        };
+        if got.len() >= n || Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// HEART_BEAT registering `client_id` with producer groups and consumer
+/// data (JSON values of `ConsumerData`).
+pub async fn heartbeat(
+    c: &RemotingClient,
+    broker: &str,
+    client_id: &str,
+    producers: &[&str],
+    consumers: Vec<serde_json::Value>,
+) -> RemotingCommand {
+    let body = serde_json::json!({
+        "clientID": client_id,
+        "producerDataSet": producers.iter().map(|g| serde_json::json!({"groupName": g})).collect::<Vec<_>>(),
+        "consumerDataSet": consumers,
+    });
+    call(
+        c,
+        broker,
+        request::HEART_BEAT,
+        ExtFields::default(),
+        Some(Bytes::from(body.to_string())),
+    )
+    .await
+}
+
+/// A push consumer's `ConsumerData` subscribing `topics` with `sub`.
+pub fn consumer_data(group: &str, model: &str, topics: &[(&str, &str, &str)]) -> serde_json::Value {
+    serde_json::json!({
+        "groupName": group,
+        "consumeType": "CONSUME_PASSIVELY",
+        "messageModel": model,
+        "consumeFromWhere": "CONSUME_FROM_FIRST_OFFSET",
+        "unitMode": false,
+        "subscriptionDataSet": topics.iter().map(|(t, expr, ty)| serde_json::json!({
+            "classFilterMode": false, "topic": t, "subString": expr, "tagsSet": [],
+            "codeSet": [], "subVersion": now_ms(), "expressionType": ty
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -20,13 +20,25 @@ struct Member {
     channel: Channel,
     last_seen: Instant,
     data: Option<ConsumerData>,
+    /// Language and version from the client's last heartbeat.
+    language: String,
+    version: i32,
 }
 
 /// (group, topic) → subscription, shared with the pull path.
 #[derive(Clone, Default)]
-pub struct Subscriptions(Arc<RwLock<HashMap<(String, String), SubscriptionData>>>);
+pub struct Subscriptions(
+    Arc<RwLock<HashMap<(String, String), SubscriptionData>>>,
+    /// group → message model (`CLUSTERING` / `BROADCASTING`).
+    Arc<RwLock<HashMap<String, String>>>,
+);
 
 impl Subscriptions {
+    /// The message model of a consumer group with live members.
+    pub fn message_model(&self, group: &str) -> Option<String> {
+        self.1.read().ok()?.get(group).cloned()
+    }
+
     pub fn get(&self, group: &str, topic: &str) -> Option<SubscriptionData> {
         self.0
             .read()
@@ -69,9 +81,11 @@ impl ClientRegistry {
 
     fn republish_subs(&self) {
         let mut map = HashMap::new();
+        let mut models = HashMap::new();
         for (group, members) in &self.consumers {
             for m in members.values() {
                 if let Some(d) = &m.data {
+                    models.insert(group.clone(), d.message_model.clone());
                     for s in &d.subscription_data_set {
                         map.insert((group.clone(), s.topic.clone()), s.clone());
                     }
@@ -80,6 +94,9 @@ impl ClientRegistry {
         }
         if let Ok(mut w) = self.subs.0.write() {
             *w = map;
+        }
+        if let Ok(mut w) = self.subs.1.write() {
+            *w = models;
         }
     }
 
@@ -141,6 +158,9 @@ impl Supervised for ClientRegistry {
 pub struct Heartbeat {
     pub channel: Channel,
     pub data: HeartbeatData,
+    /// The request's language name and version.
+    pub language: String,
+    pub version: i32,
 }
 
 impl Handler<Heartbeat> for ClientRegistry {
@@ -158,6 +178,8 @@ impl Handler<Heartbeat> for ClientRegistry {
                         channel: hb.channel.clone(),
                         last_seen: now,
                         data: None,
+                        language: hb.language.clone(),
+                        version: hb.version,
                     },
                 );
         }
@@ -174,6 +196,8 @@ impl Handler<Heartbeat> for ClientRegistry {
                 Some(m) => {
                     m.last_seen = now;
                     m.channel = hb.channel.clone();
+                    m.language = hb.language.clone();
+                    m.version = hb.version;
                     if hb.data.without_sub {
                         continue;
                     }
@@ -193,6 +217,8 @@ impl Handler<Heartbeat> for ClientRegistry {
                             channel: hb.channel.clone(),
                             last_seen: now,
                             data: Some(c),
+                            language: hb.language.clone(),
+                            version: hb.version,
                         },
                     );
                     changed_groups.push(group);
@@ -267,5 +293,59 @@ impl Handler<ConsumerIds> for ClientRegistry {
             .unwrap_or_default();
         ids.sort();
         ids
+    }
+}
+
+/// One live channel of a producer group (transaction checks).
+#[derive(Message)]
+#[rtype(result = "Option<Channel>")]
+pub struct ProducerChannel(pub String);
+
+impl Handler<ProducerChannel> for ClientRegistry {
+    type Result = Option<Channel>;
+    fn handle(&mut self, m: ProducerChannel, _: &mut Context<Self>) -> Option<Channel> {
+        let members = self.producers.get(&m.0)?;
+        let mut live: Vec<&Member> = members.values().filter(|m| m.channel.is_open()).collect();
+        live.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
+        live.first().map(|m| m.channel.clone())
+    }
+}
+
+/// A live consumer of a group, as the admin requests report it.
+#[derive(Debug, Clone)]
+pub struct ConsumerInfo {
+    pub client_id: String,
+    pub channel: Channel,
+    pub language: String,
+    pub version: i32,
+    pub data: Option<ConsumerData>,
+}
+
+/// The live consumers of a group.
+#[derive(Message)]
+#[rtype(result = "Vec<ConsumerInfo>")]
+pub struct GroupConsumers(pub String);
+
+impl Handler<GroupConsumers> for ClientRegistry {
+    type Result = Vec<ConsumerInfo>;
+    fn handle(&mut self, m: GroupConsumers, _: &mut Context<Self>) -> Vec<ConsumerInfo> {
+        let mut out: Vec<ConsumerInfo> = self
+            .consumers
+            .get(&m.0)
+            .map(|ms| {
+                ms.iter()
+                    .filter(|(_, m)| m.channel.is_open())
+                    .map(|(id, m)| ConsumerInfo {
+                        client_id: id.clone(),
+                        channel: m.channel.clone(),
+                        language: m.language.clone(),
+                        version: m.version,
+                        data: m.data.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        out
     }
 }

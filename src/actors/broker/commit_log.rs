@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::indexer::IndexUpTo;
 use super::queue::{Dispatch, DispatchUnit};
 use super::topic::TopicRegistry;
 use crate::store::{CommitLog, Flusher, StoreError};
@@ -23,9 +24,17 @@ pub struct CommitLogWriter {
     queue_offsets: HashMap<(String, i32), i64>,
     sync_flush: bool,
     sync_flush_timeout: Duration,
+    /// Told how far the log is written after every `Put` (message index).
+    indexer: Option<Recipient<IndexUpTo>>,
 }
 
 impl CommitLogWriter {
+    /// Feeds the message index after every `Put` batch.
+    pub fn with_indexer(mut self, indexer: Recipient<IndexUpTo>) -> Self {
+        self.indexer = Some(indexer);
+        self
+    }
+
     pub fn new(
         log: CommitLog,
         flusher: Arc<Flusher>,
@@ -41,6 +50,7 @@ impl CommitLogWriter {
             queue_offsets,
             sync_flush,
             sync_flush_timeout,
+            indexer: None,
         }
     }
 }
@@ -174,6 +184,9 @@ impl Handler<Put> for CommitLogWriter {
         }
         if end > 0 {
             self.flusher.set_dispatched(end);
+            if let Some(ix) = &self.indexer {
+                ix.do_send(IndexUpTo(end));
+            }
         }
         if let Some(f) = failure {
             // Earlier records of a batch are stored; report the failure.
@@ -227,5 +240,22 @@ impl Handler<LogOffsets> for CommitLogWriter {
     type Result = MessageResult<LogOffsets>;
     fn handle(&mut self, _: LogOffsets, _: &mut Context<Self>) -> Self::Result {
         MessageResult((self.log.min_offset(), self.log.max_offset()))
+    }
+}
+
+/// Deletes up to `max` expired segments from the front of the log, never
+/// the current one (sent by the `Cleaner`). Returns how many went.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub struct DeleteExpiredSegments {
+    /// Segments whose file was last modified before this are expired.
+    pub older_than: std::time::SystemTime,
+    pub max: usize,
+}
+
+impl Handler<DeleteExpiredSegments> for CommitLogWriter {
+    type Result = Result<usize, StoreError>;
+    fn handle(&mut self, m: DeleteExpiredSegments, _: &mut Context<Self>) -> Self::Result {
+        self.log.delete_expired_segments(m.older_than, m.max)
     }
 }

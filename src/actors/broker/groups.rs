@@ -1,10 +1,15 @@
 //! `GroupManager`: subscription-group configs (`config/subscriptionGroup.json`
 //! in RocketMQ's shape), created automatically when a new consumer group
-//! first heartbeats (`autoCreateSubscriptionGroup`).
+//! first heartbeats (`autoCreateSubscriptionGroup`), or by the admin
+//! requests (UPDATE_AND_CREATE / GET_ALL / DELETE_SUBSCRIPTIONGROUP). The
+//! table is published in [`GroupTable`] so the pull path reads
+//! `consumeEnable` / `consumeBroadcastEnable` without a mailbox hop.
 
 use actix::prelude::*;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 
 use crate::wire::bodies::DataVersion;
 
@@ -12,14 +17,19 @@ use crate::wire::bodies::DataVersion;
 #[serde(rename_all = "camelCase", default)]
 pub struct SubscriptionGroupConfig {
     pub group_name: String,
+    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
     pub consume_enable: bool,
+    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
     pub consume_from_min_enable: bool,
+    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
     pub consume_broadcast_enable: bool,
+    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
     pub consume_message_orderly: bool,
     pub retry_queue_nums: i32,
     pub retry_max_times: i32,
     pub broker_id: i64,
     pub which_broker_when_consume_slowly: i64,
+    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
     pub notify_consumer_ids_changed_enable: bool,
 }
 
@@ -47,10 +57,21 @@ pub struct SubscriptionGroupFile {
     pub data_version: DataVersion,
 }
 
+/// Read-mostly snapshot of the subscription-group table.
+#[derive(Clone, Default)]
+pub struct GroupTable(Arc<RwLock<HashMap<String, SubscriptionGroupConfig>>>);
+
+impl GroupTable {
+    pub fn get(&self, group: &str) -> Option<SubscriptionGroupConfig> {
+        self.0.read().ok()?.get(group).cloned()
+    }
+}
+
 pub struct GroupManager {
     file: SubscriptionGroupFile,
     path: PathBuf,
     auto_create: bool,
+    table: GroupTable,
 }
 
 impl GroupManager {
@@ -59,14 +80,36 @@ impl GroupManager {
             .ok()
             .flatten()
             .unwrap_or_default();
-        GroupManager {
+        let g = GroupManager {
             file,
             path,
             auto_create,
+            table: GroupTable::default(),
+        };
+        g.publish();
+        g
+    }
+
+    /// Shares the published snapshot (the pull path keeps a clone).
+    pub fn with_table(mut self, table: GroupTable) -> Self {
+        self.table = table;
+        self.publish();
+        self
+    }
+
+    fn publish(&self) {
+        if let Ok(mut t) = self.table.0.write() {
+            *t = self
+                .file
+                .subscription_group_table
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
         }
     }
 
     fn persist(&self) {
+        self.publish();
         if let Err(e) = crate::store::metadata::write_json_atomic(&self.path, &self.file) {
             tracing::error!(error = %e, "cannot persist subscriptionGroup.json");
         }
@@ -105,5 +148,50 @@ impl Handler<EnsureGroup> for GroupManager {
         self.file.data_version.bump();
         self.persist();
         Some(g)
+    }
+}
+
+/// Creates or replaces a group's config (UPDATE_AND_CREATE_SUBSCRIPTIONGROUP).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpsertGroup(pub SubscriptionGroupConfig);
+
+impl Handler<UpsertGroup> for GroupManager {
+    type Result = ();
+    fn handle(&mut self, m: UpsertGroup, _: &mut Context<Self>) {
+        self.file
+            .subscription_group_table
+            .insert(m.0.group_name.clone(), m.0);
+        self.file.data_version.bump();
+        self.persist();
+    }
+}
+
+/// Removes a group's config; true when it existed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct DeleteGroup(pub String);
+
+impl Handler<DeleteGroup> for GroupManager {
+    type Result = bool;
+    fn handle(&mut self, m: DeleteGroup, _: &mut Context<Self>) -> bool {
+        let existed = self.file.subscription_group_table.remove(&m.0).is_some();
+        if existed {
+            self.file.data_version.bump();
+            self.persist();
+        }
+        existed
+    }
+}
+
+/// The whole table, as GET_ALL_SUBSCRIPTIONGROUP_CONFIG returns it.
+#[derive(Message)]
+#[rtype(result = "SubscriptionGroupFile")]
+pub struct AllGroups;
+
+impl Handler<AllGroups> for GroupManager {
+    type Result = MessageResult<AllGroups>;
+    fn handle(&mut self, _: AllGroups, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.file.clone())
     }
 }

@@ -8,13 +8,21 @@
 //! Sessions are per connection: a failed session closes and the client
 //! reconnects.
 
+pub mod cleaner;
 pub mod clients;
 pub mod commit_log;
 pub mod groups;
+pub mod indexer;
+pub mod locks;
 pub mod offsets;
 pub mod processor;
 pub mod queue;
 pub mod registrar;
+pub mod schedule;
+pub mod services;
+pub mod store_path;
+pub mod timer;
+pub mod transaction;
 pub mod topic;
 
 use actix::prelude::*;
@@ -45,6 +53,7 @@ pub struct Broker {
     flusher: Option<Arc<Flusher>>,
     accept: tokio::task::JoinHandle<()>,
     commit_arbiter: Arbiter,
+    index: indexer::IndexerHandle,
     pool: IoPool,
 }
 
@@ -128,6 +137,12 @@ impl Broker {
             })
             .await;
 
+        let index = indexer::IndexerHandle::start(
+            &cfg,
+            &store_cfg,
+            reader.clone(),
+            recovered.was_clean_shutdown,
+        );
         let commit_arbiter = Arbiter::new();
         let writer = commit_log::CommitLogWriter::new(
             recovered.commit_log,
@@ -137,22 +152,47 @@ impl Broker {
             cfg.is_sync_flush(),
             Duration::from_millis(cfg.sync_flush_timeout),
         );
+        let writer = index.attach(writer);
         let commit_log =
             commit_log::CommitLogWriter::start_in_arbiter(&commit_arbiter.handle(), move |_| {
                 writer
             });
+        let disk_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        cleaner::start(
+            &cfg,
+            commit_log.clone(),
+            reader.clone(),
+            registry.clone(),
+            index.addr.clone(),
+            disk_full.clone(),
+        );
 
         let offsets_path = store_cfg.config_dir().join("consumerOffset.json");
         let every = Duration::from_millis(cfg.flush_consumer_offset_interval.max(100));
         let offsets = Supervisor::start(move |_| offsets::OffsetManager::load(offsets_path, every));
         let groups_path = store_cfg.config_dir().join("subscriptionGroup.json");
         let auto_group = cfg.auto_create_subscription_group;
-        let groups =
-            Supervisor::start(move |_| groups::GroupManager::load(groups_path, auto_group));
+        let group_table = groups::GroupTable::default();
+        let gt = group_table.clone();
+        let groups = Supervisor::start(move |_| {
+            groups::GroupManager::load(groups_path, auto_group).with_table(gt)
+        });
         let subscriptions = clients::Subscriptions::default();
         let subs = subscriptions.clone();
         let expire = Duration::from_millis(cfg.client_channel_expire_ms);
         let clients = Supervisor::start(move |_| clients::ClientRegistry::new(subs, expire));
+        let deps = services::ServiceDeps {
+            topics: registry.clone(),
+            topic_manager: topic_manager.clone(),
+            commit_log: commit_log.clone(),
+            reader: reader.clone(),
+            store_host,
+            config_dir: store_cfg.config_dir(),
+            clients: clients.clone(),
+            offsets: offsets.clone(),
+            group_table,
+        };
+        let services = services::Services::start(&cfg, deps).await;
 
         let identity = registrar::Identity {
             cluster: cfg.broker_cluster_name.clone(),
@@ -183,6 +223,9 @@ impl Broker {
             subscriptions,
             registrar,
             groups,
+            services,
+            indexer: index.addr.clone(),
+            disk_full,
         });
         let accept = serve(
             listener,
@@ -196,6 +239,7 @@ impl Broker {
             flusher: Some(flusher),
             accept,
             commit_arbiter,
+            index,
             pool,
         })
     }
@@ -204,6 +248,7 @@ impl Broker {
     /// persist metadata, flush everything and remove the `abort` marker.
     pub async fn shutdown(mut self) {
         self.accept.abort();
+        self.ctx.services.stop();
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
             self.ctx.registrar.send(registrar::UnregisterAll),
@@ -220,6 +265,7 @@ impl Broker {
                 }
             }
         }
+        self.index.shutdown().await;
         if let Some(f) = self.flusher.take() {
             let cfg = store_config(&self.ctx.cfg);
             let r = tokio::task::spawn_blocking(move || {

@@ -122,3 +122,23 @@ impl Handler<PersistOffsets> for OffsetManager {
         self.persist();
     }
 }
+
+/// The topics a group has committed offsets for.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct TopicsOfGroup(pub String);
+
+impl Handler<TopicsOfGroup> for OffsetManager {
+    type Result = Vec<String>;
+    fn handle(&mut self, m: TopicsOfGroup, _: &mut Context<Self>) -> Vec<String> {
+        let suffix = format!("@{}", m.0);
+        let mut topics: Vec<String> = self
+            .table
+            .table
+            .keys()
+            .filter_map(|k| k.strip_suffix(&suffix).map(str::to_owned))
+            .collect();
+        topics.sort();
+        topics
+    }
+}

@@ -134,6 +134,11 @@ impl QueueActor {
             }
             match reader.read(u.phys_offset, u.size) {
                 Some(b) => {
+                    if let Some(sql) = &q.sql {
+                        if !sql_matches(sql, &b) {
+                            continue;
+                        }
+                    }
                     bytes += b.len();
                     out.bodies.push(b);
                 }
@@ -150,7 +155,20 @@ impl QueueActor {
         };
         out
     }
+}
 
+/// Whether a stored record's properties match a SQL92 filter.
+fn sql_matches(sql: &crate::filter::Expr, record: &[u8]) -> bool {
+    match crate::wire::message::view_record(record, false) {
+        Ok(v) => {
+            let props = &v.properties;
+            sql.matches(|k| crate::wire::message::property(props, k))
+        }
+        Err(_) => false,
+    }
+}
+
+impl QueueActor {
     /// Answers every held pull that can now be satisfied.
     fn wake_holds(&mut self) {
         if self.holds.is_empty() {
@@ -236,6 +254,8 @@ pub struct PullQuery {
     pub max_msgs: i32,
     /// Tag hash codes to accept; `None` accepts every message.
     pub tag_codes: Option<Vec<i64>>,
+    /// SQL92 property filter; messages must also match it.
+    pub sql: Option<std::sync::Arc<crate::filter::Expr>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,6 +457,34 @@ impl Handler<FlushQueue> for QueueActor {
         if let Some(cq) = self.cq.as_mut() {
             if let Err(e) = cq.flush() {
                 tracing::warn!(topic = %self.topic, error = %e, "consume queue flush failed");
+            }
+        }
+    }
+}
+
+/// After file expiry: drops consume-queue files wholly below the commit
+/// log's new minimum offset and moves the queue's min offset past units
+/// whose records are gone (sent by the `Cleaner`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TrimQueue(pub i64);
+
+impl Handler<TrimQueue> for QueueActor {
+    type Result = ();
+    fn handle(&mut self, m: TrimQueue, _: &mut Context<Self>) {
+        if self.deleted {
+            return;
+        }
+        let (topic, queue_id) = (self.topic.clone(), self.queue_id);
+        if let Ok(cq) = self.cq() {
+            match cq.delete_before_phys(m.0) {
+                Ok(n) if n > 0 => {
+                    tracing::info!(%topic, queue = queue_id, files = n, min_offset = cq.min_offset(), "expired consume queue files deleted")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%topic, queue = queue_id, error = %e, "cannot delete expired consume queue files")
+                }
             }
         }
     }

@@ -12,9 +12,11 @@ use super::WireError;
 
 pub mod admin;
 pub mod client;
+pub mod consume;
 pub mod namesrv;
 pub mod offset;
 pub mod pull;
+pub mod query;
 pub mod send;
 
 /// A value that can live in `extFields`.

@@ -29,6 +29,8 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 .send(Heartbeat {
                     channel: ch.clone(),
                     data,
+                    language: req.language.name().to_owned(),
+                    version: req.version,
                 })
                 .await
             {
@@ -94,7 +96,44 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
             },
             Err(e) => bad_header(req, e),
         },
-        // CHECK_CLIENT_CONFIG: SQL92 validation arrives with the consumption issue.
-        _ => ok(req),
+        _ => check_client_config(ctx, req),
+    }
+}
+
+/// `CheckClientRequestBody` of CHECK_CLIENT_CONFIG.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct CheckClientBody {
+    group: String,
+    subscription_data: Option<crate::wire::bodies::SubscriptionData>,
+}
+
+/// CHECK_CLIENT_CONFIG: validates a SQL92 subscription before the client
+/// starts pulling with it.
+fn check_client_config(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
+    let body: CheckClientBody = match crate::wire::json::from_fastjson(&req.body_bytes()) {
+        Ok(b) => b,
+        Err(e) => return error(req, rs::SYSTEM_ERROR, format!("malformed body: {e}")),
+    };
+    let Some(sub) = body.subscription_data else {
+        return ok(req);
+    };
+    let ty = sub.expression_type.as_deref().unwrap_or("TAG");
+    if ty.is_empty() || ty.eq_ignore_ascii_case("TAG") {
+        return ok(req);
+    }
+    if !ctx.cfg.enable_property_filter {
+        return error(
+            req,
+            rs::SYSTEM_ERROR,
+            format!("The broker does not support consumer to filter message by {ty}"),
+        );
+    }
+    match crate::filter::parse(&sub.sub_string) {
+        Ok(_) => ok(req),
+        Err(e) => {
+            let (code, remark) = super::pull::sql_parse_error(&sub.sub_string, &body.group, &e);
+            error(req, code, remark)
+        }
     }
 }

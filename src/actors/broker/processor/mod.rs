@@ -3,9 +3,14 @@
 
 mod admin;
 mod client;
+mod consume_admin;
 mod offset;
+mod progress;
 mod pull;
+mod query;
+mod retry;
 mod send;
+mod transaction;
 
 use actix::prelude::*;
 use std::net::SocketAddr;
@@ -35,6 +40,11 @@ pub struct BrokerCtx {
     pub subscriptions: Subscriptions,
     pub registrar: Addr<Registrar>,
     pub groups: Addr<super::groups::GroupManager>,
+    pub services: super::services::Services,
+    /// The message index (None with `messageIndexEnable=false`).
+    pub indexer: Option<Addr<super::indexer::Indexer>>,
+    /// Set by the `Cleaner` past `diskSpaceWarningLevelRatio`: sends refused.
+    pub disk_full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub struct BrokerProcessor {
@@ -97,6 +107,18 @@ async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option
         | rq::GET_TOPIC_CONFIG
         | rq::GET_BROKER_RUNTIME_INFO
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(&ctx, &ch, &req).await,
+        rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(&ctx, &req).await,
+        rq::CONSUMER_SEND_MSG_BACK => retry::send_back(&ctx, &req).await,
+        rq::END_TRANSACTION => transaction::end_transaction(&ctx, &req).await,
+        rq::LOCK_BATCH_MQ
+        | rq::UNLOCK_BATCH_MQ
+        | rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
+        | rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG
+        | rq::DELETE_SUBSCRIPTIONGROUP => consume_admin::serve(&ctx, &req).await,
+        rq::GET_CONSUME_STATS
+        | rq::GET_CONSUMER_CONNECTION_LIST
+        | rq::GET_CONSUMER_RUNNING_INFO
+        | rq::INVOKE_BROKER_TO_RESET_OFFSET => progress::serve(&ctx, &req).await,
         code => error(
             &req,
             rs::REQUEST_CODE_NOT_SUPPORTED,

@@ -2,6 +2,7 @@
 //! filter, ask the queue actor (which may hold the request for long
 //! polling), and answer with the stored records as zero-copy body slices.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{bad_header, error, BrokerCtx};
@@ -22,6 +23,71 @@ fn tag_codes(expr: &str) -> Option<Vec<i64>> {
     } else {
         Some(tags.iter().map(|t| java_hash(t) as i64).collect())
     }
+}
+
+/// NO_PERMISSION when the group may not consume (`consumeEnable=false`,
+/// or broadcasting without `consumeBroadcastEnable`).
+fn group_check(ctx: &BrokerCtx, req: &RemotingCommand, group: &str) -> Option<RemotingCommand> {
+    let g = ctx.services.group_table.get(group)?;
+    let forbidden = if !g.consume_enable {
+        Some((2, format!("subscription group no permission, {group}")))
+    } else if !g.consume_broadcast_enable
+        && ctx.subscriptions.message_model(group).as_deref() == Some("BROADCASTING")
+    {
+        Some((4, format!("the consumer group[{group}] can not consume by broadcast way")))
+    } else {
+        None
+    };
+    forbidden.map(|(ty, remark)| {
+        error(req, rs::NO_PERMISSION, remark).with_ext("forbiddenType", ty)
+    })
+}
+
+type Filters = (Option<Vec<i64>>, Option<Arc<crate::filter::Expr>>);
+
+/// The tag codes or SQL92 expression the pull must apply: from the request
+/// when it carries its subscription, else from the group's heartbeat.
+fn subscription_filter(ctx: &BrokerCtx, h: &PullMessageRequestHeader) -> Result<Filters, (i32, String)> {
+    let (expr_type, expr, codes) = if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
+        (h.expression_type.clone(), h.subscription.clone(), Vec::new())
+    } else {
+        match ctx.subscriptions.get(&h.consumer_group, &h.topic) {
+            Some(s) => (s.expression_type, Some(s.sub_string), s.code_set),
+            None => (h.expression_type.clone(), None, Vec::new()),
+        }
+    };
+    let ty = expr_type.unwrap_or_default();
+    if ty.is_empty() || ty.eq_ignore_ascii_case("TAG") {
+        let tags = if codes.is_empty() {
+            expr.as_deref().and_then(tag_codes)
+        } else {
+            Some(codes)
+        };
+        return Ok((tags, None));
+    }
+    if !ty.eq_ignore_ascii_case("SQL92") {
+        return Err((rs::SUBSCRIPTION_PARSE_FAILED, format!("unsupported expression type {ty}")));
+    }
+    if !ctx.cfg.enable_property_filter {
+        return Err((
+            rs::SYSTEM_ERROR,
+            "The broker does not support consumer to filter message by SQL92".into(),
+        ));
+    }
+    let Some(text) = expr else {
+        return Ok((None, None));
+    };
+    crate::filter::parse(&text)
+        .map(|e| (None, Some(Arc::new(e))))
+        .map_err(|e| sql_parse_error(&text, &h.consumer_group, &e))
+}
+
+/// SUBSCRIPTION_PARSE_FAILED with the reason.
+pub fn sql_parse_error(text: &str, group: &str, e: &crate::filter::FilterError) -> (i32, String) {
+    (
+        rs::SUBSCRIPTION_PARSE_FAILED,
+        format!("parse the consumer's subscription[{text}] failed, group: {group}: {e}"),
+    )
 }
 
 pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
@@ -56,22 +122,12 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
             ),
         );
     };
-    let expression_type = h.expression_type.as_deref().unwrap_or("TAG");
-    let filter = if !expression_type.is_empty() && !expression_type.eq_ignore_ascii_case("TAG") {
-        // SQL92 filters arrive with the consumption issue; until then, deliver all.
-        None
-    } else if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
-        h.subscription.as_deref().and_then(tag_codes)
-    } else {
-        ctx.subscriptions
-            .get(&h.consumer_group, &h.topic)
-            .and_then(|s| {
-                if s.code_set.is_empty() {
-                    tag_codes(&s.sub_string)
-                } else {
-                    Some(s.code_set)
-                }
-            })
+    if let Some(refused) = group_check(ctx, req, &h.consumer_group) {
+        return refused;
+    }
+    let (filter, sql) = match subscription_filter(ctx, &h) {
+        Ok(f) => f,
+        Err((code, remark)) => return error(req, code, remark),
     };
     if h.sys_flag & pull_flag::COMMIT_OFFSET != 0
         && h.commit_offset >= 0
@@ -95,6 +151,7 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
         offset: h.queue_offset,
         max_msgs: h.max_msg_nums.max(1),
         tag_codes: filter,
+        sql,
     };
     let outcome = match queue.send(Pull { query, hold }).await {
         Ok(Ok(o)) => o,

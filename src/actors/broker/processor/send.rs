@@ -2,18 +2,23 @@
 //! the topic if allowed, encode the stored records on this session's thread,
 //! and hand them to the commit-log writer in one message.
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use std::sync::Arc;
 
 use super::{bad_header, error, BrokerCtx};
-use crate::actors::broker::commit_log::{FlushOutcome, Put, PutError, PutRecord};
+use crate::actors::broker::commit_log::{FlushOutcome, Put, PutError};
+use crate::actors::broker::groups::EnsureGroup;
+use crate::actors::broker::store_path::NewRecord;
 use crate::actors::broker::topic::{EnsureTopic, TopicEntry};
 use crate::actors::session::Channel;
 use crate::wire::bodies::{perm, TopicConfig};
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use crate::wire::headers::CommandHeader;
-use crate::wire::message::{self, keys, sysflag, RecordSpec};
+use crate::wire::message::{self, keys, sysflag};
+
+/// Prefix of retry topics.
+pub const RETRY_PREFIX: &str = "%RETRY%";
 use crate::wire::{msgid, now_ms, RemotingCommand};
 
 /// Valid topic name characters, as RocketMQ's validator allows.
@@ -94,8 +99,53 @@ fn push_prop(s: &mut String, k: &str, v: &str) {
     s.push(message::PROPERTY_SEPARATOR);
 }
 
+/// Where a send to `%RETRY%<group>` really goes: the DLQ once the message
+/// was reconsumed more than the group allows (or while the group holds
+/// ordered-consumption locks). Returns (topic, forced queue id).
+async fn retry_redirect(
+    ctx: &BrokerCtx,
+    h: &SendMessageRequestHeader,
+) -> Result<Option<String>, (i32, String)> {
+    let Some(group) = h.topic.strip_prefix(RETRY_PREFIX) else {
+        return Ok(None);
+    };
+    let cfg = match ctx.groups.send(EnsureGroup(group.to_owned())).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err((
+                rs::SUBSCRIPTION_GROUP_NOT_EXIST,
+                format!("subscription group not exist, {group}"),
+            ))
+        }
+        Err(_) => return Err((rs::SYSTEM_BUSY, "group manager busy".into())),
+    };
+    let max = h.max_reconsume_times.unwrap_or(cfg.retry_max_times);
+    let locked = ctx
+        .services
+        .locks
+        .send(crate::actors::broker::locks::GroupLocked(group.to_owned()))
+        .await
+        .unwrap_or(false);
+    if h.reconsume_times.unwrap_or(0) > max || locked {
+        let dlq = format!("%DLQ%{group}");
+        if ctx.topics.get(&dlq).is_none() {
+            let _ = ctx
+                .topic_manager
+                .send(EnsureTopic(TopicConfig::new(&dlq, 1, perm::READ | perm::WRITE)))
+                .await;
+            ctx.registrar
+                .do_send(crate::actors::broker::registrar::RegisterNow);
+        }
+        return Ok(Some(dlq));
+    }
+    Ok(None)
+}
+
 pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
-    let h = match SendMessageRequestHeader::decode(req.code, &req.ext) {
+    if ctx.disk_full.load(std::sync::atomic::Ordering::Acquire) {
+        return error(req, rs::SERVICE_NOT_AVAILABLE, "service not available now: disk full, the broker refuses new messages until space is freed");
+    }
+    let mut h = match SendMessageRequestHeader::decode(req.code, &req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
     };
@@ -105,6 +155,16 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
             rs::INVALID_PARAMETER,
             format!("the topic[{}] is invalid", h.topic),
         );
+    }
+    let mut to_dlq = false;
+    match retry_redirect(ctx, &h).await {
+        Ok(Some(dlq)) => {
+            h.topic = dlq;
+            h.queue_id = 0;
+            to_dlq = true;
+        }
+        Ok(None) => {}
+        Err((code, remark)) => return error(req, code, remark),
     }
     let topic =
         match resolve_topic(ctx, &h.topic, &h.default_topic, h.default_topic_queue_nums).await {
@@ -145,12 +205,12 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         sys_flag |= sysflag::MULTI_TAGS;
     }
     let cluster = ctx.cfg.broker_cluster_name.as_str();
-    let topic_name: Arc<str> = Arc::from(h.topic.as_str());
+    let levels = ctx.services.levels.clone();
     let mut records = Vec::new();
     let mut uniq_ids = Vec::new();
     let mut wait = true;
 
-    let mut encode = |body: &[u8], flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
+    let mut encode = |body: &Bytes, flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
         if body.len() > ctx.cfg.max_message_size {
             return Err(format!(
                 "message body size {} exceeds the limit {}",
@@ -158,47 +218,38 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
                 ctx.cfg.max_message_size
             ));
         }
-        let stored = stored_properties(props, cluster);
+        let mut stored = stored_properties(props, cluster);
+        if to_dlq {
+            stored = message::without_property(&stored, keys::DELAY);
+        }
         if let Some(u) = message::property(&stored, keys::UNIQ_KEY) {
             uniq_ids.push(u.to_owned());
         }
         if message::property(&stored, keys::WAIT) == Some("false") {
             wait = false;
         }
-        let tags_code = message::tags_code(message::property(&stored, keys::TAGS));
-        let tx_type = sys_flag & sysflag::TRANSACTION_MASK;
-        let spec = RecordSpec {
-            topic: &h.topic,
+        let rec = NewRecord {
+            topic: h.topic.clone(),
             queue_id,
             flag,
             sys_flag,
             born_timestamp: h.born_timestamp,
             born_host: ch.peer,
-            store_timestamp: store_ts,
             store_host: ctx.store_host,
             reconsume_times: h.reconsume_times.unwrap_or(0),
             prepared_transaction_offset: 0,
-            body,
-            properties: &stored,
+            body: body.clone(),
+            properties: stored,
         };
-        let mut buf = BytesMut::with_capacity(message::record_len(&spec));
-        message::encode_record(&spec, &mut buf).map_err(|e| e.to_string())?;
-        records.push(PutRecord {
-            buf,
-            topic: topic_name.clone(),
-            queue_id,
-            tags_code,
-            dispatch: tx_type != sysflag::TRANSACTION_PREPARED_TYPE
-                && tx_type != sysflag::TRANSACTION_ROLLBACK_TYPE,
-        });
+        records.push(rec.encode(&levels, store_ts).map_err(|e| e.to_string())?);
         Ok(())
     };
 
     let encoded = if batch {
         match message::decode_batch(&body) {
-            Ok(entries) if !entries.is_empty() => entries
-                .iter()
-                .try_for_each(|e| encode(&e.body, e.flag, &e.properties, sys_flag)),
+            Ok(entries) if !entries.is_empty() => entries.iter().try_for_each(|e| {
+                encode(&e.body, e.flag, &e.properties, sys_flag)
+            }),
             Ok(_) => Err("empty batch".to_owned()),
             Err(e) => Err(format!("malformed batch body: {e}")),
         }

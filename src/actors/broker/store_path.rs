@@ -1,0 +1,402 @@
+//! The one place where a record about to be stored is redirected: every
+//! writer (sends, send-backs, transaction commits, schedule and timer
+//! deliveries) builds a [`NewRecord`] and turns it into a [`PutRecord`]
+//! through [`NewRecord::encode`], which applies the storage rules of
+//! protocol.md §7:
+//!
+//! * a transaction half message (`TRAN_MSG=true` or sysFlag PREPARED) is
+//!   parked in `RMQ_SYS_TRANS_HALF_TOPIC` queue 0 with `REAL_TOPIC`,
+//!   `REAL_QID` and `__transactionId__`, its transaction bits cleared;
+//! * `DELAY=L>0` (transaction type NOT or COMMIT) parks it in
+//!   `SCHEDULE_TOPIC_XXXX` queue `L-1`, tags code = store time + delay;
+//! * timer properties (`TIMER_DELIVER_MS`, `TIMER_DELAY_SEC`,
+//!   `TIMER_DELAY_MS`, `__STARTDELIVERTIME`) with a due time in the future
+//!   park it in `rmq_sys_wheel_timer` queue 0 with `TIMER_OUT_MS`;
+//! * otherwise the tags code is the hash of `TAGS`.
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::commit_log::{CommitLogWriter, FlushOutcome, Put, PutError, PutRecord, PutResult};
+use crate::wire::message::{self, keys, sysflag, RecordSpec};
+
+pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
+pub const HALF_TOPIC: &str = "RMQ_SYS_TRANS_HALF_TOPIC";
+pub const OP_TOPIC: &str = "RMQ_SYS_TRANS_OP_HALF_TOPIC";
+pub const CHECK_MAX_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
+/// Consumer group whose offsets hold the transaction checker's progress.
+pub const TRANS_GROUP: &str = "CID_RMQ_SYS_TRANS";
+
+/// Timer properties a parked or delivered message loses.
+pub const TIMER_PROPS: &[&str] = &[
+    keys::TIMER_DELIVER_MS,
+    keys::TIMER_DELAY_SEC,
+    keys::TIMER_DELAY_MS,
+    keys::START_DELIVER_TIME,
+    keys::TIMER_OUT_MS,
+];
+
+/// The delay of each level (`messageDelayLevel`), in ms; level 1 first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelayLevels(Vec<i64>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad delay level {0:?}: expected a number followed by s, m, h or d")]
+pub struct BadDelayLevel(String);
+
+impl DelayLevels {
+    /// Parses `"1s 5s 10s 1m 2h 1d"`.
+    pub fn parse(s: &str) -> Result<DelayLevels, BadDelayLevel> {
+        let mut out = Vec::new();
+        for tok in s.split_whitespace() {
+            let (num, unit) = tok.split_at(tok.len().saturating_sub(1));
+            let mult = match unit {
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(BadDelayLevel(tok.to_owned())),
+            };
+            let n: i64 = num.parse().map_err(|_| BadDelayLevel(tok.to_owned()))?;
+            out.push(n.max(0) * mult);
+        }
+        if out.is_empty() {
+            return Err(BadDelayLevel(s.to_owned()));
+        }
+        Ok(DelayLevels(out))
+    }
+
+    /// Parses, falling back to RocketMQ's defaults on a bad value.
+    pub fn parse_or_default(s: &str) -> DelayLevels {
+        Self::parse(s).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "messageDelayLevel invalid; using the defaults");
+            Self::parse("1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h")
+                .unwrap_or(DelayLevels(vec![1000]))
+        })
+    }
+
+    pub fn max_level(&self) -> i32 {
+        self.0.len() as i32
+    }
+
+    /// Delay of `level` (clamped to 1..=max), ms.
+    pub fn delay_ms(&self, level: i32) -> i64 {
+        let i = (level.clamp(1, self.max_level()) - 1) as usize;
+        self.0.get(i).copied().unwrap_or(0)
+    }
+}
+
+/// A record to store, before the redirect rules.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub topic: String,
+    pub queue_id: i32,
+    pub flag: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub prepared_transaction_offset: i64,
+    pub body: Bytes,
+    pub properties: String,
+}
+
+/// Where a record goes after the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub topic: String,
+    pub queue_id: i32,
+    pub sys_flag: i32,
+    pub properties: String,
+    pub tags_code: i64,
+    pub dispatch: bool,
+}
+
+fn is_true(v: Option<&str>) -> bool {
+    v.is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Due time (ms) of a timer message, if it carries timer properties.
+pub fn timer_due(props: &str, store_ts: i64) -> Option<i64> {
+    let num = |k| message::property(props, k).and_then(|v| v.trim().parse::<i64>().ok());
+    if let Some(at) = num(keys::TIMER_DELIVER_MS) {
+        return Some(at);
+    }
+    if let Some(s) = num(keys::TIMER_DELAY_SEC) {
+        return Some(store_ts.saturating_add(s.saturating_mul(1000)));
+    }
+    if let Some(ms) = num(keys::TIMER_DELAY_MS) {
+        return Some(store_ts.saturating_add(ms));
+    }
+    num(keys::START_DELIVER_TIME)
+}
+
+fn strip(props: &str, names: &[&str]) -> String {
+    let pairs = message::decode_properties(props);
+    message::encode_properties(
+        pairs
+            .iter()
+            .filter(|(k, _)| !names.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+}
+
+/// Applies the storage rules to a record bound for `topic`/`queue_id`.
+pub fn place(
+    levels: &DelayLevels,
+    topic: &str,
+    queue_id: i32,
+    sys_flag: i32,
+    props: &str,
+    store_ts: i64,
+) -> Placement {
+    let tx = sysflag::transaction_type(sys_flag);
+    let parked = |props: String, sys_flag: i32, t: &str, q: i32, code: i64| Placement {
+        topic: t.to_owned(),
+        queue_id: q,
+        sys_flag,
+        properties: props,
+        tags_code: code,
+        dispatch: true,
+    };
+    let system = [
+        HALF_TOPIC,
+        SCHEDULE_TOPIC,
+        TIMER_TOPIC,
+        OP_TOPIC,
+        CHECK_MAX_TOPIC,
+    ]
+    .contains(&topic);
+    let half = tx == sysflag::TRANSACTION_PREPARED_TYPE
+        || (tx == sysflag::TRANSACTION_NOT_TYPE
+            && is_true(message::property(props, keys::TRAN_MSG)));
+    if half && !system {
+        let mut p = message::with_property(props, keys::REAL_TOPIC, topic);
+        p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
+        if let Some(u) = message::property(props, keys::UNIQ_KEY) {
+            p = message::with_property(&p, keys::TRANSACTION_ID, u);
+        }
+        let flag = sysflag::with_transaction_type(sys_flag, sysflag::TRANSACTION_NOT_TYPE);
+        return parked(
+            p,
+            flag,
+            HALF_TOPIC,
+            0,
+            message::tags_code(message::property(props, keys::TAGS)),
+        );
+    }
+    let normal_tx = tx == sysflag::TRANSACTION_NOT_TYPE || tx == sysflag::TRANSACTION_COMMIT_TYPE;
+    let delay = message::property(props, keys::DELAY)
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if normal_tx && !system && delay > 0 {
+        let level = delay.min(levels.max_level());
+        let mut p = strip(props, TIMER_PROPS);
+        p = message::with_property(&p, keys::REAL_TOPIC, topic);
+        p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
+        p = message::with_property(&p, keys::DELAY, &level.to_string());
+        let due = store_ts + levels.delay_ms(level);
+        return parked(p, sys_flag, SCHEDULE_TOPIC, level - 1, due);
+    }
+    if normal_tx && !system && delay <= 0 {
+        if let Some(due) = timer_due(props, store_ts).filter(|d| *d > store_ts) {
+            let mut p = message::with_property(props, keys::REAL_TOPIC, topic);
+            p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
+            p = message::with_property(&p, keys::TIMER_OUT_MS, &due.to_string());
+            return parked(p, sys_flag, TIMER_TOPIC, 0, due);
+        }
+    }
+    Placement {
+        topic: topic.to_owned(),
+        queue_id,
+        sys_flag,
+        properties: props.to_owned(),
+        tags_code: message::tags_code(message::property(props, keys::TAGS)),
+        dispatch: !sysflag::is_prepared_or_rollback(sys_flag),
+    }
+}
+
+impl NewRecord {
+    /// Applies the rules and encodes the record with store time `store_ts`.
+    pub fn encode(
+        &self,
+        levels: &DelayLevels,
+        store_ts: i64,
+    ) -> Result<PutRecord, message::MessageError> {
+        let p = place(
+            levels,
+            &self.topic,
+            self.queue_id,
+            self.sys_flag,
+            &self.properties,
+            store_ts,
+        );
+        let spec = RecordSpec {
+            topic: &p.topic,
+            queue_id: p.queue_id,
+            flag: self.flag,
+            sys_flag: p.sys_flag,
+            born_timestamp: self.born_timestamp,
+            born_host: self.born_host,
+            store_timestamp: store_ts,
+            store_host: self.store_host,
+            reconsume_times: self.reconsume_times,
+            prepared_transaction_offset: self.prepared_transaction_offset,
+            body: &self.body,
+            properties: &p.properties,
+        };
+        let mut buf = BytesMut::with_capacity(message::record_len(&spec));
+        message::encode_record(&spec, &mut buf)?;
+        Ok(PutRecord {
+            buf,
+            topic: Arc::from(p.topic.as_str()),
+            queue_id: p.queue_id,
+            tags_code: p.tags_code,
+            dispatch: p.dispatch,
+        })
+    }
+
+    /// A copy of a stored message bound for its `REAL_TOPIC` / `REAL_QID`,
+    /// without the parking properties in `drop` (schedule / timer delivery).
+    pub fn unpark(
+        m: &message::MessageExt,
+        store_host: SocketAddr,
+        drop: &[&str],
+    ) -> Option<NewRecord> {
+        let topic = m.property(keys::REAL_TOPIC)?.to_owned();
+        let queue_id = m.property(keys::REAL_QID)?.trim().parse().ok()?;
+        Some(NewRecord {
+            topic,
+            queue_id,
+            flag: m.flag,
+            sys_flag: m.sys_flag,
+            born_timestamp: m.born_timestamp,
+            born_host: m.born_host,
+            store_host,
+            reconsume_times: m.reconsume_times,
+            prepared_transaction_offset: m.prepared_transaction_offset,
+            body: m.body.clone(),
+            properties: strip(&m.properties, drop),
+        })
+    }
+}
+
+/// Why a store failed, for mapping to a response code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreFailure {
+    #[error("{0}")]
+    Put(#[from] PutError),
+    #[error("message illegal: {0}")]
+    Encode(#[from] message::MessageError),
+    #[error("commit log unavailable")]
+    Mailbox,
+}
+
+/// Encodes and appends records (one mailbox turn), waiting for the flush
+/// when `wait`.
+pub async fn store(
+    commit_log: &Addr<CommitLogWriter>,
+    levels: &DelayLevels,
+    records: &[NewRecord],
+    wait: bool,
+) -> Result<(Vec<PutResult>, FlushOutcome), StoreFailure> {
+    let now = crate::wire::now_ms();
+    let records = records
+        .iter()
+        .map(|r| r.encode(levels, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    match commit_log.send(Put { records, wait }).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(StoreFailure::Mailbox),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn levels() -> DelayLevels {
+        DelayLevels::parse("1s 5s 10s 2m 1h").unwrap()
+    }
+
+    #[test]
+    fn parses_levels() {
+        let l = levels();
+        assert_eq!(l.max_level(), 5);
+        assert_eq!(l.delay_ms(1), 1000);
+        assert_eq!(l.delay_ms(4), 120_000);
+        assert_eq!(l.delay_ms(99), 3_600_000);
+        assert!(DelayLevels::parse("1x").is_err());
+        assert!(DelayLevels::parse("").is_err());
+    }
+
+    #[test]
+    fn delay_goes_to_schedule_topic() {
+        let props =
+            message::encode_properties([("DELAY", "2"), ("TAGS", "a"), ("TIMER_DELAY_SEC", "9")]);
+        let p = place(&levels(), "T", 3, 0, &props, 1000);
+        assert_eq!(p.topic, SCHEDULE_TOPIC);
+        assert_eq!(p.queue_id, 1);
+        assert_eq!(p.tags_code, 6000);
+        assert_eq!(message::property(&p.properties, "REAL_TOPIC"), Some("T"));
+        assert_eq!(message::property(&p.properties, "REAL_QID"), Some("3"));
+        assert_eq!(message::property(&p.properties, "TIMER_DELAY_SEC"), None);
+        // Level above the max clamps.
+        let props = message::encode_properties([("DELAY", "40")]);
+        assert_eq!(place(&levels(), "T", 0, 0, &props, 0).queue_id, 4);
+    }
+
+    #[test]
+    fn prepared_goes_to_half_topic_and_rollback_is_not_dispatched() {
+        let props =
+            message::encode_properties([("TRAN_MSG", "true"), ("UNIQ_KEY", "U1"), ("DELAY", "1")]);
+        let p = place(
+            &levels(),
+            "T",
+            2,
+            sysflag::TRANSACTION_PREPARED_TYPE,
+            &props,
+            0,
+        );
+        assert_eq!((p.topic.as_str(), p.queue_id), (HALF_TOPIC, 0));
+        assert_eq!(sysflag::transaction_type(p.sys_flag), 0);
+        assert_eq!(
+            message::property(&p.properties, keys::TRANSACTION_ID),
+            Some("U1")
+        );
+        assert!(p.dispatch);
+        let committed = place(
+            &levels(),
+            "T",
+            2,
+            sysflag::TRANSACTION_COMMIT_TYPE,
+            &props,
+            0,
+        );
+        assert_eq!(committed.topic, SCHEDULE_TOPIC);
+        let rb = place(&levels(), "T", 2, sysflag::TRANSACTION_ROLLBACK_TYPE, "", 0);
+        assert!(!rb.dispatch);
+    }
+
+    #[test]
+    fn timer_goes_to_wheel_only_when_in_the_future() {
+        let props = message::encode_properties([("TIMER_DELAY_MS", "1500")]);
+        let p = place(&levels(), "T", 1, 0, &props, 10_000);
+        assert_eq!(p.topic, TIMER_TOPIC);
+        assert_eq!(
+            message::property(&p.properties, keys::TIMER_OUT_MS),
+            Some("11500")
+        );
+        let past = message::encode_properties([("TIMER_DELIVER_MS", "5")]);
+        assert_eq!(place(&levels(), "T", 1, 0, &past, 10_000).topic, "T");
+        let legacy = message::encode_properties([("__STARTDELIVERTIME", "20000")]);
+        assert_eq!(
+            place(&levels(), "T", 1, 0, &legacy, 10_000).tags_code,
+            20_000
+        );
+    }
+}
