@@ -428,7 +428,8 @@ async fn index_recovers_after_kill() {
     std::fs::write(
         &conf,
         "brokerClusterName=QC\nbrokerName=broker-q\nbrokerIP1=127.0.0.1\n\
-         registerBrokerIntervalMs=1000\nmaxIndexNum=25\nmaxHashSlotNum=8\n",
+         registerBrokerIntervalMs=1000\nmaxIndexNum=25\nmaxHashSlotNum=8\n\
+         mapedFileSizeCommitLog=65536\n",
     )
     .unwrap();
     let store = dir.path().join("store");
@@ -449,7 +450,10 @@ async fn index_recovers_after_kill() {
         let log = dir.path().join(format!("run{run}.log"));
         let p = ChildServer::spawn("standalone", &args, &log);
         let broker = format!("127.0.0.1:{bp}");
-        assert!(wait_port(&broker, Duration::from_secs(10)), "broker did not start");
+        assert!(
+            wait_port(&broker, Duration::from_secs(10)),
+            "broker did not start"
+        );
         (p, broker)
     };
     let c = client();
@@ -457,6 +461,11 @@ async fn index_recovers_after_kill() {
     create_topic(&c, &b, "QKill", 1).await;
     for i in 0..30 {
         send_ok(&c, &b, "QKill", 0, &Msg::new(format!("m{i}")).keys("kk")).await;
+        if i == 19 {
+            // Let the index progress of the first 20 reach the checkpoint.
+            wait_query(&c, &b, "QKill", "kk", (0, i64::MAX), 20).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
     }
     wait_query(&c, &b, "QKill", "kk", (0, i64::MAX), 30).await;
     p.kill9();

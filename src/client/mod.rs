@@ -11,6 +11,7 @@ pub mod admin;
 pub mod batch;
 pub mod error;
 pub mod fault;
+mod handlers;
 pub mod group_admin;
 pub mod lite_pull;
 pub mod message;

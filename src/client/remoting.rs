@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -24,9 +24,10 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use crate::wire::codes::response;
 use crate::wire::command::{FLAG_ONEWAY, FLAG_RESPONSE};
 use crate::wire::{FrameCodec, Inbound, RemotingCommand};
+
+use super::handlers::Handlers;
 
 pub use super::error::{expect_code, ClientError};
 
@@ -76,58 +77,6 @@ struct Inner {
     conns: Mutex<HashMap<String, Slot>>,
     handler: Arc<Handlers>,
     shut: AtomicBool,
-}
-
-/// Handlers of server→client requests: per-code handlers registered by the
-/// client roles (each under its own owner key, so several consumers or
-/// producers can share one client), then the catch-all handler.
-#[derive(Default)]
-struct Handlers {
-    fallback: RwLock<Option<RequestHandler>>,
-    by_code: RwLock<Vec<(String, i32, RequestHandler)>>,
-}
-
-impl Handlers {
-    /// The first answer of the handlers registered for `req.code` (all are
-    /// called for one-way requests, which need no answer), else the
-    /// catch-all's.
-    fn answer(&self, addr: &str, req: RemotingCommand) -> Option<RemotingCommand> {
-        let hs: Vec<RequestHandler> = self
-            .by_code
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(_, c, _)| *c == req.code)
-            .map(|(_, _, h)| h.clone())
-            .collect();
-        if !hs.is_empty() {
-            let oneway = req.is_oneway();
-            let mut answer = None;
-            for h in hs {
-                if let Some(r) = h(addr.to_string(), req.clone()) {
-                    if !oneway {
-                        return Some(r);
-                    }
-                    answer = Some(r);
-                }
-            }
-            if answer.is_some() {
-                return answer;
-            }
-        }
-        let fallback = self
-            .fallback
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match fallback {
-            Some(h) => h(addr.to_string(), req),
-            None => Some(
-                RemotingCommand::new_response(response::REQUEST_CODE_NOT_SUPPORTED, None)
-                    .with_remark(format!(" request type {} not supported", req.code)),
-            ),
-        }
-    }
 }
 
 /// One live TCP connection.

@@ -151,6 +151,7 @@ impl IndexStore {
             }
             if let Some(f) = files.last_mut() {
                 if !f.is_empty() && f.header().end_phy_offset >= p {
+                    tracing::info!(path = %f.path().display(), from = p, "re-indexing past the last index flush");
                     f.truncate_from_phys(p);
                     f.flush()?;
                 }

@@ -211,6 +211,31 @@ impl AsRef<[u8]> for SegmentSlice {
     }
 }
 
+/// Reserves the file's blocks up front (fallocate), so running out of disk
+/// fails here with ENOSPC instead of faulting on a later write into the
+/// mapping. Unlike writing zeros this costs no I/O, so creating a 1 GiB
+/// segment in the background does not disturb the send path. Filesystems
+/// without fallocate fall back to writing zeros.
+fn allocate_blocks(file: &File, size: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain syscall on a file descriptor we own for the duration.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => {
+            let zeros = vec![0u8; (1 << 20).min(size as usize)];
+            let mut pos = 0u64;
+            while pos < size {
+                let n = zeros.len().min((size - pos) as usize);
+                file.write_all_at(&zeros[..n], pos)?;
+                pos += n as u64;
+            }
+            file.sync_data()
+        }
+        err => Err(std::io::Error::from_raw_os_error(err)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,30 +259,5 @@ mod tests {
         let again = Segment::open(&list[0].1, 4096, 4096).unwrap();
         assert_eq!(unsafe { again.slice(10, 3) }, Some(&b"abc"[..]));
         assert!(Segment::open(&list[0].1, 4096, 8192).is_err());
-    }
-}
-
-/// Reserves the file's blocks up front (fallocate), so running out of disk
-/// fails here with ENOSPC instead of faulting on a later write into the
-/// mapping. Unlike writing zeros this costs no I/O, so creating a 1 GiB
-/// segment in the background does not disturb the send path. Filesystems
-/// without fallocate fall back to writing zeros.
-fn allocate_blocks(file: &File, size: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain syscall on a file descriptor we own for the duration.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size as libc::off_t) };
-    match rc {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => {
-            let zeros = vec![0u8; (1 << 20).min(size as usize)];
-            let mut pos = 0u64;
-            while pos < size {
-                let n = zeros.len().min((size - pos) as usize);
-                file.write_all_at(&zeros[..n], pos)?;
-                pos += n as u64;
-            }
-            file.sync_data()
-        }
-        err => Err(std::io::Error::from_raw_os_error(err)),
     }
 }
