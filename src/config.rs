@@ -520,14 +520,42 @@ impl Default for ExpiryConfig {
 
 impl ExpiryConfig {
     fn apply(&mut self, m: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-        get(m, "diskMaxUsedSpaceRatio", &mut self.disk_max_used_space_ratio)?;
-        get(m, "diskSpaceCleanForciblyRatio", &mut self.disk_space_clean_forcibly_ratio)?;
-        get(m, "diskSpaceWarningLevelRatio", &mut self.disk_space_warning_level_ratio)?;
-        get(m, "cleanFileForciblyEnable", &mut self.clean_file_forcibly_enable)?;
-        get(m, "cleanResourceInterval", &mut self.clean_resource_interval)?;
-        get(m, "deleteCommitLogFilesInterval", &mut self.delete_commit_log_files_interval)?;
+        get(
+            m,
+            "diskMaxUsedSpaceRatio",
+            &mut self.disk_max_used_space_ratio,
+        )?;
+        get(
+            m,
+            "diskSpaceCleanForciblyRatio",
+            &mut self.disk_space_clean_forcibly_ratio,
+        )?;
+        get(
+            m,
+            "diskSpaceWarningLevelRatio",
+            &mut self.disk_space_warning_level_ratio,
+        )?;
+        get(
+            m,
+            "cleanFileForciblyEnable",
+            &mut self.clean_file_forcibly_enable,
+        )?;
+        get(
+            m,
+            "cleanResourceInterval",
+            &mut self.clean_resource_interval,
+        )?;
+        get(
+            m,
+            "deleteCommitLogFilesInterval",
+            &mut self.delete_commit_log_files_interval,
+        )?;
         get(m, "deleteFileBatchMax", &mut self.delete_file_batch_max)?;
-        get(m, "diskUsageOverrideRatio", &mut self.disk_usage_override_ratio)?;
+        get(
+            m,
+            "diskUsageOverrideRatio",
+            &mut self.disk_usage_override_ratio,
+        )?;
         get(m, "messageIndexEnable", &mut self.message_index_enable)?;
         get(m, "maxHashSlotNum", &mut self.max_hash_slot_num)?;
         get(m, "maxIndexNum", &mut self.max_index_num)?;
@@ -591,4 +619,3 @@ mod tests {
         assert!(BrokerConfig::default().apply(&m).is_err());
     }
 }
-

@@ -2,10 +2,10 @@
 //!
 //! Layers point one way: `bin → actors → (store, wire)`, `client → wire`.
 pub mod actors;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod filter;
 pub mod store;
 pub mod wire;
-pub mod bench;

@@ -129,7 +129,11 @@ fn run_features(py: &str, namesrv: &str) {
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     match status {
         Some(st) if st.success() && output.contains("features: ok") => {
-            eprintln!("python features ({:?}):\n{}", started.elapsed(), output.trim());
+            eprintln!(
+                "python features ({:?}):\n{}",
+                started.elapsed(),
+                output.trim()
+            );
         }
         Some(st) => panic!("python features failed ({st}):\n{output}"),
         None => panic!("python features timed out:\n{output}"),

@@ -95,9 +95,15 @@ fn walk_records(body: &Bytes, mut each: impl FnMut(&[u8])) -> u64 {
 }
 
 async fn offsets(c: &RemotingClient, topic: &str, q: &TargetQueue, code: i32) -> i64 {
-    let cmd = RemotingCommand::request(code).with_ext("topic", topic).with_ext("queueId", q.queue_id);
+    let cmd = RemotingCommand::request(code)
+        .with_ext("topic", topic)
+        .with_ext("queueId", q.queue_id);
     match c.invoke(&q.broker_addr, cmd, Duration::from_secs(3)).await {
-        Ok(r) if r.code == response::SUCCESS => r.ext.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0),
+        Ok(r) if r.code == response::SUCCESS => r
+            .ext
+            .get("offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
         _ => 0,
     }
 }
@@ -122,17 +128,32 @@ pub async fn run_consume(a: &ConsumeBench) -> BenchResult<Report> {
             let mut off = min;
             while off < max {
                 let t0 = Instant::now();
-                match c.invoke(&q.broker_addr, pull_request(&topic, q.queue_id, off, batch, 0), Duration::from_secs(10)).await {
+                match c
+                    .invoke(
+                        &q.broker_addr,
+                        pull_request(&topic, q.queue_id, off, batch, 0),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                {
                     Ok(r) if r.code == response::SUCCESS => {
                         let body = r.body_bytes();
                         let mut bytes = 0u64;
                         let n = walk_records(&body, |b| bytes += b.len() as u64);
                         s.record(t0.elapsed(), n, bytes);
                         got.fetch_add(n, Ordering::Relaxed);
-                        off = r.ext.get("nextBeginOffset").and_then(|v| v.parse().ok()).unwrap_or(off + n as i64);
+                        off = r
+                            .ext
+                            .get("nextBeginOffset")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(off + n as i64);
                     }
                     Ok(r) => {
-                        let next: i64 = r.ext.get("nextBeginOffset").and_then(|v| v.parse().ok()).unwrap_or(off);
+                        let next: i64 = r
+                            .ext
+                            .get("nextBeginOffset")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(off);
                         if next <= off {
                             break;
                         }
@@ -155,7 +176,12 @@ pub async fn run_consume(a: &ConsumeBench) -> BenchResult<Report> {
     }
     let elapsed = start.elapsed();
     bar.abort();
-    Ok(Report::from_samples("consume catch-up", all, elapsed, format!("pull batch {}, latency per pull", a.pull_batch)))
+    Ok(Report::from_samples(
+        "consume catch-up",
+        all,
+        elapsed,
+        format!("pull batch {}, latency per pull", a.pull_batch),
+    ))
 }
 
 pub async fn run_e2e(a: &E2eBench) -> BenchResult<Report> {
@@ -168,27 +194,53 @@ pub async fn run_e2e(a: &E2eBench) -> BenchResult<Report> {
     let mut consumers = Vec::new();
     for q in queues.iter() {
         let start_off = offsets(&c, &a.topic, q, request::GET_MAX_OFFSET).await;
-        let (c, q, topic, received, stop) = (c.clone(), q.clone(), a.topic.clone(), received.clone(), stop.clone());
+        let (c, q, topic, received, stop) = (
+            c.clone(),
+            q.clone(),
+            a.topic.clone(),
+            received.clone(),
+            stop.clone(),
+        );
         consumers.push(tokio::spawn(async move {
             let mut s = Samples::default();
             let mut off = start_off;
             while !stop.load(Ordering::Relaxed) {
-                let r = c.invoke(&q.broker_addr, pull_request(&topic, q.queue_id, off, 32, 1000), Duration::from_secs(5)).await;
+                let r = c
+                    .invoke(
+                        &q.broker_addr,
+                        pull_request(&topic, q.queue_id, off, 32, 1000),
+                        Duration::from_secs(5),
+                    )
+                    .await;
                 let now = epoch.elapsed().as_micros() as u64;
                 match r {
                     Ok(r) if r.code == response::SUCCESS => {
                         let body = r.body_bytes();
                         let n = walk_records(&body, |b| {
                             if b.len() >= 8 {
-                                let sent = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-                                s.record(Duration::from_micros(now.saturating_sub(sent)), 1, b.len() as u64);
+                                let sent = u64::from_be_bytes([
+                                    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+                                ]);
+                                s.record(
+                                    Duration::from_micros(now.saturating_sub(sent)),
+                                    1,
+                                    b.len() as u64,
+                                );
                             }
                         });
                         received.fetch_add(n, Ordering::Relaxed);
-                        off = r.ext.get("nextBeginOffset").and_then(|v| v.parse().ok()).unwrap_or(off + n as i64);
+                        off = r
+                            .ext
+                            .get("nextBeginOffset")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(off + n as i64);
                     }
                     Ok(r) => {
-                        off = r.ext.get("nextBeginOffset").and_then(|v| v.parse().ok()).unwrap_or(off);
+                        off = r
+                            .ext
+                            .get("nextBeginOffset")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(off);
                     }
                     Err(_) => s.errors += 1,
                 }
@@ -214,7 +266,11 @@ pub async fn run_e2e(a: &E2eBench) -> BenchResult<Report> {
         body[..8].copy_from_slice(&(epoch.elapsed().as_micros() as u64).to_be_bytes());
         let req = send_request(&a.topic, q.queue_id, &Bytes::from(body), 1, "");
         let c = c.clone();
-        inflight.spawn(async move { c.invoke(&q.broker_addr, req, Duration::from_secs(5)).await.is_ok() });
+        inflight.spawn(async move {
+            c.invoke(&q.broker_addr, req, Duration::from_secs(5))
+                .await
+                .is_ok()
+        });
         sent += 1;
         while let Some(r) = inflight.try_join_next() {
             let _ = r;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use super::produce::{run_produce, ProduceBench};
 use super::stats::{Report, Samples};
 use super::target::{client, BenchResult};
-use crate::wire::bodies::{perm, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper};
+use crate::wire::bodies::{
+    perm, DataVersion, RegisterBrokerBody, TopicConfig, TopicConfigSerializeWrapper,
+};
 use crate::wire::codes::{request, response};
 use crate::wire::headers::namesrv::RegisterBrokerRequestHeader;
 use crate::wire::headers::CommandHeader;
@@ -48,7 +50,12 @@ pub async fn run_curves(a: &CurvesArgs) -> BenchResult<Vec<Report>> {
     };
     if a.which.contains("size") {
         for size in [128usize, 1024, 4096, 16384, 65536] {
-            let mut r = run_produce(&ProduceBench { topic: format!("CurveSize{tag}"), size, ..base.clone() }).await?;
+            let mut r = run_produce(&ProduceBench {
+                topic: format!("CurveSize{tag}"),
+                size,
+                ..base.clone()
+            })
+            .await?;
             r.name = format!("size {size} B");
             rows.push(r);
         }
@@ -108,11 +115,17 @@ pub async fn run_routes(a: &RoutesArgs) -> BenchResult<Report> {
         let table: BTreeMap<String, TopicConfig> = (0..a.topics)
             .map(|t| {
                 let name = format!("RouteBench{t}");
-                (name.clone(), TopicConfig::new(&name, a.queues, perm::READ | perm::WRITE))
+                (
+                    name.clone(),
+                    TopicConfig::new(&name, a.queues, perm::READ | perm::WRITE),
+                )
             })
             .collect();
         let body = RegisterBrokerBody {
-            topic_config_serialize_wrapper: TopicConfigSerializeWrapper { topic_config_table: table, data_version: DataVersion::now() },
+            topic_config_serialize_wrapper: TopicConfigSerializeWrapper {
+                topic_config_table: table,
+                data_version: DataVersion::now(),
+            },
             filter_server_list: vec![],
         };
         let mut cmd = RemotingCommand::request(request::REGISTER_BROKER);
@@ -128,7 +141,13 @@ pub async fn run_routes(a: &RoutesArgs) -> BenchResult<Report> {
             body_crc32: 0,
         }
         .write_ext(&mut cmd.ext);
-        let r = c.invoke(&a.namesrv, cmd.with_body(serde_json::to_vec(&body)?), Duration::from_secs(30)).await?;
+        let r = c
+            .invoke(
+                &a.namesrv,
+                cmd.with_body(serde_json::to_vec(&body)?),
+                Duration::from_secs(30),
+            )
+            .await?;
         if r.code != response::SUCCESS {
             return Err(format!("register failed: {:?}", r.remark).into());
         }
@@ -144,7 +163,8 @@ pub async fn run_routes(a: &RoutesArgs) -> BenchResult<Report> {
             let mut s = Samples::default();
             let mut i = w;
             while Instant::now() < deadline {
-                let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext("topic", format!("RouteBench{}", i % topics));
+                let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC)
+                    .with_ext("topic", format!("RouteBench{}", i % topics));
                 i += 7;
                 let t0 = Instant::now();
                 match c.invoke(&ns, cmd, Duration::from_secs(5)).await {
@@ -168,6 +188,9 @@ pub async fn run_routes(a: &RoutesArgs) -> BenchResult<Report> {
         "route lookup",
         all,
         start.elapsed(),
-        format!("{} topics x {} queues x {} brokers; registering all took {:.0} ms", a.topics, a.queues, a.brokers, reg_ms),
+        format!(
+            "{} topics x {} queues x {} brokers; registering all took {:.0} ms",
+            a.topics, a.queues, a.brokers, reg_ms
+        ),
     ))
 }

@@ -70,7 +70,9 @@ pub async fn run_echo(a: &EchoBench) -> BenchResult<Report> {
             tasks.push(tokio::spawn(async move {
                 let mut s = Samples::default();
                 while Instant::now() < deadline {
-                    let req = RemotingCommand::request(10).with_ext("topic", "echo").with_body(body.clone());
+                    let req = RemotingCommand::request(10)
+                        .with_ext("topic", "echo")
+                        .with_body(body.clone());
                     let t0 = Instant::now();
                     match c.invoke(&addr, req, Duration::from_secs(5)).await {
                         Ok(_) => {
@@ -95,6 +97,9 @@ pub async fn run_echo(a: &EchoBench) -> BenchResult<Report> {
         "loopback echo",
         all,
         start.elapsed(),
-        format!("{} B, {} conn x {} in flight", a.size, a.connections, a.window),
+        format!(
+            "{} B, {} conn x {} in flight",
+            a.size, a.connections, a.window
+        ),
     ))
 }

@@ -47,7 +47,11 @@ pub struct SuiteArgs {
     pub json: Option<std::path::PathBuf>,
 }
 
-fn emit(rows: &[Report], baseline: Option<&Report>, json: &Option<std::path::PathBuf>) -> BenchResult<()> {
+fn emit(
+    rows: &[Report],
+    baseline: Option<&Report>,
+    json: &Option<std::path::PathBuf>,
+) -> BenchResult<()> {
     print_table(rows, baseline);
     if let Some(p) = json {
         write_json(p, rows)?;
@@ -87,8 +91,22 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
 
 async fn suite(s: SuiteArgs) -> BenchResult<()> {
     let d = s.duration;
-    let echo1 = echo::run_echo(&echo::EchoBench { size: 1024, connections: 1, window: 1, duration: d, json: None }).await?;
-    let echo64 = echo::run_echo(&echo::EchoBench { size: 1024, connections: 1, window: 64, duration: d, json: None }).await?;
+    let echo1 = echo::run_echo(&echo::EchoBench {
+        size: 1024,
+        connections: 1,
+        window: 1,
+        duration: d,
+        json: None,
+    })
+    .await?;
+    let echo64 = echo::run_echo(&echo::EchoBench {
+        size: 1024,
+        connections: 1,
+        window: 64,
+        duration: d,
+        json: None,
+    })
+    .await?;
     let topic = format!("BenchSuite{}", crate::wire::now_ms() % 1_000_000);
     let base = produce::ProduceBench {
         namesrv: s.namesrv.clone(),
@@ -108,10 +126,23 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
     r.notes.push_str(&format!(", {}", s.flush));
     rows.push(r);
     rows.push(echo64.clone());
-    let mut r = produce::run_produce(&produce::ProduceBench { window: 64, ..base.clone() }).await?;
-    r.notes.push_str(&format!(", {}, vs echo64 {:.0} %", s.flush, 100.0 * r.msgs_per_sec / echo64.msgs_per_sec.max(1.0)));
+    let mut r = produce::run_produce(&produce::ProduceBench {
+        window: 64,
+        ..base.clone()
+    })
+    .await?;
+    r.notes.push_str(&format!(
+        ", {}, vs echo64 {:.0} %",
+        s.flush,
+        100.0 * r.msgs_per_sec / echo64.msgs_per_sec.max(1.0)
+    ));
     rows.push(r);
-    let mut r = produce::run_produce(&produce::ProduceBench { window: 4, mode: "batch".into(), ..base.clone() }).await?;
+    let mut r = produce::run_produce(&produce::ProduceBench {
+        window: 4,
+        mode: "batch".into(),
+        ..base.clone()
+    })
+    .await?;
     r.notes.push_str(&format!(", {}", s.flush));
     rows.push(r);
     rows.push(

@@ -61,8 +61,14 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
     for _ in 0..a.connections.max(1) {
         let c = client();
         for _ in 0..a.window.max(1) {
-            let (c, queues, body, sent, budget, next_queue) =
-                (c.clone(), queues.clone(), body.clone(), sent.clone(), budget.clone(), next_queue.clone());
+            let (c, queues, body, sent, budget, next_queue) = (
+                c.clone(),
+                queues.clone(),
+                body.clone(),
+                sent.clone(),
+                budget.clone(),
+                next_queue.clone(),
+            );
             let topic = a.topic.clone();
             let counted = a.count.is_some();
             tasks.push(tokio::spawn(async move {
@@ -110,7 +116,16 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
         a.connections,
         a.window,
         a.mode,
-        if batch > 1 { format!(" of {batch}") } else { String::new() }
+        if batch > 1 {
+            format!(" of {batch}")
+        } else {
+            String::new()
+        }
     );
-    Ok(Report::from_samples(&format!("produce {}", a.mode), all, elapsed, notes))
+    Ok(Report::from_samples(
+        &format!("produce {}", a.mode),
+        all,
+        elapsed,
+        notes,
+    ))
 }

@@ -14,7 +14,8 @@ pub struct Samples {
 
 impl Samples {
     pub fn record(&mut self, latency: Duration, msgs: u64, bytes: u64) {
-        self.micros.push(latency.as_micros().min(u32::MAX as u128) as u32);
+        self.micros
+            .push(latency.as_micros().min(u32::MAX as u128) as u32);
         self.msgs += msgs;
         self.bytes += bytes;
     }
@@ -79,13 +80,25 @@ pub fn print_table(rows: &[Report], baseline: Option<&Report>) {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let ratio = match baseline {
-            Some(b) if b.msgs_per_sec > 0.0 => format!("{:.0} %", 100.0 * r.msgs_per_sec / b.msgs_per_sec),
+            Some(b) if b.msgs_per_sec > 0.0 => {
+                format!("{:.0} %", 100.0 * r.msgs_per_sec / b.msgs_per_sec)
+            }
             _ => "-".into(),
         };
         println!(
             "| {} | {} | {:.0} | {:.1} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
-            r.name, r.msgs, r.msgs_per_sec, r.mib_per_sec, r.p50_ms, r.p90_ms, r.p99_ms, r.p999_ms, r.max_ms,
-            r.errors, ratio, r.notes
+            r.name,
+            r.msgs,
+            r.msgs_per_sec,
+            r.mib_per_sec,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms,
+            r.errors,
+            ratio,
+            r.notes
         );
     }
 }
@@ -96,7 +109,10 @@ pub fn write_json(path: &std::path::Path, rows: &[Report]) -> std::io::Result<()
 }
 
 /// Prints a progress line to stderr once a second while `counter` grows.
-pub fn progress(name: String, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) -> tokio::task::JoinHandle<()> {
+pub fn progress(
+    name: String,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = 0u64;
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -28,7 +28,11 @@ pub fn client() -> RemotingClient {
     })
 }
 
-async fn route(client: &RemotingClient, namesrv: &str, topic: &str) -> BenchResult<Option<TopicRouteData>> {
+async fn route(
+    client: &RemotingClient,
+    namesrv: &str,
+    topic: &str,
+) -> BenchResult<Option<TopicRouteData>> {
     let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext("topic", topic);
     let r = client.invoke(namesrv, cmd, Duration::from_secs(3)).await?;
     if r.code == response::TOPIC_NOT_EXIST {
@@ -42,17 +46,32 @@ async fn route(client: &RemotingClient, namesrv: &str, topic: &str) -> BenchResu
 
 /// Returns the topic's queues, creating the topic with `queues` queues on
 /// every master broker when it does not exist.
-pub async fn prepare_topic(namesrv: &str, topic: &str, queues: i32) -> BenchResult<Vec<TargetQueue>> {
+pub async fn prepare_topic(
+    namesrv: &str,
+    topic: &str,
+    queues: i32,
+) -> BenchResult<Vec<TargetQueue>> {
     let c = client();
-    let namesrv = namesrv.split(';').next().unwrap_or(namesrv).trim().to_owned();
+    let namesrv = namesrv
+        .split(';')
+        .next()
+        .unwrap_or(namesrv)
+        .trim()
+        .to_owned();
     let mut rd = route(&c, &namesrv, topic).await?;
     if rd.is_none() {
         let ci = c
-            .invoke(&namesrv, RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO), Duration::from_secs(3))
+            .invoke(
+                &namesrv,
+                RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO),
+                Duration::from_secs(3),
+            )
             .await?;
         let info: ClusterInfo = crate::wire::json::from_fastjson(&ci.body_bytes())?;
         for bd in info.broker_addr_table.values() {
-            let Some(addr) = bd.master_addr() else { continue };
+            let Some(addr) = bd.master_addr() else {
+                continue;
+            };
             let cmd = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
                 .with_ext("topic", topic)
                 .with_ext("defaultTopic", "TBW102")
@@ -87,7 +106,10 @@ pub async fn prepare_topic(namesrv: &str, topic: &str, queues: i32) -> BenchResu
             continue;
         };
         for q in 0..qd.write_queue_nums.max(qd.read_queue_nums) {
-            out.push(TargetQueue { broker_addr: addr.to_owned(), queue_id: q });
+            out.push(TargetQueue {
+                broker_addr: addr.to_owned(),
+                queue_id: q,
+            });
         }
     }
     c.shutdown();
@@ -98,7 +120,13 @@ pub async fn prepare_topic(namesrv: &str, topic: &str, queues: i32) -> BenchResu
 }
 
 /// A SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE with `batch > 1`) request.
-pub fn send_request(topic: &str, queue_id: i32, body: &Bytes, batch: usize, extra_props: &str) -> RemotingCommand {
+pub fn send_request(
+    topic: &str,
+    queue_id: i32,
+    body: &Bytes,
+    batch: usize,
+    extra_props: &str,
+) -> RemotingCommand {
     let uniq = msgid::new_uniq_id();
     let mut props = String::with_capacity(64 + extra_props.len());
     props.push_str("UNIQ_KEY\u{1}");
@@ -121,7 +149,11 @@ pub fn send_request(topic: &str, queue_id: i32, body: &Bytes, batch: usize, extr
         max_reconsume_times: None,
         broker_name: None,
     };
-    let code = if batch > 1 { request::SEND_BATCH_MESSAGE } else { request::SEND_MESSAGE_V2 };
+    let code = if batch > 1 {
+        request::SEND_BATCH_MESSAGE
+    } else {
+        request::SEND_MESSAGE_V2
+    };
     let mut cmd = RemotingCommand::request(code);
     header.to_v2().write_ext(&mut cmd.ext);
     if batch > 1 {

@@ -226,7 +226,11 @@ fn args_with_alias() -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let name = args
         .first()
-        .and_then(|a| std::path::Path::new(a).file_name().map(|f| f.to_string_lossy().into_owned()))
+        .and_then(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
         .unwrap_or_default();
     let sub = match name.as_str() {
         "mqnamesrv" => Some("namesrv"),
@@ -292,6 +296,10 @@ fn main() {
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
         Cmd::Admin(AdminCmd::Query(q)) => run_tool(actormq::cli::query::run(q)),
         Cmd::Admin(AdminCmd::Group(c)) => run_tool(actormq::cli::admin::run_admin(c)),
-        Cmd::Bench(b) => run_tool(async move { actormq::bench::run(b).await.map_err(|e| e.to_string().into()) }),
+        Cmd::Bench(b) => run_tool(async move {
+            actormq::bench::run(b)
+                .await
+                .map_err(|e| e.to_string().into())
+        }),
     }
 }

@@ -122,6 +122,7 @@ impl CommitLog {
             preallocate: cfg.preallocate,
         };
         log.prepare_next();
+        start_prefaulter(Arc::downgrade(&log.shared));
         Ok(log)
     }
 
@@ -410,3 +411,36 @@ impl CommitLogReader {
 #[cfg(test)]
 #[path = "commit_log_tests.rs"]
 pub(crate) mod tests;
+
+/// How far ahead of the write position pages are faulted in.
+const PREFAULT_AHEAD: i64 = 16 << 20;
+
+/// Keeps the pages just past the write position faulted in (writable), so
+/// appends copy into ready memory. Stops when the log is dropped.
+fn start_prefaulter(shared: std::sync::Weak<LogShared>) {
+    let _ = std::thread::Builder::new()
+        .name("commitlog-prefault".into())
+        .spawn(move || {
+            let mut done_until = -1i64;
+            loop {
+                let Some(log) = shared.upgrade() else { return };
+                let pos = log.max_offset.load(Ordering::Acquire);
+                if let Some(seg) = log.segment_for(pos) {
+                    let target = (pos + PREFAULT_AHEAD).min(seg.end());
+                    let from = done_until.max(pos).max(seg.start());
+                    if target > from {
+                        let ok = seg.populate_write(
+                            (from - seg.start()) as usize,
+                            (target - from) as usize,
+                        );
+                        if !ok {
+                            return; // unsupported kernel: appends fault pages in
+                        }
+                        done_until = target;
+                    }
+                }
+                drop(log);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+}

@@ -155,6 +155,30 @@ impl Segment {
         }
     }
 
+    /// Faults in `pos..pos+len` for writing ahead of the writer (Linux
+    /// `MADV_POPULATE_WRITE`), so the page-cache allocation and zeroing of
+    /// fresh pages happens on a background thread instead of inside
+    /// `append`. Returns false when the kernel does not support it.
+    pub fn populate_write(&self, pos: usize, len: usize) -> bool {
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        let end = pos.saturating_add(len).min(self.size);
+        let page = 4096usize;
+        let start = pos / page * page;
+        if end <= start {
+            return true;
+        }
+        // SAFETY: the range lies inside this mapping; populating pages does
+        // not change their contents.
+        let rc = unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(start) as *mut libc::c_void,
+                end - start,
+                MADV_POPULATE_WRITE,
+            )
+        };
+        rc == 0
+    }
+
     /// Borrows `pos..pos+len`, or None when out of range.
     ///
     /// # Safety

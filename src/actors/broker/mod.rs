@@ -22,8 +22,8 @@ pub mod schedule;
 pub mod services;
 pub mod store_path;
 pub mod timer;
-pub mod transaction;
 pub mod topic;
+pub mod transaction;
 
 use actix::prelude::*;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -34,22 +34,31 @@ fn group_check(ctx: &BrokerCtx, req: &RemotingCommand, group: &str) -> Option<Re
     } else if !g.consume_broadcast_enable
         && ctx.subscriptions.message_model(group).as_deref() == Some("BROADCASTING")
     {
-        Some((4, format!("the consumer group[{group}] can not consume by broadcast way")))
+        Some((
+            4,
+            format!("the consumer group[{group}] can not consume by broadcast way"),
+        ))
     } else {
         None
     };
-    forbidden.map(|(ty, remark)| {
-        error(req, rs::NO_PERMISSION, remark).with_ext("forbiddenType", ty)
-    })
+    forbidden
+        .map(|(ty, remark)| error(req, rs::NO_PERMISSION, remark).with_ext("forbiddenType", ty))
 }
 
 type Filters = (Option<Vec<i64>>, Option<Arc<crate::filter::Expr>>);
 
 /// The tag codes or SQL92 expression the pull must apply: from the request
 /// when it carries its subscription, else from the group's heartbeat.
-fn subscription_filter(ctx: &BrokerCtx, h: &PullMessageRequestHeader) -> Result<Filters, (i32, String)> {
+fn subscription_filter(
+    ctx: &BrokerCtx,
+    h: &PullMessageRequestHeader,
+) -> Result<Filters, (i32, String)> {
     let (expr_type, expr, codes) = if h.sys_flag & pull_flag::SUBSCRIPTION != 0 {
-        (h.expression_type.clone(), h.subscription.clone(), Vec::new())
+        (
+            h.expression_type.clone(),
+            h.subscription.clone(),
+            Vec::new(),
+        )
     } else {
         match ctx.subscriptions.get(&h.consumer_group, &h.topic) {
             Some(s) => (s.expression_type, Some(s.sub_string), s.code_set),
@@ -66,7 +75,10 @@ fn subscription_filter(ctx: &BrokerCtx, h: &PullMessageRequestHeader) -> Result<
         return Ok((tags, None));
     }
     if !ty.eq_ignore_ascii_case("SQL92") {
-        return Err((rs::SUBSCRIPTION_PARSE_FAILED, format!("unsupported expression type {ty}")));
+        return Err((
+            rs::SUBSCRIPTION_PARSE_FAILED,
+            format!("unsupported expression type {ty}"),
+        ));
     }
     if !ctx.cfg.enable_property_filter {
         return Err((

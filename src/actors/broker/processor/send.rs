@@ -131,7 +131,11 @@ async fn retry_redirect(
         if ctx.topics.get(&dlq).is_none() {
             let _ = ctx
                 .topic_manager
-                .send(EnsureTopic(TopicConfig::new(&dlq, 1, perm::READ | perm::WRITE)))
+                .send(EnsureTopic(TopicConfig::new(
+                    &dlq,
+                    1,
+                    perm::READ | perm::WRITE,
+                )))
                 .await;
             ctx.registrar
                 .do_send(crate::actors::broker::registrar::RegisterNow);
@@ -247,9 +251,9 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
 
     let encoded = if batch {
         match message::decode_batch(&body) {
-            Ok(entries) if !entries.is_empty() => entries.iter().try_for_each(|e| {
-                encode(&e.body, e.flag, &e.properties, sys_flag)
-            }),
+            Ok(entries) if !entries.is_empty() => entries
+                .iter()
+                .try_for_each(|e| encode(&e.body, e.flag, &e.properties, sys_flag)),
             Ok(_) => Err("empty batch".to_owned()),
             Err(e) => Err(format!("malformed batch body: {e}")),
         }
