@@ -81,6 +81,20 @@ impl Broker {
         let store_cfg = store_config(&cfg);
         std::fs::create_dir_all(&store_cfg.root)
             .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
+        let sc = store_cfg.clone();
+        let recovered = tokio::task::spawn_blocking(move || store::recover(&sc))
+            .await
+            .map_err(|e| {
+                BrokerError::StoreDir("recovery task".into(), std::io::Error::other(e.to_string()))
+            })??;
+        tracing::info!(
+            clean = recovered.was_clean_shutdown,
+            max_offset = recovered.commit_log.max_offset(),
+            queues = recovered.queues.len(),
+            "store recovered"
+        );
+        // Listen only once the store is ready: clients connecting during a
+        // long recovery would otherwise time out against a silent port.
         let listener = tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port))
             .await
             .map_err(|e| {
@@ -96,18 +110,6 @@ impl Broker {
             .and_then(|mut a| a.next())
             .unwrap_or(addr);
 
-        let sc = store_cfg.clone();
-        let recovered = tokio::task::spawn_blocking(move || store::recover(&sc))
-            .await
-            .map_err(|e| {
-                BrokerError::StoreDir("recovery task".into(), std::io::Error::other(e.to_string()))
-            })??;
-        tracing::info!(
-            clean = recovered.was_clean_shutdown,
-            max_offset = recovered.commit_log.max_offset(),
-            queues = recovered.queues.len(),
-            "store recovered"
-        );
         store::checkpoint::create_abort_marker(&store_cfg)?;
         let flusher = Flusher::start(&store_cfg, &recovered.commit_log)?;
         for cq in recovered.queues.values() {
