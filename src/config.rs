@@ -162,6 +162,9 @@ pub struct BrokerConfig {
     pub flush_consumer_offset_interval: u64,
     /// Session arbiters (threads); 0 = one per core.
     pub io_threads: usize,
+    /// Run the commit-log writer on its own thread (`true`) or on the first
+    /// session arbiter (`false`: no thread hop for sessions placed there).
+    pub commit_log_own_thread: bool,
     /// Delay levels, e.g. `1s 5s 10s ...` (`messageDelayLevel`).
     pub message_delay_level: String,
     /// SQL92 property filters on pulls (`enablePropertyFilter`).
@@ -210,6 +213,7 @@ impl Default for BrokerConfig {
             fault_injection_enable: false,
             flush_consumer_offset_interval: 5_000,
             io_threads: 0,
+            commit_log_own_thread: true,
             message_delay_level: "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h"
                 .into(),
             enable_property_filter: false,
@@ -266,6 +270,7 @@ const BROKER_KEYS: &[&str] = &[
     "faultInjectionEnable",
     "flushConsumerOffsetInterval",
     "ioThreads",
+    "commitLogOwnThread",
     "messageDelayLevel",
     "enablePropertyFilter",
     "transactionCheckInterval",
@@ -357,6 +362,7 @@ impl BrokerConfig {
             &mut self.flush_consumer_offset_interval,
         )?;
         get(m, "ioThreads", &mut self.io_threads)?;
+        get(m, "commitLogOwnThread", &mut self.commit_log_own_thread)?;
         get(m, "messageDelayLevel", &mut self.message_delay_level)?;
         get(m, "enablePropertyFilter", &mut self.enable_property_filter)?;
         get(

@@ -39,6 +39,12 @@ impl IoPool {
         &self.arbiters[i]
     }
 
+    /// The first arbiter (a fixed home for actors that want to share a
+    /// thread with sessions).
+    pub fn first(&self) -> &ArbiterHandle {
+        &self.arbiters[0]
+    }
+
     pub fn stop(&self) {
         for a in self.arbiters.iter() {
             a.stop();

@@ -413,7 +413,7 @@ impl CommitLogReader {
 pub(crate) mod tests;
 
 /// How far ahead of the write position pages are faulted in.
-const PREFAULT_AHEAD: i64 = 16 << 20;
+const PREFAULT_AHEAD: i64 = 8 << 20;
 
 /// Keeps the pages just past the write position faulted in (writable), so
 /// appends copy into ready memory. Stops when the log is dropped.
@@ -422,9 +422,19 @@ fn start_prefaulter(shared: std::sync::Weak<LogShared>) {
         .name("commitlog-prefault".into())
         .spawn(move || {
             let mut done_until = -1i64;
+            let mut last_pos = None;
             loop {
                 let Some(log) = shared.upgrade() else { return };
                 let pos = log.max_offset.load(Ordering::Acquire);
+                // Only while the log is being written: an idle broker keeps
+                // no pages it does not use.
+                let active = last_pos.is_some_and(|p| p != pos);
+                last_pos = Some(pos);
+                if !active {
+                    drop(log);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                }
                 if let Some(seg) = log.segment_for(pos) {
                     let target = (pos + PREFAULT_AHEAD).min(seg.end());
                     let from = done_until.max(pos).max(seg.start());

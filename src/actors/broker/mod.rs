@@ -146,6 +146,11 @@ impl Broker {
             recovered.was_clean_shutdown,
         );
         let commit_arbiter = Arbiter::new();
+        let writer_arbiter = if cfg.commit_log_own_thread {
+            commit_arbiter.handle()
+        } else {
+            pool.first().clone()
+        };
         let writer = commit_log::CommitLogWriter::new(
             recovered.commit_log,
             flush_handle,
@@ -156,7 +161,7 @@ impl Broker {
         );
         let writer = index.attach(writer);
         let commit_log =
-            commit_log::CommitLogWriter::start_in_arbiter(&commit_arbiter.handle(), move |_| {
+            commit_log::CommitLogWriter::start_in_arbiter(&writer_arbiter, move |_| {
                 writer
             });
         let disk_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
