@@ -18,12 +18,16 @@ pub struct IoPool {
 }
 
 impl IoPool {
-    /// `threads == 0` means one per available core.
+    /// `threads == 0` picks the default: one per core but one, so the
+    /// flusher, the prefaulter and co-located clients keep a core (on 2
+    /// cores a single session thread measured best: see docs/performance.md).
     pub fn new(threads: usize) -> IoPool {
         let n = if threads == 0 {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
+                .saturating_sub(1)
+                .max(1)
         } else {
             threads
         };
