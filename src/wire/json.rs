@@ -1,92 +1,122 @@
 //! JSON helpers for the fastjson dialect spoken by Java peers (protocol.md
 //! §6.7): bare numeric map keys on input, and their faithful output.
 
-/// Rewrites fastjson's bare (unquoted) object keys such as `{0:"a",1:"b"}`
-/// into standard JSON (`{"0":"a","1":"b"}`); strings are left untouched.
-pub fn fastjson_to_standard(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len() + 16);
-    let mut i = 0;
-    let mut in_str = false;
-    // Whether the next non-space token is in key position.
-    let mut expect_key = false;
-    while i < b.len() {
-        let c = b[i];
-        if in_str {
-            out.push(c as char);
-            if c == b'\\' && i + 1 < b.len() {
-                out.push(b[i + 1] as char);
-                i += 2;
-                continue;
-            }
-            if c == b'"' {
-                in_str = false;
-            }
-            i += 1;
-            continue;
-        }
-        match c {
-            b'"' => {
-                in_str = true;
-                expect_key = false;
-                out.push('"');
-                i += 1;
-            }
-            b'{' | b',' => {
-                // A comma inside an array is not followed by a key, but a
-                // bare token after it is a number value either way, and only
-                // keys are followed by ':' — checked below.
-                expect_key = true;
-                out.push(c as char);
-                i += 1;
-            }
-            c if expect_key && (c == b'-' || c.is_ascii_alphanumeric() || c == b'_') => {
-                let start = i;
-                while i < b.len()
-                    && (b[i] == b'-'
-                        || b[i].is_ascii_alphanumeric()
-                        || b[i] == b'_'
-                        || b[i] == b'.')
-                {
-                    i += 1;
-                }
-                let mut j = i;
-                while j < b.len() && b[j].is_ascii_whitespace() {
-                    j += 1;
-                }
-                let tok = &s[start..i];
-                if j < b.len() && b[j] == b':' {
-                    out.push('"');
-                    out.push_str(tok);
-                    out.push('"');
-                } else {
-                    out.push_str(tok);
-                }
-                expect_key = false;
-            }
-            c if c.is_ascii_whitespace() => {
-                out.push(c as char);
-                i += 1;
-            }
-            _ => {
-                expect_key = false;
-                // Multi-byte UTF-8 outside strings cannot occur in JSON; copy bytes.
-                let ch_len = utf8_len(c);
-                out.push_str(&s[i..(i + ch_len).min(s.len())]);
-                i += ch_len;
-            }
-        }
-    }
-    out
+#[derive(Clone, Copy)]
+enum Ctx {
+    /// In an object; true while a key is expected.
+    Obj(bool),
+    Arr,
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0x00..=0x7F => 1,
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        _ => 4,
+/// Length of the JSON string literal starting at `s[0] == '"'` (including both quotes).
+fn string_len(s: &str) -> usize {
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return i + 1,
+            _ => {}
+        }
     }
+    s.len()
+}
+
+/// Length of the balanced `{...}` / `[...]` starting at `s[0]`.
+fn balanced_len(s: &str) -> usize {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        let Some(c) = rest.chars().next() else { break };
+        match c {
+            '"' => {
+                i += string_len(rest);
+                continue;
+            }
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    s.len()
+}
+
+/// Rewrites fastjson output into standard JSON: bare object keys
+/// (`{0:123}`) get quoted, and object keys that are whole JSON objects
+/// (`{{"a":1}:2}`) become strings holding that JSON. String contents are
+/// left untouched.
+pub fn fastjson_to_standard(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut stack: Vec<Ctx> = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let rest = &s[i..];
+        let Some(c) = rest.chars().next() else { break };
+        let expecting_key = matches!(stack.last(), Some(Ctx::Obj(true)));
+        match c {
+            '"' => {
+                let n = string_len(rest);
+                out.push_str(&rest[..n]);
+                i += n;
+                continue;
+            }
+            c if c.is_whitespace() => out.push(c),
+            '{' | '[' if expecting_key => {
+                let n = balanced_len(rest);
+                out.push_str(&serde_json::Value::String(rest[..n].to_owned()).to_string());
+                if let Some(top) = stack.last_mut() {
+                    *top = Ctx::Obj(false);
+                }
+                i += n;
+                continue;
+            }
+            '{' => {
+                stack.push(Ctx::Obj(true));
+                out.push(c);
+            }
+            '[' => {
+                stack.push(Ctx::Arr);
+                out.push(c);
+            }
+            '}' | ']' => {
+                stack.pop();
+                out.push(c);
+            }
+            ',' => {
+                if let Some(top @ Ctx::Obj(_)) = stack.last_mut() {
+                    *top = Ctx::Obj(true);
+                }
+                out.push(c);
+            }
+            ':' => {
+                if let Some(top @ Ctx::Obj(_)) = stack.last_mut() {
+                    *top = Ctx::Obj(false);
+                }
+                out.push(c);
+            }
+            _ if expecting_key => {
+                let n = rest.find(':').unwrap_or(rest.len());
+                let key = rest[..n].trim_end();
+                out.push_str(&serde_json::Value::String(key.to_owned()).to_string());
+                out.push_str(&rest[key.len()..n]);
+                if let Some(top) = stack.last_mut() {
+                    *top = Ctx::Obj(false);
+                }
+                i += n;
+                continue;
+            }
+            _ => out.push(c),
+        }
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// Parses JSON that may use fastjson's bare keys.
