@@ -55,9 +55,10 @@ import socket, time
 conns = [socket.create_connection(("127.0.0.1", 20904)) for _ in range(256)]
 time.sleep(6)
 PY
+py=$!
 sleep 4
 echo "1000 topics + 256 idle connections: $(rss mem)"
-wait
+wait $py
 stop mem
 
 echo "## recovery time after kill -9"

@@ -150,7 +150,9 @@ impl ConsumeQueue {
                     reason: "consume queue segment out of sequence".into(),
                 });
             }
-            segments.push(Arc::new(Segment::open(&path, start, file_size)?));
+            let seg = Segment::open(&path, start, file_size)?;
+            seg.advise_random();
+            segments.push(Arc::new(seg));
         }
         let mut cq = ConsumeQueue {
             topic: topic.to_owned(),
@@ -223,12 +225,14 @@ impl ConsumeQueue {
         let byte = offset * CQ_UNIT_SIZE as i64;
         let seg_start = byte - byte.rem_euclid(self.file_size);
         if self.segments.last().is_none_or(|s| s.end() <= byte) {
-            let seg = Arc::new(Segment::create(
+            let seg = Segment::create(
                 &self.dir,
                 seg_start,
                 self.file_size as u64,
                 self.preallocate,
-            )?);
+            )?;
+            seg.advise_random();
+            let seg = Arc::new(seg);
             self.segments.push(seg.clone());
             self.flush
                 .segments

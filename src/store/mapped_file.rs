@@ -155,6 +155,21 @@ impl Segment {
         }
     }
 
+    /// Turns off read-ahead for this mapping. Consume-queue files are
+    /// touched 20 bytes at a time; with read-ahead, the first write into a
+    /// fresh file faults in (and zeroes) a whole read-ahead window, which
+    /// made creating many queues at once stall the dispatching thread.
+    pub fn advise_random(&self) {
+        // SAFETY: advisory call over exactly this mapping.
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr() as *mut libc::c_void,
+                self.size,
+                libc::MADV_RANDOM,
+            );
+        }
+    }
+
     /// Faults in `pos..pos+len` for writing ahead of the writer (Linux
     /// `MADV_POPULATE_WRITE`), so the page-cache allocation and zeroing of
     /// fresh pages happens on a background thread instead of inside
