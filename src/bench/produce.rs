@@ -75,8 +75,11 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
                 let mut s = Samples::default();
                 loop {
                     if counted {
-                        let left = budget.fetch_sub(batch as u64, Ordering::Relaxed);
-                        if left < batch as u64 || left == 0 {
+                        // Take `batch` messages from the budget only when
+                        // that many are left (never wrap below zero).
+                        let n = batch as u64;
+                        let took = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n));
+                        if took.is_err() {
                             break;
                         }
                     } else if Instant::now() >= deadline {
