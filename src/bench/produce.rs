@@ -78,7 +78,10 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
                         // Take `batch` messages from the budget only when
                         // that many are left (never wrap below zero).
                         let n = batch as u64;
-                        let took = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(n));
+                        let took =
+                            budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                                left.checked_sub(n)
+                            });
                         if took.is_err() {
                             break;
                         }

@@ -122,10 +122,23 @@ pub struct Put {
     pub wait: bool,
 }
 
-impl Handler<Put> for CommitLogWriter {
-    type Result = ResponseFuture<Result<(Vec<PutResult>, FlushOutcome), PutError>>;
+type PutResponse = ResponseFuture<Result<(Vec<PutResult>, FlushOutcome), PutError>>;
 
-    fn handle(&mut self, put: Put, _: &mut Context<Self>) -> Self::Result {
+impl Handler<Put> for CommitLogWriter {
+    type Result = PutResponse;
+
+    fn handle(&mut self, put: Put, ctx: &mut Context<Self>) -> Self::Result {
+        // A panic here must not take the arbiter (and its sessions) down:
+        // the writer restarts under its supervisor and the send gets an error.
+        match crate::actors::supervisor::guard::<Self, _, _>(ctx, "CommitLog", || self.put(put)) {
+            Ok(f) => f,
+            Err(e) => Box::pin(async move { Err(PutError::Store(e.to_string())) }),
+        }
+    }
+}
+
+impl CommitLogWriter {
+    fn put(&mut self, put: Put) -> PutResponse {
         let mut results = Vec::with_capacity(put.records.len());
         let mut dispatch: Vec<(Arc<str>, i32, Vec<DispatchUnit>)> = Vec::new();
         let mut end = 0i64;

@@ -223,7 +223,14 @@ pub struct DispatchUnit {
 
 impl Handler<Dispatch> for QueueActor {
     type Result = ();
-    fn handle(&mut self, d: Dispatch, _: &mut Context<Self>) {
+    fn handle(&mut self, d: Dispatch, ctx: &mut Context<Self>) {
+        // Panics stop (and so restart) this actor only, not its arbiter.
+        let _ = guard::<Self, _, _>(ctx, "Queue", || self.dispatch(d));
+    }
+}
+
+impl QueueActor {
+    fn dispatch(&mut self, d: Dispatch) {
         if self.deleted {
             return;
         }
@@ -307,7 +314,10 @@ impl Handler<Pull> for QueueActor {
     type Result = ResponseFuture<Result<PullOutcome, ActorFailure>>;
 
     fn handle(&mut self, p: Pull, ctx: &mut Context<Self>) -> Self::Result {
-        let r = self.query(&p.query);
+        let r = match guard::<Self, _, _>(ctx, "Queue", || self.query(&p.query)) {
+            Ok(r) => r,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let holdable = match r.status {
             PullStatus::OffsetOverflowOne | PullStatus::NoMatchedMessage => true,
             PullStatus::NoMessageInQueue => p.query.offset == 0,
