@@ -161,7 +161,7 @@ impl Broker {
         );
         let writer = index.attach(writer);
         let commit_log =
-            commit_log::CommitLogWriter::start_in_arbiter(&writer_arbiter, move |_| writer);
+            Supervisor::start_in_arbiter(&writer_arbiter, move |_| writer);
         let disk_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
         cleaner::start(
             &cfg,
