@@ -16,6 +16,7 @@ pub mod index_file;
 pub mod mapped_file;
 pub mod metadata;
 pub mod recovery;
+pub mod timer_journal;
 
 pub use checkpoint::Checkpoint;
 pub use commit_log::{AppendResult, CommitLog, CommitLogReader};

@@ -160,8 +160,7 @@ impl Broker {
             Duration::from_millis(cfg.sync_flush_timeout),
         );
         let writer = index.attach(writer);
-        let commit_log =
-            Supervisor::start_in_arbiter(&writer_arbiter, move |_| writer);
+        let commit_log = Supervisor::start_in_arbiter(&writer_arbiter, move |_| writer);
         let disk_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
         cleaner::start(
             &cfg,

@@ -9,13 +9,13 @@
 //! earliest entry. A caught-up scan parks a long-polling pull on the queue,
 //! so new timer messages are seen as soon as they are dispatched.
 //!
-//! Restart safety: `config/timerCheckpoint.json` holds the scan offset and
-//! the pending entries (due, queue offset, commit-log position); it is
-//! rewritten after every scanned or delivered batch. A crash between a
-//! delivery and that write repeats the delivery (at-least-once).
+//! Restart safety: every scanned or delivered batch appends its changes to
+//! `config/timerCheckpoint.journal` (see `store::timer_journal`), which is
+//! compacted when it outgrows the pending set, so the cost per batch does not
+//! grow with the number of waiting timers. A crash between a delivery and
+//! its journal append repeats the delivery (at-least-once).
 
 use actix::prelude::*;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use super::commit_log::CommitLogWriter;
 use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
 use super::store_path::{self, timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
 use super::topic::TopicRegistry;
+use crate::store::timer_journal::{TimerJournal, TimerOp};
 use crate::store::CommitLogReader;
 use crate::wire::message::{self, keys};
 use crate::wire::now_ms;
@@ -35,15 +36,7 @@ const IDLE_HOLD: Duration = Duration::from_secs(20);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One parked message: (due ms, queue offset) → (commit-log offset, size).
-type Pending = BTreeMap<(i64, i64), (i64, i32)>;
-
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct TimerCheckpoint {
-    pub scan_offset: i64,
-    /// `[due, queueOffset, commitLogOffset, size]` per pending message.
-    pub pending: Vec<(i64, i64, i64, i32)>,
-}
+type Pending = crate::store::timer_journal::TimerSet;
 
 pub struct Timer {
     levels: Arc<DelayLevels>,
@@ -58,6 +51,7 @@ pub struct Timer {
     delivering: bool,
     /// Due time the armed timer fires for.
     armed: Option<i64>,
+    journal: Option<TimerJournal>,
 }
 
 impl Timer {
@@ -81,37 +75,32 @@ impl Timer {
             scanning: false,
             delivering: false,
             armed: None,
+            journal: None,
         };
         t.load();
         t
     }
 
     fn load(&mut self) {
-        match crate::store::metadata::read_json::<TimerCheckpoint>(&self.path) {
-            Ok(f) => {
-                let f = f.unwrap_or_default();
-                self.scan_offset = f.scan_offset;
-                self.pending = f
-                    .pending
-                    .into_iter()
-                    .map(|(due, q, phys, size)| ((due, q), (phys, size)))
-                    .collect();
+        let path = self.path.with_extension("journal");
+        match TimerJournal::open(&path) {
+            Ok((j, scan, set)) => {
+                self.scan_offset = scan;
+                self.pending = set;
+                self.journal = Some(j);
             }
-            Err(e) => tracing::error!(error = %e, "cannot read timerCheckpoint.json; rescanning"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open the timer journal; timers will not persist")
+            }
         }
     }
 
-    fn persist(&self) {
-        let f = TimerCheckpoint {
-            scan_offset: self.scan_offset,
-            pending: self
-                .pending
-                .iter()
-                .map(|(&(due, q), &(phys, size))| (due, q, phys, size))
-                .collect(),
-        };
-        if let Err(e) = crate::store::metadata::write_json_atomic(&self.path, &f) {
-            tracing::error!(error = %e, "cannot persist timerCheckpoint.json");
+    /// Appends the changes of one scanned or delivered batch to the journal.
+    fn persist(&mut self, ops: &[TimerOp]) {
+        if let Some(j) = self.journal.as_mut() {
+            if let Err(e) = j.append(ops, self.scan_offset, &self.pending) {
+                tracing::error!(error = %e, "cannot append to the timer journal");
+            }
         }
     }
 
@@ -241,8 +230,19 @@ impl Handler<Scan> for Timer {
             act.scanning = false;
             if r.next != from || !r.found.is_empty() {
                 act.scan_offset = r.next;
+                let mut ops: Vec<TimerOp> = r
+                    .found
+                    .iter()
+                    .map(|&((due, queue_offset), (phys, size))| TimerOp::Add {
+                        due,
+                        queue_offset,
+                        phys,
+                        size,
+                    })
+                    .collect();
+                ops.push(TimerOp::Scan { offset: r.next });
                 act.pending.extend(r.found);
-                act.persist();
+                act.persist(&ops);
                 act.arm(ctx);
             }
             if r.again.is_zero() {
@@ -299,7 +299,11 @@ impl Handler<Deliver> for Timer {
                     for (k, _) in &due {
                         act.pending.remove(k);
                     }
-                    act.persist();
+                    let ops: Vec<TimerOp> = due
+                        .iter()
+                        .map(|&((due, queue_offset), _)| TimerOp::Remove { due, queue_offset })
+                        .collect();
+                    act.persist(&ops);
                     ctx.notify(Deliver);
                 }
                 Err(e) => {
