@@ -251,6 +251,19 @@ async fn disk_full_refuses_sends_but_serves_pulls() {
     assert!(remark.contains("disk full"), "{remark}");
     let got = pull_from(&c, &b, 0).await;
     assert_eq!(got.len(), 10);
+    // Internal writes are refused too: a send-back (retry copy) is not stored.
+    let first = &pull_all(&c, &b, TOPIC, 0).await[0];
+    let back = send_back(&c, &b, "g_full", first.commit_log_offset, 0, Some(16)).await;
+    assert_ne!(
+        back.code,
+        response::SUCCESS,
+        "send-back stored while the disk is full"
+    );
+    let why = back.remark.clone().unwrap_or_default();
+    assert!(
+        why.contains("disk"),
+        "send-back refused for another reason: {why}"
+    );
     assert_eq!(
         queue_offset(&c, &b, request::GET_MAX_OFFSET, TOPIC, 0).await,
         10

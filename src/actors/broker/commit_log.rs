@@ -26,6 +26,9 @@ pub struct CommitLogWriter {
     sync_flush_timeout: Duration,
     /// Told how far the log is written after every `Put` (message index).
     indexer: Option<Recipient<IndexUpTo>>,
+    /// Set by the cleaner past the disk warning ratio: every append is
+    /// refused (client sends and internal writes alike) until it clears.
+    disk_full: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl CommitLogWriter {
@@ -51,7 +54,14 @@ impl CommitLogWriter {
             sync_flush,
             sync_flush_timeout,
             indexer: None,
+            disk_full: None,
         }
+    }
+
+    /// Refuses appends while `flag` is set (the cleaner's disk-full state).
+    pub fn with_disk_full(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.disk_full = Some(flag);
+        self
     }
 }
 
@@ -139,6 +149,17 @@ impl Handler<Put> for CommitLogWriter {
 
 impl CommitLogWriter {
     fn put(&mut self, put: Put) -> PutResponse {
+        if self
+            .disk_full
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Acquire))
+        {
+            return Box::pin(async {
+                Err(PutError::DiskFull(
+                    "disk usage is above diskSpaceWarningLevelRatio".into(),
+                ))
+            });
+        }
         let mut results = Vec::with_capacity(put.records.len());
         let mut dispatch: Vec<(Arc<str>, i32, Vec<DispatchUnit>)> = Vec::new();
         let mut end = 0i64;

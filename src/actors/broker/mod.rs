@@ -159,9 +159,9 @@ impl Broker {
             cfg.is_sync_flush(),
             Duration::from_millis(cfg.sync_flush_timeout),
         );
-        let writer = index.attach(writer);
-        let commit_log = Supervisor::start_in_arbiter(&writer_arbiter, move |_| writer);
         let disk_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = index.attach(writer).with_disk_full(disk_full.clone());
+        let commit_log = Supervisor::start_in_arbiter(&writer_arbiter, move |_| writer);
         cleaner::start(
             &cfg,
             commit_log.clone(),
