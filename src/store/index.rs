@@ -67,24 +67,7 @@ impl std::fmt::Debug for IndexStore {
 
 /// Index files in `dir` (17-digit names) sorted by name.
 fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io("list", dir, e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.len() == 17 && name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(n) = name.parse::<u64>() {
-                out.push((n, entry.path()));
-            }
-        }
-    }
-    out.sort_unstable_by_key(|(n, _)| *n);
-    Ok(out)
+    super::mapped_file::list_numbered(dir, 17)
 }
 
 /// Local time now as the number `yyyyMMddHHmmssSSS`.

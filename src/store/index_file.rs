@@ -94,24 +94,11 @@ impl IndexFile {
         res
     }
 
+    /// Reserves the file's blocks (see `mapped_file::allocate_blocks`), so
+    /// a full disk fails here with ENOSPC rather than on a mapped write.
     fn reserve(file: &File, path: &Path, size: u64) -> Result<()> {
-        use std::os::unix::io::AsRawFd;
-        let len = libc::off_t::try_from(size).map_err(|_| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("index file size {size} too large"),
-        })?;
-        // SAFETY: plain syscall on a file descriptor we own.
-        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::from_raw_os_error(rc);
-        if rc == libc::ENOSPC || rc == libc::EDQUOT {
-            return Err(StoreError::io("reserve", path, err));
-        }
-        // Not supported here: fall back to a sparse file.
-        file.set_len(size)
-            .map_err(|e| StoreError::io("extend", path, e))
+        super::mapped_file::allocate_blocks(file, size)
+            .map_err(|e| StoreError::io("reserve", path, e))
     }
 
     /// Opens an existing index file; its length must match the geometry.

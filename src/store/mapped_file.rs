@@ -39,6 +39,16 @@ pub fn file_name(start: i64) -> String {
 /// Segment files in `dir` as `(start, path)` sorted by start; other names are
 /// ignored. A missing directory yields an empty list.
 pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+    Ok(list_numbered(dir, 20)?
+        .into_iter()
+        .filter_map(|(n, p)| i64::try_from(n).ok().map(|n| (n, p)))
+        .collect())
+}
+
+/// Files in `dir` whose names are exactly `digits` decimal digits, as
+/// `(number, path)` sorted by number (commit-log and consume-queue segments:
+/// 20 digits; index files: 17). A missing directory yields an empty list.
+pub fn list_numbered(dir: &Path, digits: usize) -> Result<Vec<(u64, PathBuf)>> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -49,13 +59,13 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
         let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(start) = name.parse::<i64>() {
-                out.push((start, entry.path()));
+        if name.len() == digits && name.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = name.parse::<u64>() {
+                out.push((n, entry.path()));
             }
         }
     }
-    out.sort_unstable_by_key(|(s, _)| *s);
+    out.sort_unstable_by_key(|(n, _)| *n);
     Ok(out)
 }
 
@@ -255,7 +265,7 @@ impl AsRef<[u8]> for SegmentSlice {
 /// mapping. Unlike writing zeros this costs no I/O, so creating a 1 GiB
 /// segment in the background does not disturb the send path. Filesystems
 /// without fallocate fall back to writing zeros.
-fn allocate_blocks(file: &File, size: u64) -> std::io::Result<()> {
+pub(crate) fn allocate_blocks(file: &File, size: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: plain syscall on a file descriptor we own for the duration.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size as libc::off_t) };
