@@ -260,16 +260,16 @@ impl NewRecord {
         })
     }
 
-    /// A copy of a stored message bound for its `REAL_TOPIC` / `REAL_QID`,
-    /// without the parking properties in `drop` (schedule / timer delivery).
-    pub fn unpark(
+    /// A copy of stored message `m` (flag, sysflag, born info, reconsume
+    /// times, body) bound for `topic`/`queue_id` with `properties`.
+    pub fn copy_of(
         m: &message::MessageExt,
+        topic: String,
+        queue_id: i32,
         store_host: SocketAddr,
-        drop: &[&str],
-    ) -> Option<NewRecord> {
-        let topic = m.property(keys::REAL_TOPIC)?.to_owned();
-        let queue_id = m.property(keys::REAL_QID)?.trim().parse().ok()?;
-        Some(NewRecord {
+        properties: String,
+    ) -> NewRecord {
+        NewRecord {
             topic,
             queue_id,
             flag: m.flag,
@@ -280,8 +280,26 @@ impl NewRecord {
             reconsume_times: m.reconsume_times,
             prepared_transaction_offset: m.prepared_transaction_offset,
             body: m.body.clone(),
-            properties: strip(&m.properties, drop),
-        })
+            properties,
+        }
+    }
+
+    /// A copy of a stored message bound for its `REAL_TOPIC` / `REAL_QID`,
+    /// without the parking properties in `drop` (schedule / timer delivery).
+    pub fn unpark(
+        m: &message::MessageExt,
+        store_host: SocketAddr,
+        drop: &[&str],
+    ) -> Option<NewRecord> {
+        let topic = m.property(keys::REAL_TOPIC)?.to_owned();
+        let queue_id = m.property(keys::REAL_QID)?.trim().parse().ok()?;
+        Some(NewRecord::copy_of(
+            m,
+            topic,
+            queue_id,
+            store_host,
+            strip(&m.properties, drop),
+        ))
     }
 }
 

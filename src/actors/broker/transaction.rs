@@ -393,20 +393,9 @@ impl Checker {
     /// Re-appends and checks, or gives up on, one half message.
     async fn check_one(&self, half: &MessageExt, id: &str, checks: i32) -> bool {
         if checks >= self.policy.max_checks {
-            let mut r = NewRecord {
-                topic: CHECK_MAX_TOPIC.into(),
-                queue_id: 0,
-                flag: half.flag,
-                sys_flag: half.sys_flag,
-                born_timestamp: half.born_timestamp,
-                born_host: half.born_host,
-                store_host: self.store_host,
-                reconsume_times: half.reconsume_times,
-                prepared_transaction_offset: 0,
-                body: half.body.clone(),
-                properties: half.properties.clone(),
-            };
-            r.properties = message::with_property(&r.properties, keys::WAIT, "false");
+            let props = message::with_property(&half.properties, keys::WAIT, "false");
+            let mut r = NewRecord::copy_of(half, CHECK_MAX_TOPIC.into(), 0, self.store_host, props);
+            r.prepared_transaction_offset = 0;
             let op = op_record(half, self.store_host);
             mark(&self.resolved, id);
             if let Err(e) = store_path::store(&self.commit_log, &self.levels, &[r, op], false).await
@@ -427,19 +416,9 @@ impl Checker {
             keys::TRANSACTION_CHECK_TIMES,
             &(checks + 1).to_string(),
         );
-        let copy = NewRecord {
-            topic: HALF_TOPIC.into(),
-            queue_id: 0,
-            flag: half.flag,
-            sys_flag: half.sys_flag,
-            born_timestamp: half.born_timestamp,
-            born_host: half.born_host,
-            store_host: self.store_host,
-            reconsume_times: half.reconsume_times,
-            prepared_transaction_offset: 0,
-            body: half.body.clone(),
-            properties: props.clone(),
-        };
+        let mut copy =
+            NewRecord::copy_of(half, HALF_TOPIC.into(), 0, self.store_host, props.clone());
+        copy.prepared_transaction_offset = 0;
         let put = match store_path::store(&self.commit_log, &self.levels, &[copy], false).await {
             Ok((r, _)) if !r.is_empty() => r[0],
             Ok(_) => return false,

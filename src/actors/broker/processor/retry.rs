@@ -97,19 +97,8 @@ pub async fn send_back(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingComman
         props = message::with_property(&props, keys::DELAY, &level.to_string());
         (retry, (rand::random::<u32>() % n as u32) as i32)
     };
-    let rec = NewRecord {
-        topic,
-        queue_id,
-        flag: msg.flag,
-        sys_flag: msg.sys_flag,
-        born_timestamp: msg.born_timestamp,
-        born_host: msg.born_host,
-        store_host: ctx.store_host,
-        reconsume_times: msg.reconsume_times + 1,
-        prepared_transaction_offset: msg.prepared_transaction_offset,
-        body: msg.body.clone(),
-        properties: props,
-    };
+    let mut rec = NewRecord::copy_of(&msg, topic, queue_id, ctx.store_host, props);
+    rec.reconsume_times += 1;
     match store_path::store(&ctx.commit_log, &ctx.services.levels, &[rec], false).await {
         Ok(_) => ok(req),
         Err(e) => store_error(req, e),
