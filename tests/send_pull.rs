@@ -418,3 +418,31 @@ async fn create_then_delete_topic() {
     );
     s.stop();
 }
+
+/// GET_BROKER_CONFIG returns the effective configuration as properties text
+/// (the bench tool reads the target's flush mode from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_config_reports_the_effective_settings() {
+    let srv = TestServer::start(Opts::default().broker(|b| {
+        b.flush_disk_type = "SYNC_FLUSH".into();
+        b.broker_name = "broker-cfg".into();
+    }));
+    let c = client();
+    let r = call(&c, srv.broker(), request::GET_BROKER_CONFIG, ext(&[]), None).await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let props = actormq::config::parse_properties(&String::from_utf8_lossy(&r.body_bytes()));
+    assert_eq!(
+        props.get("flushDiskType").map(String::as_str),
+        Some("SYNC_FLUSH")
+    );
+    assert_eq!(
+        props.get("brokerName").map(String::as_str),
+        Some("broker-cfg")
+    );
+    assert!(r.ext.get("version").is_some_and(|v| v.contains("counter")));
+    assert_eq!(
+        actormq::bench::target::flush_mode(srv.broker()).await,
+        "SYNC_FLUSH"
+    );
+    srv.stop();
+}

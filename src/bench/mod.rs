@@ -40,9 +40,6 @@ pub struct SuiteArgs {
     /// Seconds per row.
     #[arg(short = 'd', long, default_value_t = 10)]
     pub duration: u64,
-    /// Label for the target's flush mode in the report (e.g. ASYNC_FLUSH).
-    #[arg(long, default_value = "ASYNC_FLUSH")]
-    pub flush: String,
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
 }
@@ -122,9 +119,7 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         json: None,
     };
     let mut rows = vec![echo1.clone()];
-    let mut r = produce::run_produce(&base).await?;
-    r.notes.push_str(&format!(", {}", s.flush));
-    rows.push(r);
+    rows.push(produce::run_produce(&base).await?);
     rows.push(echo64.clone());
     let mut r = produce::run_produce(&produce::ProduceBench {
         window: 64,
@@ -132,19 +127,18 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
     })
     .await?;
     r.notes.push_str(&format!(
-        ", {}, vs echo64 {:.0} %",
-        s.flush,
+        ", vs echo64 {:.0} %",
         100.0 * r.msgs_per_sec / echo64.msgs_per_sec.max(1.0)
     ));
     rows.push(r);
-    let mut r = produce::run_produce(&produce::ProduceBench {
-        window: 4,
-        mode: "batch".into(),
-        ..base.clone()
-    })
-    .await?;
-    r.notes.push_str(&format!(", {}", s.flush));
-    rows.push(r);
+    rows.push(
+        produce::run_produce(&produce::ProduceBench {
+            window: 4,
+            mode: "batch".into(),
+            ..base.clone()
+        })
+        .await?,
+    );
     rows.push(
         consume::run_consume(&consume::ConsumeBench {
             namesrv: s.namesrv.clone(),

@@ -116,8 +116,9 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
     }
     let elapsed = start.elapsed();
     bar.abort();
+    let flush = super::target::flush_mode(&queues[0].broker_addr).await;
     let notes = format!(
-        "{} B, {} conn x {} in flight, {}{}",
+        "{} B, {} conn x {} in flight, {}{}, target {}",
         a.size,
         a.connections,
         a.window,
@@ -126,7 +127,8 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
             format!(" of {batch}")
         } else {
             String::new()
-        }
+        },
+        flush
     );
     Ok(Report::from_samples(
         &format!("produce {}", a.mode),

@@ -119,6 +119,29 @@ pub async fn prepare_topic(
     Ok(out)
 }
 
+/// The target broker's `flushDiskType`, read with GET_BROKER_CONFIG
+/// ("unknown" when the broker does not say).
+pub async fn flush_mode(broker_addr: &str) -> String {
+    let c = client();
+    let r = c
+        .invoke(
+            broker_addr,
+            RemotingCommand::request(request::GET_BROKER_CONFIG),
+            Duration::from_secs(3),
+        )
+        .await;
+    c.shutdown();
+    match r {
+        Ok(r) if r.code == response::SUCCESS => {
+            crate::config::parse_properties(&String::from_utf8_lossy(&r.body_bytes()))
+                .get("flushDiskType")
+                .cloned()
+                .unwrap_or_else(|| "unknown".into())
+        }
+        _ => "unknown".into(),
+    }
+}
+
 /// A SEND_MESSAGE_V2 (or SEND_BATCH_MESSAGE with `batch > 1`) request.
 pub fn send_request(
     topic: &str,

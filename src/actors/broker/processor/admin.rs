@@ -94,6 +94,14 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 ),
             }
         }
+        // The broker's effective configuration as properties text, and the
+        // topic table's data version in the `version` field (as Java does).
+        rq::GET_BROKER_CONFIG => ok(req)
+            .with_ext(
+                "version",
+                serde_json::to_string(&ctx.topics.data_version()).unwrap_or_default(),
+            )
+            .with_body(ctx.cfg.print().into_bytes()),
         rq::GET_BROKER_RUNTIME_INFO => {
             let (min, max) = (ctx.reader.min_offset(), ctx.reader.max_offset());
             let body = serde_json::json!({ "table": {

@@ -106,6 +106,7 @@ async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option
         | rq::GET_ALL_TOPIC_CONFIG
         | rq::GET_TOPIC_CONFIG
         | rq::GET_BROKER_RUNTIME_INFO
+        | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(&ctx, &ch, &req).await,
         rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(&ctx, &req).await,
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(&ctx, &req).await,
