@@ -25,6 +25,10 @@ pub struct StoreConfig {
     /// running out of disk then fails segment creation with `DiskFull`
     /// instead of faulting (SIGBUS) on a write into a sparse mapping.
     pub preallocate: bool,
+    /// Delay of each `messageDelayLevel` level in ms (level 1 first): the
+    /// consume-queue tags code of a `SCHEDULE_TOPIC_XXXX` record is its due
+    /// time, which recovery recomputes from these when it rebuilds units.
+    pub delay_levels_ms: Vec<i64>,
 }
 
 impl Default for StoreConfig {
@@ -41,6 +45,13 @@ impl Default for StoreConfig {
             sync_flush_timeout_ms: 5000,
             max_message_size: 4 << 20,
             preallocate: true,
+            delay_levels_ms: [
+                1, 5, 10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600,
+                7200,
+            ]
+            .iter()
+            .map(|s| s * 1000)
+            .collect(),
         }
     }
 }

@@ -254,6 +254,22 @@ fn load_queues(cfg: &StoreConfig) -> Result<HashMap<(String, i32), ConsumeQueue>
     Ok(out)
 }
 
+/// For records parked in the schedule or timer topic, the due time the live
+/// path used as their tags code (store time + level delay; `TIMER_OUT_MS`).
+fn parked_due_time(d: &DispatchRequest, rec: &[u8], cfg: &StoreConfig) -> Option<i64> {
+    let v = message::view_record(rec, false).ok()?;
+    match d.topic.as_str() {
+        "SCHEDULE_TOPIC_XXXX" => {
+            let level: usize = v.property(keys::DELAY)?.trim().parse().ok()?;
+            let n = cfg.delay_levels_ms.len();
+            let delay = *cfg.delay_levels_ms.get(level.clamp(1, n.max(1)) - 1)?;
+            Some(d.store_timestamp + delay)
+        }
+        "rmq_sys_wheel_timer" => v.property(keys::TIMER_OUT_MS)?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// Re-dispatches records from segment `start_idx` up to `end`. Returns false
 /// (having changed nothing more) when a queue gap shows the scan started too
 /// late and `allow_gaps` is off.
@@ -270,9 +286,12 @@ fn redispatch(
         if phys >= end {
             break;
         }
-        let d = dispatch_info(rec)?;
+        let mut d = dispatch_info(rec)?;
         if !d.should_dispatch() {
             continue;
+        }
+        if let Some(due) = parked_due_time(&d, rec, cfg) {
+            d.tags_code = due;
         }
         let key = (d.topic.clone(), d.queue_id);
         let cq = match queues.entry(key) {

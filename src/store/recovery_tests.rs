@@ -221,3 +221,46 @@ fn dispatch_info_reads_properties() {
     assert!(d.should_dispatch());
     assert!(dispatch_info(&r[..50]).is_err());
 }
+
+/// Rebuilt units of parked records carry the due time as their tags code,
+/// as the live path writes them.
+#[test]
+fn parked_records_get_their_due_time_as_tags_code() {
+    use crate::wire::message::{encode_properties, encode_record, RecordSpec};
+    let host = "127.0.0.1:10911".parse().unwrap();
+    let enc = |topic: &str, props: &str| {
+        let spec = RecordSpec {
+            topic,
+            queue_id: 2,
+            flag: 0,
+            sys_flag: 0,
+            born_timestamp: 1,
+            born_host: host,
+            store_timestamp: 50_000,
+            store_host: host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: b"x",
+            properties: props,
+        };
+        let mut out = bytes::BytesMut::new();
+        encode_record(&spec, &mut out).unwrap();
+        out.to_vec()
+    };
+    let cfg = StoreConfig::default();
+    let sched = enc(
+        "SCHEDULE_TOPIC_XXXX",
+        &encode_properties([(keys::DELAY, "3"), (keys::TAGS, "T")]),
+    );
+    let d = dispatch_info(&sched).unwrap();
+    assert_eq!(parked_due_time(&d, &sched, &cfg), Some(50_000 + 10_000));
+    let timer = enc(
+        "rmq_sys_wheel_timer",
+        &encode_properties([(keys::TIMER_OUT_MS, "123456")]),
+    );
+    let d = dispatch_info(&timer).unwrap();
+    assert_eq!(parked_due_time(&d, &timer, &cfg), Some(123_456));
+    let normal = enc("T", &encode_properties([(keys::DELAY, "3")]));
+    let d = dispatch_info(&normal).unwrap();
+    assert_eq!(parked_due_time(&d, &normal, &cfg), None);
+}

@@ -70,6 +70,9 @@ pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
         flush_interval_ms: cfg.flush_interval_commit_log,
         sync_flush_timeout_ms: cfg.sync_flush_timeout,
         max_message_size: cfg.max_message_size,
+        delay_levels_ms: store_path::DelayLevels::parse_or_default(&cfg.message_delay_level)
+            .as_ms()
+            .to_vec(),
         ..StoreConfig::default()
     }
 }

@@ -78,6 +78,11 @@ impl DelayLevels {
         })
     }
 
+    /// Every level's delay in ms, level 1 first.
+    pub fn as_ms(&self) -> &[i64] {
+        &self.0
+    }
+
     pub fn max_level(&self) -> i32 {
         self.0.len() as i32
     }
