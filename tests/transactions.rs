@@ -259,3 +259,44 @@ async fn restart_in_the_middle_changes_nothing() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(bodies(&pull_all(&c, &b, "TxR", 0).await), ["A", "F"]);
 }
+
+/// A producer-set CHECK_IMMUNITY_TIME_IN_SECONDS bounds when the producer may
+/// end the transaction itself: afterwards END_TRANSACTION gets
+/// ILLEGAL_OPERATION (604) unless it answers a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_after_check_immunity_is_illegal_unless_from_a_check() {
+    let srv = TestServer::start(Opts::default().broker(|b| b.transaction_time_out = 1_000));
+    let c = client();
+    let b = srv.broker();
+    create_topic(&c, b, "TxImm", 1).await;
+    // Born 10 s ago with a 2 s immunity window: already past it.
+    let props = Msg::new("late")
+        .prop("TRAN_MSG", "true")
+        .prop("PGROUP", PG)
+        .prop("UNIQ_KEY", "UK-late")
+        .prop("CHECK_IMMUNITY_TIME_IN_SECONDS", "2")
+        .properties();
+    let mut h = send_header("TxImm", 0, &props, false);
+    h.producer_group = PG.into();
+    h.sys_flag = 4;
+    h.born_timestamp = actormq::wire::now_ms() - 10_000;
+    let r = call(
+        &c,
+        b,
+        request::SEND_MESSAGE_V2,
+        h.to_v2().to_ext(),
+        Some(Bytes::from("late")),
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let s = SendMessageResponseHeader::from_ext(&r.ext).unwrap();
+    let late = end_cmd(s.queue_offset, phys_of(&s.msg_id), 8, "UK-late", false);
+    let r = c.invoke(b, late, CALL).await.unwrap();
+    assert_eq!(r.code, 604, "{:?}", r.remark);
+    let from_check = end_cmd(s.queue_offset, phys_of(&s.msg_id), 8, "UK-late", true);
+    let r = c.invoke(b, from_check, CALL).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let got = wait_messages(&c, b, "TxImm", 0, 1, Duration::from_secs(5)).await;
+    assert_eq!(bodies(&got), vec!["late".to_string()]);
+    srv.stop();
+}

@@ -56,6 +56,25 @@ pub async fn end_transaction(ctx: &BrokerCtx, req: &RemotingCommand) -> Remoting
             "The transaction state table offset wrong",
         );
     }
+    // A producer that set its own check-immunity window must end the
+    // transaction within it; later only the broker's check may resolve it.
+    if !h.from_transaction_check.unwrap_or(false) {
+        if let Some(secs) = half
+            .property(keys::CHECK_IMMUNITY_TIME_IN_SECONDS)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
+            let immunity = (secs * 1000).max(ctx.cfg.transaction_time_out as i64);
+            if crate::wire::now_ms() - half.born_timestamp > immunity {
+                return error(
+                    req,
+                    rs::ILLEGAL_OPERATION,
+                    format!(
+                        "the transaction ended after its check-immunity time ({secs} s); only a check may resolve it now"
+                    ),
+                );
+            }
+        }
+    }
     match ctx
         .services
         .transactions
