@@ -105,6 +105,7 @@ impl Services {
             interval: Duration::from_millis(cfg.transaction_check_interval.max(50)),
             timeout_ms: cfg.transaction_time_out as i64,
             max_checks: cfg.transaction_check_max,
+            max_age_ms: (cfg.file_reserved_time as i64).saturating_mul(3_600_000),
         };
         let tx = Transactions::load(
             levels.clone(),

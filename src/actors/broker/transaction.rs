@@ -42,6 +42,9 @@ pub struct CheckPolicy {
     pub interval: Duration,
     pub timeout_ms: i64,
     pub max_checks: i32,
+    /// Half messages older than this (the file retention time) are no
+    /// longer checked: their commit-log files are about to expire.
+    pub max_age_ms: i64,
 }
 
 type Resolved = Arc<Mutex<HashSet<String>>>;
@@ -377,6 +380,12 @@ impl Checker {
                     {
                         wait = wait.max(s.saturating_mul(1000));
                     }
+                }
+                if self.policy.max_age_ms > 0 && now - half.store_timestamp > self.policy.max_age_ms
+                {
+                    tracing::info!(transaction = %id, "half message older than the file retention; no longer checked");
+                    offset = half.queue_offset + 1;
+                    continue;
                 }
                 if now - half.store_timestamp < wait {
                     return offset; // younger ones follow: stop here
