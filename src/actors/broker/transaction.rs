@@ -18,7 +18,7 @@
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +47,9 @@ pub struct CheckPolicy {
     pub max_age_ms: i64,
 }
 
-type Resolved = Arc<Mutex<HashSet<String>>>;
+/// Resolved transaction id → when it was resolved (ms), so the set can be
+/// trimmed to the file retention time instead of growing forever.
+type Resolved = Arc<Mutex<HashMap<String, i64>>>;
 
 pub struct Transactions {
     levels: Arc<DelayLevels>,
@@ -127,11 +129,11 @@ impl Transactions {
         broker_name: String,
         policy: CheckPolicy,
     ) -> Transactions {
-        let mut resolved = HashSet::new();
+        let mut resolved = HashMap::new();
         if let Some(q) = topics.get(OP_TOPIC).and_then(|t| t.queue(0).cloned()) {
             for op in read_queue(&q, 0).await {
                 if let Some(id) = op.property(keys::TRANSACTION_ID) {
-                    resolved.insert(id.to_owned());
+                    resolved.insert(id.to_owned(), op.store_timestamp);
                 }
             }
         }
@@ -177,14 +179,26 @@ impl Supervised for Transactions {
 }
 
 fn is_resolved(r: &Resolved, id: &str) -> bool {
-    r.lock().map(|s| s.contains(id)).unwrap_or(false)
+    r.lock().map(|s| s.contains_key(id)).unwrap_or(false)
 }
 
 /// Marks `id` resolved; false when it already was.
 fn mark(r: &Resolved, id: &str) -> bool {
     r.lock()
-        .map(|mut s| s.insert(id.to_owned()))
+        .map(|mut s| s.insert(id.to_owned(), now_ms()).is_none())
         .unwrap_or(false)
+}
+
+/// Forgets ids resolved longer ago than `max_age_ms`: their half messages
+/// are past the file retention time, so no END_TRANSACTION can name them.
+fn trim(r: &Resolved, max_age_ms: i64) {
+    if max_age_ms <= 0 {
+        return;
+    }
+    let now = now_ms();
+    if let Ok(mut s) = r.lock() {
+        s.retain(|_, at| now - *at <= max_age_ms);
+    }
 }
 
 fn unmark(r: &Resolved, id: &str) {
@@ -470,6 +484,7 @@ impl Handler<CheckNow> for Transactions {
         if self.checking {
             return;
         }
+        trim(&self.resolved, self.policy.max_age_ms);
         let Some(half_queue) = self
             .topics
             .get(HALF_TOPIC)
@@ -501,5 +516,23 @@ impl Handler<CheckNow> for Transactions {
                 });
             }
         }));
+    }
+}
+
+#[cfg(test)]
+mod resolved_tests {
+    use super::*;
+
+    #[test]
+    fn resolved_ids_are_deduplicated_and_trimmed_by_age() {
+        let r: Resolved = Default::default();
+        r.lock().unwrap().insert("old".into(), now_ms() - 10_000);
+        assert!(mark(&r, "new"));
+        assert!(!mark(&r, "new"), "a second END_TRANSACTION must be refused");
+        trim(&r, 5_000);
+        assert!(!is_resolved(&r, "old"));
+        assert!(is_resolved(&r, "new"));
+        trim(&r, 0);
+        assert!(is_resolved(&r, "new"), "0 disables trimming");
     }
 }
