@@ -37,18 +37,23 @@ fn python() -> Option<String> {
     }
 }
 
-/// Runs the round-trip script; panics with its output on failure/timeout.
-fn run_script(py: &str, namesrv: &str, mode: &str, count: u32) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/rmq_roundtrip.py");
+/// Runs a script from tests/python with `args`, its output captured in a
+/// temp file (the C++ client also writes its logs under $HOME, pointed
+/// there). Returns the exit status (None after `timeout`, the child killed),
+/// the output and the run time.
+fn run_python(
+    py: &str,
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> (Option<std::process::ExitStatus>, String, Duration) {
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.log");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new(py)
-        .arg(script)
-        .arg(namesrv)
-        .arg(mode)
-        .arg(count.to_string())
-        // The C++ client writes its logs under $HOME/logs.
+        .arg(&script)
+        .args(args)
         .env("HOME", dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().unwrap()))
@@ -60,7 +65,7 @@ fn run_script(py: &str, namesrv: &str, mode: &str, count: u32) {
         if let Some(st) = child.try_wait().unwrap() {
             break Some(st);
         }
-        if started.elapsed() > TIMEOUT {
+        if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -68,9 +73,21 @@ fn run_script(py: &str, namesrv: &str, mode: &str, count: u32) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    (status, output, started.elapsed())
+}
+
+/// Runs the round-trip script; panics with its output on failure/timeout.
+fn run_script(py: &str, namesrv: &str, mode: &str, count: u32) {
+    let count_arg = count.to_string();
+    let (status, output, took) = run_python(
+        py,
+        "rmq_roundtrip.py",
+        &[namesrv, mode, &count_arg],
+        TIMEOUT,
+    );
     match status {
         Some(st) if st.success() => {
-            eprintln!("python {mode} ({:?}): {}", started.elapsed(), output.trim());
+            eprintln!("python {mode} ({took:?}): {}", output.trim());
             let summary = format!("{mode}: sent {count} in");
             assert!(
                 output.contains(&summary),
@@ -101,39 +118,11 @@ fn rocketmq_python_client_push_and_pull() {
 /// Runs `rmq_features.py`; panics with its output unless it ends with
 /// "features: ok".
 fn run_features(py: &str, namesrv: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/rmq_features.py");
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("out.log");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new(py)
-        .arg(script)
-        .arg(namesrv)
-        .env("HOME", dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let (status, output, took) =
+        run_python(py, "rmq_features.py", &[namesrv], Duration::from_secs(300));
     match status {
         Some(st) if st.success() && output.contains("features: ok") => {
-            eprintln!(
-                "python features ({:?}):\n{}",
-                started.elapsed(),
-                output.trim()
-            );
+            eprintln!("python features ({took:?}):\n{}", output.trim());
         }
         Some(st) => panic!("python features failed ({st}):\n{output}"),
         None => panic!("python features timed out:\n{output}"),
