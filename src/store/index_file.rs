@@ -103,22 +103,8 @@ impl IndexFile {
 
     /// Opens an existing index file; its length must match the geometry.
     pub fn open(path: &Path, slot_num: u32, index_num: u32) -> Result<IndexFile> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| StoreError::io("open", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StoreError::io("stat", path, e))?
-            .len();
         let want = file_size(slot_num, index_num);
-        if len != want {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                reason: format!("index file length {len}, expected {want}"),
-            });
-        }
+        let file = super::mapped_file::open_sized(path, want, "index file length")?;
         let mut f = Self::map(file, path, slot_num, index_num)?;
         f.header = f.read_header();
         let count = f.header.index_count;

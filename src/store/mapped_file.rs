@@ -45,6 +45,27 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
         .collect())
 }
 
+/// Opens an existing store file for reading and writing; its length must be
+/// `want` (anything else is reported as corrupt: "`what` L, expected W").
+pub(crate) fn open_sized(path: &Path, want: u64, what: &str) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StoreError::io("stat", path, e))?
+        .len();
+    if len != want {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{what} {len}, expected {want}"),
+        });
+    }
+    Ok(file)
+}
+
 /// Files in `dir` whose names are exactly `digits` decimal digits, as
 /// `(number, path)` sorted by number (commit-log and consume-queue segments:
 /// 20 digits; index files: 17). A missing directory yields an empty list.
@@ -101,21 +122,7 @@ impl Segment {
 
     /// Opens an existing segment; its length must be `size`.
     pub fn open(path: &Path, start: i64, size: u64) -> Result<Segment> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| StoreError::io("open", path, e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StoreError::io("stat", path, e))?
-            .len();
-        if len != size {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                reason: format!("length {len}, expected {size}"),
-            });
-        }
+        let file = open_sized(path, size, "length")?;
         Self::map(file, path.to_path_buf(), start, size)
     }
 
