@@ -38,6 +38,14 @@ fn frames(c: &mut Criterion) {
             black_box(FrameCodec::default().decode(&mut buf).ok())
         })
     });
+    let hl = u32::from_be_bytes(encoded[4..8].try_into().unwrap()) as usize;
+    let header = encoded[8..8 + hl].to_vec();
+    g.bench_function("json_header_fast", |b| {
+        b.iter(|| black_box(actormq::wire::json_header::decode(black_box(&header))))
+    });
+    g.bench_function("json_header_general", |b| {
+        b.iter(|| black_box(actormq::wire::command::decode_json_general(black_box(&header)).ok()))
+    });
     g.bench_function("decode_send_header_v2", |b| {
         b.iter(|| black_box(SendMessageRequestHeader::decode(310, &cmd.ext).ok()))
     });

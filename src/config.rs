@@ -175,8 +175,19 @@ pub struct BrokerConfig {
     pub transaction_time_out: u64,
     /// Checks before a half message is abandoned (`transactionCheckMax`).
     pub transaction_check_max: i32,
-    /// Timer message precision, ms (`timerPrecisionMs`).
+    /// Timer message precision, ms (`timerPrecisionMs`; the wheel snaps it
+    /// down to 100, 200, 500 or 1000 like RocketMQ).
     pub timer_precision_ms: u64,
+    /// Slots a timer may be placed ahead of now before it rolls over
+    /// (`timerRollWindowSlot`; `timerRollWindowSlots` accepted too).
+    pub timer_roll_window_slot: i64,
+    /// Longest accepted timer delay, s (`timerMaxDelaySec`): sends beyond it
+    /// are refused with MESSAGE_ILLEGAL.
+    pub timer_max_delay_sec: i64,
+    /// Period of the timer wheel / log flush, ms (`timerFlushIntervalMs`).
+    pub timer_flush_interval_ms: u64,
+    /// Size of one `timerlog` segment (`mappedFileSizeTimerLog`).
+    pub mapped_file_size_timer_log: u64,
     /// Lease of an ordered-consumption queue lock, ms (`rebalanceLockMaxLiveTime`).
     pub rebalance_lock_max_live_time: u64,
     pub unknown: BTreeMap<String, String>,
@@ -226,6 +237,10 @@ impl Default for BrokerConfig {
             transaction_time_out: 6_000,
             transaction_check_max: 15,
             timer_precision_ms: 1_000,
+            timer_roll_window_slot: 2 * 86_400,
+            timer_max_delay_sec: 3 * 86_400,
+            timer_flush_interval_ms: 1_000,
+            mapped_file_size_timer_log: 100 * 1024 * 1024,
             rebalance_lock_max_live_time: 60_000,
             unknown: BTreeMap::new(),
         }
@@ -282,6 +297,11 @@ const BROKER_KEYS: &[&str] = &[
     "transactionTimeOut",
     "transactionCheckMax",
     "timerPrecisionMs",
+    "timerRollWindowSlot",
+    "timerRollWindowSlots",
+    "timerMaxDelaySec",
+    "timerFlushIntervalMs",
+    "mappedFileSizeTimerLog",
     "rebalanceLockMaxLiveTime",
 ];
 
@@ -378,6 +398,15 @@ impl BrokerConfig {
         get(m, "transactionTimeOut", &mut self.transaction_time_out)?;
         get(m, "transactionCheckMax", &mut self.transaction_check_max)?;
         get(m, "timerPrecisionMs", &mut self.timer_precision_ms)?;
+        get(m, "timerRollWindowSlot", &mut self.timer_roll_window_slot)?;
+        get(m, "timerRollWindowSlots", &mut self.timer_roll_window_slot)?;
+        get(m, "timerMaxDelaySec", &mut self.timer_max_delay_sec)?;
+        get(m, "timerFlushIntervalMs", &mut self.timer_flush_interval_ms)?;
+        get(
+            m,
+            "mappedFileSizeTimerLog",
+            &mut self.mapped_file_size_timer_log,
+        )?;
         get(
             m,
             "rebalanceLockMaxLiveTime",

@@ -182,7 +182,7 @@ async fn send_without_topic_field_gets_a_clear_error() {
     let c = client();
     let b = s.broker().to_owned();
     let mut h = send_header("X", 0, "", false).to_v2().to_ext();
-    h.0.retain(|(k, _)| k != "b");
+    h.remove("b");
     let r = call(&c, &b, request::SEND_MESSAGE_V2, h, Some("body".into())).await;
     assert_ne!(r.code, response::SUCCESS);
     let remark = r.remark.unwrap_or_default();
@@ -194,7 +194,7 @@ async fn send_without_topic_field_gets_a_clear_error() {
     );
     // Same for the long-key dialect.
     let mut h = send_header("X", 0, "", false).to_ext();
-    h.0.retain(|(k, _)| k != "topic");
+    h.remove("topic");
     let r = call(&c, &b, request::SEND_MESSAGE, h, Some("body".into())).await;
     assert_ne!(r.code, response::SUCCESS);
     assert!(r.remark.unwrap_or_default().contains("topic"));

@@ -174,3 +174,215 @@ async fn delays_survive_a_restart() {
         "a delivery was repeated"
     );
 }
+
+// ------------------------------------------------------- timing wheel
+
+/// A broker whose roll window is two 1 s slots: any timer more than 2 s
+/// ahead rolls over (is re-parked) before it is delivered.
+fn tiny_window(store: Option<&Path>) -> Opts {
+    let o = Opts::default().broker(|c| {
+        c.timer_precision_ms = 1000;
+        c.timer_roll_window_slot = 2;
+    });
+    match store {
+        Some(p) => o.store(p),
+        None => o,
+    }
+}
+
+const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
+
+fn roll_times(m: &MessageExtAt) -> i64 {
+    m.msg
+        .property("TIMER_ROLL_TIMES")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_beyond_the_roll_window_rolls_and_arrives_on_time() {
+    let srv = TestServer::start(tiny_window(None));
+    let c = client();
+    let b = srv.broker();
+    create_topic(&c, b, "RollT", 1).await;
+    let due = now_ms() + 6000;
+    send_ok(
+        &c,
+        b,
+        "RollT",
+        0,
+        &Msg::new("rolled").prop("TIMER_DELIVER_MS", &due.to_string()),
+    )
+    .await;
+    send_ok(
+        &c,
+        b,
+        "RollT",
+        0,
+        &Msg::new("short").prop("TIMER_DELAY_MS", "1500"),
+    )
+    .await;
+    let got = arrivals(b, "RollT", 2, Duration::from_secs(9)).await;
+    assert_eq!(got.len(), 2, "not everything arrived");
+    assert_eq!(&got[0].msg.body[..], b"short");
+    assert_eq!(roll_times(&got[0]), 0, "a timer inside the window rolled");
+    assert_eq!(&got[1].msg.body[..], b"rolled");
+    check_window("rolled", due, got[1].at_ms);
+    assert!(roll_times(&got[1]) >= 1, "{:?}", got[1].msg.properties);
+    assert_eq!(got[1].msg.property("TIMER_OUT_MS"), None);
+    // Each roll re-parked the message in the timer queue.
+    let parked = pull_all(&c, b, TIMER_TOPIC, 0).await;
+    assert_eq!(parked.len() as i64, 2 + roll_times(&got[1]));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(pull_all(&c, b, "RollT", 0).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_a_rolled_wait_delivers_once_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(tiny_window(Some(dir.path())));
+    let c = client();
+    let b = srv.broker().to_owned();
+    create_topic(&c, &b, "RollR", 1).await;
+    let due = now_ms() + 6000;
+    send_ok(
+        &c,
+        &b,
+        "RollR",
+        0,
+        &Msg::new("rolled").prop("TIMER_DELIVER_MS", &due.to_string()),
+    )
+    .await;
+    // Wait for the first roll (a second record in the timer queue), then
+    // restart in the middle of the rolled wait.
+    let rolled = eventually(Duration::from_secs(4), || {
+        let (c, b) = (&c, &b);
+        async move { (pull_all(c, b, TIMER_TOPIC, 0).await.len() >= 2).then_some(()) }
+    })
+    .await;
+    assert!(rolled.is_some(), "the timer did not roll");
+    assert!(now_ms() < due - 1500, "too late to restart mid-wait");
+    srv.stop();
+    let srv = TestServer::start(tiny_window(Some(dir.path())));
+    let b = srv.broker().to_owned();
+    let got = arrivals(&b, "RollR", 1, Duration::from_secs(8)).await;
+    assert_eq!(got.len(), 1, "the rolled timer was lost");
+    assert!(
+        got[0].at_ms >= due - 50,
+        "arrived {} ms early",
+        due - got[0].at_ms
+    );
+    assert!(
+        got[0].at_ms <= due + 1500,
+        "arrived {} ms late",
+        got[0].at_ms - due
+    );
+    assert!(roll_times(&got[0]) >= 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        pull_all(&c, &b, "RollR", 0).await.len(),
+        1,
+        "a delivery was repeated"
+    );
+}
+
+/// `(slot time in s, unit count)` of the wheel slot for `due_ms`
+/// (`<store>/timerwheel`, 2 × 7 × 86 400 slots of 32 bytes at 1 s precision).
+fn wheel_slot(store: &Path, due_ms: i64) -> (i64, i32) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(store.join("timerwheel")).expect("timerwheel");
+    let idx = (due_ms / 1000) % (2 * 7 * 86_400);
+    let mut b = [0u8; 32];
+    f.read_exact_at(&mut b, idx as u64 * 32).unwrap();
+    (
+        i64::from_be_bytes(b[0..8].try_into().unwrap()),
+        i32::from_be_bytes(b[24..28].try_into().unwrap()),
+    )
+}
+
+/// Timer-queue offset scanned, from `<store>/config/timercheck`.
+fn scanned_offset(store: &Path) -> i64 {
+    let b = std::fs::read(store.join("config/timercheck")).unwrap_or_default();
+    b.get(16..24)
+        .map(|s| i64::from_be_bytes(s.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_hours_ahead_waits_in_the_wheel_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(opts(Some(dir.path())));
+    let c = client();
+    let b = srv.broker().to_owned();
+    create_topic(&c, &b, "LongT", 1).await;
+    send_ok(
+        &c,
+        &b,
+        "LongT",
+        0,
+        &Msg::new("later").prop("TIMER_DELAY_SEC", &(5 * 3600).to_string()),
+    )
+    .await;
+    let parked = pull_all(&c, &b, TIMER_TOPIC, 0).await;
+    assert_eq!(parked.len(), 1);
+    let due: i64 = parked[0].property("TIMER_OUT_MS").unwrap().parse().unwrap();
+    let enqueued = eventually(Duration::from_secs(3), || async {
+        (scanned_offset(dir.path()) == 1).then_some(())
+    })
+    .await;
+    assert!(enqueued.is_some(), "the timer queue was not scanned");
+    assert_eq!(wheel_slot(dir.path(), due), (due / 1000, 1));
+    srv.stop();
+
+    let srv = TestServer::start(opts(Some(dir.path())));
+    let b = srv.broker().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        pull_all(&c, &b, "LongT", 0).await.is_empty(),
+        "delivered early"
+    );
+    // Still in its slot, not scanned (enqueued) a second time.
+    assert_eq!(wheel_slot(dir.path(), due), (due / 1000, 1));
+    assert_eq!(scanned_offset(dir.path()), 1);
+    assert_eq!(pull_all(&c, &b, TIMER_TOPIC, 0).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_beyond_the_max_delay_is_refused() {
+    use actormq::wire::codes::response;
+    let srv = TestServer::start(Opts::default().broker(|c| c.timer_max_delay_sec = 60));
+    let c = client();
+    let b = srv.broker();
+    create_topic(&c, b, "MaxT", 1).await;
+    let far = (now_ms() + 120_000).to_string();
+    for m in [
+        Msg::new("sec").prop("TIMER_DELAY_SEC", "61"),
+        Msg::new("ms").prop("TIMER_DELAY_MS", "61000"),
+        Msg::new("at").prop("TIMER_DELIVER_MS", &far),
+    ] {
+        let r = send_raw(&c, b, "MaxT", 0, &m).await;
+        assert_eq!(r.code, response::MESSAGE_ILLEGAL, "{:?}", r.remark);
+        let remark = r.remark.unwrap_or_default();
+        assert!(remark.contains("max delay 60000ms"), "{remark}");
+    }
+    // Within the limit, and a delay level (which wins), are accepted.
+    send_ok(
+        &c,
+        b,
+        "MaxT",
+        0,
+        &Msg::new("ok").prop("TIMER_DELAY_SEC", "60"),
+    )
+    .await;
+    send_ok(
+        &c,
+        b,
+        "MaxT",
+        0,
+        &Msg::new("lvl")
+            .prop("DELAY", "1")
+            .prop("TIMER_DELAY_SEC", "999"),
+    )
+    .await;
+    assert_eq!(pull_all(&c, b, TIMER_TOPIC, 0).await.len(), 1);
+}

@@ -15,8 +15,12 @@ pub mod index;
 pub mod index_file;
 pub mod mapped_file;
 pub mod metadata;
+pub mod put_intent;
 pub mod recovery;
-pub mod timer_journal;
+pub mod timer_checkpoint;
+pub mod timer_log;
+pub mod timer_store;
+pub mod timer_wheel;
 
 pub use checkpoint::Checkpoint;
 pub use commit_log::{AppendResult, CommitLog, CommitLogReader};

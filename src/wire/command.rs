@@ -55,34 +55,99 @@ impl LanguageCode {
 }
 
 /// The typed-header fields, flattened to strings, in arrival order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtFields(pub Vec<(String, String)>);
+///
+/// Keys and values live in one text buffer (a decoded header costs two
+/// allocations, not two per field); a later value for a key wins.
+#[derive(Clone, Default)]
+pub struct ExtFields {
+    text: String,
+    /// (key start, key end, value end); the value follows its key.
+    spans: Vec<(u32, u32, u32)>,
+}
 
 impl ExtFields {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
-        let key = key.into();
-        let value = value.into();
-        if let Some(slot) = self.0.iter_mut().find(|(k, _)| *k == key) {
-            slot.1 = value;
+    /// Sets `key`, replacing an earlier value.
+    pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        if let Some(i) = (0..self.spans.len()).find(|&i| self.entry(i).0 == key) {
+            // Re-append the pair at the end of the text; the old bytes stay
+            // unused (rare: headers are built once).
+            let start = self.text.len();
+            self.text.push_str(key);
+            self.text.push_str(value);
+            self.spans[i] = (
+                start as u32,
+                (start + key.len()) as u32,
+                self.text.len() as u32,
+            );
         } else {
-            self.0.push((key, value));
+            self.push(key, value);
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    /// Appends a pair, keeping an earlier one with the same key (decoders
+    /// keep what arrived; `get` returns the last).
+    pub fn push(&mut self, key: &str, value: &str) {
+        let start = self.text.len();
+        self.text.push_str(key);
+        let key_end = self.text.len();
+        self.text.push_str(value);
+        self.push_span(start, key_end, self.text.len());
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    /// Builds fields from a text and (key start, key end, value end)
+    /// positions on char boundaries of it.
+    pub(crate) fn from_parts(text: String, spans: Vec<(u32, u32, u32)>) -> ExtFields {
+        ExtFields { text, spans }
+    }
+
+    fn push_span(&mut self, start: usize, key_end: usize, end: usize) {
+        self.spans.push((start as u32, key_end as u32, end as u32));
+    }
+
+    fn entry(&self, i: usize) -> (&str, &str) {
+        let (a, b, c) = self.spans[i];
+        (
+            &self.text[a as usize..b as usize],
+            &self.text[b as usize..c as usize],
+        )
+    }
+
+    /// Drops every value of `key`.
+    pub fn remove(&mut self, key: &str) {
+        let text = &self.text;
+        self.spans
+            .retain(|&(a, b, _)| &text[a as usize..b as usize] != key);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+        (0..self.spans.len()).map(|i| self.entry(i))
+    }
+}
+
+impl PartialEq for ExtFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for ExtFields {}
+
+impl fmt::Debug for ExtFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
@@ -268,59 +333,16 @@ impl RemotingCommand {
 // ---------------------------------------------------------------- JSON
 
 fn write_json_header(cmd: &RemotingCommand, out: &mut BytesMut) {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(128);
-    let _ = write!(s, "{{\"code\":{}", cmd.code);
-    if !cmd.ext.is_empty() {
-        s.push_str(",\"extFields\":{");
-        let mut sorted: Vec<(&str, &str)> = cmd.ext.iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (i, (k, v)) in sorted.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            json_string(&mut s, k);
-            s.push(':');
-            json_string(&mut s, v);
-        }
-        s.push('}');
-    }
-    let _ = write!(
-        s,
-        ",\"flag\":{},\"language\":\"{}\",\"opaque\":{}",
-        cmd.flag,
-        cmd.language.name(),
-        cmd.opaque
-    );
-    if let Some(r) = &cmd.remark {
-        s.push_str(",\"remark\":");
-        json_string(&mut s, r);
-    }
-    let _ = write!(
-        s,
-        ",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":{}}}",
-        cmd.version
-    );
-    out.extend_from_slice(s.as_bytes());
+    super::json_header::encode(cmd, out);
 }
 
 /// Appends `v` as a JSON string literal.
 pub fn json_string(s: &mut String, v: &str) {
     s.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use std::fmt::Write as _;
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
+    super::json_header::escape(v, |chunk| {
+        // Chunks are whole runs of `v` or ASCII escapes: valid UTF-8.
+        s.push_str(std::str::from_utf8(chunk).unwrap_or_default())
+    });
     s.push('"');
 }
 
@@ -343,6 +365,14 @@ struct JsonHeader {
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
+    match super::json_header::decode(header) {
+        Some(cmd) => Ok(cmd),
+        None => decode_json_general(header),
+    }
+}
+
+/// The general (serde) reader: every lenient rule, precise errors.
+pub fn decode_json_general(header: &[u8]) -> Result<RemotingCommand, WireError> {
     let h: JsonHeader =
         serde_json::from_slice(header).map_err(|e| WireError::BadHeader(e.to_string()))?;
     Ok(RemotingCommand {
@@ -437,13 +467,13 @@ fn lenient_ext<'de, D: Deserializer<'de>>(d: D) -> Result<ExtFields, D::Error> {
             Ok(ExtFields::default())
         }
         fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<ExtFields, A::Error> {
-            let mut out = Vec::new();
+            let mut out = ExtFields::default();
             while let Some((k, v)) = a.next_entry::<String, Scalar>()? {
                 if let Some(v) = v.0 {
-                    out.push((k, v));
+                    out.push(&k, &v);
                 }
             }
-            Ok(ExtFields(out))
+            Ok(out)
         }
     }
     d.deserialize_any(V)
@@ -492,9 +522,12 @@ impl<'a> Cursor<'a> {
         }
         Ok(n as usize)
     }
+    fn str(&mut self, n: usize) -> Result<&'a str, WireError> {
+        std::str::from_utf8(self.take(n)?).map_err(|_| WireError::BadHeader("invalid UTF-8".into()))
+    }
+
     fn string(&mut self, n: usize) -> Result<String, WireError> {
-        let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| WireError::BadHeader("invalid UTF-8".into()))
+        self.str(n).map(str::to_owned)
     }
 }
 
@@ -520,16 +553,16 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
         buf: ext_bytes,
         pos: 0,
     };
-    let mut ext = Vec::new();
+    let mut ext = ExtFields::default();
     while e.pos < ext_bytes.len() {
         let kl = e.i16()?;
         if kl < 0 {
             return Err(WireError::BadHeader("negative key length".into()));
         }
-        let k = e.string(kl as usize)?;
+        let k = e.str(kl as usize)?;
         let vl = e.len()?;
-        let v = e.string(vl)?;
-        ext.push((k, v));
+        let v = e.str(vl)?;
+        ext.push(k, v);
     }
     Ok(RemotingCommand {
         code,
@@ -538,7 +571,7 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
         opaque,
         flag,
         remark,
-        ext: ExtFields(ext),
+        ext,
         body: Vec::new(),
         serialize_type: SerializeType::RocketMq,
     })

@@ -7,6 +7,7 @@ pub mod command;
 pub mod frame;
 pub mod headers;
 pub mod json;
+pub mod json_header;
 pub mod message;
 pub mod msgid;
 

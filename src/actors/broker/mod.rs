@@ -11,6 +11,8 @@
 pub mod cleaner;
 pub mod clients;
 pub mod commit_log;
+pub mod crash_point;
+pub mod exact_put;
 pub mod groups;
 pub mod indexer;
 pub mod locks;

@@ -6,9 +6,13 @@
 //! long-polling pull on its queue, which the next dispatch wakes up.
 //!
 //! Progress lives in `config/delayOffset.json` (`{"offsetTable":{"1":N}}`),
-//! written after every delivered batch, so a restart neither loses nor
-//! repeats deliveries (a crash between a batch and its write may repeat that
-//! batch: at-least-once).
+//! written after every delivered batch. Each batch is stored through
+//! [`ExactPut`] (intent file `config/delayOffset.intent`), tagged with its
+//! level, the source offset of every record and the offset after the batch,
+//! so a crash between the store and the progress write is resolved on start
+//! (and on an actor restart): the records found in the commit log count as
+//! delivered, the progress moves just past them, and the scan delivers the
+//! rest. A restart neither loses nor repeats deliveries.
 
 use actix::prelude::*;
 use std::collections::{BTreeMap, HashSet};
@@ -18,9 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::commit_log::CommitLogWriter;
+use super::crash_point;
+use super::exact_put::{ExactPut, Ticket};
 use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
-use super::store_path::{self, DelayLevels, NewRecord, SCHEDULE_TOPIC, TIMER_PROPS};
+use super::store_path::{DelayLevels, NewRecord, SCHEDULE_TOPIC, TIMER_PROPS};
 use super::topic::TopicRegistry;
+use crate::store::CommitLogReader;
 use crate::wire::message::{self, keys};
 use crate::wire::now_ms;
 
@@ -37,10 +44,27 @@ pub struct DelayOffsetFile {
     pub offset_table: BTreeMap<i32, i64>,
 }
 
+/// What an intent of the scheduler says about its batch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct BatchTag {
+    level: i32,
+    /// Schedule-queue offset of each record of the batch.
+    sources: Vec<i64>,
+    /// The level's progress once the whole batch is stored.
+    to: i64,
+}
+
+impl BatchTag {
+    /// The level's progress when the first `landed` records are stored.
+    fn progress_after(&self, landed: usize) -> i64 {
+        self.sources.get(landed).copied().unwrap_or(self.to)
+    }
+}
+
 pub struct Schedule {
     levels: Arc<DelayLevels>,
     topics: TopicRegistry,
-    commit_log: Addr<CommitLogWriter>,
+    exact: ExactPut,
     store_host: SocketAddr,
     path: PathBuf,
     offsets: BTreeMap<i32, i64>,
@@ -48,17 +72,25 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// `path` is `delayOffset.json`; the intent file sits beside it.
     pub fn new(
         levels: Arc<DelayLevels>,
         topics: TopicRegistry,
         commit_log: Addr<CommitLogWriter>,
+        reader: CommitLogReader,
         store_host: SocketAddr,
         path: PathBuf,
     ) -> Schedule {
+        let exact = ExactPut::open(
+            &path.with_extension("intent"),
+            reader,
+            commit_log,
+            levels.clone(),
+        );
         let mut s = Schedule {
             levels,
             topics,
-            commit_log,
+            exact,
             store_host,
             path,
             offsets: BTreeMap::new(),
@@ -75,12 +107,34 @@ impl Schedule {
         }
     }
 
-    fn persist(&self) {
+    /// Writes `delayOffset.json`; false when it could not be written.
+    fn persist(&self) -> bool {
         let f = DelayOffsetFile {
             offset_table: self.offsets.clone(),
         };
-        if let Err(e) = crate::store::metadata::write_json_atomic(&self.path, &f) {
-            tracing::error!(error = %e, "cannot persist delayOffset.json");
+        match crate::store::metadata::write_json_atomic(&self.path, &f) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist delayOffset.json");
+                false
+            }
+        }
+    }
+
+    /// Saves the progress a batch reached, then closes its intent. If the
+    /// progress cannot be written the intent stays open (orphaned), and the
+    /// next start resolves it from the commit log.
+    fn advance(&mut self, level: i32, offset: i64, ticket: Option<Ticket>) {
+        let cur = self.offsets.get(&level).copied().unwrap_or(0);
+        if offset != cur {
+            self.offsets.insert(level, offset);
+        } else if ticket.is_none() {
+            return;
+        }
+        if self.persist() {
+            if let Some(t) = ticket {
+                t.done();
+            }
         }
     }
 }
@@ -88,9 +142,38 @@ impl Schedule {
 impl Actor for Schedule {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        for level in 1..=self.levels.max_level() {
-            ctx.notify(ScanLevel(level));
-        }
+        // Interrupted batches first (a crash, or futures cancelled by an
+        // actor restart); no scan runs before they are resolved.
+        let exact = self.exact.clone();
+        let resume = async move { exact.orphans().await };
+        ctx.wait(resume.into_actor(self).map(|orphans, act, ctx| {
+            for o in orphans {
+                match serde_json::from_slice::<BatchTag>(&o.tag) {
+                    Ok(tag) => {
+                        // A saved offset only ever covers stored records, so
+                        // one past this batch (a later batch saved, its
+                        // intent not closed) stands.
+                        let saved = act.offsets.get(&tag.level).copied().unwrap_or(0);
+                        let to = tag.progress_after(o.landed).max(saved);
+                        tracing::info!(
+                            level = tag.level,
+                            landed = o.landed,
+                            batch = o.batch_len,
+                            progress = to,
+                            "interrupted delay delivery resolved"
+                        );
+                        act.advance(tag.level, to, Some(o.ticket));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "unreadable schedule intent dropped");
+                        o.ticket.done();
+                    }
+                }
+            }
+            for level in 1..=act.levels.max_level() {
+                ctx.notify(ScanLevel(level));
+            }
+        }));
     }
 }
 
@@ -106,12 +189,14 @@ impl Supervised for Schedule {
 struct Scanned {
     offset: i64,
     again: Duration,
+    /// The stored batch's intent, closed once `offset` is saved.
+    ticket: Option<Ticket>,
 }
 
 /// Scans one level's queue from `from`, delivering what is due.
 async fn scan_level(
     queue: Addr<QueueActor>,
-    commit_log: Addr<CommitLogWriter>,
+    exact: ExactPut,
     levels: Arc<DelayLevels>,
     store_host: SocketAddr,
     level: i32,
@@ -126,6 +211,7 @@ async fn scan_level(
     let retry = Scanned {
         offset: from,
         again: RETRY_AFTER,
+        ticket: None,
     };
     let out = match queue
         .send(Pull {
@@ -149,6 +235,7 @@ async fn scan_level(
                 Ok(Ok(_)) => Scanned {
                     offset: from,
                     again: Duration::ZERO,
+                    ticket: None,
                 },
                 _ => retry,
             };
@@ -157,11 +244,13 @@ async fn scan_level(
             return Scanned {
                 offset: out.next_begin.max(0),
                 again: Duration::ZERO,
+                ticket: None,
             }
         }
     }
     let mut offset = from;
     let mut batch = Vec::new();
+    let mut sources = Vec::new();
     let mut wait = Duration::ZERO;
     let now = now_ms();
     for b in &out.bodies {
@@ -177,7 +266,10 @@ async fn scan_level(
         let mut drop: Vec<&str> = TIMER_PROPS.to_vec();
         drop.push(keys::DELAY);
         match NewRecord::unpark(&m, store_host, &drop) {
-            Some(r) => batch.push(r),
+            Some(r) => {
+                batch.push(r);
+                sources.push(m.queue_offset);
+            }
             None => tracing::warn!(
                 level,
                 offset = m.queue_offset,
@@ -190,15 +282,41 @@ async fn scan_level(
         // Nothing decodable: skip to what the queue said.
         offset = out.next_begin;
     }
-    if !batch.is_empty() {
-        if let Err(e) = store_path::store(&commit_log, &levels, &batch, false).await {
-            tracing::error!(level, error = %e, "delayed delivery failed; retrying");
-            return retry;
-        }
+    if batch.is_empty() {
+        return Scanned {
+            offset,
+            again: wait,
+            ticket: None,
+        };
     }
-    Scanned {
-        offset,
-        again: wait,
+    let tag = BatchTag {
+        level,
+        sources,
+        to: offset,
+    };
+    let tag_bytes = serde_json::to_vec(&tag).unwrap_or_default();
+    match exact.put(&batch, tag_bytes, None).await {
+        Ok(placed) => {
+            crash_point::hit(crash_point::SCHEDULE_AFTER_PUT);
+            Scanned {
+                offset,
+                again: wait,
+                ticket: Some(placed.ticket),
+            }
+        }
+        Err(f) if f.landed == 0 => {
+            tracing::error!(level, error = %f.error, "delayed delivery failed; retrying");
+            f.ticket.done();
+            retry
+        }
+        Err(f) => {
+            tracing::error!(level, error = %f.error, landed = f.landed, "delayed delivery partly stored; retrying the rest");
+            Scanned {
+                offset: tag.progress_after(f.landed),
+                again: RETRY_AFTER,
+                ticket: Some(f.ticket),
+            }
+        }
     }
 }
 
@@ -224,7 +342,7 @@ impl Handler<ScanLevel> for Schedule {
         let from = self.offsets.get(&level).copied().unwrap_or(0);
         let fut = scan_level(
             queue,
-            self.commit_log.clone(),
+            self.exact.clone(),
             self.levels.clone(),
             self.store_host,
             level,
@@ -232,10 +350,7 @@ impl Handler<ScanLevel> for Schedule {
         );
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
             act.busy.remove(&level);
-            if r.offset != from {
-                act.offsets.insert(level, r.offset);
-                act.persist();
-            }
+            act.advance(level, r.offset, r.ticket);
             if r.again.is_zero() {
                 ctx.notify(ScanLevel(level));
             } else {

@@ -88,6 +88,7 @@ impl Services {
             levels.clone(),
             d.topics.clone(),
             d.commit_log.clone(),
+            d.reader.clone(),
             d.store_host,
             d.config_dir.join("delayOffset.json"),
         );
@@ -98,7 +99,7 @@ impl Services {
             d.commit_log.clone(),
             d.reader.clone(),
             d.store_host,
-            d.config_dir.join("timerCheckpoint.json"),
+            cfg,
         );
         let timer = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| tm);
         let policy = CheckPolicy {
@@ -111,6 +112,8 @@ impl Services {
             levels.clone(),
             d.topics.clone(),
             d.commit_log.clone(),
+            d.reader.clone(),
+            &d.config_dir.join("transaction.intent"),
             d.clients.clone(),
             d.offsets.clone(),
             d.store_host,

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::commit_log::{CommitLogWriter, FlushOutcome, Put, PutError, PutRecord, PutResult};
-use crate::wire::message::{self, keys, sysflag, RecordSpec};
+use crate::wire::message::{self, keys, sysflag, PropertyView, RecordSpec};
 
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
 pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
@@ -127,7 +127,11 @@ fn is_true(v: Option<&str>) -> bool {
 
 /// Due time (ms) of a timer message, if it carries timer properties.
 pub fn timer_due(props: &str, store_ts: i64) -> Option<i64> {
-    let num = |k| message::property(props, k).and_then(|v| v.trim().parse::<i64>().ok());
+    timer_due_in(&PropertyView::new(props), store_ts)
+}
+
+fn timer_due_in(props: &PropertyView, store_ts: i64) -> Option<i64> {
+    let num = |k| props.get(k).and_then(|v| v.trim().parse::<i64>().ok());
     if let Some(at) = num(keys::TIMER_DELIVER_MS) {
         return Some(at);
     }
@@ -138,6 +142,50 @@ pub fn timer_due(props: &str, store_ts: i64) -> Option<i64> {
         return Some(store_ts.saturating_add(ms));
     }
     num(keys::START_DELIVER_TIME)
+}
+
+/// The send-time check of a timer message (RocketMQ `HookUtils`): with
+/// transaction type NOT or COMMIT, no delay level and not already parked,
+/// the first of `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`
+/// present must be a number and put the due time at most `max_delay_sec`
+/// ahead. The error is the Java broker's remark for MESSAGE_ILLEGAL.
+pub fn check_timer_delay(
+    props: &PropertyView,
+    sys_flag: i32,
+    now: i64,
+    max_delay_sec: i64,
+) -> Result<(), String> {
+    let tx = sysflag::transaction_type(sys_flag);
+    if tx != sysflag::TRANSACTION_NOT_TYPE && tx != sysflag::TRANSACTION_COMMIT_TYPE {
+        return Ok(());
+    }
+    let level = props
+        .get(keys::DELAY)
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if level > 0 || props.get(keys::TIMER_OUT_MS).is_some() {
+        return Ok(());
+    }
+    let max_ms = max_delay_sec.saturating_mul(1000);
+    let illegal = || {
+        format!(
+            "timer message illegal, the delay time should not be bigger than the max delay {max_ms}ms; or if set del msg, the delay time should be bigger than the current time"
+        )
+    };
+    let num = |k| props.get(k).map(|v| v.trim().parse::<i64>());
+    let due = if let Some(v) = num(keys::TIMER_DELAY_SEC) {
+        now.saturating_add(v.map_err(|_| illegal())?.saturating_mul(1000))
+    } else if let Some(v) = num(keys::TIMER_DELAY_MS) {
+        now.saturating_add(v.map_err(|_| illegal())?)
+    } else if let Some(v) = num(keys::TIMER_DELIVER_MS) {
+        v.map_err(|_| illegal())?
+    } else {
+        return Ok(());
+    };
+    if due > now && due - now > max_ms {
+        return Err(illegal());
+    }
+    Ok(())
 }
 
 fn strip(props: &str, names: &[&str]) -> String {
@@ -159,6 +207,7 @@ pub fn place(
     props: &str,
     store_ts: i64,
 ) -> Placement {
+    let view = PropertyView::new(props);
     let tx = sysflag::transaction_type(sys_flag);
     let parked = |props: String, sys_flag: i32, t: &str, q: i32, code: i64| Placement {
         topic: t.to_owned(),
@@ -177,12 +226,11 @@ pub fn place(
     ]
     .contains(&topic);
     let half = tx == sysflag::TRANSACTION_PREPARED_TYPE
-        || (tx == sysflag::TRANSACTION_NOT_TYPE
-            && is_true(message::property(props, keys::TRAN_MSG)));
+        || (tx == sysflag::TRANSACTION_NOT_TYPE && is_true(view.get(keys::TRAN_MSG)));
     if half && !system {
         let mut p = message::with_property(props, keys::REAL_TOPIC, topic);
         p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
-        if let Some(u) = message::property(props, keys::UNIQ_KEY) {
+        if let Some(u) = view.get(keys::UNIQ_KEY) {
             p = message::with_property(&p, keys::TRANSACTION_ID, u);
         }
         let flag = sysflag::with_transaction_type(sys_flag, sysflag::TRANSACTION_NOT_TYPE);
@@ -191,11 +239,12 @@ pub fn place(
             flag,
             HALF_TOPIC,
             0,
-            message::tags_code(message::property(props, keys::TAGS)),
+            message::tags_code(view.get(keys::TAGS)),
         );
     }
     let normal_tx = tx == sysflag::TRANSACTION_NOT_TYPE || tx == sysflag::TRANSACTION_COMMIT_TYPE;
-    let delay = message::property(props, keys::DELAY)
+    let delay = view
+        .get(keys::DELAY)
         .and_then(|v| v.trim().parse::<i32>().ok())
         .unwrap_or(0);
     if normal_tx && !system && delay > 0 {
@@ -208,7 +257,7 @@ pub fn place(
         return parked(p, sys_flag, SCHEDULE_TOPIC, level - 1, due);
     }
     if normal_tx && !system && delay <= 0 {
-        if let Some(due) = timer_due(props, store_ts).filter(|d| *d > store_ts) {
+        if let Some(due) = timer_due_in(&view, store_ts).filter(|d| *d > store_ts) {
             let mut p = message::with_property(props, keys::REAL_TOPIC, topic);
             p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
             p = message::with_property(&p, keys::TIMER_OUT_MS, &due.to_string());
@@ -220,7 +269,7 @@ pub fn place(
         queue_id,
         sys_flag,
         properties: props.to_owned(),
-        tags_code: message::tags_code(message::property(props, keys::TAGS)),
+        tags_code: message::tags_code(view.get(keys::TAGS)),
         dispatch: !sysflag::is_prepared_or_rollback(sys_flag),
     }
 }
@@ -403,6 +452,25 @@ mod tests {
         assert_eq!(committed.topic, SCHEDULE_TOPIC);
         let rb = place(&levels(), "T", 2, sysflag::TRANSACTION_ROLLBACK_TYPE, "", 0);
         assert!(!rb.dispatch);
+    }
+
+    #[test]
+    fn timer_delay_beyond_the_max_is_refused() {
+        let p = |k, v| message::encode_properties([(k, v)]);
+        let day = 86_400;
+        let chk = |s: &str, flag| check_timer_delay(&PropertyView::new(s), flag, 0, day);
+        assert!(chk(&p("TIMER_DELAY_SEC", "86400"), 0).is_ok());
+        let e = chk(&p("TIMER_DELAY_SEC", "86401"), 0).unwrap_err();
+        assert!(e.contains("max delay 86400000ms"), "{e}");
+        assert!(chk(&p("TIMER_DELAY_MS", "86400001"), 0).is_err());
+        assert!(chk(&p("TIMER_DELIVER_MS", "86400001"), 0).is_err());
+        assert!(chk(&p("TIMER_DELIVER_MS", "x"), 0).is_err());
+        // A delay level wins; half messages are checked at commit.
+        let both = message::encode_properties([("DELAY", "1"), ("TIMER_DELAY_SEC", "999999")]);
+        assert!(chk(&both, 0).is_ok());
+        let big = p("TIMER_DELAY_SEC", "999999");
+        assert!(chk(&big, sysflag::TRANSACTION_PREPARED_TYPE).is_ok());
+        assert!(chk("", 0).is_ok());
     }
 
     #[test]

@@ -1,23 +1,38 @@
 //! `Timer`: delivers 5.x timer messages (`TIMER_DELIVER_MS`,
 //! `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`, `__STARTDELIVERTIME`), parked by the
 //! store path in `rmq_sys_wheel_timer` queue 0 with their due time in
-//! `TIMER_OUT_MS`.
+//! `TIMER_OUT_MS`, through a timing wheel persisted in the store
+//! (`store::timer_store`: `timerwheel`, `timerlog/`, `config/timercheck`).
 //!
-//! Unlike delay levels, due times in the timer queue are in no order, so
-//! the actor reads the queue sequentially into a pending set ordered by due
-//! time (a timing wheel with unbounded span) and arms one actor timer for the
-//! earliest entry. A caught-up scan parks a long-polling pull on the queue,
-//! so new timer messages are seen as soon as they are dispatched.
+//! * Enqueue: the actor scans the timer queue in order (parking a
+//!   long-polling pull when caught up) and appends one timer-log unit per
+//!   message to the slot of its due time. A due time a roll window or more
+//!   ahead (`timerRollWindowSlot`) gets a roll entry at the window's end
+//!   instead.
+//! * Dequeue: as wall time reaches a slot, its units are read (the only
+//!   per-message state in memory, and only for that one slot), ordered by
+//!   due time and handed out when their exact due ms passes — never early,
+//!   within a precision unit late at worst. A due entry goes to its
+//!   `REAL_TOPIC`/`REAL_QID` through `store_path::store`; a roll entry whose
+//!   due time is still ahead is re-parked in the timer queue with
+//!   `TIMER_ROLL_TIMES` + 1 (so its commit-log record is renewed too) and
+//!   scanned again.
+//! * Progress: the checkpoint holds the timer-queue offset scanned and the
+//!   first ms not yet handled; it is written after every step, so a clean
+//!   restart neither loses nor repeats a timer. After a process crash a step
+//!   whose effect landed but whose checkpoint did not is repeated
+//!   (at-least-once); the same holds for a batch still being stored when the
+//!   broker stops.
 //!
-//! Restart safety: every scanned or delivered batch appends its changes to
-//! `config/timerCheckpoint.journal` (see `store::timer_journal`), which is
-//! compacted when it outgrows the pending set, so the cost per batch does not
-//! grow with the number of waiting timers. A crash between a delivery and
-//! its journal append repeats the delivery (at-least-once).
+//! Limitation: a timer waits on its parked commit-log record. Rolling renews
+//! the record every roll window (2 days by default), which stays inside the
+//! default retention (72 h); with `fileReservedTime` shorter than the roll
+//! window a record can expire before its timer fires, and the timer is then
+//! dropped with a warning. Power loss (not a process crash) may lose the
+//! timers enqueued since the last flush (`timerFlushIntervalMs`).
 
 use actix::prelude::*;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,18 +40,27 @@ use super::commit_log::CommitLogWriter;
 use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
 use super::store_path::{self, timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
 use super::topic::TopicRegistry;
-use crate::store::timer_journal::{TimerJournal, TimerOp};
+use crate::config::BrokerConfig;
+use crate::store::timer_log::TimerUnit;
+use crate::store::timer_store::{TimerStore, TimerStoreConfig};
 use crate::store::CommitLogReader;
 use crate::wire::message::{self, keys};
 use crate::wire::now_ms;
 
 const SCAN_BATCH: i32 = 256;
 const DELIVER_BATCH: usize = 256;
+/// Empty slots walked per mailbox turn when catching up after downtime.
+const CATCH_UP_SLOTS: usize = 4096;
 const IDLE_HOLD: Duration = Duration::from_secs(20);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// One parked message: (due ms, queue offset) → (commit-log offset, size).
-type Pending = crate::store::timer_journal::TimerSet;
+/// One unit of the current slot, not yet handled.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    fire: i64,
+    pos: i64,
+    unit: TimerUnit,
+}
 
 pub struct Timer {
     levels: Arc<DelayLevels>,
@@ -44,14 +68,18 @@ pub struct Timer {
     commit_log: Addr<CommitLogWriter>,
     reader: CommitLogReader,
     store_host: SocketAddr,
-    path: PathBuf,
-    scan_offset: i64,
-    pending: Pending,
+    cfg: TimerStoreConfig,
+    flush_every: Duration,
+    store: Option<TimerStore>,
     scanning: bool,
-    delivering: bool,
-    /// Due time the armed timer fires for.
+    /// Unhandled entries of the slot starting at `.0` (the one holding
+    /// `read_from`), by fire time; `None` until that slot is read.
+    current: Option<(i64, Vec<Entry>)>,
+    /// Entries being stored (fire time of the last one, count).
+    in_flight: Option<(i64, usize)>,
+    /// Time the armed wake-up fires at.
     armed: Option<i64>,
-    journal: Option<TimerJournal>,
+    flushing: bool,
 }
 
 impl Timer {
@@ -61,66 +89,42 @@ impl Timer {
         commit_log: Addr<CommitLogWriter>,
         reader: CommitLogReader,
         store_host: SocketAddr,
-        path: PathBuf,
+        broker: &BrokerConfig,
     ) -> Timer {
+        let cfg = TimerStoreConfig::new(
+            &broker.store_path_root_dir,
+            broker.timer_precision_ms.min(i64::MAX as u64) as i64,
+            broker.timer_roll_window_slot,
+            broker.mapped_file_size_timer_log.min(i64::MAX as u64) as i64,
+        );
         let mut t = Timer {
             levels,
             topics,
             commit_log,
             reader,
             store_host,
-            path,
-            scan_offset: 0,
-            pending: Pending::new(),
+            cfg,
+            flush_every: Duration::from_millis(broker.timer_flush_interval_ms.max(10)),
+            store: None,
             scanning: false,
-            delivering: false,
+            current: None,
+            in_flight: None,
             armed: None,
-            journal: None,
+            flushing: false,
         };
-        t.load();
+        t.open();
         t
     }
 
-    fn load(&mut self) {
-        let path = self.path.with_extension("journal");
-        match TimerJournal::open(&path) {
-            Ok((j, scan, set)) => {
-                self.scan_offset = scan;
-                self.pending = set;
-                self.journal = Some(j);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open the timer journal; timers will not persist")
-            }
+    fn open(&mut self) {
+        self.store = None;
+        self.current = None;
+        self.in_flight = None;
+        self.armed = None;
+        match TimerStore::open(self.cfg.clone(), now_ms()) {
+            Ok(s) => self.store = Some(s),
+            Err(e) => tracing::error!(error = %e, "cannot open the timer wheel; retrying"),
         }
-    }
-
-    /// Appends the changes of one scanned or delivered batch to the journal.
-    fn persist(&mut self, ops: &[TimerOp]) {
-        if let Some(j) = self.journal.as_mut() {
-            if let Err(e) = j.append(ops, self.scan_offset, &self.pending) {
-                tracing::error!(error = %e, "cannot append to the timer journal");
-            }
-        }
-    }
-
-    /// Arms the timer for the earliest pending message if it is earlier
-    /// than what is armed.
-    fn arm(&mut self, ctx: &mut Context<Self>) {
-        let Some(&(due, _)) = self.pending.keys().next() else {
-            return;
-        };
-        if self.armed.is_some_and(|a| a <= due) {
-            return;
-        }
-        self.armed = Some(due);
-        let wait = Duration::from_millis((due - now_ms()).max(0) as u64);
-        ctx.run_later(wait, move |act, ctx| {
-            if act.armed == Some(due) {
-                act.armed = None;
-            }
-            ctx.notify(Deliver);
-        });
     }
 
     fn queue(&self) -> Option<Addr<QueueActor>> {
@@ -128,13 +132,98 @@ impl Timer {
             .get(TIMER_TOPIC)
             .and_then(|t| t.queue(0).cloned())
     }
+
+    /// Wakes the actor at `at` unless a wake-up no later is armed.
+    fn arm(&mut self, ctx: &mut Context<Self>, at: i64) {
+        if self.armed.is_some_and(|a| a <= at) {
+            return;
+        }
+        self.armed = Some(at);
+        let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+        ctx.run_later(wait, move |act, ctx| {
+            if act.armed == Some(at) {
+                act.armed = None;
+            }
+            ctx.notify(Tick);
+        });
+    }
+
+    fn save(&self) {
+        if let Some(s) = &self.store {
+            if let Err(e) = s.save() {
+                tracing::error!(error = %e, "cannot write the timer checkpoint");
+            }
+        }
+    }
+
+    /// Enqueues scanned messages; returns the offset to scan next (the
+    /// first message not enqueued when the store failed).
+    fn enqueue(&mut self, ctx: &mut Context<Self>, found: &[Found], next: i64) -> i64 {
+        let Some(store) = self.store.as_mut() else {
+            return found.first().map_or(next, |f| f.queue_offset);
+        };
+        let now = now_ms();
+        let busy = self.in_flight.map_or(i64::MIN, |(last, _)| last + 1);
+        // Nothing may land before what is handled or being handled, so the
+        // checkpoint never claims an entry it skipped.
+        let floor = store.read_from().max(busy);
+        let current_slot = store.slot_of(store.read_from());
+        let mut wake: Option<i64> = None;
+        let mut resume = next;
+        for f in found {
+            let (fire, magic) = store.placement(f.due, now, floor);
+            match store.enqueue(fire, magic, now, f.phys, f.size, f.topic_hash) {
+                Ok((pos, unit)) => {
+                    if let Some((_, cur)) = self
+                        .current
+                        .as_mut()
+                        .filter(|(s, _)| *s == current_slot && store.slot_of(fire) == *s)
+                    {
+                        let at = cur.partition_point(|e| (e.fire, e.pos) <= (fire, pos));
+                        cur.insert(at, Entry { fire, pos, unit });
+                        wake = Some(wake.map_or(fire, |w| w.min(fire)));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot enqueue a timer message; retrying");
+                    resume = f.queue_offset;
+                    break;
+                }
+            }
+        }
+        if let Some(w) = wake {
+            self.arm(ctx, w);
+        }
+        resume
+    }
 }
 
 impl Actor for Timer {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.notify(Scan);
-        ctx.notify(Deliver);
+        ctx.notify(Tick);
+        ctx.run_interval(self.flush_every, |act, ctx| act.flush(ctx));
+        ctx.run_interval(RETRY_AFTER, |act, ctx| {
+            if act.store.is_none() {
+                act.open();
+                if act.store.is_some() {
+                    ctx.notify(Scan);
+                    ctx.notify(Tick);
+                }
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Broker shutdown: make everything durable.
+        if let Some(s) = self.store.as_mut() {
+            let r = s.flush_job().and_then(|j| j.run());
+            match r.and_then(|pos| s.flushed(pos)) {
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "final timer flush failed"),
+            }
+        }
     }
 }
 
@@ -142,15 +231,55 @@ impl Supervised for Timer {
     fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("Timer");
         self.scanning = false;
-        self.delivering = false;
-        self.armed = None;
-        self.load();
+        self.flushing = false;
+        self.open();
     }
+}
+
+impl Timer {
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing {
+            return;
+        }
+        let Some(s) = self.store.as_ref() else { return };
+        let job = match s.flush_job() {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot flush the timer wheel");
+                return;
+            }
+        };
+        self.flushing = true;
+        let fut = async move { tokio::task::spawn_blocking(move || job.run()).await };
+        ctx.spawn(fut.into_actor(self).map(|r, act, _| {
+            act.flushing = false;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "timer flush task failed");
+                    return;
+                }
+            };
+            let Some(s) = act.store.as_mut() else { return };
+            if let Err(e) = r.and_then(|pos| s.flushed(pos)) {
+                tracing::error!(error = %e, "timer flush failed");
+            }
+        }));
+    }
+}
+
+/// A scanned timer message.
+struct Found {
+    due: i64,
+    queue_offset: i64,
+    phys: i64,
+    size: i32,
+    topic_hash: i32,
 }
 
 struct ScanOutcome {
     next: i64,
-    found: Vec<((i64, i64), (i64, i32))>,
+    found: Vec<Found>,
     again: Duration,
 }
 
@@ -187,8 +316,14 @@ async fn scan(queue: Addr<QueueActor>, from: i64) -> ScanOutcome {
                     .and_then(|v| v.trim().parse().ok())
                     .or_else(|| timer_due(&m.properties, m.store_timestamp))
                     .unwrap_or(m.store_timestamp);
-                out.found
-                    .push(((due, m.queue_offset), (m.commit_log_offset, m.store_size)));
+                let topic = m.property(keys::REAL_TOPIC).unwrap_or_default();
+                out.found.push(Found {
+                    due,
+                    queue_offset: m.queue_offset,
+                    phys: m.commit_log_offset,
+                    size: m.store_size,
+                    topic_hash: message::java_hash(topic),
+                });
             }
             out.next = r.next_begin;
             out.again = Duration::ZERO;
@@ -220,102 +355,213 @@ impl Handler<Scan> for Timer {
         if self.scanning {
             return;
         }
-        let Some(queue) = self.queue() else {
+        let (Some(queue), Some(store)) = (self.queue(), self.store.as_ref()) else {
             ctx.run_later(RETRY_AFTER, |_, ctx| ctx.notify(Scan));
             return;
         };
         self.scanning = true;
-        let from = self.scan_offset;
+        let from = store.scan_offset();
         ctx.spawn(scan(queue, from).into_actor(self).map(move |r, act, ctx| {
             act.scanning = false;
+            let mut again = r.again;
             if r.next != from || !r.found.is_empty() {
-                act.scan_offset = r.next;
-                let mut ops: Vec<TimerOp> = r
-                    .found
-                    .iter()
-                    .map(|&((due, queue_offset), (phys, size))| TimerOp::Add {
-                        due,
-                        queue_offset,
-                        phys,
-                        size,
-                    })
-                    .collect();
-                ops.push(TimerOp::Scan { offset: r.next });
-                act.pending.extend(r.found);
-                act.persist(&ops);
-                act.arm(ctx);
+                let next = act.enqueue(ctx, &r.found, r.next);
+                if next != r.next {
+                    again = RETRY_AFTER;
+                }
+                if let Some(s) = act.store.as_mut() {
+                    s.set_scan_offset(next);
+                }
+                act.save();
             }
-            if r.again.is_zero() {
+            if again.is_zero() {
                 ctx.notify(Scan);
             } else {
-                ctx.run_later(r.again, |_, ctx| ctx.notify(Scan));
+                ctx.run_later(again, |_, ctx| ctx.notify(Scan));
             }
         }));
     }
 }
 
+/// Wakes the dequeue side: deliver what is due, move on to the next slot.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Deliver;
+struct Tick;
 
-impl Handler<Deliver> for Timer {
+impl Handler<Tick> for Timer {
     type Result = ();
-    fn handle(&mut self, _: Deliver, ctx: &mut Context<Self>) {
-        if self.delivering {
-            return;
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return; // its completion ticks again
+        }
+        enum Step {
+            Wait(i64),
+            Deliver(Vec<Entry>),
+            Again,
         }
         let now = now_ms();
-        let due: Vec<((i64, i64), (i64, i32))> = self
-            .pending
-            .range(..(now + 1, i64::MIN))
-            .take(DELIVER_BATCH)
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        if due.is_empty() {
-            self.arm(ctx);
-            return;
+        let mut moved = 0usize;
+        let step = loop {
+            let Some(store) = self.store.as_mut() else {
+                return;
+            };
+            let precision = store.precision_ms();
+            let read_from = store.read_from();
+            let slot = store.slot_of(read_from);
+            if self.current.as_ref().is_some_and(|(s, _)| *s != slot) {
+                self.current = None;
+            }
+            if self.current.is_none() {
+                if slot > now {
+                    break Step::Wait(slot);
+                }
+                let mut entries: Vec<Entry> = store
+                    .slot_units(slot)
+                    .into_iter()
+                    .map(|(pos, unit)| Entry {
+                        fire: unit.fire_ms(),
+                        pos,
+                        unit,
+                    })
+                    .filter(|e| e.fire >= read_from)
+                    .collect();
+                entries.sort_by_key(|e| (e.fire, e.pos));
+                self.current = Some((slot, entries));
+            }
+            let current = &mut self.current.get_or_insert_with(|| (slot, Vec::new())).1;
+            if current.first().is_some_and(|e| e.fire <= now) {
+                let mut n = current
+                    .iter()
+                    .take_while(|e| e.fire <= now)
+                    .count()
+                    .min(DELIVER_BATCH);
+                // Keep entries of one ms together: progress is kept per ms.
+                while n < current.len() && current[n].fire == current[n - 1].fire {
+                    n += 1;
+                }
+                break Step::Deliver(current.drain(..n).collect());
+            }
+            if current.is_empty() && now >= slot + precision {
+                store.set_read_from(slot + precision);
+                self.current = None;
+                moved += 1;
+                if moved >= CATCH_UP_SLOTS {
+                    break Step::Again;
+                }
+                continue;
+            }
+            break Step::Wait(current.first().map_or(slot + precision, |e| e.fire));
+        };
+        if moved > 0 {
+            self.save();
         }
-        let mut records = Vec::new();
-        for (_, (phys, size)) in &due {
+        match step {
+            Step::Wait(at) => self.arm(ctx, at),
+            Step::Deliver(batch) => self.deliver(ctx, batch),
+            Step::Again => ctx.notify(Tick),
+        }
+    }
+}
+
+impl Timer {
+    /// Stores a batch of due entries: delivered to their real topic, or
+    /// re-parked when a roll entry's due time is still ahead.
+    fn deliver(&mut self, ctx: &mut Context<Self>, batch: Vec<Entry>) {
+        let now = now_ms();
+        let mut records = Vec::with_capacity(batch.len());
+        for e in &batch {
             let m = self
                 .reader
-                .read(*phys, *size)
+                .read(e.unit.phys, e.unit.size)
                 .and_then(|b| message::decode_record(&b, 0, false).ok());
-            match m.and_then(|m| NewRecord::unpark(&m, self.store_host, TIMER_PROPS)) {
-                Some(r) => records.push(r),
+            let Some(m) = m else {
+                tracing::warn!(
+                    phys = e.unit.phys,
+                    "timer message no longer in the commit log; dropped"
+                );
+                continue;
+            };
+            let due = m
+                .property(keys::TIMER_OUT_MS)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(e.fire);
+            let enqueued = e.unit.enqueue_ms.to_string();
+            let dequeued = now.to_string();
+            if due > now {
+                // A roll entry (or a clock step back): park it again.
+                let mut p = m.properties.clone();
+                if e.unit.is_roll() {
+                    let times = m
+                        .property(keys::TIMER_ROLL_TIMES)
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                        .unwrap_or(0);
+                    p = message::with_property(
+                        &p,
+                        keys::TIMER_ROLL_TIMES,
+                        &(times + 1).to_string(),
+                    );
+                }
+                p = message::with_property(&p, keys::TIMER_ENQUEUE_MS, &enqueued);
+                p = message::with_property(&p, keys::TIMER_DEQUEUE_MS, &dequeued);
+                records.push(NewRecord::copy_of(
+                    &m,
+                    TIMER_TOPIC.to_owned(),
+                    0,
+                    self.store_host,
+                    p,
+                ));
+                continue;
+            }
+            match NewRecord::unpark(&m, self.store_host, TIMER_PROPS) {
+                Some(mut r) => {
+                    r.properties =
+                        message::with_property(&r.properties, keys::TIMER_ENQUEUE_MS, &enqueued);
+                    r.properties =
+                        message::with_property(&r.properties, keys::TIMER_DEQUEUE_MS, &dequeued);
+                    records.push(r);
+                }
                 None => tracing::warn!(
-                    phys,
-                    "timer message unreadable or without REAL_TOPIC; dropped"
+                    phys = e.unit.phys,
+                    "timer message without REAL_TOPIC; dropped"
                 ),
             }
         }
-        self.delivering = true;
+        let last = batch.last().map(|e| e.fire).unwrap_or(now);
+        self.in_flight = Some((last, batch.len()));
         let (commit_log, levels) = (self.commit_log.clone(), self.levels.clone());
-        let fut = async move { store_path::store(&commit_log, &levels, &records, false).await };
+        let fut = async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            store_path::store(&commit_log, &levels, &records, false)
+                .await
+                .map(|_| ())
+        };
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
-            act.delivering = false;
+            act.in_flight = None;
             match r {
-                Ok(_) => {
-                    for (k, _) in &due {
-                        act.pending.remove(k);
+                Ok(()) => {
+                    if let Some(s) = act.store.as_mut() {
+                        s.set_read_from(last + 1);
                     }
-                    let ops: Vec<TimerOp> = due
-                        .iter()
-                        .map(|&((due, queue_offset), _)| TimerOp::Remove { due, queue_offset })
-                        .collect();
-                    act.persist(&ops);
-                    ctx.notify(Deliver);
+                    act.save();
+                    ctx.notify(Tick);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "timer delivery failed; retrying");
-                    ctx.run_later(RETRY_AFTER, |_, ctx| ctx.notify(Deliver));
+                    if let Some((_, cur)) = act.current.as_mut() {
+                        cur.extend(batch);
+                        cur.sort_by_key(|e| (e.fire, e.pos));
+                    }
+                    ctx.run_later(RETRY_AFTER, |_, ctx| ctx.notify(Tick));
                 }
             }
         }));
     }
 }
 
-/// Number of timer messages waiting (for stats and tests).
+/// Number of timer messages waiting (for stats and tests): the current
+/// slot's unhandled entries plus every later slot's count.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct PendingTimers;
@@ -323,6 +569,19 @@ pub struct PendingTimers;
 impl Handler<PendingTimers> for Timer {
     type Result = usize;
     fn handle(&mut self, _: PendingTimers, _: &mut Context<Self>) -> usize {
-        self.pending.len()
+        let Some(s) = self.store.as_ref() else {
+            return 0;
+        };
+        let slot = s.slot_of(s.read_from());
+        let later = s.count_from(slot + s.precision_ms()).max(0) as usize;
+        let current = match &self.current {
+            Some((s, c)) if *s == slot => c.len(),
+            _ => s
+                .slot_units(slot)
+                .iter()
+                .filter(|(_, u)| u.fire_ms() >= s.read_from())
+                .count(),
+        };
+        current + later + self.in_flight.map_or(0, |(_, n)| n)
     }
 }

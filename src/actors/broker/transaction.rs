@@ -15,21 +15,33 @@
 //! immunity) is re-appended with `TRANSACTION_CHECK_TIMES + 1` and the
 //! producer group is asked with CHECK_TRANSACTION_STATE; after
 //! `transactionCheckMax` checks it is moved to `TRANS_CHECK_MAX_TIME_TOPIC`.
+//!
+//! Commits, rollbacks and check-max moves are stored through [`ExactPut`]
+//! (intent file `config/transaction.intent`), tagged with what they resolve
+//! and the half message's commit-log offset. When a crash (or a failed Put)
+//! leaves only part of such a batch stored — the committed message without
+//! its op record — the rest is written on the next start before any
+//! END_TRANSACTION is served, or by the next checker pass, so the message
+//! is neither lost, nor committed twice, nor checked again.
 
 use actix::prelude::*;
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::clients::{ClientRegistry, ProducerChannel};
 use super::commit_log::CommitLogWriter;
+use super::crash_point;
+use super::exact_put::{ExactPut, Orphan};
 use super::offsets::{CommitOffset, OffsetManager};
 use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
 use super::store_path::{self, DelayLevels, NewRecord, StoreFailure};
 use super::store_path::{CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, TRANS_GROUP};
 use super::topic::TopicRegistry;
+use crate::store::CommitLogReader;
 use crate::wire::codes::request;
 use crate::wire::headers::consume::CheckTransactionStateRequestHeader;
 use crate::wire::headers::CommandHeader;
@@ -55,6 +67,8 @@ pub struct Transactions {
     levels: Arc<DelayLevels>,
     topics: TopicRegistry,
     commit_log: Addr<CommitLogWriter>,
+    reader: CommitLogReader,
+    exact: ExactPut,
     clients: Addr<ClientRegistry>,
     offsets: Addr<OffsetManager>,
     store_host: SocketAddr,
@@ -118,11 +132,15 @@ pub async fn read_queue(queue: &Addr<QueueActor>, from: i64) -> Vec<MessageExt> 
 }
 
 impl Transactions {
+    /// Rebuilds the resolved set from the op queue and finishes the batches
+    /// a crash interrupted (`intent_path`: the intent file).
     #[allow(clippy::too_many_arguments)]
     pub async fn load(
         levels: Arc<DelayLevels>,
         topics: TopicRegistry,
         commit_log: Addr<CommitLogWriter>,
+        reader: CommitLogReader,
+        intent_path: &Path,
         clients: Addr<ClientRegistry>,
         offsets: Addr<OffsetManager>,
         store_host: SocketAddr,
@@ -147,17 +165,28 @@ impl Transactions {
             .ok()
             .flatten()
             .unwrap_or(0);
-        tracing::info!(resolved = resolved.len(), check_from, "transactions loaded");
+        let exact = ExactPut::open(
+            intent_path,
+            reader.clone(),
+            commit_log.clone(),
+            levels.clone(),
+        );
+        let resolved: Resolved = Arc::new(Mutex::new(resolved));
+        // Before any END_TRANSACTION: a repeated commit must find its id.
+        finish_interrupted(&exact, &reader, store_host, &resolved).await;
+        tracing::info!(check_from, "transactions loaded");
         Transactions {
             levels,
             topics,
             commit_log,
+            reader,
+            exact,
             clients,
             offsets,
             store_host,
             broker_name,
             policy,
-            resolved: Arc::new(Mutex::new(resolved)),
+            resolved,
             check_from,
             checking: false,
         }
@@ -167,6 +196,13 @@ impl Transactions {
 impl Actor for Transactions {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        // After an actor restart: batches whose futures were cancelled.
+        if self.exact.has_orphans() {
+            let (exact, reader, host) = (self.exact.clone(), self.reader.clone(), self.store_host);
+            let resolved = self.resolved.clone();
+            let fut = async move { finish_interrupted(&exact, &reader, host, &resolved).await };
+            ctx.wait(fut.into_actor(self));
+        }
         ctx.run_interval(self.policy.interval, |_, ctx| ctx.notify(CheckNow));
     }
 }
@@ -229,6 +265,144 @@ fn op_record(half: &MessageExt, store_host: SocketAddr) -> NewRecord {
     }
 }
 
+/// What a transaction batch resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Resolution {
+    Commit,
+    Rollback,
+    /// Checked too often: moved to `TRANS_CHECK_MAX_TIME_TOPIC`.
+    Discard,
+}
+
+/// The intent tag of a transaction batch: enough to rebuild it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct BatchTag {
+    resolution: Resolution,
+    /// Commit-log offset of the half message resolved.
+    half: i64,
+}
+
+/// The records resolving `half` (in write order: the message, if any,
+/// then the op record); None when `half` is not a half message.
+fn resolution_records(
+    half: &MessageExt,
+    how: Resolution,
+    store_host: SocketAddr,
+) -> Option<Vec<NewRecord>> {
+    let mut out = Vec::with_capacity(2);
+    match how {
+        Resolution::Commit => out.push(committed(half, store_host)?),
+        Resolution::Rollback => {}
+        Resolution::Discard => {
+            let props = message::with_property(&half.properties, keys::WAIT, "false");
+            let mut r = NewRecord::copy_of(half, CHECK_MAX_TOPIC.into(), 0, store_host, props);
+            r.prepared_transaction_offset = 0;
+            out.push(r);
+        }
+    }
+    out.push(op_record(half, store_host));
+    Some(out)
+}
+
+/// Stores the resolution of `half`; `after_put` names the crash point
+/// between the store and closing the intent. On failure, how many records
+/// were stored anyway: a partly stored batch is left (its intent open) to
+/// [`finish_interrupted`].
+async fn store_resolution(
+    exact: &ExactPut,
+    half: &MessageExt,
+    how: Resolution,
+    records: &[NewRecord],
+    after_put: &str,
+) -> Result<(), (usize, StoreFailure)> {
+    let tag = BatchTag {
+        resolution: how,
+        half: half.commit_log_offset,
+    };
+    let tag = serde_json::to_vec(&tag).unwrap_or_default();
+    match exact.put(records, tag, None).await {
+        Ok(placed) => {
+            crash_point::hit(after_put);
+            placed.ticket.done();
+            Ok(())
+        }
+        Err(f) if f.landed == 0 => {
+            f.ticket.done();
+            Err((0, f.error))
+        }
+        Err(f) => {
+            // The ticket is dropped open: the next pass writes the rest.
+            tracing::error!(error = %f.error, landed = f.landed, "transaction batch partly stored; the rest follows");
+            Err((f.landed, f.error))
+        }
+    }
+}
+
+/// Writes what interrupted batches still miss and marks them resolved.
+/// Batches that fail again stay open for the next pass.
+async fn finish_interrupted(
+    exact: &ExactPut,
+    reader: &CommitLogReader,
+    store_host: SocketAddr,
+    resolved: &Resolved,
+) {
+    for o in exact.orphans().await {
+        finish_one(exact, reader, store_host, resolved, o).await;
+    }
+}
+
+async fn finish_one(
+    exact: &ExactPut,
+    reader: &CommitLogReader,
+    store_host: SocketAddr,
+    resolved: &Resolved,
+    o: Orphan,
+) {
+    let Ok(tag) = serde_json::from_slice::<BatchTag>(&o.tag) else {
+        tracing::error!("unreadable transaction intent dropped");
+        return o.ticket.done();
+    };
+    let half = reader
+        .read_record(tag.half)
+        .and_then(|b| message::decode_record(&b, 0, false).ok());
+    let Some(half) = half else {
+        tracing::error!(
+            offset = tag.half,
+            "half message of an interrupted batch is gone"
+        );
+        return o.ticket.done();
+    };
+    let id = transaction_id(&half);
+    if o.landed >= o.batch_len {
+        mark(resolved, &id);
+        return o.ticket.done();
+    }
+    let Some(records) = resolution_records(&half, tag.resolution, store_host) else {
+        return o.ticket.done();
+    };
+    let rest = records.get(o.landed..).unwrap_or_default();
+    tracing::info!(transaction = %id, ?tag.resolution, landed = o.landed, missing = rest.len(), "finishing an interrupted transaction batch");
+    match exact.put(rest, o.tag.clone(), Some(o.ticket)).await {
+        Ok(placed) => {
+            mark(resolved, &id);
+            placed.ticket.done();
+        }
+        Err(f) if o.landed + f.landed > 0 => {
+            // Part of it is visible: refuse a second resolution meanwhile;
+            // the intent stays open for the next pass.
+            tracing::error!(transaction = %id, error = %f.error, "cannot finish the transaction batch; retried later");
+            mark(resolved, &id);
+        }
+        Err(f) => {
+            // Nothing of it stored at all: the resolution simply failed.
+            tracing::error!(transaction = %id, error = %f.error, "cannot redo the transaction batch");
+            unmark(resolved, &id);
+            f.ticket.done();
+        }
+    }
+}
+
 /// The committed message of `half`, bound for its real topic and queue.
 fn committed(half: &MessageExt, store_host: SocketAddr) -> Option<NewRecord> {
     let drop = [
@@ -271,27 +445,24 @@ impl Handler<EndTransaction> for Transactions {
     fn handle(&mut self, m: EndTransaction, _: &mut Context<Self>) -> Self::Result {
         let id = transaction_id(&m.half);
         let resolved = self.resolved.clone();
-        let (commit_log, levels, host) = (
-            self.commit_log.clone(),
-            self.levels.clone(),
-            self.store_host,
-        );
+        let (exact, host) = (self.exact.clone(), self.store_host);
         Box::pin(async move {
             if !mark(&resolved, &id) {
                 return Ok(EndOutcome::Duplicate);
             }
-            let mut records = Vec::new();
-            if m.commit {
-                match committed(&m.half, host) {
-                    Some(r) => records.push(r),
-                    None => {
-                        unmark(&resolved, &id);
-                        return Err(EndError::NotAHalfMessage);
-                    }
-                }
-            }
-            records.push(op_record(&m.half, host));
-            if let Err(e) = store_path::store(&commit_log, &levels, &records, false).await {
+            let how = if m.commit {
+                Resolution::Commit
+            } else {
+                Resolution::Rollback
+            };
+            let Some(records) = resolution_records(&m.half, how, host) else {
+                unmark(&resolved, &id);
+                return Err(EndError::NotAHalfMessage);
+            };
+            let after_put = crash_point::TRANSACTION_AFTER_PUT;
+            // A partly stored commit (the message without its op record) is
+            // a commit: the op record follows with the next checker pass.
+            if let Err((0, e)) = store_resolution(&exact, &m.half, how, &records, after_put).await {
                 unmark(&resolved, &id);
                 return Err(e.into());
             }
@@ -332,6 +503,8 @@ fn check_request(copy: &MessageExt, broker_name: &str) -> Option<RemotingCommand
 struct Checker {
     half_queue: Addr<QueueActor>,
     commit_log: Addr<CommitLogWriter>,
+    reader: CommitLogReader,
+    exact: ExactPut,
     clients: Addr<ClientRegistry>,
     levels: Arc<DelayLevels>,
     store_host: SocketAddr,
@@ -342,7 +515,12 @@ struct Checker {
 
 impl Checker {
     /// One pass over the half queue from `from`; returns the new progress.
+    /// Batches left partly stored are finished first.
     async fn run(self, from: i64) -> i64 {
+        if self.exact.has_orphans() {
+            let r = &self.resolved;
+            finish_interrupted(&self.exact, &self.reader, self.store_host, r).await;
+        }
         let mut offset = from;
         let now = now_ms();
         for _ in 0..64 {
@@ -416,12 +594,13 @@ impl Checker {
     /// Re-appends and checks, or gives up on, one half message.
     async fn check_one(&self, half: &MessageExt, id: &str, checks: i32) -> bool {
         if checks >= self.policy.max_checks {
-            let props = message::with_property(&half.properties, keys::WAIT, "false");
-            let mut r = NewRecord::copy_of(half, CHECK_MAX_TOPIC.into(), 0, self.store_host, props);
-            r.prepared_transaction_offset = 0;
-            let op = op_record(half, self.store_host);
+            let how = Resolution::Discard;
+            let Some(records) = resolution_records(half, how, self.store_host) else {
+                return false;
+            };
             mark(&self.resolved, id);
-            if let Err(e) = store_path::store(&self.commit_log, &self.levels, &[r, op], false).await
+            let after_put = crash_point::TRANSACTION_DISCARD_AFTER_PUT;
+            if let Err((0, e)) = store_resolution(&self.exact, half, how, &records, after_put).await
             {
                 unmark(&self.resolved, id);
                 tracing::error!(error = %e, "cannot abandon half message");
@@ -496,6 +675,8 @@ impl Handler<CheckNow> for Transactions {
         let checker = Checker {
             half_queue,
             commit_log: self.commit_log.clone(),
+            reader: self.reader.clone(),
+            exact: self.exact.clone(),
             clients: self.clients.clone(),
             levels: self.levels.clone(),
             store_host: self.store_host,

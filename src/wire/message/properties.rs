@@ -105,12 +105,43 @@ pub fn encode_properties<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>
 }
 
 /// Iterates the valid `(key, value)` pairs in string order, duplicates included.
-fn raw_pairs(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.split(PROPERTY_SEPARATOR).filter_map(|seg| {
-        let sep = seg.find(NAME_VALUE_SEPARATOR)?;
-        let (k, v) = (&seg[..sep], &seg[sep + 1..]);
-        (!k.is_empty() && !v.is_empty()).then_some((k, v))
-    })
+fn raw_pairs(s: &str) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+    // Both separators are ASCII, so a byte scan finds them (cheaper than a
+    // char searcher on these short strings) and every cut is a char boundary.
+    let sub = move |part: &[u8]| {
+        let at = part.as_ptr() as usize - s.as_ptr() as usize;
+        &s[at..at + part.len()]
+    };
+    s.as_bytes()
+        .split(|&b| b == PROPERTY_SEPARATOR as u8)
+        .filter_map(move |seg| {
+            let at = seg.iter().position(|&b| b == NAME_VALUE_SEPARATOR as u8)?;
+            let (k, v) = (&seg[..at], &seg[at + 1..]);
+            (!k.is_empty() && !v.is_empty()).then(|| (sub(k), sub(v)))
+        })
+}
+
+/// A properties string scanned once, for code that asks it several
+/// questions (the send path looks up about a dozen keys per message).
+pub struct PropertyView<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> PropertyView<'a> {
+    pub fn new(s: &'a str) -> PropertyView<'a> {
+        PropertyView {
+            pairs: raw_pairs(s).collect(),
+        }
+    }
+
+    /// The value of `key` (the last occurrence wins, as in Java).
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// Decodes a properties string. A duplicate key keeps the position of its
@@ -128,10 +159,7 @@ pub fn decode_properties(s: &str) -> Vec<(String, String)> {
 
 /// Finds one property without allocating (the last occurrence wins, as in Java).
 pub fn property<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    raw_pairs(s)
-        .filter(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-        .last()
+    raw_pairs(s).rev().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
 /// Returns `s` with `key` set to `value` (replacing any earlier value in place).

@@ -117,7 +117,8 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
     }
 }
 
-/// ACTORMQ_INJECT_FAULT: `target` = queue | topic | session, `kind` = error | panic.
+/// ACTORMQ_INJECT_FAULT: `target` = queue | topic | session, `kind` = error | panic;
+/// or `target` = crashPoint, `kind` = the point's name (see `crash_point`).
 async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
     if !ctx.cfg.fault_injection_enable {
         return error(
@@ -130,6 +131,10 @@ async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> R
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
     };
+    if h.target == "crashPoint" {
+        crate::actors::broker::crash_point::arm(&h.kind);
+        return ok(req);
+    }
     let Some(kind) = Fault::parse(&h.kind) else {
         return error(req, rs::INVALID_PARAMETER, "kind must be error or panic");
     };

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use super::{bad_header, error, BrokerCtx};
 use crate::actors::broker::commit_log::{FlushOutcome, Put, PutError};
 use crate::actors::broker::groups::EnsureGroup;
-use crate::actors::broker::store_path::NewRecord;
+use crate::actors::broker::store_path::{self, NewRecord};
 use crate::actors::broker::topic::{EnsureTopic, TopicEntry};
 use crate::actors::session::Channel;
 use crate::wire::bodies::{perm, TopicConfig};
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use crate::wire::headers::CommandHeader;
-use crate::wire::message::{self, keys, sysflag};
+use crate::wire::message::{self, keys, sysflag, PropertyView};
 
 /// Prefix of retry topics.
 pub const RETRY_PREFIX: &str = "%RETRY%";
@@ -76,20 +76,26 @@ pub async fn resolve_topic(
     }
 }
 
-/// Appends `CLUSTER` and a `UNIQ_KEY` (when the producer sent none).
-fn stored_properties(props: &str, cluster: &str) -> String {
+/// Appends `CLUSTER` and a `UNIQ_KEY` (when the producer sent none);
+/// returns the stored string and the message's unique id.
+fn stored_properties(props: &str, view: &PropertyView, cluster: &str) -> (String, String) {
     let mut s = String::with_capacity(props.len() + 64);
     s.push_str(props);
     if !s.is_empty() && !s.ends_with(message::PROPERTY_SEPARATOR) {
         s.push(message::PROPERTY_SEPARATOR);
     }
-    if message::property(props, keys::UNIQ_KEY).is_none() {
-        push_prop(&mut s, keys::UNIQ_KEY, &msgid::new_uniq_id());
-    }
-    if message::property(props, keys::CLUSTER).is_none() {
+    let uniq = match view.get(keys::UNIQ_KEY) {
+        Some(u) => u.to_owned(),
+        None => {
+            let u = msgid::new_uniq_id();
+            push_prop(&mut s, keys::UNIQ_KEY, &u);
+            u
+        }
+    };
+    if view.get(keys::CLUSTER).is_none() {
         push_prop(&mut s, keys::CLUSTER, cluster);
     }
-    s
+    (s, uniq)
 }
 
 fn push_prop(s: &mut String, k: &str, v: &str) {
@@ -202,7 +208,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     }
     let body = req.body_bytes();
     let batch = req.code == rq::SEND_BATCH_MESSAGE || h.batch.unwrap_or(false);
-    let props = h.properties.clone().unwrap_or_default();
+    let props = h.properties.as_deref().unwrap_or_default();
     let store_ts = now_ms();
     let mut sys_flag = h.sys_flag;
     if topic.config.topic_filter_type == "MULTI_TAG" {
@@ -222,16 +228,16 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
                 ctx.cfg.max_message_size
             ));
         }
-        let mut stored = stored_properties(props, cluster);
+        let view = PropertyView::new(props);
+        let (mut stored, uniq) = stored_properties(props, &view, cluster);
         if to_dlq {
             stored = message::without_property(&stored, keys::DELAY);
         }
-        if let Some(u) = message::property(&stored, keys::UNIQ_KEY) {
-            uniq_ids.push(u.to_owned());
-        }
-        if message::property(&stored, keys::WAIT) == Some("false") {
+        uniq_ids.push(uniq);
+        if view.get(keys::WAIT) == Some("false") {
             wait = false;
         }
+        store_path::check_timer_delay(&view, sys_flag, store_ts, ctx.cfg.timer_max_delay_sec)?;
         let rec = NewRecord {
             topic: h.topic.clone(),
             queue_id,
@@ -258,7 +264,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
             Err(e) => Err(format!("malformed batch body: {e}")),
         }
     } else {
-        encode(&body, h.flag, &props, sys_flag)
+        encode(&body, h.flag, props, sys_flag)
     };
     if let Err(remark) = encoded {
         return error(req, rs::MESSAGE_ILLEGAL, remark);

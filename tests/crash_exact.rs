@@ -1,0 +1,367 @@
+//! Crash-exact internal writes: the `actormq` binary is killed (an armed
+//! crash point, ACTORMQ_INJECT_FAULT `target=crashPoint`) right after the
+//! broker stored a batch of its own and before it closed the batch's
+//! intent; after a restart on the same store each message is there exactly
+//! once, stays so, and new work still flows.
+//!
+//! * delay levels: `schedule.after_put` (before `delayOffset.json`);
+//! * END_TRANSACTION commit: `transaction.after_put`, also with the op
+//!   record cut off the commit log before the restart (a batch torn in the
+//!   middle: the committed message stored, its op record not);
+//! * a half message checked `transactionCheckMax` times:
+//!   `transaction.discard_after_put`.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actormq::client::RemotingClient;
+use actormq::wire::codes::{request, response};
+use actormq::wire::headers::consume::{
+    CheckTransactionStateRequestHeader, EndTransactionRequestHeader,
+};
+use actormq::wire::headers::send::SendMessageResponseHeader;
+use actormq::wire::headers::CommandHeader;
+use actormq::wire::message::MessageExt;
+use actormq::wire::RemotingCommand;
+use bytes::Bytes;
+use common::*;
+use tokio::sync::mpsc;
+
+const PG: &str = "crash_tx_pg";
+
+struct Node {
+    proc: ChildServer,
+    broker: String,
+    log: std::path::PathBuf,
+}
+
+/// Starts `actormq standalone` on `dir/store` with fault injection on.
+fn start_node(dir: &Path, run: usize, extra: &str) -> Node {
+    let ns_port = free_port();
+    let b_port = free_port();
+    let conf = dir.join("broker.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerClusterName=ExactCluster\nbrokerName=broker-exact\nbrokerIP1=127.0.0.1\n\
+             mapedFileSizeCommitLog=65536\nregisterBrokerIntervalMs=1000\n\
+             autoCreateTopicEnable=true\nfaultInjectionEnable=true\n{extra}"
+        ),
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let args = [
+        "standalone",
+        "--namesrv-port",
+        &ns_port.to_string(),
+        "--broker-port",
+        &b_port.to_string(),
+        "--store",
+        store.to_str().unwrap(),
+        "-c",
+        conf.to_str().unwrap(),
+    ]
+    .map(|s| s.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = dir.join(format!("run{run}.log"));
+    let mut proc = ChildServer::spawn("standalone", &args, &log);
+    let broker = format!("127.0.0.1:{b_port}");
+    if !wait_port(&broker, Duration::from_secs(15)) {
+        let running = proc.is_running();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("broker did not come up (running: {running}); log:\n{text}");
+    }
+    Node { proc, broker, log }
+}
+
+impl Node {
+    /// Waits for the process to die at the armed crash point.
+    fn wait_crash(&mut self, point: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.proc.is_running() {
+            if Instant::now() > deadline {
+                let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("broker did not reach crash point {point}; log:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(
+            text.contains("crash point reached") && text.contains(point),
+            "the broker died elsewhere; log:\n{text}"
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+async fn arm(c: &RemotingClient, b: &str, point: &str) {
+    let r = call(
+        c,
+        b,
+        request::ACTORMQ_INJECT_FAULT,
+        ext(&[("target", "crashPoint"), ("kind", point)]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "arm {point}: {:?}", r.remark);
+}
+
+fn bodies(ms: &[MessageExt]) -> Vec<String> {
+    ms.iter()
+        .map(|m| String::from_utf8_lossy(&m.body).to_string())
+        .collect()
+}
+
+/// The queue's bodies once it holds `n`, after `settle` more: no more show up.
+async fn exactly(
+    c: &RemotingClient,
+    b: &str,
+    topic: &str,
+    n: usize,
+    settle: Duration,
+) -> Vec<String> {
+    let got = wait_messages(c, b, topic, 0, n, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), n, "{topic}: {:?}", bodies(&got));
+    tokio::time::sleep(settle).await;
+    let again = pull_all(c, b, topic, 0).await;
+    assert_eq!(bodies(&again), bodies(&got), "{topic} changed later");
+    bodies(&got)
+}
+
+fn delayed(body: &str) -> Msg {
+    Msg::new(body)
+        .tags("D")
+        .prop("DELAY", "1")
+        .prop("UNIQ_KEY", &format!("UK-{body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_delivery_is_exact_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let levels = "messageDelayLevel=1s 2s 5s\n";
+    let mut node = start_node(dir.path(), 0, levels);
+    let c = client();
+    create_topic(&c, &node.broker, "DelayX", 1).await;
+    arm(&c, &node.broker, "schedule.after_put").await;
+    for b in ["d1", "d2", "d3"] {
+        send_ok(&c, &node.broker, "DelayX", 0, &delayed(b)).await;
+    }
+    // Due after 1 s: the first delivery batch is stored, then the crash.
+    node.wait_crash("schedule.after_put", Duration::from_secs(10));
+    drop(c);
+
+    let node = start_node(dir.path(), 1, levels);
+    let c = client();
+    let got = exactly(&c, &node.broker, "DelayX", 3, Duration::from_millis(2500)).await;
+    assert_eq!(got, ["d1", "d2", "d3"]);
+    assert!(
+        node.log_text()
+            .contains("interrupted delay delivery resolved"),
+        "the restart did not resolve an intent"
+    );
+    // Later delay messages still flow, once each.
+    send_ok(&c, &node.broker, "DelayX", 0, &delayed("d4")).await;
+    let got = exactly(&c, &node.broker, "DelayX", 4, Duration::from_millis(1500)).await;
+    assert_eq!(got, ["d1", "d2", "d3", "d4"]);
+}
+
+async fn send_half(
+    c: &RemotingClient,
+    b: &str,
+    topic: &str,
+    body: &str,
+) -> SendMessageResponseHeader {
+    let props = Msg::new(body)
+        .prop("TRAN_MSG", "true")
+        .prop("PGROUP", PG)
+        .prop("UNIQ_KEY", &format!("UK-{body}"))
+        .properties();
+    let mut h = send_header(topic, 0, &props, false);
+    h.producer_group = PG.into();
+    h.sys_flag = 4;
+    let r = call(
+        c,
+        b,
+        request::SEND_MESSAGE_V2,
+        h.to_v2().to_ext(),
+        Some(Bytes::from(body.to_owned())),
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "half send: {:?}", r.remark);
+    SendMessageResponseHeader::from_ext(&r.ext).unwrap()
+}
+
+fn commit_cmd(s: &SendMessageResponseHeader) -> RemotingCommand {
+    let uniq = s.transaction_id.clone().unwrap_or_default();
+    let h = EndTransactionRequestHeader {
+        topic: None,
+        producer_group: PG.into(),
+        tran_state_table_offset: s.queue_offset,
+        commit_log_offset: phys_of(&s.msg_id),
+        commit_or_rollback: 8,
+        from_transaction_check: Some(false),
+        msg_id: uniq.clone(),
+        transaction_id: Some(uniq),
+    };
+    let mut cmd = RemotingCommand::request(request::END_TRANSACTION);
+    cmd.ext = h.to_ext();
+    cmd
+}
+
+/// A client answering nothing; the msg ids of CHECK_TRANSACTION_STATE
+/// requests land in a channel.
+fn checking_client() -> (RemotingClient, mpsc::UnboundedReceiver<String>) {
+    let c = client();
+    let (tx, rx) = mpsc::unbounded_channel();
+    c.set_request_handler(Arc::new(move |_addr, req: RemotingCommand| {
+        if req.code == request::CHECK_TRANSACTION_STATE {
+            let h = CheckTransactionStateRequestHeader::from_ext(&req.ext).ok();
+            let _ = tx.send(h.and_then(|h| h.msg_id).unwrap_or_default());
+        }
+        None
+    }));
+    (c, rx)
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(id) = rx.try_recv() {
+        out.push(id);
+    }
+    out
+}
+
+const TX_CONF: &str = "transactionCheckInterval=200\ntransactionTimeOut=1000\n";
+
+/// Zeroes the last record of the commit log, which must be the op record
+/// of transaction `uniq` (as if the crash hit between the two appends).
+fn cut_op_record(store: &Path, uniq: &str) {
+    let dir = store.join("commitlog");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut last = None;
+    for f in &files {
+        let data = Bytes::from(std::fs::read(f).unwrap());
+        let mut pos = 0;
+        while pos + 8 <= data.len() {
+            let total = i32::from_be_bytes(data[pos..pos + 4].try_into().unwrap());
+            let magic = i32::from_be_bytes(data[pos + 4..pos + 8].try_into().unwrap());
+            if total <= 0 || magic == actormq::wire::message::BLANK_MAGIC {
+                break;
+            }
+            let m = actormq::wire::message::decode_record(&data, pos, false).unwrap();
+            last = Some((f.clone(), pos, total as usize, m));
+            pos += total as usize;
+        }
+    }
+    let (file, pos, len, m) = last.expect("empty commit log");
+    assert_eq!(
+        m.topic, "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+        "last record is not the op record"
+    );
+    assert_eq!(m.property("__transactionId__"), Some(uniq));
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.seek(SeekFrom::Start(pos as u64)).unwrap();
+    f.write_all(&vec![0u8; len]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_commit_is_exact_across_a_crash() {
+    commit_crash(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_transaction_commit_is_finished_after_a_crash() {
+    commit_crash(true).await;
+}
+
+async fn commit_crash(tear: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path(), 0, TX_CONF);
+    let c = client();
+    create_topic(&c, &node.broker, "TxX", 1).await;
+    let a = send_half(&c, &node.broker, "TxX", "A").await;
+    arm(&c, &node.broker, "transaction.after_put").await;
+    // The broker dies before it can answer.
+    let r = c.invoke(&node.broker, commit_cmd(&a), CALL).await;
+    assert!(
+        r.as_ref().map_or(true, |r| r.code != response::SUCCESS),
+        "END_TRANSACTION answered although the broker should have died"
+    );
+    node.wait_crash("transaction.after_put", Duration::from_secs(5));
+    drop(c);
+    if tear {
+        cut_op_record(&dir.path().join("store"), "UK-A");
+    }
+
+    let node = start_node(dir.path(), 1, TX_CONF);
+    let (c, mut checks) = checking_client();
+    let b = node.broker.clone();
+    assert_eq!(
+        heartbeat(&c, &b, "crash-tx@1", &[PG], vec![]).await.code,
+        response::SUCCESS
+    );
+    // Visible once; well past the check timeout nobody is asked about it.
+    assert_eq!(
+        exactly(&c, &b, "TxX", 1, Duration::from_millis(2500)).await,
+        ["A"]
+    );
+    assert_eq!(
+        drain(&mut checks),
+        Vec::<String>::new(),
+        "a committed message was checked"
+    );
+    // The producer repeats its commit (it never got an answer): no copy.
+    let r = c.invoke(&b, commit_cmd(&a), CALL).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    // New transactions work.
+    let bb = send_half(&c, &b, "TxX", "B").await;
+    let r = c.invoke(&b, commit_cmd(&bb), CALL).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    assert_eq!(
+        exactly(&c, &b, "TxX", 2, Duration::from_millis(1500)).await,
+        ["A", "B"]
+    );
+    assert_eq!(drain(&mut checks), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_max_discard_is_exact_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!("{TX_CONF}transactionCheckMax=1\n");
+    let mut node = start_node(dir.path(), 0, &conf);
+    let (c, _checks) = checking_client();
+    create_topic(&c, &node.broker, "TxD", 1).await;
+    heartbeat(&c, &node.broker, "crash-tx@2", &[PG], vec![]).await;
+    arm(&c, &node.broker, "transaction.discard_after_put").await;
+    send_half(&c, &node.broker, "TxD", "E").await;
+    // Checked once, never answered, then moved: the crash follows the move.
+    node.wait_crash("transaction.discard_after_put", Duration::from_secs(15));
+    drop(c);
+
+    let node = start_node(dir.path(), 1, &conf);
+    let (c, mut checks) = checking_client();
+    let b = node.broker.clone();
+    heartbeat(&c, &b, "crash-tx@3", &[PG], vec![]).await;
+    let moved = exactly(
+        &c,
+        &b,
+        "TRANS_CHECK_MAX_TIME_TOPIC",
+        1,
+        Duration::from_millis(2500),
+    )
+    .await;
+    assert_eq!(moved, ["E"]);
+    assert_eq!(drain(&mut checks), Vec::<String>::new(), "E checked again");
+    assert!(pull_all(&c, &b, "TxD", 0).await.is_empty());
+}
