@@ -9,7 +9,10 @@
 //!   record cut off the commit log before the restart (a batch torn in the
 //!   middle: the committed message stored, its op record not);
 //! * a half message checked `transactionCheckMax` times:
-//!   `transaction.discard_after_put`.
+//!   `transaction.discard_after_put`;
+//! * timer messages: `timer.after_put` (a delivery to the real topic) and
+//!   `timer.after_roll` (a rolled timer re-parked in the timer queue), both
+//!   before the timer checkpoint is written.
 
 mod common;
 
@@ -25,7 +28,7 @@ use actormq::wire::headers::consume::{
 use actormq::wire::headers::send::SendMessageResponseHeader;
 use actormq::wire::headers::CommandHeader;
 use actormq::wire::message::MessageExt;
-use actormq::wire::RemotingCommand;
+use actormq::wire::{now_ms, RemotingCommand};
 use bytes::Bytes;
 use common::*;
 use tokio::sync::mpsc;
@@ -239,9 +242,9 @@ fn drain(rx: &mut mpsc::UnboundedReceiver<String>) -> Vec<String> {
 
 const TX_CONF: &str = "transactionCheckInterval=200\ntransactionTimeOut=1000\n";
 
-/// Zeroes the last record of the commit log, which must be the op record
-/// of transaction `uniq` (as if the crash hit between the two appends).
-fn cut_op_record(store: &Path, uniq: &str) {
+/// Zeroes the last record of the commit log (as if the crash hit before
+/// it was written) and returns it.
+fn cut_last_record(store: &Path) -> MessageExt {
     let dir = store.join("commitlog");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -264,15 +267,22 @@ fn cut_op_record(store: &Path, uniq: &str) {
         }
     }
     let (file, pos, len, m) = last.expect("empty commit log");
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
+    f.seek(SeekFrom::Start(pos as u64)).unwrap();
+    f.write_all(&vec![0u8; len]).unwrap();
+    m
+}
+
+/// Cuts the op record of transaction `uniq`, which must be the last record
+/// of the commit log (as if the crash hit between the two appends).
+fn cut_op_record(store: &Path, uniq: &str) {
+    let m = cut_last_record(store);
     assert_eq!(
         m.topic, "RMQ_SYS_TRANS_OP_HALF_TOPIC",
         "last record is not the op record"
     );
     assert_eq!(m.property("__transactionId__"), Some(uniq));
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
-    f.seek(SeekFrom::Start(pos as u64)).unwrap();
-    f.write_all(&vec![0u8; len]).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,4 +374,134 @@ async fn check_max_discard_is_exact_across_a_crash() {
     assert_eq!(moved, ["E"]);
     assert_eq!(drain(&mut checks), Vec::<String>::new(), "E checked again");
     assert!(pull_all(&c, &b, "TxD", 0).await.is_empty());
+}
+
+// ------------------------------------------------------------- timers
+
+/// When (ms) `topic`/0 first holds `n` messages, polled every 20 ms.
+async fn arrival(c: &RemotingClient, b: &str, topic: &str, n: usize, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = pull_all(c, b, topic, 0).await;
+        if got.len() >= n {
+            return now_ms();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {} of {n} arrived: {:?}",
+            got.len(),
+            bodies(&got)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn timer_at(body: &str, due: i64) -> Msg {
+    Msg::new(body).prop("TIMER_DELIVER_MS", &due.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_delivery_is_exact_across_a_crash() {
+    timer_crash(false).await;
+}
+
+/// The batch torn in the middle: the last delivered record is cut off the
+/// commit log, so the restart finds two of three stored and writes the third.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_timer_delivery_is_finished_after_a_crash() {
+    timer_crash(true).await;
+}
+
+async fn timer_crash(tear: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path(), 0, "");
+    let c = client();
+    create_topic(&c, &node.broker, "TimerX", 1).await;
+    arm(&c, &node.broker, "timer.after_put").await;
+    // One due time: the three go out in one batch, then the crash.
+    let due = now_ms() + 2000;
+    for b in ["t1", "t2", "t3"] {
+        send_ok(&c, &node.broker, "TimerX", 0, &timer_at(b, due)).await;
+    }
+    node.wait_crash("timer.after_put", Duration::from_secs(10));
+    drop(c);
+    if tear {
+        let m = cut_last_record(&dir.path().join("store"));
+        assert_eq!((m.topic.as_str(), &m.body[..]), ("TimerX", &b"t3"[..]));
+    }
+
+    let node = start_node(dir.path(), 1, "");
+    let c = client();
+    let b = node.broker.clone();
+    let got = exactly(&c, &b, "TimerX", 3, Duration::from_millis(2500)).await;
+    assert_eq!(got, ["t1", "t2", "t3"]);
+    let log = plain(&node.log_text());
+    assert!(
+        log.contains("interrupted timer delivery resolved"),
+        "the restart did not resolve an intent"
+    );
+    let missing = if tear { "missing=1" } else { "missing=0" };
+    assert!(log.contains(missing), "expected {missing}; log:\n{log}");
+    // A later timer still arrives on time, once.
+    let due = now_ms() + 1500;
+    send_ok(&c, &b, "TimerX", 0, &timer_at("t4", due)).await;
+    let at = arrival(&c, &b, "TimerX", 4, Duration::from_secs(5)).await;
+    assert!(at >= due - 50, "t4 arrived {} ms early", due - at);
+    assert!(at <= due + 1200, "t4 arrived {} ms late", at - due);
+    let got = exactly(&c, &b, "TimerX", 4, Duration::from_millis(1500)).await;
+    assert_eq!(got, ["t1", "t2", "t3", "t4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_roll_is_exact_across_a_crash() {
+    // Roll window of two 1 s slots: a timer 5 s ahead is re-parked after
+    // about 2 s, and the broker dies right after that re-park.
+    let conf = "timerPrecisionMs=1000\ntimerRollWindowSlot=2\n";
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node(dir.path(), 0, conf);
+    let c = client();
+    create_topic(&c, &node.broker, "RollX", 1).await;
+    arm(&c, &node.broker, "timer.after_roll").await;
+    let due = now_ms() + 5000;
+    send_ok(&c, &node.broker, "RollX", 0, &timer_at("r1", due)).await;
+    node.wait_crash("timer.after_roll", Duration::from_secs(6));
+    drop(c);
+    assert!(now_ms() < due - 1500, "the roll came too late");
+
+    let node = start_node(dir.path(), 1, conf);
+    let c = client();
+    let b = node.broker.clone();
+    let at = arrival(&c, &b, "RollX", 1, Duration::from_secs(8)).await;
+    assert!(at >= due - 50, "r1 arrived {} ms early", due - at);
+    assert!(at <= due + 1500, "r1 arrived {} ms late", at - due);
+    let got = pull_all(&c, &b, "RollX", 0).await;
+    let rolls: i64 = got[0]
+        .property("TIMER_ROLL_TIMES")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(rolls >= 1, "{:?}", got[0].properties);
+    assert_eq!(
+        exactly(&c, &b, "RollX", 1, Duration::from_millis(2000)).await,
+        ["r1"]
+    );
+    // Every roll re-parked it once: no second copy in the timer queue.
+    let parked = pull_all(&c, &b, "rmq_sys_wheel_timer", 0).await;
+    assert_eq!(parked.len() as i64, 1 + rolls, "{:?}", bodies(&parked));
+    assert!(node
+        .log_text()
+        .contains("interrupted timer delivery resolved"));
 }

@@ -1,5 +1,7 @@
 //! Delay levels and timer messages arrive no earlier than due and within
-//! about a second after, also when the broker restarts during the wait.
+//! about a second after, also when the broker restarts during the wait;
+//! `timerMaxDelaySec` refuses sends and transaction commits asking for more.
+//! (Crashes in the middle of a delivery: `tests/crash_exact.rs`.)
 
 mod common;
 
@@ -385,4 +387,77 @@ async fn a_timer_beyond_the_max_delay_is_refused() {
     )
     .await;
     assert_eq!(pull_all(&c, b, TIMER_TOPIC, 0).await.len(), 1);
+}
+
+/// END_TRANSACTION commit applies `timerMaxDelaySec` too (RocketMQ runs the
+/// put hook on the committed message): a refused commit is MESSAGE_ILLEGAL
+/// and stays unresolved, a commit within the limit is delivered on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_beyond_the_timer_max_delay_is_refused() {
+    use actormq::wire::codes::{request, response};
+    use actormq::wire::headers::consume::EndTransactionRequestHeader;
+    use actormq::wire::headers::send::SendMessageResponseHeader;
+    use actormq::wire::headers::CommandHeader;
+    use actormq::wire::RemotingCommand;
+
+    let srv = TestServer::start(Opts::default().broker(|c| c.timer_max_delay_sec = 60));
+    let c = client();
+    let b = srv.broker();
+    create_topic(&c, b, "TxTimer", 1).await;
+    let half = |body: &str, delay_sec: &str| {
+        Msg::new(body)
+            .prop("TRAN_MSG", "true")
+            .prop("PGROUP", "timer_pg")
+            .prop("UNIQ_KEY", &format!("UK-{body}"))
+            .prop("TIMER_DELAY_SEC", delay_sec)
+    };
+    let mut sent = Vec::new();
+    for (body, delay) in [("far", "61"), ("near", "1")] {
+        let m = half(body, delay);
+        let mut h = send_header("TxTimer", 0, &m.properties(), false);
+        h.producer_group = "timer_pg".into();
+        h.sys_flag = 4; // prepared: not checked until the commit
+        let r = call(
+            &c,
+            b,
+            request::SEND_MESSAGE_V2,
+            h.to_v2().to_ext(),
+            Some(body.as_bytes().to_vec().into()),
+        )
+        .await;
+        assert_eq!(r.code, response::SUCCESS, "half send: {:?}", r.remark);
+        sent.push(SendMessageResponseHeader::from_ext(&r.ext).unwrap());
+    }
+    let commit = |s: &SendMessageResponseHeader| {
+        let uniq = s.transaction_id.clone().unwrap_or_default();
+        let mut cmd = RemotingCommand::request(request::END_TRANSACTION);
+        cmd.ext = EndTransactionRequestHeader {
+            topic: None,
+            producer_group: "timer_pg".into(),
+            tran_state_table_offset: s.queue_offset,
+            commit_log_offset: phys_of(&s.msg_id),
+            commit_or_rollback: 8,
+            from_transaction_check: Some(false),
+            msg_id: uniq.clone(),
+            transaction_id: Some(uniq),
+        }
+        .to_ext();
+        cmd
+    };
+    // Refused, and again: the half message was not marked resolved.
+    for _ in 0..2 {
+        let r = c.invoke(b, commit(&sent[0]), CALL).await.unwrap();
+        assert_eq!(r.code, response::MESSAGE_ILLEGAL, "{:?}", r.remark);
+        let remark = r.remark.unwrap_or_default();
+        assert!(remark.contains("max delay 60000ms"), "{remark}");
+    }
+    let due = now_ms() + 1000;
+    let r = c.invoke(b, commit(&sent[1]), CALL).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let got = arrivals(b, "TxTimer", 1, Duration::from_secs(4)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].msg.body[..], b"near");
+    check_window("near", due, got[0].at_ms);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pull_all(&c, b, "TxTimer", 0).await.len(), 1);
 }

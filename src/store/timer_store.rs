@@ -16,6 +16,16 @@
 //! middle of a slot resumes after the last entry delivered. The checkpoint is
 //! written to the page cache after every step and fsynced by [`FlushJob`]
 //! after the wheel and log are msynced.
+//!
+//! Crash guarantee: this store alone cannot tell whether a delivery stored
+//! in the commit log was followed by its checkpoint. The `Timer` actor
+//! closes that gap with an intent file beside the checkpoint
+//! (`config/timercheck.intent`, see `actors::broker::exact_put`) naming the
+//! units of each batch by log position ([`TimerStore::unit_at`]), so a
+//! process crash neither loses nor repeats a delivery or a roll re-park.
+//! A checkpoint older than the timer-log units it scanned (a crash inside
+//! the enqueue step) re-enqueues those messages; power loss may also lose
+//! units not yet flushed.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -239,6 +249,11 @@ impl TimerStore {
         self.log.chain(slot.last_pos)
     }
 
+    /// The unit at timer-log position `pos` (as `slot_units` reports it).
+    pub fn unit_at(&self, pos: i64) -> Option<TimerUnit> {
+        self.log.read(pos)
+    }
+
     /// Units recorded in the slots from `from_ms` on.
     pub fn count_from(&self, from_ms: i64) -> i64 {
         self.wheel.count_from(from_ms)
@@ -380,6 +395,8 @@ mod tests {
             [now + 2_300, now + 2_100, now + 2_999]
         );
         assert_eq!(s.slot_units(now + 3_000).len(), 1);
+        let (pos, unit) = s.slot_units(now + 3_000)[0];
+        assert_eq!(s.unit_at(pos), Some(unit));
         assert_eq!(s.count_from(now), 5);
         s.set_read_from(now + 2_200);
         s.set_scan_offset(5);

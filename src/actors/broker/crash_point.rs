@@ -21,6 +21,13 @@ pub const TRANSACTION_AFTER_PUT: &str = "transaction.after_put";
 /// moved to `TRANS_CHECK_MAX_TIME_TOPIC` and before the intent is closed.
 pub const TRANSACTION_DISCARD_AFTER_PUT: &str = "transaction.discard_after_put";
 
+/// The timer, after a batch delivering due timer messages to their real
+/// topics was stored and before the timer checkpoint is saved.
+pub const TIMER_AFTER_PUT: &str = "timer.after_put";
+/// The timer, after a batch re-parking rolled timer messages in the timer
+/// queue was stored and before the timer checkpoint is saved.
+pub const TIMER_AFTER_ROLL: &str = "timer.after_roll";
+
 static ARMED: AtomicBool = AtomicBool::new(false);
 static POINT: Mutex<String> = Mutex::new(String::new());
 

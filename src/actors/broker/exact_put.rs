@@ -1,6 +1,6 @@
 //! `ExactPut`: the broker's own writes (schedule deliveries, transaction
-//! commits, and later the timer's) stored exactly once across a crash, on
-//! top of `store::put_intent`.
+//! commits, timer deliveries and roll re-parks) stored exactly once across a
+//! crash, on top of `store::put_intent`.
 //!
 //! # Using it
 //!

@@ -107,6 +107,7 @@ impl Services {
             timeout_ms: cfg.transaction_time_out as i64,
             max_checks: cfg.transaction_check_max,
             max_age_ms: (cfg.file_reserved_time as i64).saturating_mul(3_600_000),
+            timer_max_delay_sec: cfg.timer_max_delay_sec,
         };
         let tx = Transactions::load(
             levels.clone(),

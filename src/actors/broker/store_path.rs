@@ -130,25 +130,43 @@ pub fn timer_due(props: &str, store_ts: i64) -> Option<i64> {
     timer_due_in(&PropertyView::new(props), store_ts)
 }
 
-fn timer_due_in(props: &PropertyView, store_ts: i64) -> Option<i64> {
-    let num = |k| props.get(k).and_then(|v| v.trim().parse::<i64>().ok());
-    if let Some(at) = num(keys::TIMER_DELIVER_MS) {
-        return Some(at);
-    }
+/// The due time the timer properties ask for, measured from `now`, in
+/// RocketMQ's order (`HookUtils.transformTimerMessage`): the first present
+/// of `TIMER_DELAY_SEC`, `TIMER_DELAY_MS` and `TIMER_DELIVER_MS` decides,
+/// `Err` when it is not a number. None without any of the three.
+fn timer_property_due(props: &PropertyView, now: i64) -> Option<Result<i64, ()>> {
+    let num = |k| {
+        props
+            .get(k)
+            .map(|v| v.trim().parse::<i64>().map_err(|_| ()))
+    };
     if let Some(s) = num(keys::TIMER_DELAY_SEC) {
-        return Some(store_ts.saturating_add(s.saturating_mul(1000)));
+        return Some(s.map(|s| now.saturating_add(s.saturating_mul(1000))));
     }
     if let Some(ms) = num(keys::TIMER_DELAY_MS) {
-        return Some(store_ts.saturating_add(ms));
+        return Some(ms.map(|ms| now.saturating_add(ms)));
     }
-    num(keys::START_DELIVER_TIME)
+    num(keys::TIMER_DELIVER_MS)
 }
 
-/// The send-time check of a timer message (RocketMQ `HookUtils`): with
-/// transaction type NOT or COMMIT, no delay level and not already parked,
-/// the first of `TIMER_DELAY_SEC`, `TIMER_DELAY_MS`, `TIMER_DELIVER_MS`
-/// present must be a number and put the due time at most `max_delay_sec`
-/// ahead. The error is the Java broker's remark for MESSAGE_ILLEGAL.
+/// The due time: the timer properties (see [`timer_property_due`]; one
+/// that is not a number means no timer), or else the legacy
+/// `__STARTDELIVERTIME`.
+fn timer_due_in(props: &PropertyView, store_ts: i64) -> Option<i64> {
+    match timer_property_due(props, store_ts) {
+        Some(due) => due.ok(),
+        None => props
+            .get(keys::START_DELIVER_TIME)
+            .and_then(|v| v.trim().parse::<i64>().ok()),
+    }
+}
+
+/// The send-time check of a timer message (RocketMQ `HookUtils`, also run
+/// when END_TRANSACTION commits a half message): with transaction type NOT
+/// or COMMIT, no delay level and not already parked, the deciding timer
+/// property (see [`timer_property_due`]) must be a number and put the due
+/// time at most `max_delay_sec` ahead. The error is the Java broker's
+/// remark for MESSAGE_ILLEGAL.
 pub fn check_timer_delay(
     props: &PropertyView,
     sys_flag: i32,
@@ -172,15 +190,9 @@ pub fn check_timer_delay(
             "timer message illegal, the delay time should not be bigger than the max delay {max_ms}ms; or if set del msg, the delay time should be bigger than the current time"
         )
     };
-    let num = |k| props.get(k).map(|v| v.trim().parse::<i64>());
-    let due = if let Some(v) = num(keys::TIMER_DELAY_SEC) {
-        now.saturating_add(v.map_err(|_| illegal())?.saturating_mul(1000))
-    } else if let Some(v) = num(keys::TIMER_DELAY_MS) {
-        now.saturating_add(v.map_err(|_| illegal())?)
-    } else if let Some(v) = num(keys::TIMER_DELIVER_MS) {
-        v.map_err(|_| illegal())?
-    } else {
-        return Ok(());
+    let due = match timer_property_due(props, now) {
+        None => return Ok(()),
+        Some(due) => due.map_err(|_| illegal())?,
     };
     if due > now && due - now > max_ms {
         return Err(illegal());
@@ -471,6 +483,47 @@ mod tests {
         let big = p("TIMER_DELAY_SEC", "999999");
         assert!(chk(&big, sysflag::TRANSACTION_PREPARED_TYPE).is_ok());
         assert!(chk("", 0).is_ok());
+    }
+
+    #[test]
+    fn timer_properties_are_read_in_rocketmq_order() {
+        let props = |pairs: &[(&str, &str)]| message::encode_properties(pairs.iter().copied());
+        let due = |p: &str| timer_due(p, 10_000);
+        let all = props(&[
+            ("TIMER_DELIVER_MS", "50000"),
+            ("TIMER_DELAY_MS", "3000"),
+            ("TIMER_DELAY_SEC", "2"),
+        ]);
+        assert_eq!(due(&all), Some(12_000), "TIMER_DELAY_SEC first");
+        let ms_at = props(&[("TIMER_DELIVER_MS", "50000"), ("TIMER_DELAY_MS", "3000")]);
+        assert_eq!(due(&ms_at), Some(13_000), "then TIMER_DELAY_MS");
+        let at = props(&[("TIMER_DELIVER_MS", "50000"), ("__STARTDELIVERTIME", "7")]);
+        assert_eq!(due(&at), Some(50_000), "then TIMER_DELIVER_MS");
+        assert_eq!(
+            due(&props(&[("__STARTDELIVERTIME", "20000")])),
+            Some(20_000)
+        );
+        // The deciding property is not a number: no timer, no fallback.
+        let bad = props(&[("TIMER_DELAY_SEC", "x"), ("TIMER_DELIVER_MS", "50000")]);
+        assert_eq!(due(&bad), None);
+        // The send check follows the same order: the small TIMER_DELAY_SEC
+        // decides, the far TIMER_DELIVER_MS is ignored; a bad one refuses.
+        let chk = |p: &str| check_timer_delay(&PropertyView::new(p), 0, 10_000, 60);
+        assert!(chk(&all).is_ok());
+        let far = props(&[
+            ("TIMER_DELAY_MS", "1000"),
+            ("TIMER_DELIVER_MS", "999999999"),
+        ]);
+        assert!(chk(&far).is_ok());
+        let far_first = props(&[("TIMER_DELAY_MS", "61000"), ("TIMER_DELIVER_MS", "20000")]);
+        assert!(chk(&far_first).is_err());
+        assert!(chk(&bad).is_err());
+        // And what is accepted parks with the same due time.
+        let p = place(&levels(), "T", 1, 0, &far, 10_000);
+        assert_eq!(
+            message::property(&p.properties, keys::TIMER_OUT_MS),
+            Some("11000")
+        );
     }
 
     #[test]

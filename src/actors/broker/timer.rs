@@ -13,23 +13,33 @@
 //!   per-message state in memory, and only for that one slot), ordered by
 //!   due time and handed out when their exact due ms passes — never early,
 //!   within a precision unit late at worst. A due entry goes to its
-//!   `REAL_TOPIC`/`REAL_QID` through `store_path::store`; a roll entry whose
+//!   `REAL_TOPIC`/`REAL_QID`; a roll entry whose
 //!   due time is still ahead is re-parked in the timer queue with
 //!   `TIMER_ROLL_TIMES` + 1 (so its commit-log record is renewed too) and
 //!   scanned again.
 //! * Progress: the checkpoint holds the timer-queue offset scanned and the
 //!   first ms not yet handled; it is written after every step, so a clean
-//!   restart neither loses nor repeats a timer. After a process crash a step
-//!   whose effect landed but whose checkpoint did not is repeated
-//!   (at-least-once); the same holds for a batch still being stored when the
-//!   broker stops.
+//!   restart neither loses nor repeats a timer.
+//! * Crashes: every delivery / re-park batch is stored through [`ExactPut`]
+//!   (intent file `config/timercheck.intent`), tagged with the timer-log
+//!   position of the unit behind each record and the fire time of the
+//!   batch's last entry; the intent is closed once the checkpoint covering
+//!   the batch is written. A process crash (or an actor restart) between
+//!   the two is resolved on start, before the wheel moves: the records found
+//!   in the commit log count as handled, the missing rest of the batch is
+//!   stored, then the read position moves past the batch. A delivery or a
+//!   roll re-park is thus neither lost nor repeated. A Put that stores only
+//!   part of a batch is finished the same way while running.
 //!
-//! Limitation: a timer waits on its parked commit-log record. Rolling renews
+//! Limitations: a timer waits on its parked commit-log record. Rolling renews
 //! the record every roll window (2 days by default), which stays inside the
 //! default retention (72 h); with `fileReservedTime` shorter than the roll
 //! window a record can expire before its timer fires, and the timer is then
 //! dropped with a warning. Power loss (not a process crash) may lose the
-//! timers enqueued since the last flush (`timerFlushIntervalMs`).
+//! timers enqueued since the last flush (`timerFlushIntervalMs`), and a
+//! crash inside the enqueue step itself (between appending timer-log units
+//! and writing the scanned offset, in one mailbox turn with no await in
+//! between) enqueues those messages a second time.
 
 use actix::prelude::*;
 use std::net::SocketAddr;
@@ -37,8 +47,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::commit_log::CommitLogWriter;
+use super::crash_point;
+use super::exact_put::{ExactPut, Orphan, PutFailed, Ticket};
 use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
-use super::store_path::{self, timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
+use super::store_path::{timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
 use super::topic::TopicRegistry;
 use crate::config::BrokerConfig;
 use crate::store::timer_log::TimerUnit;
@@ -62,10 +74,28 @@ struct Entry {
     unit: TimerUnit,
 }
 
+/// The intent tag of a delivery batch: enough to finish it after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct BatchTag {
+    /// Fire time of the batch's last entry: with the whole batch stored,
+    /// everything before `last + 1` is handled.
+    last: i64,
+    /// Timer-log position of the unit behind each record, in record order.
+    units: Vec<i64>,
+}
+
+/// A batch stored in part: `rest` still to store, under `ticket`'s intent,
+/// before the read position may pass `last`.
+#[derive(Debug)]
+struct Unfinished {
+    rest: Vec<Entry>,
+    last: i64,
+    ticket: Ticket,
+}
+
 pub struct Timer {
-    levels: Arc<DelayLevels>,
     topics: TopicRegistry,
-    commit_log: Addr<CommitLogWriter>,
+    exact: ExactPut,
     reader: CommitLogReader,
     store_host: SocketAddr,
     cfg: TimerStoreConfig,
@@ -77,6 +107,8 @@ pub struct Timer {
     current: Option<(i64, Vec<Entry>)>,
     /// Entries being stored (fire time of the last one, count).
     in_flight: Option<(i64, usize)>,
+    /// Batches stored in part, finished before anything else is delivered.
+    unfinished: Vec<Unfinished>,
     /// Time the armed wake-up fires at.
     armed: Option<i64>,
     flushing: bool,
@@ -97,10 +129,15 @@ impl Timer {
             broker.timer_roll_window_slot,
             broker.mapped_file_size_timer_log.min(i64::MAX as u64) as i64,
         );
-        let mut t = Timer {
-            levels,
-            topics,
+        let exact = ExactPut::open(
+            &cfg.checkpoint_path().with_extension("intent"),
+            reader.clone(),
             commit_log,
+            levels,
+        );
+        let mut t = Timer {
+            topics,
+            exact,
             reader,
             store_host,
             cfg,
@@ -109,6 +146,7 @@ impl Timer {
             scanning: false,
             current: None,
             in_flight: None,
+            unfinished: Vec::new(),
             armed: None,
             flushing: false,
         };
@@ -120,6 +158,8 @@ impl Timer {
         self.store = None;
         self.current = None;
         self.in_flight = None;
+        // Dropped tickets leave their intents open, for `resume` to find.
+        self.unfinished.clear();
         self.armed = None;
         match TimerStore::open(self.cfg.clone(), now_ms()) {
             Ok(s) => self.store = Some(s),
@@ -148,25 +188,53 @@ impl Timer {
         });
     }
 
-    fn save(&self) {
-        if let Some(s) = &self.store {
-            if let Err(e) = s.save() {
+    /// Writes the checkpoint; false when it could not be written.
+    fn save(&self) -> bool {
+        let Some(s) = &self.store else { return false };
+        match s.save() {
+            Ok(()) => true,
+            Err(e) => {
                 tracing::error!(error = %e, "cannot write the timer checkpoint");
+                false
             }
         }
+    }
+
+    /// Moves the read position past a stored batch ending at `last`, then
+    /// closes its intent. If the checkpoint cannot be written the intent
+    /// stays open, and the next start resolves it from the commit log.
+    fn advance(&mut self, last: i64, ticket: Option<Ticket>) {
+        if let Some(s) = self.store.as_mut() {
+            s.set_read_from(last + 1);
+        }
+        if self.save() {
+            if let Some(t) = ticket {
+                t.done();
+            }
+        }
+    }
+
+    /// The first ms a new entry may fire at: not before anything handled,
+    /// being stored, or waiting to be finished.
+    fn floor(&self) -> i64 {
+        let read_from = self.store.as_ref().map_or(i64::MIN, |s| s.read_from());
+        let busy = self.in_flight.iter().map(|(last, _)| *last);
+        let open = self.unfinished.iter().map(|u| u.last);
+        busy.chain(open)
+            .map(|last| last + 1)
+            .fold(read_from, i64::max)
     }
 
     /// Enqueues scanned messages; returns the offset to scan next (the
     /// first message not enqueued when the store failed).
     fn enqueue(&mut self, ctx: &mut Context<Self>, found: &[Found], next: i64) -> i64 {
+        // Nothing may land before what is handled or being handled, so the
+        // checkpoint never claims an entry it skipped.
+        let floor = self.floor();
         let Some(store) = self.store.as_mut() else {
             return found.first().map_or(next, |f| f.queue_offset);
         };
         let now = now_ms();
-        let busy = self.in_flight.map_or(i64::MIN, |(last, _)| last + 1);
-        // Nothing may land before what is handled or being handled, so the
-        // checkpoint never claims an entry it skipped.
-        let floor = store.read_from().max(busy);
         let current_slot = store.slot_of(store.read_from());
         let mut wake: Option<i64> = None;
         let mut resume = next;
@@ -201,15 +269,13 @@ impl Timer {
 impl Actor for Timer {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.notify(Scan);
-        ctx.notify(Tick);
+        self.resume(ctx);
         ctx.run_interval(self.flush_every, |act, ctx| act.flush(ctx));
         ctx.run_interval(RETRY_AFTER, |act, ctx| {
             if act.store.is_none() {
                 act.open();
                 if act.store.is_some() {
-                    ctx.notify(Scan);
-                    ctx.notify(Tick);
+                    act.resume(ctx);
                 }
             }
         });
@@ -237,6 +303,71 @@ impl Supervised for Timer {
 }
 
 impl Timer {
+    /// Resolves the batches a crash (or an actor restart) interrupted, then
+    /// starts scanning and delivering; nothing else runs in between.
+    fn resume(&mut self, ctx: &mut Context<Self>) {
+        let exact = self.exact.clone();
+        let found = async move { exact.orphans().await };
+        ctx.wait(found.into_actor(self).map(|orphans, act, ctx| {
+            for o in orphans {
+                act.resolve(o);
+            }
+            ctx.notify(Scan);
+            ctx.notify(Tick);
+        }));
+    }
+
+    /// One interrupted batch: what landed counts as handled; the rest is
+    /// stored (first thing `Tick` does) before the read position passes it.
+    fn resolve(&mut self, o: Orphan) {
+        let tag = match serde_json::from_slice::<BatchTag>(&o.tag) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable timer intent dropped");
+                return o.ticket.done();
+            }
+        };
+        // Without the wheel the ticket is dropped, so the intent stays
+        // orphaned and is resolved once the wheel opens.
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let rest: Vec<Entry> = tag
+            .units
+            .get(o.landed..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&pos| {
+                let unit = store.unit_at(pos);
+                if unit.is_none() {
+                    tracing::warn!(pos, "timer unit of an interrupted batch is gone");
+                }
+                unit.map(|unit| Entry {
+                    fire: unit.fire_ms(),
+                    pos,
+                    unit,
+                })
+            })
+            .collect();
+        tracing::info!(
+            landed = o.landed,
+            batch = o.batch_len,
+            missing = rest.len(),
+            last = tag.last,
+            "interrupted timer delivery resolved"
+        );
+        if rest.is_empty() {
+            self.advance(tag.last, Some(o.ticket));
+        } else {
+            self.unfinished.push(Unfinished {
+                rest,
+                last: tag.last,
+                ticket: o.ticket,
+            });
+            self.unfinished.sort_by_key(|u| u.last);
+        }
+    }
+
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.flushing {
             return;
@@ -394,6 +525,10 @@ impl Handler<Tick> for Timer {
         if self.in_flight.is_some() {
             return; // its completion ticks again
         }
+        if !self.unfinished.is_empty() {
+            let u = self.unfinished.remove(0);
+            return self.deliver(ctx, u.rest, u.last, Some(u.ticket));
+        }
         enum Step {
             Wait(i64),
             Deliver(Vec<Entry>),
@@ -457,19 +592,25 @@ impl Handler<Tick> for Timer {
         }
         match step {
             Step::Wait(at) => self.arm(ctx, at),
-            Step::Deliver(batch) => self.deliver(ctx, batch),
+            Step::Deliver(batch) => {
+                let last = batch.last().map_or(now, |e| e.fire);
+                self.deliver(ctx, batch, last, None)
+            }
             Step::Again => ctx.notify(Tick),
         }
     }
 }
 
 impl Timer {
-    /// Stores a batch of due entries: delivered to their real topic, or
-    /// re-parked when a roll entry's due time is still ahead.
-    fn deliver(&mut self, ctx: &mut Context<Self>, batch: Vec<Entry>) {
-        let now = now_ms();
+    /// The records for a batch of due entries: each delivered to its
+    /// `REAL_TOPIC`, or re-parked when a roll entry's due time is still
+    /// ahead. Returns them with the entry behind each record, and how many
+    /// of them are re-parks. Entries whose message is gone are dropped.
+    fn records_for(&self, batch: &[Entry], now: i64) -> (Vec<NewRecord>, Vec<Entry>, usize) {
         let mut records = Vec::with_capacity(batch.len());
-        for e in &batch {
+        let mut owners = Vec::with_capacity(batch.len());
+        let mut reparks = 0;
+        for e in batch {
             let m = self
                 .reader
                 .read(e.unit.phys, e.unit.size)
@@ -510,6 +651,8 @@ impl Timer {
                     self.store_host,
                     p,
                 ));
+                owners.push(*e);
+                reparks += 1;
                 continue;
             }
             match NewRecord::unpark(&m, self.store_host, TIMER_PROPS) {
@@ -519,6 +662,7 @@ impl Timer {
                     r.properties =
                         message::with_property(&r.properties, keys::TIMER_DEQUEUE_MS, &dequeued);
                     records.push(r);
+                    owners.push(*e);
                 }
                 None => tracing::warn!(
                     phys = e.unit.phys,
@@ -526,37 +670,82 @@ impl Timer {
                 ),
             }
         }
-        let last = batch.last().map(|e| e.fire).unwrap_or(now);
+        (records, owners, reparks)
+    }
+
+    /// Stores a batch of due entries through [`ExactPut`]; once it is
+    /// stored the read position moves past `last`. `replacing`: the intent
+    /// of the batch this one finishes (an [`Unfinished`] rest).
+    fn deliver(
+        &mut self,
+        ctx: &mut Context<Self>,
+        batch: Vec<Entry>,
+        last: i64,
+        replacing: Option<Ticket>,
+    ) {
+        let (records, owners, reparks) = self.records_for(&batch, now_ms());
+        let resumed = replacing.is_some();
+        let tag = BatchTag {
+            last,
+            units: owners.iter().map(|e| e.pos).collect(),
+        };
+        let tag = serde_json::to_vec(&tag).unwrap_or_default();
         self.in_flight = Some((last, batch.len()));
-        let (commit_log, levels) = (self.commit_log.clone(), self.levels.clone());
+        let exact = self.exact.clone();
         let fut = async move {
             if records.is_empty() {
-                return Ok(());
+                return Ok(replacing);
             }
-            store_path::store(&commit_log, &levels, &records, false)
-                .await
-                .map(|_| ())
+            let placed = exact.put(&records, tag, replacing).await?;
+            if reparks < records.len() {
+                crash_point::hit(crash_point::TIMER_AFTER_PUT);
+            }
+            if reparks > 0 {
+                crash_point::hit(crash_point::TIMER_AFTER_ROLL);
+            }
+            Ok(Some(placed.ticket))
         };
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
             act.in_flight = None;
             match r {
-                Ok(()) => {
-                    if let Some(s) = act.store.as_mut() {
-                        s.set_read_from(last + 1);
-                    }
-                    act.save();
+                Ok(ticket) => {
+                    act.advance(last, ticket);
                     ctx.notify(Tick);
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "timer delivery failed; retrying");
-                    if let Some((_, cur)) = act.current.as_mut() {
-                        cur.extend(batch);
-                        cur.sort_by_key(|e| (e.fire, e.pos));
-                    }
-                    ctx.run_later(RETRY_AFTER, |_, ctx| ctx.notify(Tick));
-                }
+                Err(f) => act.delivery_failed(ctx, f, batch, owners, last, resumed),
             }
         }));
+    }
+
+    /// A failed delivery Put. Nothing stored of a fresh batch: it goes back
+    /// to the slot and its intent is closed. Otherwise the records not
+    /// stored are kept, with the intent, as an [`Unfinished`] rest.
+    fn delivery_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: PutFailed,
+        batch: Vec<Entry>,
+        owners: Vec<Entry>,
+        last: i64,
+        resumed: bool,
+    ) {
+        if f.landed == 0 && !resumed {
+            tracing::error!(error = %f.error, "timer delivery failed; retrying");
+            f.ticket.done();
+            if let Some((_, cur)) = self.current.as_mut() {
+                cur.extend(batch);
+                cur.sort_by_key(|e| (e.fire, e.pos));
+            }
+        } else {
+            tracing::error!(error = %f.error, landed = f.landed, "timer delivery stored in part; retrying the rest");
+            self.unfinished.push(Unfinished {
+                rest: owners.into_iter().skip(f.landed).collect(),
+                last,
+                ticket: f.ticket,
+            });
+            self.unfinished.sort_by_key(|u| u.last);
+        }
+        ctx.run_later(RETRY_AFTER, |_, ctx| ctx.notify(Tick));
     }
 }
 
@@ -582,6 +771,7 @@ impl Handler<PendingTimers> for Timer {
                 .filter(|(_, u)| u.fire_ms() >= s.read_from())
                 .count(),
         };
-        current + later + self.in_flight.map_or(0, |(_, n)| n)
+        let open: usize = self.unfinished.iter().map(|u| u.rest.len()).sum();
+        current + later + open + self.in_flight.map_or(0, |(_, n)| n)
     }
 }

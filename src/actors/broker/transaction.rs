@@ -7,7 +7,10 @@
 //! the op record. Op records carry the half's queue offset in their body
 //! (`"15,"`, RocketMQ's format) and its transaction id in
 //! `__transactionId__`; the set of resolved ids, rebuilt from the op queue at
-//! start, makes a repeated END_TRANSACTION a no-op.
+//! start, makes a repeated END_TRANSACTION a no-op. A commit runs the timer
+//! check again (`timerMaxDelaySec`, from the commit time, as RocketMQ's put
+//! hook does): a refused commit answers MESSAGE_ILLEGAL and the half message
+//! stays unresolved, to be committed again or checked.
 //!
 //! The checker runs every `transactionCheckInterval`, scanning the half
 //! queue from its progress offset (consumer offset of `CID_RMQ_SYS_TRANS`).
@@ -33,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::clients::{ClientRegistry, ProducerChannel};
-use super::commit_log::CommitLogWriter;
+use super::commit_log::{CommitLogWriter, PutError};
 use super::crash_point;
 use super::exact_put::{ExactPut, Orphan};
 use super::offsets::{CommitOffset, OffsetManager};
@@ -45,7 +48,7 @@ use crate::store::CommitLogReader;
 use crate::wire::codes::request;
 use crate::wire::headers::consume::CheckTransactionStateRequestHeader;
 use crate::wire::headers::CommandHeader;
-use crate::wire::message::{self, keys, sysflag, MessageExt};
+use crate::wire::message::{self, keys, sysflag, MessageExt, PropertyView};
 use crate::wire::{now_ms, RemotingCommand};
 
 /// Checker settings (from the broker config).
@@ -57,6 +60,8 @@ pub struct CheckPolicy {
     /// Half messages older than this (the file retention time) are no
     /// longer checked: their commit-log files are about to expire.
     pub max_age_ms: i64,
+    /// `timerMaxDelaySec`, checked again when a timer message is committed.
+    pub timer_max_delay_sec: i64,
 }
 
 /// Resolved transaction id → when it was resolved (ms), so the set can be
@@ -432,6 +437,26 @@ pub enum EndError {
     Store(#[from] StoreFailure),
 }
 
+/// The put-time timer check of a committed half message (RocketMQ runs
+/// `HookUtils.handleScheduleMessage` on the committed message, measuring
+/// the delay from the commit). A refusal is MESSAGE_ILLEGAL with the Java
+/// remark, and the half message stays unresolved (it will be checked).
+fn check_commit_timer(half: &MessageExt, max_delay_sec: i64, now: i64) -> Result<(), EndError> {
+    check_timer_at_commit(half.sys_flag, &half.properties, max_delay_sec, now)
+}
+
+fn check_timer_at_commit(
+    sys_flag: i32,
+    props: &str,
+    max_delay_sec: i64,
+    now: i64,
+) -> Result<(), EndError> {
+    let flag = sysflag::with_transaction_type(sys_flag, sysflag::TRANSACTION_COMMIT_TYPE);
+    let view = PropertyView::new(props);
+    store_path::check_timer_delay(&view, flag, now, max_delay_sec)
+        .map_err(|remark| EndError::Store(StoreFailure::Put(PutError::Illegal(remark))))
+}
+
 /// Resolves a half message (END_TRANSACTION commit / rollback).
 #[derive(Message)]
 #[rtype(result = "Result<EndOutcome, EndError>")]
@@ -446,7 +471,11 @@ impl Handler<EndTransaction> for Transactions {
         let id = transaction_id(&m.half);
         let resolved = self.resolved.clone();
         let (exact, host) = (self.exact.clone(), self.store_host);
+        let max_delay_sec = self.policy.timer_max_delay_sec;
         Box::pin(async move {
+            if m.commit && !is_resolved(&resolved, &id) {
+                check_commit_timer(&m.half, max_delay_sec, now_ms())?;
+            }
             if !mark(&resolved, &id) {
                 return Ok(EndOutcome::Duplicate);
             }
@@ -715,5 +744,33 @@ mod resolved_tests {
         assert!(is_resolved(&r, "new"));
         trim(&r, 0);
         assert!(is_resolved(&r, "new"), "0 disables trimming");
+    }
+
+    #[test]
+    fn a_commit_applies_the_timer_max_delay() {
+        // A half message's properties (its sys flag says NOT, as stored).
+        let half = |pairs: &[(&str, &str)]| {
+            message::encode_properties(
+                [("REAL_TOPIC", "T"), ("REAL_QID", "0"), ("TRAN_MSG", "true")]
+                    .into_iter()
+                    .chain(pairs.iter().copied()),
+            )
+        };
+        let now = 1_000_000;
+        let ok = |p: &str| check_timer_at_commit(sysflag::TRANSACTION_NOT_TYPE, p, 60, now);
+        assert!(ok(&half(&[])).is_ok());
+        assert!(ok(&half(&[("TIMER_DELAY_SEC", "60")])).is_ok());
+        // Measured from the commit, in HookUtils' order.
+        let far = half(&[("TIMER_DELAY_SEC", "61"), ("TIMER_DELIVER_MS", "1000500")]);
+        match ok(&far) {
+            Err(EndError::Store(StoreFailure::Put(PutError::Illegal(r)))) => {
+                assert!(r.contains("max delay 60000ms"), "{r}")
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        let at = half(&[("TIMER_DELIVER_MS", &(now + 61_000).to_string())]);
+        assert!(ok(&at).is_err());
+        // A delay level wins over the timer properties.
+        assert!(ok(&half(&[("DELAY", "2"), ("TIMER_DELAY_SEC", "999")])).is_ok());
     }
 }
