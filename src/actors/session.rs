@@ -185,9 +185,14 @@ impl Session {
                 return;
             }
         };
+        // Each request runs as its own task on this thread, not as an item
+        // of the actor's context: actix polls every pending context item on
+        // each wake-up, which made the cost per event grow with the number
+        // of requests in flight (64 pending sends, or held pulls).
         let channel = self.channel.clone();
-        ctx.spawn(AssertUnwindSafe(fut).catch_unwind().into_actor(self).map(
-            move |res, act, ctx| match res {
+        let session = ctx.address();
+        actix::spawn(async move {
+            match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(Some(mut resp)) => {
                     if !oneway {
                         resp.opaque = opaque;
@@ -196,9 +201,13 @@ impl Session {
                     }
                 }
                 Ok(None) => {}
-                Err(_) => act.panicked(code, opaque, oneway, ctx),
-            },
-        ));
+                Err(_) => session.do_send(Panicked {
+                    code,
+                    opaque,
+                    oneway,
+                }),
+            }
+        });
     }
 
     fn panicked(&mut self, code: i32, opaque: i32, oneway: bool, ctx: &mut Context<Self>) {
@@ -273,6 +282,22 @@ impl StreamHandler<Result<Inbound, WireError>> for Session {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct WriterDone;
+
+/// A request handler of this session panicked.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Panicked {
+    code: i32,
+    opaque: i32,
+    oneway: bool,
+}
+
+impl Handler<Panicked> for Session {
+    type Result = ();
+    fn handle(&mut self, p: Panicked, ctx: &mut Context<Self>) {
+        self.panicked(p.code, p.opaque, p.oneway, ctx);
+    }
+}
 
 impl Handler<WriterDone> for Session {
     type Result = ();

@@ -36,6 +36,8 @@ struct Hold {
     id: u64,
     query: PullQuery,
     tx: oneshot::Sender<PullOutcome>,
+    /// The hold's timeout, cancelled when the pull is answered early.
+    timer: Option<SpawnHandle>,
 }
 
 impl QueueActor {
@@ -169,8 +171,10 @@ fn sql_matches(sql: &crate::filter::Expr, record: &[u8]) -> bool {
 }
 
 impl QueueActor {
-    /// Answers every held pull that can now be satisfied.
-    fn wake_holds(&mut self) {
+    /// Answers every held pull that can now be satisfied, cancelling its
+    /// timeout (a timer left behind would be polled on every later wake-up
+    /// of this actor until it fired).
+    fn wake_holds(&mut self, ctx: &mut Context<Self>) {
         if self.holds.is_empty() {
             return;
         }
@@ -178,6 +182,9 @@ impl QueueActor {
         for h in holds {
             let r = self.query(&h.query);
             if r.status == PullStatus::Found {
+                if let Some(t) = h.timer {
+                    ctx.cancel_future(t);
+                }
                 let _ = h.tx.send(r);
             } else {
                 self.holds.push(h);
@@ -225,16 +232,20 @@ impl Handler<Dispatch> for QueueActor {
     type Result = ();
     fn handle(&mut self, d: Dispatch, ctx: &mut Context<Self>) {
         // Panics stop (and so restart) this actor only, not its arbiter.
-        let _ = guard::<Self, _, _>(ctx, "Queue", || self.dispatch(d));
+        if let Ok(true) = guard::<Self, _, _>(ctx, "Queue", || self.dispatch(d)) {
+            self.wake_holds(ctx);
+        }
     }
 }
 
 impl QueueActor {
-    fn dispatch(&mut self, d: Dispatch) {
+    /// Writes the units to the consume queue; true when held pulls may now
+    /// be answerable.
+    fn dispatch(&mut self, d: Dispatch) -> bool {
         if self.deleted {
-            return;
+            return false;
         }
-        let (topic, queue_id) = (self.topic.clone(), self.queue_id);
+        let mut failed = None;
         match self.cq() {
             Ok(cq) => {
                 for u in d.units {
@@ -242,16 +253,19 @@ impl QueueActor {
                         continue; // already there (re-dispatch after recovery)
                     }
                     if let Err(e) = cq.put(u.queue_offset, u.phys_offset, u.size, u.tags_code) {
-                        tracing::error!(%topic, queue = queue_id, error = %e, "consume queue write failed");
+                        failed = Some(e);
                     }
                 }
             }
             Err(e) => {
                 tracing::error!(topic = %self.topic, queue = self.queue_id, error = %e, "dispatch lost its queue");
-                return;
+                return false;
             }
         }
-        self.wake_holds();
+        if let Some(e) = failed {
+            tracing::error!(topic = %self.topic, queue = self.queue_id, error = %e, "consume queue write failed");
+        }
+        true
     }
 }
 
@@ -340,13 +354,18 @@ impl Handler<Pull> for QueueActor {
             offset: r.next_begin.max(p.query.offset),
             ..p.query
         };
-        self.holds.push(Hold { id, query, tx });
-        ctx.run_later(hold, move |act, _| {
+        let timer = ctx.run_later(hold, move |act, _| {
             if let Some(pos) = act.holds.iter().position(|h| h.id == id) {
                 let h = act.holds.swap_remove(pos);
                 let r = act.query(&h.query);
                 let _ = h.tx.send(r);
             }
+        });
+        self.holds.push(Hold {
+            id,
+            query,
+            tx,
+            timer: Some(timer),
         });
         Box::pin(async move {
             rx.await
