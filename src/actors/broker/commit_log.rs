@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::indexer::IndexUpTo;
+use super::indexer::{IndexSignal, IndexUpTo};
 use super::queue::{Dispatch, DispatchUnit};
 use super::topic::TopicRegistry;
 use crate::store::{CommitLog, Flusher, StoreError};
@@ -25,7 +25,7 @@ pub struct CommitLogWriter {
     sync_flush: bool,
     sync_flush_timeout: Duration,
     /// Told how far the log is written after every `Put` (message index).
-    indexer: Option<Recipient<IndexUpTo>>,
+    indexer: Option<(Recipient<IndexUpTo>, Arc<IndexSignal>)>,
     /// Set by the cleaner past the disk warning ratio: every append is
     /// refused (client sends and internal writes alike) until it clears.
     disk_full: Option<Arc<std::sync::atomic::AtomicBool>>,
@@ -33,8 +33,8 @@ pub struct CommitLogWriter {
 
 impl CommitLogWriter {
     /// Feeds the message index after every `Put` batch.
-    pub fn with_indexer(mut self, indexer: Recipient<IndexUpTo>) -> Self {
-        self.indexer = Some(indexer);
+    pub fn with_indexer(mut self, indexer: Recipient<IndexUpTo>, signal: Arc<IndexSignal>) -> Self {
+        self.indexer = Some((indexer, signal));
         self
     }
 
@@ -218,8 +218,11 @@ impl CommitLogWriter {
         }
         if end > 0 {
             self.flusher.set_dispatched(end);
-            if let Some(ix) = &self.indexer {
-                ix.do_send(IndexUpTo(end));
+            // Only an idle indexer is woken; a busy one will look again.
+            if let Some((ix, signal)) = &self.indexer {
+                if signal.arm() {
+                    ix.do_send(IndexUpTo(end));
+                }
             }
         }
         if let Some(f) = failure {

@@ -1,7 +1,12 @@
 //! `Indexer`: owns the message index ([`IndexStore`]) on its own arbiter,
-//! off the send path. The `CommitLogWriter` tells it, once per `Put` batch,
-//! how far the commit log has been written ([`IndexUpTo`]); the indexer
-//! reads the new records back from the mapped log and indexes their keys.
+//! off the send path. The `CommitLogWriter` tells it that the commit log
+//! grew ([`IndexUpTo`]) only when it is idle (an [`IndexSignal`] says
+//! whether a catch-up is already due); the indexer then waits
+//! [`INDEX_BATCH_DELAY`], reads the new records back from the mapped log and
+//! indexes their keys. Under load this is one wake-up of its thread per few
+//! milliseconds, not one per `Put`: on a 2-core machine each cross-thread
+//! wake-up takes CPU from the sessions. Queries catch up first, so a query
+//! always sees every message stored before it.
 //!
 //! At start (and after a supervised restart) it reopens the index files and
 //! catches up with the log in bounded steps, so queries interleave with a
@@ -11,6 +16,8 @@
 
 use actix::prelude::*;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::commit_log::CommitLogWriter;
@@ -26,7 +33,24 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Retry delay after an I/O error (e.g. no space for a new index file).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a catch-up waits after the first new record, to index a batch.
+pub const INDEX_BATCH_DELAY: Duration = Duration::from_millis(5);
+
+/// Shared between the writer and the indexer: set while a catch-up is due.
+#[derive(Default)]
+pub struct IndexSignal {
+    armed: AtomicBool,
+}
+
+impl IndexSignal {
+    /// True when the caller must wake the indexer (it was idle).
+    pub fn arm(&self) -> bool {
+        !self.armed.swap(true, Ordering::AcqRel)
+    }
+}
+
 pub struct Indexer {
+    signal: Arc<IndexSignal>,
     cfg: IndexConfig,
     reader: CommitLogReader,
     checkpoint_path: PathBuf,
@@ -45,6 +69,7 @@ impl Indexer {
         crash_progress: Option<i64>,
     ) -> Self {
         Indexer {
+            signal: Arc::default(),
             cfg,
             reader,
             checkpoint_path,
@@ -112,7 +137,10 @@ impl Supervised for Indexer {
     fn restarting(&mut self, _: &mut Context<Self>) {
         restarts::record("Indexer");
         // The page cache still holds everything written: reopen and resume.
+        // A catch-up scheduled in the old context is gone: disarm, so the
+        // writer wakes us again.
         self.store = None;
+        self.signal.armed.store(false, Ordering::Release);
     }
 }
 
@@ -137,6 +165,9 @@ impl Handler<CatchUp> for Indexer {
                     tracing::info!(indexed_end = end, "index caught up with the commit log");
                 }
                 self.catching_up = false;
+                // Records written during the catch-up may have found the
+                // signal armed: look once more, which also disarms it.
+                ctx.run_later(INDEX_BATCH_DELAY, |act, ctx| act.index_new(ctx));
             }
             Ok(false) => {
                 ctx.notify(CatchUp);
@@ -157,19 +188,32 @@ pub struct IndexUpTo(pub i64);
 
 impl Handler<IndexUpTo> for Indexer {
     type Result = ();
-    fn handle(&mut self, m: IndexUpTo, ctx: &mut Context<Self>) {
-        if self.catching_up {
-            return;
+    fn handle(&mut self, _: IndexUpTo, ctx: &mut Context<Self>) {
+        ctx.run_later(INDEX_BATCH_DELAY, |act, ctx| act.index_new(ctx));
+    }
+}
+
+impl Indexer {
+    /// Indexes what the log holds now, then disarms the signal, unless
+    /// more arrived meanwhile (a writer that found it armed sent nothing).
+    fn index_new(&mut self, ctx: &mut Context<Self>) {
+        if !self.catching_up {
+            let reader = self.reader.clone();
+            if let Some(st) = self.store() {
+                if let Err(e) = st.catch_up(&reader, usize::MAX) {
+                    tracing::error!(error = %e, "indexing failed; retrying");
+                    self.catching_up = true;
+                    ctx.notify_later(CatchUp, RETRY_AFTER);
+                }
+            }
         }
-        let reader = self.reader.clone();
-        let Some(st) = self.store() else { return };
-        if st.indexed_end() >= m.0 {
-            return;
-        }
-        if let Err(e) = st.catch_up(&reader, usize::MAX) {
-            tracing::error!(error = %e, "indexing failed; retrying");
-            self.catching_up = true;
-            ctx.notify_later(CatchUp, RETRY_AFTER);
+        self.signal.armed.store(false, Ordering::Release);
+        let behind = self
+            .store
+            .as_ref()
+            .is_some_and(|st| st.indexed_end() < self.reader.max_offset());
+        if behind && !self.catching_up && self.signal.arm() {
+            ctx.run_later(INDEX_BATCH_DELAY, |act, ctx| act.index_new(ctx));
         }
     }
 }
@@ -188,8 +232,18 @@ pub struct QueryIndex {
 impl Handler<QueryIndex> for Indexer {
     type Result = MessageResult<QueryIndex>;
     fn handle(&mut self, q: QueryIndex, _: &mut Context<Self>) -> Self::Result {
+        let reader = self.reader.clone();
+        let catching_up = self.catching_up;
         let hits = match self.store() {
-            Some(st) => st.query(&q.topic, &q.key, q.max, q.begin, q.end),
+            Some(st) => {
+                // Everything stored before the query is indexed first.
+                if !catching_up {
+                    if let Err(e) = st.catch_up(&reader, usize::MAX) {
+                        tracing::warn!(error = %e, "indexing before a query failed");
+                    }
+                }
+                st.query(&q.topic, &q.key, q.max, q.begin, q.end)
+            }
             None => IndexHits::default(),
         };
         MessageResult(hits)
@@ -249,6 +303,7 @@ impl Handler<IndexStatus> for Indexer {
 /// arbiter; what the broker's wiring keeps.
 pub struct IndexerHandle {
     pub addr: Option<Addr<Indexer>>,
+    signal: Arc<IndexSignal>,
     arbiter: Option<Arbiter>,
 }
 
@@ -264,6 +319,7 @@ impl IndexerHandle {
         if !cfg.expiry.message_index_enable {
             return IndexerHandle {
                 addr: None,
+                signal: Arc::default(),
                 arbiter: None,
             };
         }
@@ -282,11 +338,16 @@ impl IndexerHandle {
             cfg.expiry.max_index_num,
         );
         let arbiter = Arbiter::new();
+        let signal = Arc::new(IndexSignal::default());
+        let sig = signal.clone();
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            Indexer::new(icfg, reader, cp_path, crash_progress)
+            let mut ix = Indexer::new(icfg, reader, cp_path, crash_progress);
+            ix.signal = sig.clone();
+            ix
         });
         IndexerHandle {
             addr: Some(addr),
+            signal,
             arbiter: Some(arbiter),
         }
     }
@@ -294,7 +355,7 @@ impl IndexerHandle {
     /// Makes the writer feed this indexer.
     pub fn attach(&self, writer: CommitLogWriter) -> CommitLogWriter {
         match &self.addr {
-            Some(a) => writer.with_indexer(a.clone().recipient()),
+            Some(a) => writer.with_indexer(a.clone().recipient(), self.signal.clone()),
             None => writer,
         }
     }
