@@ -16,6 +16,7 @@
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -112,11 +113,12 @@ pub struct NewRecord {
 
 /// Where a record goes after the rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    pub topic: String,
+pub struct Placement<'a> {
+    /// Borrowed from the input unless a rule moved the record.
+    pub topic: Cow<'a, str>,
     pub queue_id: i32,
     pub sys_flag: i32,
-    pub properties: String,
+    pub properties: Cow<'a, str>,
     pub tags_code: i64,
     pub dispatch: bool,
 }
@@ -211,21 +213,21 @@ fn strip(props: &str, names: &[&str]) -> String {
 }
 
 /// Applies the storage rules to a record bound for `topic`/`queue_id`.
-pub fn place(
+pub fn place<'a>(
     levels: &DelayLevels,
-    topic: &str,
+    topic: &'a str,
     queue_id: i32,
     sys_flag: i32,
-    props: &str,
+    props: &'a str,
     store_ts: i64,
-) -> Placement {
+) -> Placement<'a> {
     let view = PropertyView::new(props);
     let tx = sysflag::transaction_type(sys_flag);
-    let parked = |props: String, sys_flag: i32, t: &str, q: i32, code: i64| Placement {
-        topic: t.to_owned(),
+    let parked = |props: String, sys_flag: i32, t: &'static str, q: i32, code: i64| Placement {
+        topic: Cow::Borrowed(t),
         queue_id: q,
         sys_flag,
-        properties: props,
+        properties: Cow::Owned(props),
         tags_code: code,
         dispatch: true,
     };
@@ -277,10 +279,10 @@ pub fn place(
         }
     }
     Placement {
-        topic: topic.to_owned(),
+        topic: Cow::Borrowed(topic),
         queue_id,
         sys_flag,
-        properties: props.to_owned(),
+        properties: Cow::Borrowed(props),
         tags_code: message::tags_code(view.get(keys::TAGS)),
         dispatch: !sysflag::is_prepared_or_rollback(sys_flag),
     }
@@ -319,7 +321,7 @@ impl NewRecord {
         message::encode_record(&spec, &mut buf)?;
         Ok(PutRecord {
             buf,
-            topic: Arc::from(p.topic.as_str()),
+            topic: Arc::from(p.topic.as_ref()),
             queue_id: p.queue_id,
             tags_code: p.tags_code,
             dispatch: p.dispatch,
@@ -446,7 +448,7 @@ mod tests {
             &props,
             0,
         );
-        assert_eq!((p.topic.as_str(), p.queue_id), (HALF_TOPIC, 0));
+        assert_eq!((p.topic.as_ref(), p.queue_id), (HALF_TOPIC, 0));
         assert_eq!(sysflag::transaction_type(p.sys_flag), 0);
         assert_eq!(
             message::property(&p.properties, keys::TRANSACTION_ID),
