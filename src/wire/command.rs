@@ -67,7 +67,19 @@ pub struct ExtFields {
 
 impl ExtFields {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| v)
+        // Typed headers look up every field, so compare raw bytes and build
+        // a `str` only for the match.
+        let (text, key) = (self.text.as_bytes(), key.as_bytes());
+        self.spans
+            .iter()
+            .rev()
+            .find(|&&(a, b, _)| {
+                let (a, b) = (a as usize, b as usize);
+                // Length and first byte settle almost every mismatch
+                // without a call to memcmp.
+                b - a == key.len() && text.get(a) == key.first() && text.get(a..b) == Some(key)
+            })
+            .map(|&(_, b, c)| &self.text[b as usize..c as usize])
     }
 
     /// Sets `key`, replacing an earlier value.
