@@ -232,7 +232,6 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
     let mut text = Vec::with_capacity(header.len());
     let mut spans = Vec::with_capacity(16);
     let mut seen = 0u32;
-    let mut scratch = Vec::new();
     r.eat(b'{')?;
     if r.eat(b'}').is_none() {
         loop {
@@ -264,9 +263,11 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
             match field {
                 Some(6) => r.ext_fields(&mut text, &mut spans)?,
                 _ => {
-                    scratch.clear();
-                    let v = match r.scalar(&mut scratch)? {
-                        Some((s, e)) => Some(std::str::from_utf8(&scratch[s..e]).ok()?),
+                    // Scalars of the top level are read into the tail of
+                    // the text buffer and cut off again (no allocation).
+                    let mark = text.len();
+                    let v = match r.scalar(&mut text)? {
+                        Some((s, e)) => Some(std::str::from_utf8(&text[s..e]).ok()?),
                         None => None,
                     };
                     let int = || v.and_then(parse_i64).unwrap_or(0) as i32;
@@ -287,6 +288,7 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
                         Some(5) => cmd.remark = v.filter(|r| !r.is_empty()).map(str::to_owned),
                         _ => {}
                     }
+                    text.truncate(mark);
                 }
             }
             match r.peek()? {

@@ -21,7 +21,9 @@ pub struct CommitLogWriter {
     flusher: Arc<Flusher>,
     registry: TopicRegistry,
     /// Next queue offset of every (topic, queue id).
-    queue_offsets: HashMap<(String, i32), i64>,
+    /// Next queue offset per (topic, queue); keyed by the records' shared
+    /// topic name, so a lookup allocates nothing.
+    queue_offsets: HashMap<(Arc<str>, i32), i64>,
     sync_flush: bool,
     sync_flush_timeout: Duration,
     /// Told how far the log is written after every `Put` (message index).
@@ -50,7 +52,10 @@ impl CommitLogWriter {
             log,
             flusher,
             registry,
-            queue_offsets,
+            queue_offsets: queue_offsets
+                .into_iter()
+                .map(|((t, q), o)| ((Arc::from(t), q), o))
+                .collect(),
             sync_flush,
             sync_flush_timeout,
             indexer: None,
@@ -165,7 +170,7 @@ impl CommitLogWriter {
         let mut end = 0i64;
         let mut failure = None;
         for mut rec in put.records {
-            let key = (rec.topic.to_string(), rec.queue_id);
+            let key = (rec.topic.clone(), rec.queue_id);
             let qoff = if rec.dispatch {
                 *self.queue_offsets.get(&key).unwrap_or(&0)
             } else {
@@ -252,7 +257,7 @@ pub struct NextQueueOffset(pub String, pub i32);
 impl Handler<NextQueueOffset> for CommitLogWriter {
     type Result = i64;
     fn handle(&mut self, m: NextQueueOffset, _: &mut Context<Self>) -> i64 {
-        *self.queue_offsets.get(&(m.0, m.1)).unwrap_or(&0)
+        *self.queue_offsets.get(&(Arc::from(m.0), m.1)).unwrap_or(&0)
     }
 }
 
@@ -264,7 +269,7 @@ pub struct ForgetTopic(pub String);
 impl Handler<ForgetTopic> for CommitLogWriter {
     type Result = ();
     fn handle(&mut self, m: ForgetTopic, _: &mut Context<Self>) {
-        self.queue_offsets.retain(|(t, _), _| *t != m.0);
+        self.queue_offsets.retain(|(t, _), _| **t != *m.0);
     }
 }
 

@@ -3,6 +3,7 @@
 //! and hand them to the commit-log writer in one message.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::{bad_header, error, BrokerCtx};
@@ -78,18 +79,22 @@ pub async fn resolve_topic(
 
 /// Appends `CLUSTER` and a `UNIQ_KEY` (when the producer sent none);
 /// returns the stored string and the message's unique id.
-fn stored_properties(props: &str, view: &PropertyView, cluster: &str) -> (String, String) {
+fn stored_properties<'a>(
+    props: &str,
+    view: &PropertyView<'a>,
+    cluster: &str,
+) -> (String, Cow<'a, str>) {
     let mut s = String::with_capacity(props.len() + 64);
     s.push_str(props);
     if !s.is_empty() && !s.ends_with(message::PROPERTY_SEPARATOR) {
         s.push(message::PROPERTY_SEPARATOR);
     }
     let uniq = match view.get(keys::UNIQ_KEY) {
-        Some(u) => u.to_owned(),
+        Some(u) => Cow::Borrowed(u),
         None => {
             let u = msgid::new_uniq_id();
             push_prop(&mut s, keys::UNIQ_KEY, &u);
-            u
+            Cow::Owned(u)
         }
     };
     if view.get(keys::CLUSTER).is_none() {
@@ -217,7 +222,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     let cluster = ctx.cfg.broker_cluster_name.as_str();
     let levels = ctx.services.levels.clone();
     let mut records = Vec::new();
-    let mut uniq_ids = Vec::new();
+    let mut first_uniq: Option<String> = None;
     let mut wait = true;
 
     let mut encode = |body: &Bytes, flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
@@ -233,7 +238,9 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         if to_dlq {
             stored = message::without_property(&stored, keys::DELAY);
         }
-        uniq_ids.push(uniq);
+        if first_uniq.is_none() {
+            first_uniq = Some(uniq.into_owned());
+        }
         if view.get(keys::WAIT) == Some("false") {
             wait = false;
         }
@@ -294,16 +301,19 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         FlushOutcome::Ok => rs::SUCCESS,
         FlushOutcome::FlushTimeout => rs::FLUSH_DISK_TIMEOUT,
     };
-    let msg_ids: Vec<String> = results
-        .iter()
-        .map(|r| msgid::offset_msg_id(ctx.store_host, r.phys_offset))
-        .collect();
+    let mut msg_ids = String::with_capacity(results.len() * 33);
+    for (i, r) in results.iter().enumerate() {
+        if i > 0 {
+            msg_ids.push(',');
+        }
+        msg_ids.push_str(&msgid::offset_msg_id(ctx.store_host, r.phys_offset));
+    }
     let mut resp = RemotingCommand::response_to(req, code);
     SendMessageResponseHeader {
-        msg_id: msg_ids.join(","),
+        msg_id: msg_ids,
         queue_id,
         queue_offset: results.first().map(|r| r.queue_offset).unwrap_or(0),
-        transaction_id: uniq_ids.first().cloned(),
+        transaction_id: first_uniq,
         batch_uniq_id: None,
     }
     .write_ext(&mut resp.ext);
