@@ -495,7 +495,10 @@ impl BrokerConfig {
         line("longPollingEnable", self.long_polling_enable.to_string());
         line("messageDelayLevel", self.message_delay_level.clone());
         line("timerPrecisionMs", self.timer_precision_ms.to_string());
-        line("timerRollWindowSlot", self.timer_roll_window_slot.to_string());
+        line(
+            "timerRollWindowSlot",
+            self.timer_roll_window_slot.to_string(),
+        );
         line("timerMaxDelaySec", self.timer_max_delay_sec.to_string());
         s
     }

@@ -77,14 +77,9 @@ pub trait CommandHeader: Sized {
 }
 
 #[doc(hidden)]
-pub fn req_field<T: ExtValue>(ext: &ExtFields, key: &'static str) -> Result<T, WireError> {
-    let raw = ext.get(key).ok_or(WireError::MissingField(key))?;
+pub fn req_raw<T: ExtValue>(raw: Option<&str>, key: &'static str) -> Result<T, WireError> {
+    let raw = raw.ok_or(WireError::MissingField(key))?;
     T::parse_ext(raw).ok_or_else(|| WireError::BadField(key, raw.to_owned()))
-}
-
-#[doc(hidden)]
-pub fn opt_field<T: ExtValue>(ext: &ExtFields, key: &'static str) -> Option<T> {
-    ext.get(key).and_then(T::parse_ext)
 }
 
 /// Declares a header struct and its `CommandHeader` impl.
@@ -105,8 +100,17 @@ macro_rules! ext_header {
         impl $crate::wire::headers::CommandHeader for $name {
             fn from_ext(ext: &$crate::wire::command::ExtFields)
                 -> Result<Self, $crate::wire::WireError> {
+                // One pass over the fields (a later duplicate wins), then
+                // the conversions.
+                $( let mut $field: Option<&str> = None; )*
+                for (k, v) in ext.iter() {
+                    match k {
+                        $( $key => $field = Some(v), )*
+                        _ => {}
+                    }
+                }
                 Ok($name {
-                    $( $field: $crate::ext_header!(@get $kind ext $ty, $key), )*
+                    $( $field: $crate::ext_header!(@get $kind $field $ty, $key), )*
                 })
             }
             fn write_ext(&self, ext: &mut $crate::wire::command::ExtFields) {
@@ -117,14 +121,14 @@ macro_rules! ext_header {
     (@ty req $ty:ty) => { $ty };
     (@ty def $ty:ty) => { $ty };
     (@ty opt $ty:ty) => { Option<$ty> };
-    (@get req $ext:ident $ty:ty, $key:literal) => {
-        $crate::wire::headers::req_field::<$ty>($ext, $key)?
+    (@get req $raw:ident $ty:ty, $key:literal) => {
+        $crate::wire::headers::req_raw::<$ty>($raw, $key)?
     };
-    (@get def $ext:ident $ty:ty, $key:literal) => {
-        $crate::wire::headers::opt_field::<$ty>($ext, $key).unwrap_or_default()
+    (@get def $raw:ident $ty:ty, $key:literal) => {
+        $raw.and_then(<$ty as $crate::wire::headers::ExtValue>::parse_ext).unwrap_or_default()
     };
-    (@get opt $ext:ident $ty:ty, $key:literal) => {
-        $crate::wire::headers::opt_field::<$ty>($ext, $key)
+    (@get opt $raw:ident $ty:ty, $key:literal) => {
+        $raw.and_then(<$ty as $crate::wire::headers::ExtValue>::parse_ext)
     };
     (@put req $ext:ident $v:expr, $key:literal) => {
         $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(&$v))
