@@ -53,6 +53,8 @@ pub struct IndexStore {
     indexed_end: i64,
     /// Progress already made durable by [`IndexStore::flush`].
     flushed_end: i64,
+    /// Reused buffer for `topic#key` (no allocation per indexed key).
+    key_buf: String,
 }
 
 impl std::fmt::Debug for IndexStore {
@@ -141,6 +143,7 @@ impl IndexStore {
             }
         }
         let mut store = IndexStore {
+            key_buf: String::new(),
             cfg,
             files,
             indexed_end: 0,
@@ -226,15 +229,28 @@ impl IndexStore {
             return Ok(());
         }
         let ts = v.store_timestamp;
+        let mut buf = std::mem::take(&mut self.key_buf);
+        let mut put = |this: &mut Self, key: &str| {
+            buf.clear();
+            buf.push_str(v.topic);
+            buf.push('#');
+            buf.push_str(key);
+            this.put_key(&buf, phys, ts)
+        };
+        let mut res = Ok(());
         if let Some(u) = v.property(keys::UNIQ_KEY) {
-            self.put_key(&format!("{}#{u}", v.topic), phys, ts)?;
+            res = put(self, u);
         }
-        if let Some(ks) = v.property(keys::KEYS) {
+        if let (Ok(()), Some(ks)) = (&res, v.property(keys::KEYS)) {
             for k in ks.split(' ').filter(|k| !k.is_empty()) {
-                self.put_key(&format!("{}#{k}", v.topic), phys, ts)?;
+                res = put(self, k);
+                if res.is_err() {
+                    break;
+                }
             }
         }
-        Ok(())
+        self.key_buf = buf;
+        res
     }
 
     fn put_key(&mut self, key: &str, phys: i64, ts: i64) -> Result<()> {

@@ -12,7 +12,9 @@ mod properties;
 
 pub(crate) use cursor::Cursor;
 
-pub use batch::{decode_batch, encode_batch, BatchEntry, BATCH_ENTRY_OVERHEAD};
+pub use batch::{
+    batch_entries, decode_batch, encode_batch, BatchEntry, BatchRef, BATCH_ENTRY_OVERHEAD,
+};
 pub use properties::{
     decode_properties, encode_properties, java_hash, keys, property, tags_code, with_property,
     without_property, PropertyView, NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR, TRANSIENT_PREFIX,

@@ -26,10 +26,15 @@ fn ip_bytes(ip: &IpAddr, out: &mut String) {
 /// Uppercase hex of `ip + port(i32) + offset(i64)`: 32 chars for IPv4, 56 for IPv6.
 pub fn offset_msg_id(store_host: SocketAddr, phys_offset: i64) -> String {
     let mut s = String::with_capacity(56);
-    ip_bytes(&store_host.ip(), &mut s);
-    push_hex(&mut s, &(store_host.port() as i32).to_be_bytes());
-    push_hex(&mut s, &phys_offset.to_be_bytes());
+    push_offset_msg_id(&mut s, store_host, phys_offset);
     s
+}
+
+/// Appends the offset message id to `s` (no allocation of its own).
+pub fn push_offset_msg_id(s: &mut String, store_host: SocketAddr, phys_offset: i64) {
+    ip_bytes(&store_host.ip(), s);
+    push_hex(s, &(store_host.port() as i32).to_be_bytes());
+    push_hex(s, &phys_offset.to_be_bytes());
 }
 
 fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {

@@ -17,43 +17,76 @@ pub struct BatchEntry {
     pub properties: String,
 }
 
+/// One message of a batch body, borrowing its properties from the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRef<'a> {
+    pub flag: i32,
+    pub body: Bytes,
+    pub properties: &'a str,
+}
+
+/// Reads the entries of a batch body one by one, without copying: bodies
+/// are slices of `body`, properties borrow from it.
+pub fn batch_entries(body: &Bytes) -> impl Iterator<Item = Result<BatchRef<'_>, MessageError>> {
+    let mut at = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || at >= body.len() {
+            return None;
+        }
+        let entry = read_entry(body, at);
+        match &entry {
+            Ok((_, total)) => at += total,
+            Err(_) => failed = true,
+        }
+        Some(entry.map(|(e, _)| e))
+    })
+}
+
+fn read_entry(body: &Bytes, at: usize) -> Result<(BatchRef<'_>, usize), MessageError> {
+    let mut c = Cursor::new(&body[at..], at);
+    let total = c.len_i32("TOTALSIZE")?;
+    c.i32("MAGICCODE")?;
+    c.i32("BODYCRC")?;
+    let flag = c.i32("FLAG")?;
+    let body_len = c.len_i32("BODYLEN")?;
+    let body_at = c.abs();
+    c.take(body_len, "BODY")?;
+    let prop_len = c.len_i16("PROPLEN")?;
+    let props_at = c.abs();
+    c.take(prop_len, "PROPERTIES")?;
+    let properties = std::str::from_utf8(&body[props_at..props_at + prop_len]).map_err(|_| {
+        MessageError::InvalidUtf8 {
+            field: "PROPERTIES",
+            offset: props_at,
+        }
+    })?;
+    if c.pos() != total {
+        return Err(MessageError::SizeMismatch {
+            offset: at,
+            declared: total,
+            actual: c.pos(),
+        });
+    }
+    let entry = BatchRef {
+        flag,
+        body: body.slice(body_at..body_at + body_len),
+        properties,
+    };
+    Ok((entry, total))
+}
+
 /// Splits a batch body; bodies are zero-copy slices of `body`.
 pub fn decode_batch(body: &Bytes) -> Result<Vec<BatchEntry>, MessageError> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while at < body.len() {
-        let mut c = Cursor::new(&body[at..], at);
-        let total = c.len_i32("TOTALSIZE")?;
-        c.i32("MAGICCODE")?;
-        c.i32("BODYCRC")?;
-        let flag = c.i32("FLAG")?;
-        let body_len = c.len_i32("BODYLEN")?;
-        let body_at = c.abs();
-        c.take(body_len, "BODY")?;
-        let prop_len = c.len_i16("PROPLEN")?;
-        let props_at = c.abs();
-        let props = c.take(prop_len, "PROPERTIES")?;
-        let properties = std::str::from_utf8(props)
-            .map_err(|_| MessageError::InvalidUtf8 {
-                field: "PROPERTIES",
-                offset: props_at,
-            })?
-            .to_owned();
-        if c.pos() != total {
-            return Err(MessageError::SizeMismatch {
-                offset: at,
-                declared: total,
-                actual: c.pos(),
-            });
-        }
-        out.push(BatchEntry {
-            flag,
-            body: body.slice(body_at..body_at + body_len),
-            properties,
-        });
-        at += total;
-    }
-    Ok(out)
+    batch_entries(body)
+        .map(|e| {
+            e.map(|e| BatchEntry {
+                flag: e.flag,
+                body: e.body,
+                properties: e.properties.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Appends the batch encoding of `entries` to `out`.

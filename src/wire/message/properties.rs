@@ -122,23 +122,38 @@ fn raw_pairs(s: &str) -> impl DoubleEndedIterator<Item = (&str, &str)> {
 }
 
 /// A properties string scanned once, for code that asks it several
-/// questions (the send path looks up about a dozen keys per message).
+/// questions (the send path looks up about a dozen keys per message). The
+/// first 16 pairs live inline, so a typical message allocates nothing here.
 pub struct PropertyView<'a> {
-    pairs: Vec<(&'a str, &'a str)>,
+    inline: [(&'a str, &'a str); 16],
+    len: usize,
+    more: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> PropertyView<'a> {
     pub fn new(s: &'a str) -> PropertyView<'a> {
-        PropertyView {
-            pairs: raw_pairs(s).collect(),
+        let mut v = PropertyView {
+            inline: [("", ""); 16],
+            len: 0,
+            more: Vec::new(),
+        };
+        for pair in raw_pairs(s) {
+            if v.len < v.inline.len() {
+                v.inline[v.len] = pair;
+                v.len += 1;
+            } else {
+                v.more.push(pair);
+            }
         }
+        v
     }
 
     /// The value of `key` (the last occurrence wins, as in Java).
     pub fn get(&self, key: &str) -> Option<&'a str> {
-        self.pairs
+        self.more
             .iter()
             .rev()
+            .chain(self.inline[..self.len].iter().rev())
             .find(|(k, _)| *k == key)
             .map(|(_, v)| *v)
     }

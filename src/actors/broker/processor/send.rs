@@ -263,13 +263,24 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     };
 
     let encoded = if batch {
-        match message::decode_batch(&body) {
-            Ok(entries) if !entries.is_empty() => entries
-                .iter()
-                .try_for_each(|e| encode(&e.body, e.flag, &e.properties, sys_flag)),
-            Ok(_) => Err("empty batch".to_owned()),
-            Err(e) => Err(format!("malformed batch body: {e}")),
-        }
+        // Entries are encoded as they are read; a malformed one fails the
+        // whole request before anything is stored.
+        let mut n = 0;
+        message::batch_entries(&body)
+            .try_for_each(|e| match e {
+                Ok(e) => {
+                    n += 1;
+                    encode(&e.body, e.flag, e.properties, sys_flag)
+                }
+                Err(e) => Err(format!("malformed batch body: {e}")),
+            })
+            .and_then(|()| {
+                if n == 0 {
+                    Err("empty batch".to_owned())
+                } else {
+                    Ok(())
+                }
+            })
     } else {
         encode(&body, h.flag, props, sys_flag)
     };
@@ -306,7 +317,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         if i > 0 {
             msg_ids.push(',');
         }
-        msg_ids.push_str(&msgid::offset_msg_id(ctx.store_host, r.phys_offset));
+        msgid::push_offset_msg_id(&mut msg_ids, ctx.store_host, r.phys_offset);
     }
     let mut resp = RemotingCommand::response_to(req, code);
     SendMessageResponseHeader {
