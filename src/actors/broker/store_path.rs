@@ -98,7 +98,7 @@ impl DelayLevels {
 /// A record to store, before the redirect rules.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub queue_id: i32,
     pub flag: i32,
     pub sys_flag: i32,
@@ -321,7 +321,12 @@ impl NewRecord {
         message::encode_record(&spec, &mut buf)?;
         Ok(PutRecord {
             buf,
-            topic: Arc::from(p.topic.as_ref()),
+            // The usual case keeps the topic: share its name, don't copy it.
+            topic: if *p.topic == *self.topic {
+                self.topic.clone()
+            } else {
+                Arc::from(p.topic.as_ref())
+            },
             queue_id: p.queue_id,
             tags_code: p.tags_code,
             dispatch: p.dispatch,
@@ -338,7 +343,7 @@ impl NewRecord {
         properties: String,
     ) -> NewRecord {
         NewRecord {
-            topic,
+            topic: topic.into(),
             queue_id,
             flag: m.flag,
             sys_flag: m.sys_flag,

@@ -223,6 +223,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     let levels = ctx.services.levels.clone();
     let mut records = Vec::new();
     let mut first_uniq: Option<String> = None;
+    let topic_name: Arc<str> = Arc::from(h.topic.as_str());
     let mut wait = true;
 
     let mut encode = |body: &Bytes, flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
@@ -246,7 +247,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         }
         store_path::check_timer_delay(&view, sys_flag, store_ts, ctx.cfg.timer_max_delay_sec)?;
         let rec = NewRecord {
-            topic: h.topic.clone(),
+            topic: topic_name.clone(),
             queue_id,
             flag,
             sys_flag,
