@@ -316,6 +316,56 @@ pub struct PullOutcome {
     pub bodies: Vec<Bytes>,
 }
 
+/// What a background reader of a queue (the delay scheduler, the timer)
+/// gets from [`read_or_wait`].
+pub enum Read {
+    /// Records from the requested offset on.
+    Found(PullOutcome),
+    /// Nothing new: a held pull waited until a dispatch (or its timeout);
+    /// read again now.
+    CaughtUp,
+    /// The offset is out of the queue's range; go on from here.
+    MoveTo(i64),
+    /// The queue did not answer; try again later.
+    Failed,
+}
+
+/// Reads up to `max` records from `offset`; when the reader has caught up,
+/// parks a long-polling pull for up to `hold`, so a new message is seen as
+/// soon as it is dispatched rather than at the next poll.
+pub async fn read_or_wait(queue: &Addr<QueueActor>, offset: i64, max: i32, hold: Duration) -> Read {
+    let query = || PullQuery {
+        offset,
+        max_msgs: max,
+        tag_codes: None,
+        sql: None,
+    };
+    let out = match queue
+        .send(Pull {
+            query: query(),
+            hold: None,
+        })
+        .await
+    {
+        Ok(Ok(o)) => o,
+        _ => return Read::Failed,
+    };
+    match out.status {
+        PullStatus::Found => Read::Found(out),
+        PullStatus::NoNewMessage | PullStatus::OffsetOverflowOne | PullStatus::NoMessageInQueue => {
+            let held = Pull {
+                query: query(),
+                hold: Some(hold),
+            };
+            match queue.send(held).await {
+                Ok(Ok(_)) => Read::CaughtUp,
+                _ => Read::Failed,
+            }
+        }
+        _ => Read::MoveTo(out.next_begin.max(0)),
+    }
+}
+
 /// A pull; with `hold` set and nothing to return, it waits for a message.
 #[derive(Message)]
 #[rtype(result = "Result<PullOutcome, ActorFailure>")]

@@ -24,7 +24,7 @@ use std::time::Duration;
 use super::commit_log::CommitLogWriter;
 use super::crash_point;
 use super::exact_put::{ExactPut, Ticket};
-use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
+use super::queue::{read_or_wait, QueueActor, Read};
 use super::store_path::{DelayLevels, NewRecord, SCHEDULE_TOPIC, TIMER_PROPS};
 use super::topic::TopicRegistry;
 use crate::store::CommitLogReader;
@@ -202,52 +202,29 @@ async fn scan_level(
     level: i32,
     from: i64,
 ) -> Scanned {
-    let query = |offset| PullQuery {
-        offset,
-        max_msgs: BATCH,
-        tag_codes: None,
-        sql: None,
-    };
     let retry = Scanned {
         offset: from,
         again: RETRY_AFTER,
         ticket: None,
     };
-    let out = match queue
-        .send(Pull {
-            query: query(from),
-            hold: None,
-        })
-        .await
-    {
-        Ok(Ok(o)) => o,
-        _ => return retry,
-    };
-    match out.status {
-        PullStatus::Found => {}
-        PullStatus::NoNewMessage | PullStatus::OffsetOverflowOne | PullStatus::NoMessageInQueue => {
-            // Caught up: wait for the next dispatch (or the hold timeout).
-            let held = Pull {
-                query: query(from),
-                hold: Some(IDLE_HOLD),
-            };
-            return match queue.send(held).await {
-                Ok(Ok(_)) => Scanned {
-                    offset: from,
-                    again: Duration::ZERO,
-                    ticket: None,
-                },
-                _ => retry,
-            };
-        }
-        _ => {
+    let out = match read_or_wait(&queue, from, BATCH, IDLE_HOLD).await {
+        Read::Found(out) => out,
+        Read::CaughtUp => {
             return Scanned {
-                offset: out.next_begin.max(0),
+                offset: from,
                 again: Duration::ZERO,
                 ticket: None,
             }
         }
-    }
+        Read::MoveTo(offset) => {
+            return Scanned {
+                offset,
+                again: Duration::ZERO,
+                ticket: None,
+            }
+        }
+        Read::Failed => return retry,
+    };
     let mut offset = from;
     let mut batch = Vec::new();
     let mut sources = Vec::new();

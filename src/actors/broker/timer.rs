@@ -49,7 +49,7 @@ use std::time::Duration;
 use super::commit_log::CommitLogWriter;
 use super::crash_point;
 use super::exact_put::{ExactPut, Orphan, PutFailed, Ticket};
-use super::queue::{Pull, PullQuery, PullStatus, QueueActor};
+use super::queue::{read_or_wait, QueueActor, Read};
 use super::store_path::{timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
 use super::topic::TopicRegistry;
 use crate::config::BrokerConfig;
@@ -415,29 +415,13 @@ struct ScanOutcome {
 }
 
 async fn scan(queue: Addr<QueueActor>, from: i64) -> ScanOutcome {
-    let query = |offset| PullQuery {
-        offset,
-        max_msgs: SCAN_BATCH,
-        tag_codes: None,
-        sql: None,
-    };
     let mut out = ScanOutcome {
         next: from,
         found: Vec::new(),
         again: RETRY_AFTER,
     };
-    let r = match queue
-        .send(Pull {
-            query: query(from),
-            hold: None,
-        })
-        .await
-    {
-        Ok(Ok(r)) => r,
-        _ => return out,
-    };
-    match r.status {
-        PullStatus::Found => {
+    match read_or_wait(&queue, from, SCAN_BATCH, IDLE_HOLD).await {
+        Read::Found(r) => {
             for b in &r.bodies {
                 let Ok(m) = message::decode_record(b, 0, false) else {
                     continue;
@@ -459,19 +443,12 @@ async fn scan(queue: Addr<QueueActor>, from: i64) -> ScanOutcome {
             out.next = r.next_begin;
             out.again = Duration::ZERO;
         }
-        PullStatus::NoNewMessage | PullStatus::OffsetOverflowOne | PullStatus::NoMessageInQueue => {
-            let held = Pull {
-                query: query(from),
-                hold: Some(IDLE_HOLD),
-            };
-            if let Ok(Ok(_)) = queue.send(held).await {
-                out.again = Duration::ZERO;
-            }
-        }
-        _ => {
-            out.next = r.next_begin.max(0);
+        Read::CaughtUp => out.again = Duration::ZERO,
+        Read::MoveTo(next) => {
+            out.next = next;
             out.again = Duration::ZERO;
         }
+        Read::Failed => {}
     }
     out
 }
