@@ -43,8 +43,6 @@ struct Node {
 
 /// Starts `actormq standalone` on `dir/store` with fault injection on.
 fn start_node(dir: &Path, run: usize, extra: &str) -> Node {
-    let ns_port = free_port();
-    let b_port = free_port();
     let conf = dir.join("broker.conf");
     std::fs::write(
         &conf,
@@ -55,28 +53,8 @@ fn start_node(dir: &Path, run: usize, extra: &str) -> Node {
         ),
     )
     .unwrap();
-    let store = dir.join("store");
-    let args = [
-        "standalone",
-        "--namesrv-port",
-        &ns_port.to_string(),
-        "--broker-port",
-        &b_port.to_string(),
-        "--store",
-        store.to_str().unwrap(),
-        "-c",
-        conf.to_str().unwrap(),
-    ]
-    .map(|s| s.to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = dir.join(format!("run{run}.log"));
-    let mut proc = ChildServer::spawn("standalone", &args, &log);
-    let broker = format!("127.0.0.1:{b_port}");
-    if !wait_port(&broker, Duration::from_secs(15)) {
-        let running = proc.is_running();
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        panic!("broker did not come up (running: {running}); log:\n{text}");
-    }
+    let (proc, broker) = spawn_standalone(&dir.join("store"), &conf, &log, Duration::from_secs(15));
     Node { proc, broker, log }
 }
 
@@ -175,29 +153,12 @@ async fn delay_delivery_is_exact_across_a_crash() {
 }
 
 async fn send_half(
-    c: &RemotingClient,
+    c: &actormq::client::RemotingClient,
     b: &str,
     topic: &str,
     body: &str,
 ) -> SendMessageResponseHeader {
-    let props = Msg::new(body)
-        .prop("TRAN_MSG", "true")
-        .prop("PGROUP", PG)
-        .prop("UNIQ_KEY", &format!("UK-{body}"))
-        .properties();
-    let mut h = send_header(topic, 0, &props, false);
-    h.producer_group = PG.into();
-    h.sys_flag = 4;
-    let r = call(
-        c,
-        b,
-        request::SEND_MESSAGE_V2,
-        h.to_v2().to_ext(),
-        Some(Bytes::from(body.to_owned())),
-    )
-    .await;
-    assert_eq!(r.code, response::SUCCESS, "half send: {:?}", r.remark);
-    SendMessageResponseHeader::from_ext(&r.ext).unwrap()
+    send_half_message(c, b, topic, body, PG).await
 }
 
 fn commit_cmd(s: &SendMessageResponseHeader) -> RemotingCommand {

@@ -434,27 +434,8 @@ async fn index_recovers_after_kill() {
     .unwrap();
     let store = dir.path().join("store");
     let start = |run: usize| {
-        let (ns, bp) = (free_port(), free_port());
-        let args = [
-            "standalone".to_string(),
-            "--namesrv-port".into(),
-            ns.to_string(),
-            "--broker-port".into(),
-            bp.to_string(),
-            "--store".into(),
-            store.to_str().unwrap().into(),
-            "-c".into(),
-            conf.to_str().unwrap().into(),
-        ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = dir.path().join(format!("run{run}.log"));
-        let p = ChildServer::spawn("standalone", &args, &log);
-        let broker = format!("127.0.0.1:{bp}");
-        assert!(
-            wait_port(&broker, Duration::from_secs(10)),
-            "broker did not start"
-        );
-        (p, broker)
+        spawn_standalone(&store, &conf, &log, Duration::from_secs(10))
     };
     let c = client();
     let (mut p, b) = start(0);

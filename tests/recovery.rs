@@ -29,8 +29,6 @@ struct Node {
 }
 
 fn start_node(dir: &Path, run: usize) -> Node {
-    let ns_port = free_port();
-    let b_port = free_port();
     let conf = dir.join("broker.conf");
     std::fs::write(
         &conf,
@@ -39,27 +37,12 @@ fn start_node(dir: &Path, run: usize) -> Node {
          autoCreateTopicEnable=true\n",
     )
     .unwrap();
-    let store = dir.join("store");
-    let args = [
-        "standalone",
-        "--namesrv-port",
-        &ns_port.to_string(),
-        "--broker-port",
-        &b_port.to_string(),
-        "--store",
-        store.to_str().unwrap(),
-        "-c",
-        conf.to_str().unwrap(),
-    ]
-    .map(|s| s.to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut proc = ChildServer::spawn("standalone", &args, &dir.join(format!("run{run}.log")));
-    let broker = format!("127.0.0.1:{b_port}");
-    if !wait_port(&broker, Duration::from_secs(10)) {
-        let running = proc.is_running();
-        let log = std::fs::read_to_string(dir.join(format!("run{run}.log"))).unwrap_or_default();
-        panic!("broker did not come up (running: {running}); log:\n{log}");
-    }
+    let (proc, broker) = spawn_standalone(
+        &dir.join("store"),
+        &conf,
+        &dir.join(format!("run{run}.log")),
+        Duration::from_secs(10),
+    );
     Node { proc, broker }
 }
 

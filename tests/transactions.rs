@@ -42,24 +42,7 @@ async fn send_half(
     topic: &str,
     body: &str,
 ) -> SendMessageResponseHeader {
-    let props = Msg::new(body)
-        .prop("TRAN_MSG", "true")
-        .prop("PGROUP", PG)
-        .prop("UNIQ_KEY", &format!("UK-{body}"))
-        .properties();
-    let mut h = send_header(topic, 0, &props, false);
-    h.producer_group = PG.into();
-    h.sys_flag = 4;
-    let r = call(
-        c,
-        b,
-        request::SEND_MESSAGE_V2,
-        h.to_v2().to_ext(),
-        Some(Bytes::from(body.to_owned())),
-    )
-    .await;
-    assert_eq!(r.code, response::SUCCESS, "half send: {:?}", r.remark);
-    SendMessageResponseHeader::from_ext(&r.ext).unwrap()
+    send_half_message(c, b, topic, body, PG).await
 }
 
 fn end_cmd(qoff: i64, phys: i64, kind: i32, uniq: &str, from_check: bool) -> RemotingCommand {

@@ -308,6 +308,39 @@ impl Drop for ChildServer {
     }
 }
 
+/// Runs `actormq standalone` on `store` with config file `conf` and fresh
+/// ports, its output in `log`, and waits up to `within` for the broker port
+/// (panicking with the log if it does not open). Returns the process and
+/// the broker address.
+pub fn spawn_standalone(
+    store: &Path,
+    conf: &Path,
+    log: &Path,
+    within: Duration,
+) -> (ChildServer, String) {
+    let (ns_port, b_port) = (free_port(), free_port());
+    let args = [
+        "standalone".to_string(),
+        "--namesrv-port".into(),
+        ns_port.to_string(),
+        "--broker-port".into(),
+        b_port.to_string(),
+        "--store".into(),
+        store.to_str().unwrap().into(),
+        "-c".into(),
+        conf.to_str().unwrap().into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut proc = ChildServer::spawn("standalone", &args, log);
+    let broker = format!("127.0.0.1:{b_port}");
+    if !wait_port(&broker, within) {
+        let running = proc.is_running();
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("broker did not come up (running: {running}); log:\n{text}");
+    }
+    (proc, broker)
+}
+
 /// Waits until `addr` accepts TCP connections.
 pub fn wait_port(addr: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
@@ -422,6 +455,35 @@ pub fn send_header(
         max_reconsume_times: None,
         broker_name: None,
     }
+}
+
+/// Sends a transaction half message (sysflag PREPARED, `TRAN_MSG`, `PGROUP`
+/// = `group`, `UNIQ_KEY` = `UK-<body>`) and returns the send response.
+pub async fn send_half_message(
+    c: &RemotingClient,
+    b: &str,
+    topic: &str,
+    body: &str,
+    group: &str,
+) -> SendMessageResponseHeader {
+    let props = Msg::new(body)
+        .prop("TRAN_MSG", "true")
+        .prop("PGROUP", group)
+        .prop("UNIQ_KEY", &format!("UK-{body}"))
+        .properties();
+    let mut h = send_header(topic, 0, &props, false);
+    h.producer_group = group.into();
+    h.sys_flag = 4;
+    let r = call(
+        c,
+        b,
+        request::SEND_MESSAGE_V2,
+        h.to_v2().to_ext(),
+        Some(Bytes::from(body.to_owned())),
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "half send: {:?}", r.remark);
+    SendMessageResponseHeader::from_ext(&r.ext).unwrap()
 }
 
 /// SEND_MESSAGE_V2 of one message; returns the raw response.
