@@ -150,9 +150,15 @@ fn main() {
         ("SEND_MESSAGE_V2, 1 x 1 KiB", &one, 1u64),
         ("SEND_BATCH_MESSAGE, 32 x 1 KiB", &batch, 32),
     ];
-    for (name, f, per) in cases {
+    // ALLOCS_ONLY=<substring> runs one case (e.g. under a heap profiler);
+    // ALLOCS_N sets the measured requests per case.
+    let only = std::env::var("ALLOCS_ONLY").unwrap_or_default();
+    let n: u64 = std::env::var("ALLOCS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    for (name, f, per) in cases.into_iter().filter(|c| c.0.contains(&*only)) {
         round_trips(&mut s, f, 2_000, &mut buf); // warm up: topic, segments, buffers
-        let n = 10_000u64;
         let (a0, b0) = (
             ALLOCS.load(Ordering::Relaxed),
             BYTES.load(Ordering::Relaxed),

@@ -12,7 +12,7 @@
 //! client reconnects, the process keeps serving.
 
 use actix::prelude::*;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,7 +48,9 @@ pub struct Channel {
     tx: mpsc::UnboundedSender<RemotingCommand>,
     pending: Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>,
     stop: Arc<tokio::sync::Notify>,
-    fault: Option<Recipient<SessionFault>>,
+    /// The session itself (fault injection, panics). Shared: cloning an
+    /// actix address allocates, and a channel is cloned for every request.
+    session: Option<Arc<Addr<Session>>>,
 }
 
 impl std::fmt::Debug for Channel {
@@ -104,7 +106,7 @@ impl Channel {
     /// Fault injection (tests): makes the session serving this connection
     /// fail with an error or a panic.
     pub fn inject_fault(&self, panic: bool) {
-        if let Some(f) = &self.fault {
+        if let Some(f) = &self.session {
             f.do_send(SessionFault { panic });
         }
     }
@@ -150,11 +152,11 @@ impl Session {
             tx,
             pending: Arc::new(Mutex::new(HashMap::new())),
             stop: stop.clone(),
-            fault: None,
+            session: None,
         };
         Some(Session::create(move |ctx| {
             let mut channel = channel;
-            channel.fault = Some(ctx.address().recipient());
+            channel.session = Some(Arc::new(ctx.address()));
             ctx.add_stream(FramedRead::with_capacity(
                 rd,
                 FrameCodec::default(),
@@ -190,7 +192,6 @@ impl Session {
         // each wake-up, which made the cost per event grow with the number
         // of requests in flight (64 pending sends, or held pulls).
         let channel = self.channel.clone();
-        let session = ctx.address();
         actix::spawn(async move {
             match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(Some(mut resp)) => {
@@ -201,11 +202,15 @@ impl Session {
                     }
                 }
                 Ok(None) => {}
-                Err(_) => session.do_send(Panicked {
-                    code,
-                    opaque,
-                    oneway,
-                }),
+                Err(_) => {
+                    if let Some(s) = &channel.session {
+                        s.do_send(Panicked {
+                            code,
+                            opaque,
+                            oneway,
+                        })
+                    }
+                }
             }
         });
     }
@@ -333,6 +338,9 @@ impl Handler<SessionFault> for Session {
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<RemotingCommand>) {
     let mut batch: Vec<RemotingCommand> = Vec::with_capacity(64);
     let mut heads = BytesMut::with_capacity(16 * 1024);
+    // Kept across writes so that a write allocates nothing.
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(64);
+    let mut spare: Vec<IoSlice<'static>> = Vec::with_capacity(128);
     while let Some(first) = rx.recv().await {
         batch.push(first);
         while batch.len() < 256 {
@@ -342,16 +350,15 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Remo
             }
         }
         heads.clear();
-        let mut ranges = Vec::with_capacity(batch.len());
+        ranges.clear();
         for c in &batch {
             let start = heads.len();
             c.encode_head(&mut heads);
             ranges.push(start..heads.len());
         }
-        let heads_frozen: Bytes = heads.split().freeze();
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
-        for (c, r) in batch.iter().zip(ranges) {
-            slices.push(IoSlice::new(&heads_frozen[r]));
+        let mut slices = reuse_slices(std::mem::take(&mut spare));
+        for (c, r) in batch.iter().zip(ranges.iter()) {
+            slices.push(IoSlice::new(&heads[r.clone()]));
             for b in &c.body {
                 if !b.is_empty() {
                     slices.push(IoSlice::new(b));
@@ -361,10 +368,20 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Remo
         if write_all_vectored(&mut wr, &mut slices).await.is_err() {
             return;
         }
-        drop(slices);
+        spare = reuse_slices(slices);
         batch.clear();
     }
     let _ = wr.shutdown().await;
+}
+
+/// An empty vector of slices on the allocation of `v` (the lifetime of the
+/// borrowed buffers changes, the layout does not; collecting from an empty
+/// `into_iter` of the same layout keeps the allocation).
+fn reuse_slices<'a>(mut v: Vec<IoSlice<'_>>) -> Vec<IoSlice<'a>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| -> IoSlice<'a> { unreachable!() })
+        .collect()
 }
 
 async fn write_all_vectored(

@@ -357,6 +357,12 @@ impl CommitLogReader {
     /// `size` bytes at `phys_offset`, zero-copy; None unless the whole range is
     /// published and inside one segment.
     pub fn read(&self, phys_offset: i64, size: i32) -> Option<Bytes> {
+        self.slice(phys_offset, size).map(Bytes::from_owner)
+    }
+
+    /// [`CommitLogReader::read`] as a borrowed view: no allocation, for
+    /// readers that look at a record and move on (the indexer).
+    pub(crate) fn slice(&self, phys_offset: i64, size: i32) -> Option<SegmentSlice> {
         if phys_offset < 0 || size <= 0 {
             return None;
         }
@@ -369,23 +375,29 @@ impl CommitLogReader {
             return None;
         }
         let pos = (phys_offset - seg.start()) as usize;
-        Some(Bytes::from_owner(SegmentSlice {
+        Some(SegmentSlice {
             seg,
             pos,
             len: size as usize,
-        }))
+        })
     }
 
     /// The record at `phys_offset` (its length read from TOTALSIZE); None for
     /// a blank filler or an unpublished / invalid position.
     pub fn read_record(&self, phys_offset: i64) -> Option<Bytes> {
-        let head = self.read(phys_offset, 8)?;
+        self.record_slice(phys_offset).map(Bytes::from_owner)
+    }
+
+    /// [`CommitLogReader::read_record`] as a borrowed view.
+    pub(crate) fn record_slice(&self, phys_offset: i64) -> Option<SegmentSlice> {
+        let head = self.slice(phys_offset, 8)?;
+        let head = head.as_ref();
         let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
         if magic == BLANK_MAGIC || total < message::MIN_RECORD_LEN as i32 {
             return None;
         }
-        self.read(phys_offset, total)
+        self.slice(phys_offset, total)
     }
 
     /// Up to `max_len` published bytes from `phys_offset`, stopping at the

@@ -189,21 +189,23 @@ impl IndexStore {
         let mut done = 0;
         while self.indexed_end < end && done < budget {
             let pos = self.indexed_end;
-            let Some(head) = log.read(pos, 8) else {
+            let Some(head) = log.slice(pos, 8) else {
                 // Expired under us, or a segment gap: move on.
                 let next = log.next_segment_start(pos).max(log.min_offset());
                 tracing::warn!(pos, next, "commit log position unreadable while indexing");
                 self.indexed_end = next;
                 continue;
             };
+            let head = head.as_ref();
             let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
             if magic == BLANK_MAGIC {
                 self.indexed_end = log.next_segment_start(pos);
                 continue;
             }
-            match log.read_record(pos) {
+            match log.record_slice(pos) {
                 Some(rec) => {
-                    self.index_record(pos, &rec)?;
+                    let rec = rec.as_ref();
+                    self.index_record(pos, rec)?;
                     self.indexed_end = pos + rec.len() as i64;
                 }
                 None => {

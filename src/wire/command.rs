@@ -61,9 +61,14 @@ impl LanguageCode {
 #[derive(Clone, Default)]
 pub struct ExtFields {
     text: String,
-    /// (key start, key end, value end); the value follows its key.
-    spans: Vec<(u32, u32, u32)>,
+    /// (key start, key end, value end); the value follows its key. Inline
+    /// up to the size of the largest common header (SEND_MESSAGE_V2).
+    spans: Spans,
 }
+
+pub(crate) type Spans = smallvec::SmallVec<[(u32, u32, u32); INLINE_FIELDS]>;
+/// Fields held without an allocation of their own.
+pub const INLINE_FIELDS: usize = 16;
 
 impl ExtFields {
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -84,36 +89,55 @@ impl ExtFields {
 
     /// Sets `key`, replacing an earlier value.
     pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        if let Some(i) = (0..self.spans.len()).find(|&i| self.entry(i).0 == key) {
-            // Re-append the pair at the end of the text; the old bytes stay
-            // unused (rare: headers are built once).
-            let start = self.text.len();
-            self.text.push_str(key);
-            self.text.push_str(value);
-            self.spans[i] = (
-                start as u32,
-                (start + key.len()) as u32,
-                self.text.len() as u32,
-            );
-        } else {
-            self.push(key, value);
-        }
+        let value = value.as_ref();
+        self.set_with(key.as_ref(), |s| s.push_str(value));
     }
 
     /// Appends a pair, keeping an earlier one with the same key (decoders
     /// keep what arrived; `get` returns the last).
     pub fn push(&mut self, key: &str, value: &str) {
+        self.push_with(key, |s| s.push_str(value));
+    }
+
+    /// Appends a pair whose value `write` appends to the text (no string of
+    /// its own for a rendered value).
+    pub fn push_with(&mut self, key: &str, write: impl FnOnce(&mut String)) {
         let start = self.text.len();
         self.text.push_str(key);
         let key_end = self.text.len();
-        self.text.push_str(value);
+        write(&mut self.text);
         self.push_span(start, key_end, self.text.len());
+    }
+
+    /// Sets `key` to the value `write` appends, replacing an earlier value
+    /// in its place.
+    pub fn set_with(&mut self, key: &str, write: impl FnOnce(&mut String)) {
+        match (0..self.spans.len()).find(|&i| self.entry(i).0 == key) {
+            Some(i) => {
+                // Re-append the pair at the end of the text; the old bytes
+                // stay unused (rare: headers are built once).
+                let start = self.text.len();
+                self.text.push_str(key);
+                write(&mut self.text);
+                self.spans[i] = (
+                    start as u32,
+                    (start + key.len()) as u32,
+                    self.text.len() as u32,
+                );
+            }
+            None => self.push_with(key, write),
+        }
+    }
+
+    /// Room for `text` more bytes of keys and values and `fields` more pairs.
+    pub fn reserve(&mut self, text: usize, fields: usize) {
+        self.text.reserve(text);
+        self.spans.reserve(fields);
     }
 
     /// Builds fields from a text and (key start, key end, value end)
     /// positions on char boundaries of it.
-    pub(crate) fn from_parts(text: String, spans: Vec<(u32, u32, u32)>) -> ExtFields {
+    pub(crate) fn from_parts(text: String, spans: Spans) -> ExtFields {
         ExtFields { text, spans }
     }
 
@@ -133,7 +157,7 @@ impl ExtFields {
     pub fn remove(&mut self, key: &str) {
         let text = &self.text;
         self.spans
-            .retain(|&(a, b, _)| &text[a as usize..b as usize] != key);
+            .retain(|&mut (a, b, _)| &text[a as usize..b as usize] != key);
     }
 
     pub fn is_empty(&self) -> bool {

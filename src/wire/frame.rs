@@ -16,6 +16,8 @@ use super::WireError;
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
 /// What the decoder yields for each frame.
+// A command is moved once per frame; boxing it would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Inbound {
     Command(RemotingCommand),

@@ -19,7 +19,9 @@
 use bytes::BytesMut;
 
 use super::command::parse_i64;
-use super::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use super::command::{
+    ExtFields, LanguageCode, RemotingCommand, SerializeType, Spans, INLINE_FIELDS,
+};
 
 /// A scalar value position: where its text landed, or none for `null`.
 type Span = Option<(usize, usize)>;
@@ -174,7 +176,7 @@ impl<'a> Reader<'a> {
 
     /// Reads the `extFields` object: decoded keys and values go to `text`,
     /// their positions to `spans`.
-    fn ext_fields(&mut self, text: &mut Vec<u8>, spans: &mut Vec<(u32, u32, u32)>) -> Option<()> {
+    fn ext_fields(&mut self, text: &mut Vec<u8>, spans: &mut Spans) -> Option<()> {
         if self.peek()? == b'n' {
             return self.literal(b"null");
         }
@@ -230,7 +232,7 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
         serialize_type: SerializeType::Json,
     };
     let mut text = Vec::with_capacity(header.len());
-    let mut spans = Vec::with_capacity(16);
+    let mut spans = Spans::new();
     let mut seen = 0u32;
     r.eat(b'{')?;
     if r.eat(b'}').is_none() {
@@ -352,9 +354,14 @@ pub fn escape(v: &str, mut put: impl FnMut(&[u8])) {
     put(&b[run..]);
 }
 
-/// Appends a decimal integer.
-pub fn put_int(out: &mut BytesMut, v: i64) {
+/// Appends a decimal integer to a string.
+pub fn push_int(out: &mut String, v: i64) {
     let mut buf = [0u8; 20];
+    out.push_str(decimal(v, &mut buf));
+}
+
+/// `v` in decimal, written at the end of `buf`.
+fn decimal(v: i64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     let mut n = v.unsigned_abs();
     loop {
@@ -366,9 +373,16 @@ pub fn put_int(out: &mut BytesMut, v: i64) {
         }
     }
     if v < 0 {
-        out.extend_from_slice(b"-");
+        i -= 1;
+        buf[i] = b'-';
     }
-    out.extend_from_slice(&buf[i..]);
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
+}
+
+/// Appends a decimal integer.
+pub fn put_int(out: &mut BytesMut, v: i64) {
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(decimal(v, &mut buf).as_bytes());
 }
 
 /// Writes the header of `cmd` as Java's serializer does: keys sorted,
@@ -378,7 +392,8 @@ pub fn encode(cmd: &RemotingCommand, out: &mut BytesMut) {
     put_int(out, cmd.code as i64);
     if !cmd.ext.is_empty() {
         out.extend_from_slice(b",\"extFields\":{");
-        let mut order: Vec<(&str, &str)> = cmd.ext.iter().collect();
+        // Sorted by key; the order lives on the stack for usual headers.
+        let mut order: smallvec::SmallVec<[(&str, &str); INLINE_FIELDS]> = cmd.ext.iter().collect();
         order.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (i, (k, v)) in order.iter().enumerate() {
             if i > 0 {

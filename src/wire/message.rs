@@ -160,6 +160,11 @@ fn host_len(a: &SocketAddr) -> usize {
 
 /// Encoded size of `spec` (no validation).
 pub fn record_len(spec: &RecordSpec) -> usize {
+    record_len_with(spec, 0)
+}
+
+/// Encoded size of `spec` with `extra` more bytes of properties.
+pub fn record_len_with(spec: &RecordSpec, extra: usize) -> usize {
     let topic_len_size = if spec.topic.len() > V1_MAX_TOPIC_LEN {
         2
     } else {
@@ -172,6 +177,7 @@ pub fn record_len(spec: &RecordSpec) -> usize {
         + spec.topic.len()
         + 2
         + spec.properties.len()
+        + extra
 }
 
 fn put_host(out: &mut BytesMut, a: &SocketAddr) {
@@ -190,16 +196,27 @@ pub fn body_crc(body: &[u8]) -> i32 {
 /// Appends the full record for `spec` to `out`. QUEUEOFFSET and PHYSICALOFFSET
 /// are written as 0; the IPv6 host bits of SYSFLAG follow the host addresses.
 pub fn encode_record(spec: &RecordSpec, out: &mut BytesMut) -> Result<(), MessageError> {
+    encode_record_with(spec, &[], out)
+}
+
+/// [`encode_record`] with the stored properties being `spec.properties`
+/// followed by the pieces of `tail` (what the broker appends), so that they
+/// need not be joined in a buffer of their own first.
+pub fn encode_record_with(
+    spec: &RecordSpec,
+    tail: &[&str],
+    out: &mut BytesMut,
+) -> Result<(), MessageError> {
     let topic = spec.topic.as_bytes();
     if topic.len() > MAX_TOPIC_LEN {
         return Err(MessageError::TopicTooLong { len: topic.len() });
     }
-    if spec.properties.len() > MAX_PROPERTIES_LEN {
-        return Err(MessageError::PropertiesTooLong {
-            len: spec.properties.len(),
-        });
+    let tail_len: usize = tail.iter().map(|p| p.len()).sum();
+    let props_len = spec.properties.len() + tail_len;
+    if props_len > MAX_PROPERTIES_LEN {
+        return Err(MessageError::PropertiesTooLong { len: props_len });
     }
-    let len = record_len(spec);
+    let len = record_len_with(spec, tail_len);
     if len > i32::MAX as usize {
         return Err(MessageError::BodyTooLong {
             len: spec.body.len(),
@@ -236,8 +253,11 @@ pub fn encode_record(spec: &RecordSpec, out: &mut BytesMut) -> Result<(), Messag
         out.put_u8(topic.len() as u8);
     }
     out.put_slice(topic);
-    out.put_i16(spec.properties.len() as i16);
+    out.put_i16(props_len as i16);
     out.put_slice(spec.properties.as_bytes());
+    for p in tail {
+        out.put_slice(p.as_bytes());
+    }
     Ok(())
 }
 

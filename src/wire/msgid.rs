@@ -139,6 +139,11 @@ impl UniqIdGenerator {
 
     /// The next id (32 hex chars for IPv4, 56 for IPv6).
     pub fn next_id(&self) -> String {
+        self.next().as_str().to_owned()
+    }
+
+    /// The next id, held inline (no allocation).
+    pub fn next(&self) -> UniqId {
         let now = now_ms();
         if now >= self.next_month_start.load(Ordering::Relaxed) {
             let (start, next) = month_bounds(now);
@@ -147,12 +152,73 @@ impl UniqIdGenerator {
         }
         let elapsed = (now - self.month_start.load(Ordering::Relaxed)) as i32;
         let seq = self.counter.fetch_add(1, Ordering::Relaxed) as u16;
-        let mut s = String::with_capacity(self.prefix.len() + 12);
-        s.push_str(&self.prefix);
-        push_hex(&mut s, &elapsed.to_be_bytes());
-        push_hex(&mut s, &seq.to_be_bytes());
-        s
+        let mut id = UniqId {
+            buf: [0; UNIQ_ID_MAX],
+            len: 0,
+        };
+        id.push(self.prefix.as_bytes());
+        id.push_hex(&elapsed.to_be_bytes());
+        id.push_hex(&seq.to_be_bytes());
+        id
     }
+}
+
+/// Longest id the generator makes (IPv6).
+const UNIQ_ID_MAX: usize = 56;
+
+/// A generated `UNIQ_KEY`, inline.
+#[derive(Clone, Copy)]
+pub struct UniqId {
+    buf: [u8; UNIQ_ID_MAX],
+    len: u8,
+}
+
+impl UniqId {
+    /// `s` held inline, when it fits.
+    pub fn copy_of(s: &str) -> Option<UniqId> {
+        (s.len() <= UNIQ_ID_MAX).then(|| {
+            let mut id = UniqId {
+                buf: [0; UNIQ_ID_MAX],
+                len: 0,
+            };
+            id.push(s.as_bytes());
+            id
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Whole strings or ASCII hex digits are pushed: valid UTF-8.
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or_default()
+    }
+
+    fn push(&mut self, b: &[u8]) {
+        let at = self.len as usize;
+        let n = b.len().min(UNIQ_ID_MAX - at);
+        self.buf[at..at + n].copy_from_slice(&b[..n]);
+        self.len += n as u8;
+    }
+
+    fn push_hex(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.push(&[HEX[(b >> 4) as usize], HEX[(b & 0xF) as usize]]);
+        }
+    }
+}
+
+impl std::fmt::Debug for UniqId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A new unique id from the process-wide generator, inline.
+pub fn next_uniq_id() -> UniqId {
+    generator().next()
+}
+
+fn generator() -> &'static UniqIdGenerator {
+    static GEN: OnceLock<UniqIdGenerator> = OnceLock::new();
+    GEN.get_or_init(|| UniqIdGenerator::new(local_ip()))
 }
 
 /// Best guess of this host's outward IP (a UDP "connect" sends no packet);
@@ -169,9 +235,7 @@ fn local_ip() -> IpAddr {
 
 /// A new unique id from the process-wide generator.
 pub fn new_uniq_id() -> String {
-    static GEN: OnceLock<UniqIdGenerator> = OnceLock::new();
-    GEN.get_or_init(|| UniqIdGenerator::new(local_ip()))
-        .next_id()
+    generator().next_id()
 }
 
 #[cfg(test)]

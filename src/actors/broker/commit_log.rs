@@ -6,6 +6,7 @@
 
 use actix::prelude::*;
 use bytes::BytesMut;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,45 +129,86 @@ impl From<StoreError> for PutError {
     }
 }
 
+/// Records of one `Put` (a single send keeps its one record inline).
+pub type PutRecords = SmallVec<[PutRecord; 1]>;
+/// Where each record of a `Put` went, in order.
+pub type PutResults = SmallVec<[PutResult; 1]>;
+
 /// Appends records (a batch shares one mailbox turn and one flush wait).
 #[derive(Message)]
-#[rtype(result = "Result<(Vec<PutResult>, FlushOutcome), PutError>")]
+#[rtype(result = "Result<Appended, PutError>")]
 pub struct Put {
-    pub records: Vec<PutRecord>,
+    pub records: PutRecords,
     /// Whether the sender waits for the flush (the `WAIT` property).
     pub wait: bool,
 }
 
-type PutResponse = ResponseFuture<Result<(Vec<PutResult>, FlushOutcome), PutError>>;
+/// The writer's answer: the records are in the log; under SYNC_FLUSH (and
+/// `WAIT`) the sender still waits for the flusher, outside the writer.
+pub struct Appended {
+    pub results: PutResults,
+    flush: Option<(tokio::sync::oneshot::Receiver<bool>, Duration)>,
+}
 
-impl Handler<Put> for CommitLogWriter {
-    type Result = PutResponse;
-
-    fn handle(&mut self, put: Put, ctx: &mut Context<Self>) -> Self::Result {
-        // A panic here must not take the arbiter (and its sessions) down:
-        // the writer restarts under its supervisor and the send gets an error.
-        match crate::actors::supervisor::guard::<Self, _, _>(ctx, "CommitLog", || self.put(put)) {
-            Ok(f) => f,
-            Err(e) => Box::pin(async move { Err(PutError::Store(e.to_string())) }),
+impl Appended {
+    /// The results once the flush policy is met.
+    pub async fn flushed(self) -> (PutResults, FlushOutcome) {
+        match self.flush {
+            None => (self.results, FlushOutcome::Ok),
+            Some((waiter, timeout)) => match tokio::time::timeout(timeout, waiter).await {
+                Ok(Ok(true)) => (self.results, FlushOutcome::Ok),
+                _ => (self.results, FlushOutcome::FlushTimeout),
+            },
         }
     }
 }
 
+/// Appends `records` and waits for the flush policy: the outer error is a
+/// writer that is gone, the inner one a refused append.
+pub async fn put(
+    writer: &Addr<CommitLogWriter>,
+    records: PutRecords,
+    wait: bool,
+) -> Result<Result<(PutResults, FlushOutcome), PutError>, MailboxError> {
+    Ok(match writer.send(Put { records, wait }).await? {
+        Ok(a) => Ok(a.flushed().await),
+        Err(e) => Err(e),
+    })
+}
+
+impl Handler<Put> for CommitLogWriter {
+    type Result = MessageResult<Put>;
+
+    fn handle(&mut self, put: Put, ctx: &mut Context<Self>) -> Self::Result {
+        // A panic here must not take the arbiter (and its sessions) down:
+        // the writer restarts under its supervisor and the send gets an error.
+        // The answer is immediate (no future to spawn per request).
+        MessageResult(
+            match crate::actors::supervisor::guard::<Self, _, _>(ctx, "CommitLog", || self.put(put))
+            {
+                Ok(r) => r,
+                Err(e) => Err(PutError::Store(e.to_string())),
+            },
+        )
+    }
+}
+
+/// Units for one queue, in log order (most `Put`s touch one queue).
+type QueueUnits = (Arc<str>, i32, SmallVec<[DispatchUnit; 1]>);
+
 impl CommitLogWriter {
-    fn put(&mut self, put: Put) -> PutResponse {
+    fn put(&mut self, put: Put) -> Result<Appended, PutError> {
         if self
             .disk_full
             .as_ref()
             .is_some_and(|f| f.load(std::sync::atomic::Ordering::Acquire))
         {
-            return Box::pin(async {
-                Err(PutError::DiskFull(
-                    "disk usage is above diskSpaceWarningLevelRatio".into(),
-                ))
-            });
+            return Err(PutError::DiskFull(
+                "disk usage is above diskSpaceWarningLevelRatio".into(),
+            ));
         }
-        let mut results = Vec::with_capacity(put.records.len());
-        let mut dispatch: Vec<(Arc<str>, i32, Vec<DispatchUnit>)> = Vec::new();
+        let mut results = PutResults::with_capacity(put.records.len());
+        let mut dispatch: SmallVec<[QueueUnits; 1]> = SmallVec::new();
         let mut end = 0i64;
         let mut failure = None;
         for mut rec in put.records {
@@ -198,7 +240,11 @@ impl CommitLogWriter {
                             .find(|(t, q, _)| *t == rec.topic && *q == rec.queue_id)
                         {
                             Some((_, _, v)) => v.push(unit),
-                            None => dispatch.push((rec.topic.clone(), rec.queue_id, vec![unit])),
+                            None => dispatch.push((
+                                rec.topic.clone(),
+                                rec.queue_id,
+                                smallvec::smallvec![unit],
+                            )),
                         }
                     }
                 }
@@ -210,11 +256,8 @@ impl CommitLogWriter {
             }
         }
         for (topic, qid, units) in dispatch {
-            match self
-                .registry
-                .get(&topic)
-                .and_then(|t| t.queue(qid).cloned())
-            {
+            let entry = self.registry.get(&topic);
+            match entry.as_ref().and_then(|t| t.queue(qid)) {
                 Some(q) => q.do_send(Dispatch { units }),
                 None => {
                     tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery")
@@ -232,20 +275,11 @@ impl CommitLogWriter {
         }
         if let Some(f) = failure {
             // Earlier records of a batch are stored; report the failure.
-            return Box::pin(async move { Err(f) });
+            return Err(f);
         }
-        if self.sync_flush && put.wait && end > 0 {
-            let waiter = self.flusher.flush_waiter(end);
-            let timeout = self.sync_flush_timeout;
-            Box::pin(async move {
-                match tokio::time::timeout(timeout, waiter).await {
-                    Ok(Ok(true)) => Ok((results, FlushOutcome::Ok)),
-                    _ => Ok((results, FlushOutcome::FlushTimeout)),
-                }
-            })
-        } else {
-            Box::pin(async move { Ok((results, FlushOutcome::Ok)) })
-        }
+        let flush = (self.sync_flush && put.wait && end > 0)
+            .then(|| (self.flusher.flush_waiter(end), self.sync_flush_timeout));
+        Ok(Appended { results, flush })
     }
 }
 

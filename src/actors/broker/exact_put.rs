@@ -45,7 +45,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
-use super::commit_log::{CommitLogWriter, NextQueueOffset, Put, PutError, PutResult};
+use super::commit_log::{CommitLogWriter, NextQueueOffset, Put, PutError, PutRecords, PutResult};
 use super::store_path::{DelayLevels, NewRecord, StoreFailure};
 use crate::store::put_intent::{self, Intent, IntentLog};
 use crate::store::CommitLogReader;
@@ -183,7 +183,7 @@ impl ExactPut {
         let encoded = match records
             .iter()
             .map(|r| r.encode(&self.levels, now))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<PutRecords, _>>()
         {
             Ok(e) => e,
             Err(e) => {
@@ -239,7 +239,12 @@ impl ExactPut {
             wait: false,
         });
         let error = match sent.await {
-            Ok(Ok((results, _))) => return Ok(Placed { ticket, results }),
+            Ok(Ok(a)) => {
+                return Ok(Placed {
+                    ticket,
+                    results: a.results.into_vec(),
+                })
+            }
             Ok(Err(e)) => StoreFailure::Put(e),
             Err(_) => StoreFailure::Mailbox,
         };

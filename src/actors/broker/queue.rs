@@ -217,7 +217,7 @@ impl Supervised for QueueActor {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Dispatch {
-    pub units: Vec<DispatchUnit>,
+    pub units: smallvec::SmallVec<[DispatchUnit; 1]>,
 }
 
 #[derive(Debug, Clone, Copy)]

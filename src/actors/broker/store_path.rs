@@ -20,7 +20,9 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::commit_log::{CommitLogWriter, FlushOutcome, Put, PutError, PutRecord, PutResult};
+use super::commit_log::{
+    self, CommitLogWriter, FlushOutcome, PutError, PutRecord, PutRecords, PutResults,
+};
 use crate::wire::message::{self, keys, sysflag, PropertyView, RecordSpec};
 
 pub const SCHEDULE_TOPIC: &str = "SCHEDULE_TOPIC_XXXX";
@@ -212,6 +214,64 @@ fn strip(props: &str, names: &[&str]) -> String {
     )
 }
 
+/// Where the storage rules send a record, decided from its properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parking {
+    /// Stored where it was sent.
+    None,
+    /// A transaction half message.
+    Half,
+    /// Delay level (clamped to the configured levels) and its due time.
+    Delay { level: i32, due: i64 },
+    /// A timer message due at this time.
+    Timer { due: i64 },
+}
+
+/// Decides the parking of a record bound for `topic` with `props` (viewed).
+pub fn parking(
+    levels: &DelayLevels,
+    view: &PropertyView,
+    topic: &str,
+    sys_flag: i32,
+    store_ts: i64,
+) -> Parking {
+    let system = [
+        HALF_TOPIC,
+        SCHEDULE_TOPIC,
+        TIMER_TOPIC,
+        OP_TOPIC,
+        CHECK_MAX_TOPIC,
+    ]
+    .contains(&topic);
+    if system {
+        return Parking::None;
+    }
+    let tx = sysflag::transaction_type(sys_flag);
+    if tx == sysflag::TRANSACTION_PREPARED_TYPE
+        || (tx == sysflag::TRANSACTION_NOT_TYPE && is_true(view.get(keys::TRAN_MSG)))
+    {
+        return Parking::Half;
+    }
+    if tx != sysflag::TRANSACTION_NOT_TYPE && tx != sysflag::TRANSACTION_COMMIT_TYPE {
+        return Parking::None;
+    }
+    let delay = view
+        .get(keys::DELAY)
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(0);
+    if delay > 0 {
+        let level = delay.min(levels.max_level());
+        return Parking::Delay {
+            level,
+            due: store_ts + levels.delay_ms(level),
+        };
+    }
+    match timer_due_in(view, store_ts).filter(|d| *d > store_ts) {
+        Some(due) => Parking::Timer { due },
+        None => Parking::None,
+    }
+}
+
 /// Applies the storage rules to a record bound for `topic`/`queue_id`.
 pub fn place<'a>(
     levels: &DelayLevels,
@@ -222,7 +282,6 @@ pub fn place<'a>(
     store_ts: i64,
 ) -> Placement<'a> {
     let view = PropertyView::new(props);
-    let tx = sysflag::transaction_type(sys_flag);
     let parked = |props: String, sys_flag: i32, t: &'static str, q: i32, code: i64| Placement {
         topic: Cow::Borrowed(t),
         queue_id: q,
@@ -231,60 +290,120 @@ pub fn place<'a>(
         tags_code: code,
         dispatch: true,
     };
-    let system = [
-        HALF_TOPIC,
-        SCHEDULE_TOPIC,
-        TIMER_TOPIC,
-        OP_TOPIC,
-        CHECK_MAX_TOPIC,
-    ]
-    .contains(&topic);
-    let half = tx == sysflag::TRANSACTION_PREPARED_TYPE
-        || (tx == sysflag::TRANSACTION_NOT_TYPE && is_true(view.get(keys::TRAN_MSG)));
-    if half && !system {
-        let mut p = message::with_property(props, keys::REAL_TOPIC, topic);
-        p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
-        if let Some(u) = view.get(keys::UNIQ_KEY) {
-            p = message::with_property(&p, keys::TRANSACTION_ID, u);
+    let real = |props: &str| {
+        let p = message::with_property(props, keys::REAL_TOPIC, topic);
+        message::with_property(&p, keys::REAL_QID, &queue_id.to_string())
+    };
+    match parking(levels, &view, topic, sys_flag, store_ts) {
+        Parking::Half => {
+            let mut p = real(props);
+            if let Some(u) = view.get(keys::UNIQ_KEY) {
+                p = message::with_property(&p, keys::TRANSACTION_ID, u);
+            }
+            let flag = sysflag::with_transaction_type(sys_flag, sysflag::TRANSACTION_NOT_TYPE);
+            parked(
+                p,
+                flag,
+                HALF_TOPIC,
+                0,
+                message::tags_code(view.get(keys::TAGS)),
+            )
         }
-        let flag = sysflag::with_transaction_type(sys_flag, sysflag::TRANSACTION_NOT_TYPE);
-        return parked(
-            p,
-            flag,
-            HALF_TOPIC,
-            0,
-            message::tags_code(view.get(keys::TAGS)),
-        );
-    }
-    let normal_tx = tx == sysflag::TRANSACTION_NOT_TYPE || tx == sysflag::TRANSACTION_COMMIT_TYPE;
-    let delay = view
-        .get(keys::DELAY)
-        .and_then(|v| v.trim().parse::<i32>().ok())
-        .unwrap_or(0);
-    if normal_tx && !system && delay > 0 {
-        let level = delay.min(levels.max_level());
-        let mut p = strip(props, TIMER_PROPS);
-        p = message::with_property(&p, keys::REAL_TOPIC, topic);
-        p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
-        p = message::with_property(&p, keys::DELAY, &level.to_string());
-        let due = store_ts + levels.delay_ms(level);
-        return parked(p, sys_flag, SCHEDULE_TOPIC, level - 1, due);
-    }
-    if normal_tx && !system && delay <= 0 {
-        if let Some(due) = timer_due_in(&view, store_ts).filter(|d| *d > store_ts) {
-            let mut p = message::with_property(props, keys::REAL_TOPIC, topic);
-            p = message::with_property(&p, keys::REAL_QID, &queue_id.to_string());
-            p = message::with_property(&p, keys::TIMER_OUT_MS, &due.to_string());
-            return parked(p, sys_flag, TIMER_TOPIC, 0, due);
+        Parking::Delay { level, due } => {
+            let mut p = real(&strip(props, TIMER_PROPS));
+            p = message::with_property(&p, keys::DELAY, &level.to_string());
+            parked(p, sys_flag, SCHEDULE_TOPIC, level - 1, due)
         }
+        Parking::Timer { due } => {
+            let p = message::with_property(&real(props), keys::TIMER_OUT_MS, &due.to_string());
+            parked(p, sys_flag, TIMER_TOPIC, 0, due)
+        }
+        Parking::None => Placement {
+            topic: Cow::Borrowed(topic),
+            queue_id,
+            sys_flag,
+            properties: Cow::Borrowed(props),
+            tags_code: message::tags_code(view.get(keys::TAGS)),
+            dispatch: !sysflag::is_prepared_or_rollback(sys_flag),
+        },
     }
-    Placement {
-        topic: Cow::Borrowed(topic),
-        queue_id,
-        sys_flag,
-        properties: Cow::Borrowed(props),
-        tags_code: message::tags_code(view.get(keys::TAGS)),
-        dispatch: !sysflag::is_prepared_or_rollback(sys_flag),
+}
+
+/// A message as a producer sent it: its properties are the sent string
+/// followed by what the broker appends (`tail`: `UNIQ_KEY`, `CLUSTER`).
+pub struct Sent<'a> {
+    pub topic: &'a Arc<str>,
+    pub queue_id: i32,
+    pub flag: i32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub body: &'a Bytes,
+    pub props: &'a str,
+    /// The view of `props`.
+    pub view: &'a PropertyView<'a>,
+    pub tail: &'a [&'a str],
+}
+
+impl Sent<'_> {
+    /// Encodes the record into `arena` and splits it off, so that the
+    /// records of a batch share one allocation. A record the rules leave in
+    /// place (the usual case) is written straight from the pieces; a parked
+    /// one goes through [`NewRecord::encode`].
+    pub fn encode(
+        &self,
+        levels: &DelayLevels,
+        store_ts: i64,
+        arena: &mut BytesMut,
+    ) -> Result<PutRecord, message::MessageError> {
+        if parking(levels, self.view, self.topic, self.sys_flag, store_ts) != Parking::None {
+            let mut properties = String::with_capacity(self.props.len() + 96);
+            properties.push_str(self.props);
+            self.tail.iter().for_each(|p| properties.push_str(p));
+            return self.record(properties).encode(levels, store_ts);
+        }
+        let spec = RecordSpec {
+            topic: self.topic,
+            queue_id: self.queue_id,
+            flag: self.flag,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            born_host: self.born_host,
+            store_timestamp: store_ts,
+            store_host: self.store_host,
+            reconsume_times: self.reconsume_times,
+            prepared_transaction_offset: 0,
+            body: self.body,
+            properties: self.props,
+        };
+        debug_assert!(arena.is_empty());
+        message::encode_record_with(&spec, self.tail, arena)?;
+        Ok(PutRecord {
+            buf: arena.split(),
+            topic: self.topic.clone(),
+            queue_id: self.queue_id,
+            tags_code: message::tags_code(self.view.get(keys::TAGS)),
+            dispatch: !sysflag::is_prepared_or_rollback(self.sys_flag),
+        })
+    }
+
+    /// The same message as an owned record with `properties`.
+    pub fn record(&self, properties: String) -> NewRecord {
+        NewRecord {
+            topic: self.topic.clone(),
+            queue_id: self.queue_id,
+            flag: self.flag,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            born_host: self.born_host,
+            store_host: self.store_host,
+            reconsume_times: self.reconsume_times,
+            prepared_transaction_offset: 0,
+            body: self.body.clone(),
+            properties,
+        }
     }
 }
 
@@ -394,13 +513,13 @@ pub async fn store(
     levels: &DelayLevels,
     records: &[NewRecord],
     wait: bool,
-) -> Result<(Vec<PutResult>, FlushOutcome), StoreFailure> {
+) -> Result<(PutResults, FlushOutcome), StoreFailure> {
     let now = crate::wire::now_ms();
     let records = records
         .iter()
         .map(|r| r.encode(levels, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    match commit_log.send(Put { records, wait }).await {
+        .collect::<Result<PutRecords, _>>()?;
+    match commit_log::put(commit_log, records, wait).await {
         Ok(r) => Ok(r?),
         Err(_) => Err(StoreFailure::Mailbox),
     }

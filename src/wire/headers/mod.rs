@@ -22,15 +22,21 @@ pub mod send;
 /// A value that can live in `extFields`.
 pub trait ExtValue: Sized {
     fn parse_ext(s: &str) -> Option<Self>;
-    fn render_ext(&self) -> String;
+    /// Appends the value's text to `out`.
+    fn render_into(&self, out: &mut String);
+    fn render_ext(&self) -> String {
+        let mut s = String::new();
+        self.render_into(&mut s);
+        s
+    }
 }
 
 impl ExtValue for String {
     fn parse_ext(s: &str) -> Option<Self> {
         Some(s.to_owned())
     }
-    fn render_ext(&self) -> String {
-        self.clone()
+    fn render_into(&self, out: &mut String) {
+        out.push_str(self)
     }
 }
 
@@ -38,8 +44,8 @@ impl ExtValue for i32 {
     fn parse_ext(s: &str) -> Option<Self> {
         parse_i64(s).map(|v| v as i32)
     }
-    fn render_ext(&self) -> String {
-        self.to_string()
+    fn render_into(&self, out: &mut String) {
+        super::json_header::push_int(out, *self as i64)
     }
 }
 
@@ -47,8 +53,8 @@ impl ExtValue for i64 {
     fn parse_ext(s: &str) -> Option<Self> {
         parse_i64(s)
     }
-    fn render_ext(&self) -> String {
-        self.to_string()
+    fn render_into(&self, out: &mut String) {
+        super::json_header::push_int(out, *self)
     }
 }
 
@@ -60,8 +66,8 @@ impl ExtValue for bool {
             _ => None,
         }
     }
-    fn render_ext(&self) -> String {
-        self.to_string()
+    fn render_into(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" })
     }
 }
 
@@ -131,14 +137,14 @@ macro_rules! ext_header {
         $raw.and_then(<$ty as $crate::wire::headers::ExtValue>::parse_ext)
     };
     (@put req $ext:ident $v:expr, $key:literal) => {
-        $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(&$v))
+        $ext.set_with($key, |s| $crate::wire::headers::ExtValue::render_into(&$v, s))
     };
     (@put def $ext:ident $v:expr, $key:literal) => {
-        $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(&$v))
+        $ext.set_with($key, |s| $crate::wire::headers::ExtValue::render_into(&$v, s))
     };
     (@put opt $ext:ident $v:expr, $key:literal) => {
         if let Some(v) = &$v {
-            $ext.insert($key, $crate::wire::headers::ExtValue::render_ext(v))
+            $ext.set_with($key, |s| $crate::wire::headers::ExtValue::render_into(v, s))
         }
     };
 }

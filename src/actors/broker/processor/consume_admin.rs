@@ -43,6 +43,8 @@ struct LockResponse {
     lock_ok_mq_set: Vec<MessageQueue>,
 }
 
+// The error is the response itself, returned at once by the caller.
+#[allow(clippy::result_large_err)]
 fn parse<T: serde::de::DeserializeOwned>(req: &RemotingCommand) -> Result<T, RemotingCommand> {
     crate::wire::json::from_fastjson(&req.body_bytes())
         .map_err(|e| error(req, rs::SYSTEM_ERROR, format!("malformed body: {e}")))

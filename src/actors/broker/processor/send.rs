@@ -2,21 +2,25 @@
 //! the topic if allowed, encode the stored records on this session's thread,
 //! and hand them to the commit-log writer in one message.
 
-use bytes::Bytes;
-use std::borrow::Cow;
+use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
 use super::{bad_header, error, BrokerCtx};
-use crate::actors::broker::commit_log::{FlushOutcome, Put, PutError};
+use crate::actors::broker::commit_log::{self, FlushOutcome, PutError, PutRecords};
 use crate::actors::broker::groups::EnsureGroup;
-use crate::actors::broker::store_path::{self, NewRecord};
+use crate::actors::broker::store_path;
 use crate::actors::broker::topic::{EnsureTopic, TopicEntry};
 use crate::actors::session::Channel;
 use crate::wire::bodies::{perm, TopicConfig};
 use crate::wire::codes::{request as rq, response as rs};
-use crate::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use crate::wire::headers::CommandHeader;
+use crate::wire::headers::send::SendMessageRequestHeader;
+use crate::wire::json_header::push_int;
 use crate::wire::message::{self, keys, sysflag, PropertyView};
+
+/// Bytes of a stored record besides body, topic and properties, plus what
+/// the broker appends to the properties (a `UNIQ_KEY`, `CLUSTER` less its
+/// name): the size estimate of a batch's buffer.
+const RECORD_OVERHEAD: usize = 120 + 64;
 
 /// Prefix of retry topics.
 pub const RETRY_PREFIX: &str = "%RETRY%";
@@ -77,37 +81,56 @@ pub async fn resolve_topic(
     }
 }
 
-/// Appends `CLUSTER` and a `UNIQ_KEY` (when the producer sent none);
-/// returns the stored string and the message's unique id.
-fn stored_properties<'a>(
-    props: &str,
-    view: &PropertyView<'a>,
-    cluster: &str,
-) -> (String, Cow<'a, str>) {
-    let mut s = String::with_capacity(props.len() + 64);
-    s.push_str(props);
-    if !s.is_empty() && !s.ends_with(message::PROPERTY_SEPARATOR) {
-        s.push(message::PROPERTY_SEPARATOR);
-    }
-    let uniq = match view.get(keys::UNIQ_KEY) {
-        Some(u) => Cow::Borrowed(u),
-        None => {
-            let u = msgid::new_uniq_id();
-            push_prop(&mut s, keys::UNIQ_KEY, &u);
-            Cow::Owned(u)
-        }
-    };
-    if view.get(keys::CLUSTER).is_none() {
-        push_prop(&mut s, keys::CLUSTER, cluster);
-    }
-    (s, uniq)
+/// The first message's `UNIQ_KEY`, kept for the response: inline unless a
+/// producer sent an unusually long one.
+enum Uniq {
+    Inline(msgid::UniqId),
+    Long(String),
 }
 
-fn push_prop(s: &mut String, k: &str, v: &str) {
-    s.push_str(k);
-    s.push(message::NAME_VALUE_SEPARATOR);
-    s.push_str(v);
-    s.push(message::PROPERTY_SEPARATOR);
+impl Uniq {
+    fn of(s: &str) -> Uniq {
+        msgid::UniqId::copy_of(s).map_or_else(|| Uniq::Long(s.to_owned()), Uniq::Inline)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Uniq::Inline(id) => id.as_str(),
+            Uniq::Long(s) => s,
+        }
+    }
+}
+
+/// What the broker appends to sent properties: `CLUSTER` and a `UNIQ_KEY`
+/// (when the producer sent none), as pieces to write after them.
+fn property_tail<'a>(
+    props: &str,
+    view: &PropertyView,
+    made_uniq: Option<&'a msgid::UniqId>,
+    cluster: &'a str,
+) -> ([&'a str; 9], usize) {
+    const SEP: &str = "\u{2}";
+    const KV: &str = "\u{1}";
+    let mut t = [""; 9];
+    let mut n = 0;
+    let mut push = |p: &'a str| {
+        t[n] = p;
+        n += 1;
+    };
+    if !props.is_empty() && !props.ends_with(message::PROPERTY_SEPARATOR) {
+        push(SEP);
+    }
+    if let Some(id) = made_uniq {
+        [keys::UNIQ_KEY, KV, id.as_str(), SEP]
+            .into_iter()
+            .for_each(&mut push);
+    }
+    if view.get(keys::CLUSTER).is_none() {
+        [keys::CLUSTER, KV, cluster, SEP]
+            .into_iter()
+            .for_each(&mut push);
+    }
+    (t, n)
 }
 
 /// Where a send to `%RETRY%<group>` really goes: the DLQ once the message
@@ -221,10 +244,17 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     }
     let cluster = ctx.cfg.broker_cluster_name.as_str();
     let levels = ctx.services.levels.clone();
-    let mut records = Vec::new();
-    let mut first_uniq: Option<String> = None;
+    let mut records = PutRecords::new();
+    let mut first_uniq: Option<Uniq> = None;
     let topic_name: Arc<str> = Arc::from(h.topic.as_str());
     let mut wait = true;
+    // The records of a batch are written into one buffer and split off it:
+    // one allocation for all of them.
+    let mut arena = BytesMut::new();
+    if batch {
+        let n = message::batch_entries(&body).count();
+        arena.reserve(body.len() + n * (RECORD_OVERHEAD + topic_name.len() + cluster.len()));
+    }
 
     let mut encode = |body: &Bytes, flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
         if body.len() > ctx.cfg.max_message_size {
@@ -235,19 +265,15 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
             ));
         }
         let view = PropertyView::new(props);
-        let (mut stored, uniq) = stored_properties(props, &view, cluster);
-        if to_dlq {
-            stored = message::without_property(&stored, keys::DELAY);
-        }
-        if first_uniq.is_none() {
-            first_uniq = Some(uniq.into_owned());
-        }
+        let sent_uniq = view.get(keys::UNIQ_KEY);
+        let made_uniq = sent_uniq.is_none().then(msgid::next_uniq_id);
         if view.get(keys::WAIT) == Some("false") {
             wait = false;
         }
         store_path::check_timer_delay(&view, sys_flag, store_ts, ctx.cfg.timer_max_delay_sec)?;
-        let rec = NewRecord {
-            topic: topic_name.clone(),
+        let (tail, n) = property_tail(props, &view, made_uniq.as_ref(), cluster);
+        let sent = store_path::Sent {
+            topic: &topic_name,
             queue_id,
             flag,
             sys_flag,
@@ -255,11 +281,27 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
             born_host: ch.peer,
             store_host: ctx.store_host,
             reconsume_times: h.reconsume_times.unwrap_or(0),
-            prepared_transaction_offset: 0,
-            body: body.clone(),
-            properties: stored,
+            body,
+            props,
+            view: &view,
+            tail: &tail[..n],
         };
-        records.push(rec.encode(&levels, store_ts).map_err(|e| e.to_string())?);
+        let rec = if to_dlq {
+            // A dead letter loses its delay level.
+            let mut stored = String::from(props);
+            tail[..n].iter().for_each(|p| stored.push_str(p));
+            sent.record(message::without_property(&stored, keys::DELAY))
+                .encode(&levels, store_ts)
+        } else {
+            sent.encode(&levels, store_ts, &mut arena)
+        };
+        records.push(rec.map_err(|e| e.to_string())?);
+        if first_uniq.is_none() {
+            first_uniq = Some(match (sent_uniq, made_uniq) {
+                (_, Some(id)) => Uniq::Inline(id),
+                (u, None) => Uniq::of(u.unwrap_or_default()),
+            });
+        }
         Ok(())
     };
 
@@ -289,7 +331,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         return error(req, rs::MESSAGE_ILLEGAL, remark);
     }
 
-    let put = ctx.commit_log.send(Put { records, wait }).await;
+    let put = commit_log::put(&ctx.commit_log, records, wait).await;
     let (results, flush) = match put {
         Ok(Ok(r)) => r,
         Ok(Err(PutError::DiskFull(e))) => {
@@ -313,23 +355,26 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         FlushOutcome::Ok => rs::SUCCESS,
         FlushOutcome::FlushTimeout => rs::FLUSH_DISK_TIMEOUT,
     };
-    let mut msg_ids = String::with_capacity(results.len() * 33);
-    for (i, r) in results.iter().enumerate() {
-        if i > 0 {
-            msg_ids.push(',');
-        }
-        msgid::push_offset_msg_id(&mut msg_ids, ctx.store_host, r.phys_offset);
-    }
+    // The response header is written in place (SendMessageResponseHeader
+    // plus the region fields), without a string per field.
     let mut resp = RemotingCommand::response_to(req, code);
-    SendMessageResponseHeader {
-        msg_id: msg_ids,
-        queue_id,
-        queue_offset: results.first().map(|r| r.queue_offset).unwrap_or(0),
-        transaction_id: first_uniq,
-        batch_uniq_id: None,
+    let ext = &mut resp.ext;
+    ext.reserve(160 + results.len() * 33, 6);
+    ext.push_with("msgId", |s| {
+        for (i, r) in results.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            msgid::push_offset_msg_id(s, ctx.store_host, r.phys_offset);
+        }
+    });
+    ext.push_with("queueId", |s| push_int(s, queue_id as i64));
+    let queue_offset = results.first().map(|r| r.queue_offset).unwrap_or(0);
+    ext.push_with("queueOffset", |s| push_int(s, queue_offset));
+    if let Some(u) = &first_uniq {
+        ext.push("transactionId", u.as_str());
     }
-    .write_ext(&mut resp.ext);
-    resp.ext.insert("MSG_REGION", "DefaultRegion");
-    resp.ext.insert("TRACE_ON", "true");
+    ext.push("MSG_REGION", "DefaultRegion");
+    ext.push("TRACE_ON", "true");
     resp
 }
