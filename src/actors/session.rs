@@ -120,14 +120,58 @@ impl Channel {
 /// Serves the requests of one server role. Implementations are cheap to
 /// share: they hold actor addresses and shared read-mostly state.
 pub trait Processor: Send + Sync + 'static {
-    /// Serves one request; `None` means no response (one-way requests).
-    fn process(
-        &self,
-        channel: &Channel,
-        req: RemotingCommand,
-    ) -> LocalBoxFuture<Option<RemotingCommand>>;
+    /// Serves one request: builds its future and hands it to
+    /// [`Responder::spawn`] (one task per request, its only allocation).
+    fn process(&self, channel: &Channel, req: RemotingCommand, responder: Responder);
     /// Called once when a connection ends.
     fn closed(&self, _channel: &Channel) {}
+}
+
+/// Where the answer to one request goes.
+pub struct Responder {
+    channel: Channel,
+    code: i32,
+    opaque: i32,
+    oneway: bool,
+}
+
+impl Responder {
+    /// Runs `fut` as its own task on this thread, not as an item of the
+    /// session actor's context (actix polls every pending context item on
+    /// each wake-up, which made the cost per event grow with the number of
+    /// requests in flight), and sends what it returns (`None`: no answer).
+    pub fn spawn<F>(self, fut: F)
+    where
+        F: Future<Output = Option<RemotingCommand>> + 'static,
+    {
+        let Responder {
+            channel,
+            code,
+            opaque,
+            oneway,
+        } = self;
+        actix::spawn(async move {
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Some(mut resp)) => {
+                    if !oneway {
+                        resp.opaque = opaque;
+                        resp.flag |= crate::wire::command::FLAG_RESPONSE;
+                        channel.send(resp);
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    if let Some(s) = &channel.session {
+                        s.do_send(Panicked {
+                            code,
+                            opaque,
+                            oneway,
+                        })
+                    }
+                }
+            }
+        });
+    }
 }
 
 pub struct Session {
@@ -175,44 +219,19 @@ impl Session {
     }
 
     fn serve(&mut self, req: RemotingCommand, ctx: &mut Context<Self>) {
-        let oneway = req.is_oneway();
-        let opaque = req.opaque;
-        let code = req.code;
-        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.processor.process(&self.channel, req)
-        })) {
-            Ok(f) => f,
-            Err(_) => {
-                self.panicked(code, opaque, oneway, ctx);
-                return;
-            }
+        let responder = Responder {
+            channel: self.channel.clone(),
+            code: req.code,
+            opaque: req.opaque,
+            oneway: req.is_oneway(),
         };
-        // Each request runs as its own task on this thread, not as an item
-        // of the actor's context: actix polls every pending context item on
-        // each wake-up, which made the cost per event grow with the number
-        // of requests in flight (64 pending sends, or held pulls).
-        let channel = self.channel.clone();
-        actix::spawn(async move {
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(Some(mut resp)) => {
-                    if !oneway {
-                        resp.opaque = opaque;
-                        resp.flag |= crate::wire::command::FLAG_RESPONSE;
-                        channel.send(resp);
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    if let Some(s) = &channel.session {
-                        s.do_send(Panicked {
-                            code,
-                            opaque,
-                            oneway,
-                        })
-                    }
-                }
-            }
-        });
+        let (code, opaque, oneway) = (responder.code, responder.opaque, responder.oneway);
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.processor.process(&self.channel, req, responder)
+        }));
+        if started.is_err() {
+            self.panicked(code, opaque, oneway, ctx);
+        }
     }
 
     fn panicked(&mut self, code: i32, opaque: i32, oneway: bool, ctx: &mut Context<Self>) {

@@ -187,6 +187,10 @@ impl fmt::Debug for ExtFields {
     }
 }
 
+/// A command's body: one buffer inline (requests, most responses), or the
+/// slices of a pull response.
+pub type Body = smallvec::SmallVec<[Bytes; 1]>;
+
 /// One remoting command: a request or a response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemotingCommand {
@@ -199,7 +203,7 @@ pub struct RemotingCommand {
     pub ext: ExtFields,
     /// The body, possibly in several pieces (pull responses are lists of
     /// slices of the mapped commit log and are written with vectored I/O).
-    pub body: Vec<Bytes>,
+    pub body: Body,
     /// How the header arrived (responses always go out as JSON).
     pub serialize_type: SerializeType,
 }
@@ -214,7 +218,7 @@ impl RemotingCommand {
             flag: 0,
             remark: None,
             ext: ExtFields::default(),
-            body: Vec::new(),
+            body: Body::new(),
             serialize_type: SerializeType::Json,
         }
     }
@@ -229,7 +233,7 @@ impl RemotingCommand {
             flag: FLAG_RESPONSE,
             remark: None,
             ext: ExtFields::default(),
-            body: Vec::new(),
+            body: Body::new(),
             serialize_type: SerializeType::Json,
         }
     }
@@ -243,7 +247,7 @@ impl RemotingCommand {
             flag: FLAG_RESPONSE,
             remark,
             ext: ExtFields::default(),
-            body: Vec::new(),
+            body: Body::new(),
             serialize_type: SerializeType::Json,
         }
     }
@@ -255,7 +259,11 @@ impl RemotingCommand {
 
     pub fn with_body(mut self, body: impl Into<Bytes>) -> Self {
         let b = body.into();
-        self.body = if b.is_empty() { Vec::new() } else { vec![b] };
+        self.body = if b.is_empty() {
+            Body::new()
+        } else {
+            smallvec::smallvec![b]
+        };
         self
     }
 
@@ -303,9 +311,9 @@ impl RemotingCommand {
             other => return Err(WireError::UnknownSerializeType(other)),
         };
         cmd.body = if body.is_empty() {
-            Vec::new()
+            Body::new()
         } else {
-            vec![body]
+            smallvec::smallvec![body]
         };
         Ok(cmd)
     }
@@ -419,7 +427,7 @@ pub fn decode_json_general(header: &[u8]) -> Result<RemotingCommand, WireError> 
         flag: h.flag,
         remark: h.remark.filter(|r| !r.is_empty()),
         ext: h.ext,
-        body: Vec::new(),
+        body: Body::new(),
         serialize_type: SerializeType::Json,
     })
 }
@@ -608,7 +616,7 @@ fn decode_binary_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
         flag,
         remark,
         ext,
-        body: Vec::new(),
+        body: Body::new(),
         serialize_type: SerializeType::RocketMq,
     })
 }

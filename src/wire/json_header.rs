@@ -228,7 +228,7 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
         flag: 0,
         remark: None,
         ext: ExtFields::default(),
-        body: Vec::new(),
+        body: Default::default(),
         serialize_type: SerializeType::Json,
     };
     let mut text = Vec::with_capacity(header.len());

@@ -380,8 +380,15 @@ impl Sent<'_> {
         };
         debug_assert!(arena.is_empty());
         message::encode_record_with(&spec, self.tail, arena)?;
+        // A buffer the record fills is taken whole (a split would allocate
+        // the shared header that lets several records use one buffer).
+        let buf = if arena.len() == arena.capacity() {
+            std::mem::take(arena)
+        } else {
+            arena.split()
+        };
         Ok(PutRecord {
-            buf: arena.split(),
+            buf,
             topic: self.topic.clone(),
             queue_id: self.queue_id,
             tags_code: message::tags_code(self.view.get(keys::TAGS)),

@@ -22,6 +22,8 @@ pub const DEFAULT_TOPIC: &str = "TBW102";
 
 /// One topic as the data paths see it.
 pub struct TopicEntry {
+    /// The topic's name, shared by the records bound for it.
+    pub name: Arc<str>,
     pub config: TopicConfig,
     pub actor: Addr<TopicActor>,
     pub queues: Vec<Addr<QueueActor>>,
@@ -219,6 +221,7 @@ impl TopicManager {
             queues.push(q);
         }
         let entry = Arc::new(TopicEntry {
+            name: Arc::from(config.topic_name.as_str()),
             config,
             actor,
             queues,

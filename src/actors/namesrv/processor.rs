@@ -4,7 +4,7 @@ use actix::prelude::*;
 use std::time::Duration;
 
 use super::route_table::*;
-use crate::actors::session::{Channel, LocalBoxFuture, Processor};
+use crate::actors::session::{Channel, Processor, Responder};
 use crate::wire::bodies::{self, KvTable, RegisterBrokerBody, TopicList};
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::namesrv::*;
@@ -24,14 +24,10 @@ fn bad_header(req: &RemotingCommand, e: WireError) -> RemotingCommand {
 }
 
 impl Processor for NamesrvProcessor {
-    fn process(
-        &self,
-        ch: &Channel,
-        req: RemotingCommand,
-    ) -> LocalBoxFuture<Option<RemotingCommand>> {
+    fn process(&self, ch: &Channel, req: RemotingCommand, responder: Responder) {
         let table = self.table.clone();
         let channel_id = ch.id;
-        Box::pin(async move { Some(serve(table, channel_id, req).await) })
+        responder.spawn(async move { Some(serve(table, channel_id, req).await) })
     }
 
     fn closed(&self, ch: &Channel) {

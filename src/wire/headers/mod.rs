@@ -88,9 +88,52 @@ pub fn req_raw<T: ExtValue>(raw: Option<&str>, key: &'static str) -> Result<T, W
     T::parse_ext(raw).ok_or_else(|| WireError::BadField(key, raw.to_owned()))
 }
 
-/// Declares a header struct and its `CommandHeader` impl.
+/// Declares a header struct and its `CommandHeader` impl. With
+/// `borrowed as NameRef`, also a copy of it whose text fields borrow from
+/// the `extFields` they are read from (the send path reads its header
+/// without a string per field).
 #[macro_export]
 macro_rules! ext_header {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident borrowed as $rname:ident {
+            $( $kind:ident $field:ident : $ty:ident = $key:literal ),* $(,)?
+        }
+    ) => {
+        $crate::ext_header! {
+            $(#[$meta])*
+            pub struct $name { $( $kind $field : $ty = $key ),* }
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] with its text borrowed from `extFields`.")]
+        #[derive(Debug, Clone, Copy, Default, PartialEq)]
+        pub struct $rname<'a> {
+            $( pub $field: $crate::ext_header!(@rty $kind $ty), )*
+        }
+
+        impl<'a> $rname<'a> {
+            pub fn from_ext(ext: &'a $crate::wire::command::ExtFields)
+                -> Result<Self, $crate::wire::WireError> {
+                $( let mut $field: Option<&'a str> = None; )*
+                for (k, v) in ext.iter() {
+                    match k {
+                        $( $key => $field = Some(v), )*
+                        _ => {}
+                    }
+                }
+                Ok($rname {
+                    $( $field: $crate::ext_header!(@rget $kind $field $ty, $key), )*
+                })
+            }
+
+            /// The owned header.
+            pub fn to_owned_header(&self) -> $name {
+                $name {
+                    $( $field: $crate::ext_header!(@own $kind $ty, self.$field), )*
+                }
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
@@ -124,6 +167,21 @@ macro_rules! ext_header {
             }
         }
     };
+    (@rty req String) => { &'a str };
+    (@rty def String) => { &'a str };
+    (@rty opt String) => { Option<&'a str> };
+    (@rty $kind:ident $ty:ident) => { $crate::ext_header!(@ty $kind $ty) };
+    (@rget req $raw:ident String, $key:literal) => {
+        $raw.ok_or($crate::wire::WireError::MissingField($key))?
+    };
+    (@rget def $raw:ident String, $key:literal) => { $raw.unwrap_or_default() };
+    (@rget opt $raw:ident String, $key:literal) => { $raw };
+    (@rget $kind:ident $raw:ident $ty:ident, $key:literal) => {
+        $crate::ext_header!(@get $kind $raw $ty, $key)
+    };
+    (@own opt String, $v:expr) => { $v.map(str::to_owned) };
+    (@own $kind:ident String, $v:expr) => { $v.to_owned() };
+    (@own $kind:ident $ty:ident, $v:expr) => { $v };
     (@ty req $ty:ty) => { $ty };
     (@ty def $ty:ty) => { $ty };
     (@ty opt $ty:ty) => { Option<$ty> };

@@ -1,12 +1,11 @@
 //! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310), SEND_BATCH_MESSAGE (320).
 
-use super::CommandHeader;
 use crate::wire::command::ExtFields;
 use crate::wire::WireError;
 
 crate::ext_header! {
     /// `SendMessageRequestHeader` with its long key names.
-    pub struct SendMessageRequestHeader {
+    pub struct SendMessageRequestHeader borrowed as SendMessageRequestHeaderRef {
         def producer_group: String = "producerGroup",
         req topic: String = "topic",
         def default_topic: String = "defaultTopic",
@@ -26,7 +25,7 @@ crate::ext_header! {
 
 crate::ext_header! {
     /// `SendMessageRequestHeaderV2`: the same fields under one-letter keys.
-    pub struct SendMessageRequestHeaderV2 {
+    pub struct SendMessageRequestHeaderV2 borrowed as SendMessageRequestHeaderV2Ref {
         def a: String = "a",
         req b: String = "b",
         def c: String = "c",
@@ -47,26 +46,7 @@ crate::ext_header! {
 impl SendMessageRequestHeader {
     /// Reads either key dialect, by request code.
     pub fn decode(code: i32, ext: &ExtFields) -> Result<Self, WireError> {
-        if code == crate::wire::codes::request::SEND_MESSAGE {
-            return Self::from_ext(ext);
-        }
-        let v = SendMessageRequestHeaderV2::from_ext(ext)?;
-        Ok(SendMessageRequestHeader {
-            producer_group: v.a,
-            topic: v.b,
-            default_topic: v.c,
-            default_topic_queue_nums: v.d,
-            queue_id: v.e,
-            sys_flag: v.f,
-            born_timestamp: v.g,
-            flag: v.h,
-            properties: v.i,
-            reconsume_times: v.j,
-            unit_mode: v.k,
-            max_reconsume_times: v.l,
-            batch: v.m,
-            broker_name: v.n.or_else(|| ext.get("bname").map(str::to_owned)),
-        })
+        SendMessageRequestHeaderRef::decode(code, ext).map(|h| h.to_owned_header())
     }
 
     pub fn to_v2(&self) -> SendMessageRequestHeaderV2 {
@@ -89,6 +69,32 @@ impl SendMessageRequestHeader {
     }
 }
 
+impl<'a> SendMessageRequestHeaderRef<'a> {
+    /// Reads either key dialect, by request code.
+    pub fn decode(code: i32, ext: &'a ExtFields) -> Result<Self, WireError> {
+        if code == crate::wire::codes::request::SEND_MESSAGE {
+            return Self::from_ext(ext);
+        }
+        let v = SendMessageRequestHeaderV2Ref::from_ext(ext)?;
+        Ok(SendMessageRequestHeaderRef {
+            producer_group: v.a,
+            topic: v.b,
+            default_topic: v.c,
+            default_topic_queue_nums: v.d,
+            queue_id: v.e,
+            sys_flag: v.f,
+            born_timestamp: v.g,
+            flag: v.h,
+            properties: v.i,
+            reconsume_times: v.j,
+            unit_mode: v.k,
+            max_reconsume_times: v.l,
+            batch: v.m,
+            broker_name: v.n.or_else(|| ext.get("bname")),
+        })
+    }
+}
+
 crate::ext_header! {
     pub struct SendMessageResponseHeader {
         req msg_id: String = "msgId",
@@ -96,5 +102,59 @@ crate::ext_header! {
         req queue_offset: i64 = "queueOffset",
         opt transaction_id: String = "transactionId",
         opt batch_uniq_id: String = "batchUniqId",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::codes::request::{SEND_MESSAGE, SEND_MESSAGE_V2};
+    use crate::wire::headers::CommandHeader;
+
+    fn sample() -> SendMessageRequestHeader {
+        SendMessageRequestHeader {
+            producer_group: "PG".into(),
+            topic: "T".into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: 3,
+            sys_flag: 0,
+            born_timestamp: 1_700_000_000_123,
+            flag: 0,
+            properties: Some("KEYS\u{1}k\u{2}".into()),
+            reconsume_times: Some(0),
+            unit_mode: Some(false),
+            batch: Some(true),
+            max_reconsume_times: None,
+            broker_name: Some("b0".into()),
+        }
+    }
+
+    #[test]
+    fn both_dialects_read_back_the_same_header() {
+        let h = sample();
+        assert_eq!(
+            SendMessageRequestHeader::decode(SEND_MESSAGE, &h.to_ext()).unwrap(),
+            h
+        );
+        assert_eq!(
+            SendMessageRequestHeader::decode(SEND_MESSAGE_V2, &h.to_v2().to_ext()).unwrap(),
+            h
+        );
+    }
+
+    #[test]
+    fn the_borrowed_header_points_into_the_fields() {
+        let ext = sample().to_v2().to_ext();
+        let r = SendMessageRequestHeaderRef::decode(SEND_MESSAGE_V2, &ext).unwrap();
+        assert_eq!(r.topic, "T");
+        assert!(std::ptr::eq(r.topic, ext.get("b").unwrap()));
+        assert_eq!(r.properties, Some("KEYS\u{1}k\u{2}"));
+        let mut no_topic = ext.clone();
+        no_topic.remove("b");
+        assert!(matches!(
+            SendMessageRequestHeaderRef::decode(SEND_MESSAGE_V2, &no_topic),
+            Err(WireError::MissingField("b"))
+        ));
     }
 }

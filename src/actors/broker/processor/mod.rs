@@ -21,7 +21,7 @@ use super::commit_log::CommitLogWriter;
 use super::offsets::OffsetManager;
 use super::registrar::Registrar;
 use super::topic::{TopicManager, TopicRegistry};
-use crate::actors::session::{Channel, LocalBoxFuture, Processor};
+use crate::actors::session::{Channel, Processor, Responder};
 use crate::config::BrokerConfig;
 use crate::store::CommitLogReader;
 use crate::wire::codes::{request as rq, response as rs};
@@ -68,14 +68,10 @@ pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
 }
 
 impl Processor for BrokerProcessor {
-    fn process(
-        &self,
-        ch: &Channel,
-        req: RemotingCommand,
-    ) -> LocalBoxFuture<Option<RemotingCommand>> {
+    fn process(&self, ch: &Channel, req: RemotingCommand, responder: Responder) {
         let ctx = self.ctx.clone();
         let ch = ch.clone();
-        Box::pin(async move { serve(ctx, ch, req).await })
+        responder.spawn(async move { serve(ctx, ch, req).await })
     }
 
     fn closed(&self, ch: &Channel) {

@@ -192,7 +192,7 @@ pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
     }
     .write_ext(&mut resp.ext);
     if code == rs::SUCCESS {
-        resp.body = outcome.bodies;
+        resp.body = outcome.bodies.into();
     }
     resp
 }

@@ -80,7 +80,7 @@ async fn query(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
         index_last_update_phyoffset: hits.last_update_phy_offset,
     }
     .write_ext(&mut resp.ext);
-    resp.body = bodies;
+    resp.body = bodies.into();
     resp
 }
 
@@ -92,7 +92,7 @@ fn view(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
     match ctx.reader.read_record(h.offset) {
         Some(rec) if looks_like_record_at(&rec, h.offset) => {
             let mut resp = RemotingCommand::response_to(req, rs::SUCCESS);
-            resp.body = vec![rec];
+            resp.body = smallvec::smallvec![rec];
             resp
         }
         _ => error(

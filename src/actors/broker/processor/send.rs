@@ -13,7 +13,7 @@ use crate::actors::broker::topic::{EnsureTopic, TopicEntry};
 use crate::actors::session::Channel;
 use crate::wire::bodies::{perm, TopicConfig};
 use crate::wire::codes::{request as rq, response as rs};
-use crate::wire::headers::send::SendMessageRequestHeader;
+use crate::wire::headers::send::SendMessageRequestHeaderRef;
 use crate::wire::json_header::push_int;
 use crate::wire::message::{self, keys, sysflag, PropertyView};
 
@@ -138,7 +138,7 @@ fn property_tail<'a>(
 /// ordered-consumption locks). Returns (topic, forced queue id).
 async fn retry_redirect(
     ctx: &BrokerCtx,
-    h: &SendMessageRequestHeader,
+    h: &SendMessageRequestHeaderRef<'_>,
 ) -> Result<Option<String>, (i32, String)> {
     let Some(group) = h.topic.strip_prefix(RETRY_PREFIX) else {
         return Ok(None);
@@ -183,11 +183,11 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     if ctx.disk_full.load(std::sync::atomic::Ordering::Acquire) {
         return error(req, rs::SERVICE_NOT_AVAILABLE, "service not available now: disk full, the broker refuses new messages until space is freed");
     }
-    let mut h = match SendMessageRequestHeader::decode(req.code, &req.ext) {
+    let mut h = match SendMessageRequestHeaderRef::decode(req.code, &req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
     };
-    if !valid_topic(&h.topic) && !h.topic.starts_with("%DLQ%") {
+    if !valid_topic(h.topic) && !h.topic.starts_with("%DLQ%") {
         return error(
             req,
             rs::INVALID_PARAMETER,
@@ -195,20 +195,22 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         );
     }
     let mut to_dlq = false;
+    let dlq_topic;
     match retry_redirect(ctx, &h).await {
         Ok(Some(dlq)) => {
-            h.topic = dlq;
+            dlq_topic = dlq;
+            h.topic = &dlq_topic;
             h.queue_id = 0;
             to_dlq = true;
         }
         Ok(None) => {}
         Err((code, remark)) => return error(req, code, remark),
     }
-    let topic =
-        match resolve_topic(ctx, &h.topic, &h.default_topic, h.default_topic_queue_nums).await {
-            Ok(t) => t,
-            Err((code, remark)) => return error(req, code, remark),
-        };
+    let topic = match resolve_topic(ctx, h.topic, h.default_topic, h.default_topic_queue_nums).await
+    {
+        Ok(t) => t,
+        Err((code, remark)) => return error(req, code, remark),
+    };
     if topic.config.perm & perm::WRITE == 0 {
         return error(
             req,
@@ -236,7 +238,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     }
     let body = req.body_bytes();
     let batch = req.code == rq::SEND_BATCH_MESSAGE || h.batch.unwrap_or(false);
-    let props = h.properties.as_deref().unwrap_or_default();
+    let props = h.properties.unwrap_or_default();
     let store_ts = now_ms();
     let mut sys_flag = h.sys_flag;
     if topic.config.topic_filter_type == "MULTI_TAG" {
@@ -246,7 +248,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     let levels = ctx.services.levels.clone();
     let mut records = PutRecords::new();
     let mut first_uniq: Option<Uniq> = None;
-    let topic_name: Arc<str> = Arc::from(h.topic.as_str());
+    let topic_name: Arc<str> = topic.name.clone();
     let mut wait = true;
     // The records of a batch are written into one buffer and split off it:
     // one allocation for all of them.
