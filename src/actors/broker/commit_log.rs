@@ -211,7 +211,8 @@ impl CommitLogWriter {
         let mut dispatch: SmallVec<[QueueUnits; 1]> = SmallVec::new();
         let mut end = 0i64;
         let mut failure = None;
-        for mut rec in put.records {
+        let count = put.records.len();
+        for (i, mut rec) in put.records.into_iter().enumerate() {
             let key = (rec.topic.clone(), rec.queue_id);
             let qoff = if rec.dispatch {
                 *self.queue_offsets.get(&key).unwrap_or(&0)
@@ -240,11 +241,13 @@ impl CommitLogWriter {
                             .find(|(t, q, _)| *t == rec.topic && *q == rec.queue_id)
                         {
                             Some((_, _, v)) => v.push(unit),
-                            None => dispatch.push((
-                                rec.topic.clone(),
-                                rec.queue_id,
-                                smallvec::smallvec![unit],
-                            )),
+                            None => {
+                                // Room for the rest of the batch: most
+                                // batches go to one queue.
+                                let mut units = SmallVec::with_capacity(count - i);
+                                units.push(unit);
+                                dispatch.push((rec.topic.clone(), rec.queue_id, units));
+                            }
                         }
                     }
                 }

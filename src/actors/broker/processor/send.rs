@@ -255,6 +255,7 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     let mut arena = BytesMut::new();
     if batch {
         let n = message::batch_entries(&body).count();
+        records.reserve(n);
         arena.reserve(body.len() + n * (RECORD_OVERHEAD + topic_name.len() + cluster.len()));
     }
 
