@@ -26,6 +26,30 @@ start async 19901 20901
 echo "idle: $(rss async)"
 "$BIN" bench suite -n 127.0.0.1:19901 -d 8 --json "$OUT/suite-async.json" 2>/dev/null
 echo "after load: $(rss async)"
+# A peer in the same run, when given: any RocketMQ-compatible name server
+# and broker binaries that take RocketMQ's `--listenPort` and `-c
+# broker.conf` arguments (as Apache RocketMQ's and rocketmq-rust's do):
+#   PEER_NAMESRV=/path/to/namesrv PEER_BROKER=/path/to/broker scripts/perf.sh
+# Nothing of the peer is part of this repository.
+if [ -n "${PEER_NAMESRV:-}" ] && [ -n "${PEER_BROKER:-}" ]; then
+  echo "## peer: the same suite against $(basename "$PEER_BROKER")"
+  stop async
+  P="$BASE/peer"; mkdir -p "$P/store"
+  printf "brokerClusterName=PeerCluster\nbrokerName=peer-a\nbrokerId=0\nlistenPort=20906\nnamesrvAddr=127.0.0.1:19906\nbrokerIP1=127.0.0.1\nstorePathRootDir=%s\nstorePathCommitLog=%s\nautoCreateTopicEnable=true\nflushDiskType=ASYNC_FLUSH\n" \
+    "$P/store" "$P/store/commitlog" > "$P/broker.conf"
+  (cd "$P" && exec "$PEER_NAMESRV" --listenPort 19906 > ns.log 2>&1) & echo $! > "$P/ns.pid"
+  sleep 2
+  (cd "$P" && exec "$PEER_BROKER" -c "$P/broker.conf" > broker.log 2>&1) & echo $! > "$P/pid"
+  for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/20906) 2>/dev/null && break; sleep 0.1; done
+  sleep 5 # first registration with the name server
+  echo "peer idle: broker $(rss peer); name server $(grep VmRSS "/proc/$(cat "$P/ns.pid")/status" | tr -s ' \t' ' ')"
+  "$BIN" bench suite -n 127.0.0.1:19906 -d 8 --json "$OUT/suite-peer.json" 2>/dev/null
+  echo "peer after load: broker $(rss peer)"
+  kill "$(cat "$P/ns.pid")" 2>/dev/null || true
+  stop peer
+  start async 19901 20901
+fi
+
 echo "## cost curves"
 "$BIN" bench curves -n 127.0.0.1:19901 -d 3 --json "$OUT/curves.json" 2>/dev/null
 stop async
