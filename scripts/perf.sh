@@ -37,6 +37,9 @@ if [ -n "${PEER_NAMESRV:-}" ] && [ -n "${PEER_BROKER:-}" ]; then
   P="$BASE/peer"; mkdir -p "$P/store"
   printf "brokerClusterName=PeerCluster\nbrokerName=peer-a\nbrokerId=0\nlistenPort=20906\nnamesrvAddr=127.0.0.1:19906\nbrokerIP1=127.0.0.1\nstorePathRootDir=%s\nstorePathCommitLog=%s\nautoCreateTopicEnable=true\nflushDiskType=ASYNC_FLUSH\n" \
     "$P/store" "$P/store/commitlog" > "$P/broker.conf"
+  # rocketmq-rust wants ROCKETMQ_HOME; logging at warn, as ActorMQ runs here.
+  mkdir -p "$P/home/conf"
+  export ROCKETMQ_HOME="$P/home" RUST_LOG=warn
   (cd "$P" && exec "$PEER_NAMESRV" --listenPort 19906 > ns.log 2>&1) & echo $! > "$P/ns.pid"
   sleep 2
   (cd "$P" && exec "$PEER_BROKER" -c "$P/broker.conf" > broker.log 2>&1) & echo $! > "$P/pid"

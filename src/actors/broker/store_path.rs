@@ -551,6 +551,81 @@ mod tests {
         assert!(DelayLevels::parse("").is_err());
     }
 
+    fn sent<'a>(
+        topic: &'a Arc<str>,
+        body: &'a Bytes,
+        props: &'a str,
+        view: &'a PropertyView<'a>,
+        tail: &'a [&'a str],
+    ) -> Sent<'a> {
+        Sent {
+            topic,
+            queue_id: 2,
+            flag: 0,
+            sys_flag: 0,
+            born_timestamp: 5,
+            born_host: "127.0.0.1:1000".parse().unwrap(),
+            store_host: "127.0.0.1:10911".parse().unwrap(),
+            reconsume_times: 0,
+            body,
+            props,
+            view,
+            tail,
+        }
+    }
+
+    #[test]
+    fn a_sent_record_carries_its_tail_and_records_share_one_buffer() {
+        let topic: Arc<str> = Arc::from("T");
+        let props = message::encode_properties([("TAGS", "a"), ("KEYS", "k")]);
+        let view = PropertyView::new(&props);
+        let tail = [
+            "UNIQ_KEY", "\u{1}", "U1", "\u{2}", "CLUSTER", "\u{1}", "C", "\u{2}",
+        ];
+        let mut arena = BytesMut::with_capacity(4096);
+        let mut bufs = Vec::new();
+        for body in [Bytes::from_static(b"one"), Bytes::from_static(b"two")] {
+            let s = sent(&topic, &body, &props, &view, &tail);
+            let r = s.encode(&levels(), 77, &mut arena).unwrap();
+            assert_eq!(r.queue_id, 2);
+            assert_eq!(r.tags_code, message::tags_code(Some("a")));
+            assert!(r.dispatch);
+            bufs.push(r.buf);
+        }
+        // The second record starts where the first ends: one allocation.
+        assert_eq!(
+            bufs[0].as_ptr().wrapping_add(bufs[0].len()),
+            bufs[1].as_ptr()
+        );
+        for (b, body) in bufs.into_iter().zip(["one", "two"]) {
+            let m = message::decode_record(&b.freeze(), 0, true).unwrap();
+            assert_eq!(&m.body[..], body.as_bytes());
+            assert_eq!(m.properties, format!("{props}{}", tail.concat()));
+            assert_eq!(m.property("UNIQ_KEY"), Some("U1"));
+            assert_eq!(m.property("CLUSTER"), Some("C"));
+            assert_eq!(m.store_timestamp, 77);
+        }
+    }
+
+    #[test]
+    fn a_sent_delay_message_is_parked_with_its_tail() {
+        let topic: Arc<str> = Arc::from("T");
+        let props = message::encode_properties([("DELAY", "2")]);
+        let view = PropertyView::new(&props);
+        let tail = ["UNIQ_KEY", "\u{1}", "U2", "\u{2}"];
+        let body = Bytes::from_static(b"x");
+        let mut arena = BytesMut::new();
+        let r = sent(&topic, &body, &props, &view, &tail)
+            .encode(&levels(), 1000, &mut arena)
+            .unwrap();
+        assert_eq!(&*r.topic, SCHEDULE_TOPIC);
+        assert_eq!(r.queue_id, 1);
+        let m = message::decode_record(&r.buf.freeze(), 0, true).unwrap();
+        assert_eq!(m.property("UNIQ_KEY"), Some("U2"));
+        assert_eq!(m.property("REAL_TOPIC"), Some("T"));
+        assert_eq!(m.property("REAL_QID"), Some("2"));
+    }
+
     #[test]
     fn delay_goes_to_schedule_topic() {
         let props =

@@ -381,3 +381,36 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
     ext.push("TRACE_ON", "true");
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_of(props: &str, made: Option<&msgid::UniqId>) -> String {
+        let view = PropertyView::new(props);
+        let (t, n) = property_tail(props, &view, made, "C1");
+        t[..n].concat()
+    }
+
+    #[test]
+    fn the_broker_appends_cluster_and_a_uniq_key_only_when_missing() {
+        let id = msgid::next_uniq_id();
+        let with_sep = message::encode_properties([("TAGS", "a")]);
+        assert_eq!(
+            tail_of(&with_sep, Some(&id)),
+            format!("UNIQ_KEY\u{1}{}\u{2}CLUSTER\u{1}C1\u{2}", id.as_str())
+        );
+        // A producer's string without the last separator gets one first.
+        assert_eq!(tail_of("TAGS\u{1}a", None), "\u{2}CLUSTER\u{1}C1\u{2}");
+        assert_eq!(tail_of("", None), "CLUSTER\u{1}C1\u{2}");
+        let full = message::encode_properties([("UNIQ_KEY", "U"), ("CLUSTER", "X")]);
+        assert_eq!(tail_of(&full, None), "");
+    }
+
+    #[test]
+    fn a_first_uniq_key_of_any_length_is_kept_for_the_response() {
+        assert_eq!(Uniq::of("ABC").as_str(), "ABC");
+        let long = "Z".repeat(200);
+        assert_eq!(Uniq::of(&long).as_str(), long);
+    }
+}
