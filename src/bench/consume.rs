@@ -54,7 +54,10 @@ fn pull_request(topic: &str, q: i32, offset: i64, max: i32, suspend_ms: i64) -> 
         .with_ext("queueId", q)
         .with_ext("queueOffset", offset)
         .with_ext("maxMsgNums", max)
-        .with_ext("sysFlag", if suspend_ms > 0 { 2 } else { 0 })
+        // FLAG_SUBSCRIPTION (0x4): the subscription travels with the pull,
+        // so a broker needs no heartbeat of the group first (Java answers
+        // SUBSCRIPTION_NOT_EXIST without it); FLAG_SUSPEND (0x2) to hold.
+        .with_ext("sysFlag", if suspend_ms > 0 { 0x4 | 0x2 } else { 0x4 })
         .with_ext("commitOffset", 0)
         .with_ext("suspendTimeoutMillis", suspend_ms)
         .with_ext("subscription", "*")
