@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the wire hot paths: frame decode/encode, stored
 //! record encode/decode, properties parsing.
-use actormq::wire::headers::send::SendMessageRequestHeader;
+use actormq::wire::headers::send::{SendMessageRequestHeader, SendMessageRequestHeaderRef};
 use actormq::wire::message::{self, RecordSpec};
 use actormq::wire::{FrameCodec, RemotingCommand};
 use bytes::{Bytes, BytesMut};
@@ -48,6 +48,9 @@ fn frames(c: &mut Criterion) {
     });
     g.bench_function("decode_send_header_v2", |b| {
         b.iter(|| black_box(SendMessageRequestHeader::decode(310, &cmd.ext).ok()))
+    });
+    g.bench_function("decode_send_header_v2_borrowed", |b| {
+        b.iter(|| black_box(SendMessageRequestHeaderRef::decode(310, &cmd.ext).ok()))
     });
     g.finish();
 }
