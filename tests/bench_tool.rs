@@ -42,7 +42,7 @@ fn produce_batch_consume_e2e_and_echo_report_what_they_did() {
     let s = TestServer::start_default();
     let ns = s.namesrv().to_string();
 
-    // Exact counts: 300 single sends, then 10 batches of 32.
+    // Exact counts: 300 single sends, 10 batches of 32, 200 async sends.
     let rows = bench("produce -n NS -t BenchT --queues 4 -w 8 --count 300", &ns);
     assert_eq!(num(&rows[0], "msgs"), 300.0, "{rows:?}");
     assert_eq!(num(&rows[0], "errors"), 0.0, "{rows:?}");
@@ -57,14 +57,34 @@ fn produce_batch_consume_e2e_and_echo_report_what_they_did() {
     );
     assert_eq!(num(&rows[0], "msgs"), 320.0, "{rows:?}");
     assert_eq!(num(&rows[0], "errors"), 0.0, "{rows:?}");
+    // Async: one pipelined sender, 16 outstanding.
+    let rows = bench(
+        "produce -n NS -t BenchT --queues 4 --mode async -w 16 --count 200",
+        &ns,
+    );
+    assert_eq!(num(&rows[0], "msgs"), 200.0, "{rows:?}");
+    assert_eq!(rows[0]["name"], "produce async", "{rows:?}");
+    // An unknown mode is refused, not run as something else.
+    let out = Command::new(env!("CARGO_BIN_EXE_actormq"))
+        .args([
+            "bench", "produce", "-n", &ns, "--mode", "fast", "--count", "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid value 'fast'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Catch-up reads back exactly what is stored, body bytes included.
     let rows = bench("consume -n NS -t BenchT --queues 4", &ns);
-    assert_eq!(num(&rows[0], "msgs"), 620.0, "{rows:?}");
+    assert_eq!(num(&rows[0], "msgs"), 820.0, "{rows:?}");
     let mib = num(&rows[0], "mib_per_sec") * num(&rows[0], "seconds");
     assert!(
-        (mib * 1024.0 * 1024.0 - 620.0 * 1024.0).abs() < 1.0,
-        "620 bodies of 1 KiB: {rows:?}"
+        (mib * 1024.0 * 1024.0 - 820.0 * 1024.0).abs() < 1.0,
+        "820 bodies of 1 KiB: {rows:?}"
     );
 
     // Produce -> consume through long polling, paced.

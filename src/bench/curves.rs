@@ -42,7 +42,7 @@ pub async fn run_curves(a: &CurvesArgs) -> BenchResult<Vec<Report>> {
         size: 1024,
         connections: 1,
         window: 16,
-        mode: "sync".into(),
+        mode: super::produce::SendMode::Sync,
         batch: 1,
         duration: a.duration,
         count: None,

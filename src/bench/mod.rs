@@ -112,7 +112,7 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         size: 1024,
         connections: 1,
         window: 1,
-        mode: "sync".into(),
+        mode: produce::SendMode::Sync,
         batch: 32,
         duration: d,
         count: None,
@@ -148,7 +148,7 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
     rows.push(
         produce::run_produce(&produce::ProduceBench {
             window: 4,
-            mode: "batch".into(),
+            mode: produce::SendMode::Batch,
             ..base.clone()
         })
         .await?,
