@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 
 use actormq::client::RemotingClient;
 use actormq::wire::codes::{request, response};
-use actormq::wire::headers::consume::{
-    CheckTransactionStateRequestHeader, EndTransactionRequestHeader,
-};
+use actormq::wire::headers::consume::CheckTransactionStateRequestHeader;
 use actormq::wire::headers::send::SendMessageResponseHeader;
 use actormq::wire::headers::CommandHeader;
 use actormq::wire::message::MessageExt;
@@ -161,23 +159,6 @@ async fn send_half(
     send_half_message(c, b, topic, body, PG).await
 }
 
-fn commit_cmd(s: &SendMessageResponseHeader) -> RemotingCommand {
-    let uniq = s.transaction_id.clone().unwrap_or_default();
-    let h = EndTransactionRequestHeader {
-        topic: None,
-        producer_group: PG.into(),
-        tran_state_table_offset: s.queue_offset,
-        commit_log_offset: phys_of(&s.msg_id),
-        commit_or_rollback: 8,
-        from_transaction_check: Some(false),
-        msg_id: uniq.clone(),
-        transaction_id: Some(uniq),
-    };
-    let mut cmd = RemotingCommand::request(request::END_TRANSACTION);
-    cmd.ext = h.to_ext();
-    cmd
-}
-
 /// A client answering nothing; the msg ids of CHECK_TRANSACTION_STATE
 /// requests land in a channel.
 fn checking_client() -> (RemotingClient, mpsc::UnboundedReceiver<String>) {
@@ -264,7 +245,7 @@ async fn commit_crash(tear: bool) {
     let a = send_half(&c, &node.broker, "TxX", "A").await;
     arm(&c, &node.broker, "transaction.after_put").await;
     // The broker dies before it can answer.
-    let r = c.invoke(&node.broker, commit_cmd(&a), CALL).await;
+    let r = c.invoke(&node.broker, commit_cmd(&a, PG), CALL).await;
     assert!(
         r.as_ref().map_or(true, |r| r.code != response::SUCCESS),
         "END_TRANSACTION answered although the broker should have died"
@@ -293,11 +274,11 @@ async fn commit_crash(tear: bool) {
         "a committed message was checked"
     );
     // The producer repeats its commit (it never got an answer): no copy.
-    let r = c.invoke(&b, commit_cmd(&a), CALL).await.unwrap();
+    let r = c.invoke(&b, commit_cmd(&a, PG), CALL).await.unwrap();
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     // New transactions work.
     let bb = send_half(&c, &b, "TxX", "B").await;
-    let r = c.invoke(&b, commit_cmd(&bb), CALL).await.unwrap();
+    let r = c.invoke(&b, commit_cmd(&bb, PG), CALL).await.unwrap();
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     assert_eq!(
         exactly(&c, &b, "TxX", 2, Duration::from_millis(1500)).await,

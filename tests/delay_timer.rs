@@ -395,10 +395,8 @@ async fn a_timer_beyond_the_max_delay_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_beyond_the_timer_max_delay_is_refused() {
     use actormq::wire::codes::{request, response};
-    use actormq::wire::headers::consume::EndTransactionRequestHeader;
     use actormq::wire::headers::send::SendMessageResponseHeader;
     use actormq::wire::headers::CommandHeader;
-    use actormq::wire::RemotingCommand;
 
     let srv = TestServer::start(Opts::default().broker(|c| c.timer_max_delay_sec = 60));
     let c = client();
@@ -428,22 +426,7 @@ async fn a_commit_beyond_the_timer_max_delay_is_refused() {
         assert_eq!(r.code, response::SUCCESS, "half send: {:?}", r.remark);
         sent.push(SendMessageResponseHeader::from_ext(&r.ext).unwrap());
     }
-    let commit = |s: &SendMessageResponseHeader| {
-        let uniq = s.transaction_id.clone().unwrap_or_default();
-        let mut cmd = RemotingCommand::request(request::END_TRANSACTION);
-        cmd.ext = EndTransactionRequestHeader {
-            topic: None,
-            producer_group: "timer_pg".into(),
-            tran_state_table_offset: s.queue_offset,
-            commit_log_offset: phys_of(&s.msg_id),
-            commit_or_rollback: 8,
-            from_transaction_check: Some(false),
-            msg_id: uniq.clone(),
-            transaction_id: Some(uniq),
-        }
-        .to_ext();
-        cmd
-    };
+    let commit = |s: &SendMessageResponseHeader| commit_cmd(s, "timer_pg");
     // Refused, and again: the half message was not marked resolved.
     for _ in 0..2 {
         let r = c.invoke(b, commit(&sent[0]), CALL).await.unwrap();

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actormq::wire::codes::{request, response};
-use actormq::wire::headers::consume::{
-    CheckTransactionStateRequestHeader, EndTransactionRequestHeader,
-};
+use actormq::wire::headers::consume::CheckTransactionStateRequestHeader;
 use actormq::wire::headers::send::SendMessageResponseHeader;
 use actormq::wire::headers::CommandHeader;
 use actormq::wire::message::decode_record;
@@ -46,19 +44,7 @@ async fn send_half(
 }
 
 fn end_cmd(qoff: i64, phys: i64, kind: i32, uniq: &str, from_check: bool) -> RemotingCommand {
-    let h = EndTransactionRequestHeader {
-        topic: None,
-        producer_group: PG.into(),
-        tran_state_table_offset: qoff,
-        commit_log_offset: phys,
-        commit_or_rollback: kind,
-        from_transaction_check: Some(from_check),
-        msg_id: uniq.into(),
-        transaction_id: Some(uniq.into()),
-    };
-    let mut cmd = RemotingCommand::request(request::END_TRANSACTION);
-    cmd.ext = h.to_ext();
-    cmd
+    end_transaction_cmd(PG, qoff, phys, kind, uniq, from_check)
 }
 
 async fn end(

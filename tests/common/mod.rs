@@ -486,6 +486,43 @@ pub async fn send_half_message(
     SendMessageResponseHeader::from_ext(&r.ext).unwrap()
 }
 
+/// END_TRANSACTION for a half message of producer group `group`: `kind` 8
+/// commits, 12 rolls back; `from_check` marks an answer to a check.
+pub fn end_transaction_cmd(
+    group: &str,
+    queue_offset: i64,
+    phys: i64,
+    kind: i32,
+    uniq: &str,
+    from_check: bool,
+) -> RemotingCommand {
+    let h = actormq::wire::headers::consume::EndTransactionRequestHeader {
+        topic: None,
+        producer_group: group.into(),
+        tran_state_table_offset: queue_offset,
+        commit_log_offset: phys,
+        commit_or_rollback: kind,
+        from_transaction_check: Some(from_check),
+        msg_id: uniq.into(),
+        transaction_id: Some(uniq.into()),
+    };
+    let mut cmd = RemotingCommand::request(request::END_TRANSACTION);
+    cmd.ext = h.to_ext();
+    cmd
+}
+
+/// The producer's commit of the half message `s` answered (not from a check).
+pub fn commit_cmd(s: &SendMessageResponseHeader, group: &str) -> RemotingCommand {
+    end_transaction_cmd(
+        group,
+        s.queue_offset,
+        phys_of(&s.msg_id),
+        8,
+        s.transaction_id.as_deref().unwrap_or(""),
+        false,
+    )
+}
+
 /// SEND_MESSAGE_V2 of one message; returns the raw response.
 pub async fn send_raw(
     c: &RemotingClient,
