@@ -19,7 +19,6 @@ use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,9 +30,6 @@ use tokio_util::codec::FramedRead;
 
 use crate::wire::codes::response;
 use crate::wire::{FrameCodec, Inbound, RemotingCommand, WireError};
-
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);

@@ -359,10 +359,9 @@ impl Sent<'_> {
         arena: &mut BytesMut,
     ) -> Result<PutRecord, message::MessageError> {
         if parking(levels, self.view, self.topic, self.sys_flag, store_ts) != Parking::None {
-            let mut properties = String::with_capacity(self.props.len() + 96);
-            properties.push_str(self.props);
-            self.tail.iter().for_each(|p| properties.push_str(p));
-            return self.record(properties).encode(levels, store_ts);
+            return self
+                .record(self.stored_properties())
+                .encode(levels, store_ts);
         }
         let spec = RecordSpec {
             topic: self.topic,
@@ -394,6 +393,14 @@ impl Sent<'_> {
             tags_code: message::tags_code(self.view.get(keys::TAGS)),
             dispatch: !sysflag::is_prepared_or_rollback(self.sys_flag),
         })
+    }
+
+    /// The properties as they are stored: the sent ones, then the tail.
+    pub fn stored_properties(&self) -> String {
+        let mut s = String::with_capacity(self.props.len() + 96);
+        s.push_str(self.props);
+        self.tail.iter().for_each(|p| s.push_str(p));
+        s
     }
 
     /// The same message as an owned record with `properties`.

@@ -291,10 +291,11 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         };
         let rec = if to_dlq {
             // A dead letter loses its delay level.
-            let mut stored = String::from(props);
-            tail[..n].iter().for_each(|p| stored.push_str(p));
-            sent.record(message::without_property(&stored, keys::DELAY))
-                .encode(&levels, store_ts)
+            sent.record(message::without_property(
+                &sent.stored_properties(),
+                keys::DELAY,
+            ))
+            .encode(&levels, store_ts)
         } else {
             sent.encode(&levels, store_ts, &mut arena)
         };
