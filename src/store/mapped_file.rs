@@ -45,6 +45,21 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
         .collect())
 }
 
+/// Opens a store file for reading and writing, creating it (and its
+/// directory) when missing; an existing file keeps its contents.
+pub(crate) fn open_or_create(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, e))
+}
+
 /// Opens an existing store file for reading and writing; its length must be
 /// `want` (anything else is reported as corrupt: "`what` L, expected W").
 pub(crate) fn open_sized(path: &Path, want: u64, what: &str) -> Result<File> {

@@ -314,16 +314,7 @@ impl IntentLog {
     /// Opens (or creates) the file and reads the intents left open by the
     /// previous run; a torn tail is cut off.
     pub fn open(path: &Path) -> Result<IntentLog> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| StoreError::io("open", path, e))?;
+        let mut file = super::mapped_file::open_or_create(path)?;
         let mut buf = Vec::new();
         file.read_to_end(&mut buf)
             .map_err(|e| StoreError::io("read", path, e))?;

@@ -8,7 +8,7 @@
 //! Writes go to the page cache after every step (cheap, survive a process
 //! crash); `sync` makes them durable.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -75,17 +75,8 @@ impl CheckpointFile {
     /// Opens (creating) the file; returns the stored checkpoint if the file
     /// existed.
     pub fn open(path: &Path) -> Result<(CheckpointFile, Option<TimerCheckpoint>)> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
-        }
         let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| StoreError::io("open", path, e))?;
+        let file = super::mapped_file::open_or_create(path)?;
         let mut stored = None;
         if existed {
             let mut b = [0u8; CHECKPOINT_LEN];

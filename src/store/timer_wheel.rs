@@ -17,7 +17,6 @@
 //! A slot is valid for a time only when its stored time matches, so stale
 //! slots from an earlier lap read as empty. All numbers are big-endian.
 
-use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -94,16 +93,7 @@ impl TimerWheel {
     pub fn open(path: &Path, slots_total: i64, precision_ms: i64) -> Result<TimerWheel> {
         let len = (slots_total * 2) as u64 * SLOT_SIZE as u64;
         if !path.exists() {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
-            }
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(|e| StoreError::io("create", path, e))?;
+            let f = super::mapped_file::open_or_create(path)?;
             f.set_len(len)
                 .map_err(|e| StoreError::io("extend", path, e))?;
         }
