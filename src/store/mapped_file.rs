@@ -45,6 +45,41 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
         .collect())
 }
 
+/// Suffix of a segment file being created.
+const CREATING: &str = ".creating";
+
+/// Creates (or replaces) the file `path` sized to `size` bytes, its blocks
+/// reserved when `preallocate` is set. The file is made under a temporary
+/// name (`<name>.creating`) and renamed once sized, so a process killed in
+/// between leaves no wrong-sized file for the next start to refuse; a
+/// leftover is removed when its directory is next listed.
+pub(crate) fn create_sized(path: &Path, size: u64, preallocate: bool) -> Result<File> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(CREATING);
+    let tmp = PathBuf::from(tmp);
+    let made = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| StoreError::io("create", &tmp, e))
+        .and_then(|file| {
+            file.set_len(size)
+                .map_err(|e| StoreError::io("extend", &tmp, e))?;
+            if preallocate {
+                allocate_blocks(&file, size).map_err(|e| StoreError::io("preallocate", &tmp, e))?;
+            }
+            std::fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", &tmp, e))?;
+            Ok(file)
+        });
+    if made.is_err() {
+        // Leave no half-made file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    made
+}
+
 /// Opens a store file for reading and writing, creating it (and its
 /// directory) when missing; an existing file keeps its contents.
 pub(crate) fn open_or_create(path: &Path) -> Result<File> {
@@ -95,7 +130,14 @@ pub fn list_numbered(dir: &Path, digits: usize) -> Result<Vec<(u64, PathBuf)>> {
         let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.len() == digits && name.bytes().all(|b| b.is_ascii_digit()) {
+        let numbered = |n: &str| n.len() == digits && n.bytes().all(|b| b.is_ascii_digit());
+        if name.strip_suffix(CREATING).is_some_and(numbered) {
+            // A creation a crash interrupted (see `Segment::create`).
+            tracing::warn!(path = %entry.path().display(), "removing a half-created store file");
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        if numbered(name) {
             if let Ok(n) = name.parse::<u64>() {
                 out.push((n, entry.path()));
             }
@@ -111,28 +153,8 @@ impl Segment {
     pub fn create(dir: &Path, start: i64, size: u64, preallocate: bool) -> Result<Segment> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
         let path = dir.join(file_name(start));
-        let res = Self::create_inner(&path, start, size, preallocate);
-        if res.is_err() {
-            // Leave no half-made file behind: recovery would have to guess.
-            let _ = std::fs::remove_file(&path);
-        }
-        res
-    }
-
-    fn create_inner(path: &Path, start: i64, size: u64, preallocate: bool) -> Result<Segment> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .map_err(|e| StoreError::io("create", path, e))?;
-        file.set_len(size)
-            .map_err(|e| StoreError::io("extend", path, e))?;
-        if preallocate {
-            allocate_blocks(&file, size).map_err(|e| StoreError::io("preallocate", path, e))?;
-        }
-        Self::map(file, path.to_path_buf(), start, size)
+        let file = create_sized(&path, size, preallocate)?;
+        Self::map(file, path, start, size)
     }
 
     /// Opens an existing segment; its length must be `size`.
@@ -330,5 +352,25 @@ mod tests {
         let again = Segment::open(&list[0].1, 4096, 4096).unwrap();
         assert_eq!(unsafe { again.slice(10, 3) }, Some(&b"abc"[..]));
         assert!(Segment::open(&list[0].1, 4096, 8192).is_err());
+        // Only the final name exists once created.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["00000000000000004096"]);
+    }
+
+    #[test]
+    fn a_creation_cut_short_is_not_a_segment_and_is_cleaned_up() {
+        // What a process killed between creating and sizing a file leaves.
+        let dir = tempfile::tempdir().unwrap();
+        let torn = dir.path().join("00000000000000000000.creating");
+        std::fs::write(&torn, b"").unwrap();
+        assert!(list_segments(dir.path()).unwrap().is_empty());
+        assert!(!torn.exists());
+        // The same segment can then be made whole.
+        let seg = Segment::create(dir.path(), 0, 4096, false).unwrap();
+        assert_eq!(seg.size(), 4096);
+        assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
     }
 }

@@ -93,9 +93,11 @@ impl TimerWheel {
     pub fn open(path: &Path, slots_total: i64, precision_ms: i64) -> Result<TimerWheel> {
         let len = (slots_total * 2) as u64 * SLOT_SIZE as u64;
         if !path.exists() {
-            let f = super::mapped_file::open_or_create(path)?;
-            f.set_len(len)
-                .map_err(|e| StoreError::io("extend", path, e))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+            }
+            // Sized under a temporary name: a crash here leaves no torn wheel.
+            super::mapped_file::create_sized(path, len, false)?;
         }
         let seg = Segment::open(path, 0, len)?;
         Ok(TimerWheel {
