@@ -52,7 +52,7 @@ fn start_node(dir: &Path, run: usize, extra: &str) -> Node {
     )
     .unwrap();
     let log = dir.join(format!("run{run}.log"));
-    let (proc, broker) = spawn_standalone(&dir.join("store"), &conf, &log, Duration::from_secs(40));
+    let (proc, broker) = spawn_standalone(&dir.join("store"), &conf, &log, Duration::from_secs(15));
     Node { proc, broker, log }
 }
 
