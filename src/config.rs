@@ -431,6 +431,20 @@ impl BrokerConfig {
                 why: "must be at least 1",
             });
         }
+        // Both names become topics, so directories in the store.
+        let named = [
+            ("brokerClusterName", &self.broker_cluster_name),
+            ("brokerName", &self.broker_name),
+        ];
+        for (key, value) in named {
+            if crate::wire::names::check_cluster_name(value).is_err() {
+                return Err(ConfigError::BadValue {
+                    key: key.into(),
+                    value: value.clone(),
+                    why: "allowed characters are [%|a-zA-Z0-9_-], at most 127 of them",
+                });
+            }
+        }
         Ok(())
     }
 
@@ -664,5 +678,21 @@ mod tests {
     fn rejects_bad_values() {
         let m = parse_properties("listenPort=notaport\n");
         assert!(BrokerConfig::default().apply(&m).is_err());
+    }
+
+    #[test]
+    fn broker_and_cluster_names_follow_the_topic_rules() {
+        for text in [
+            "brokerName=../b\n",
+            "brokerClusterName=a/b\n",
+            "brokerName=\n",
+        ] {
+            let err = BrokerConfig::default()
+                .apply(&parse_properties(text))
+                .unwrap_err()
+                .to_string();
+            let key = text.split('=').next().unwrap();
+            assert!(err.contains(key), "{err}");
+        }
     }
 }

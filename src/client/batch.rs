@@ -10,7 +10,7 @@ use crate::wire::msgid::new_uniq_id;
 use super::message::Message;
 use super::remoting::ClientError;
 
-const RETRY_PREFIX: &str = "%RETRY%";
+use crate::wire::names::RETRY_PREFIX;
 
 pub fn batch_topic(msgs: &[Message]) -> Result<String, ClientError> {
     let Some(first) = msgs.first() else {

@@ -155,7 +155,11 @@ impl Admin {
     /// Brokers that know `group`: those of its retry topic, else every
     /// master of every cluster.
     pub async fn group_brokers(&self, group: &str) -> Result<Vec<String>, ClientError> {
-        if let Ok(r) = self.routes().route(&format!("%RETRY%{group}")).await {
+        if let Ok(r) = self
+            .routes()
+            .route(&crate::wire::names::retry_topic(group))
+            .await
+        {
             let a = r.master_addrs();
             if !a.is_empty() {
                 return Ok(a);

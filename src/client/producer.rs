@@ -37,7 +37,7 @@ use super::upkeep::Upkeep;
 
 /// Largest message (or batch body) a broker accepts by default.
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
-const RETRY_PREFIX: &str = "%RETRY%";
+use crate::wire::names::RETRY_PREFIX;
 
 /// Producer settings (Java `DefaultMQProducer` names in the docs).
 #[derive(Debug, Clone)]

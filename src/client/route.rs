@@ -22,7 +22,7 @@ use super::remoting::{ClientConfig, ClientError, RemotingClient};
 
 /// The topic producers fall back to when theirs has no route yet (its
 /// brokers auto-create the topic on first send).
-pub const AUTO_CREATE_TOPIC: &str = "TBW102";
+pub use crate::wire::names::AUTO_CREATE_TOPIC;
 /// Queues asked for when a topic is auto-created (Java's default).
 pub const DEFAULT_TOPIC_QUEUE_NUMS: i32 = 4;
 /// How long a route is trusted before it is fetched again (Java polls every 30 s).

@@ -70,10 +70,28 @@ impl StoreConfig {
     pub fn consumequeue_dir(&self) -> PathBuf {
         self.root.join("consumequeue")
     }
-    pub fn queue_dir(&self, topic: &str, queue_id: i32) -> PathBuf {
-        self.consumequeue_dir()
+    /// `consumequeue/<topic>/<queueId>`. Refuses a topic that is not one
+    /// plain path component (defence in depth: the broker checks names
+    /// before they get here), so no topic reaches outside the store root.
+    pub fn queue_dir(
+        &self,
+        topic: &str,
+        queue_id: i32,
+    ) -> Result<PathBuf, crate::store::StoreError> {
+        let mut parts = Path::new(topic).components();
+        let single = matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        );
+        if !single || topic.contains(['/', '\\', '\0']) || queue_id < 0 {
+            return Err(crate::store::StoreError::OutsideRoot {
+                name: format!("{topic}/{queue_id}"),
+            });
+        }
+        Ok(self
+            .consumequeue_dir()
             .join(topic)
-            .join(queue_id.to_string())
+            .join(queue_id.to_string()))
     }
     pub fn checkpoint_path(&self) -> PathBuf {
         self.root.join("checkpoint")
@@ -91,5 +109,32 @@ impl StoreConfig {
     /// Largest encoded record the commit log accepts (body limit + 64 KiB).
     pub fn max_record_len(&self) -> usize {
         self.max_message_size + 64 * 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_dirs_stay_under_the_store_root() {
+        let cfg = StoreConfig::with_root("/srv/store");
+        assert_eq!(
+            cfg.queue_dir("T", 3).unwrap(),
+            PathBuf::from("/srv/store/consumequeue/T/3")
+        );
+        for bad in [
+            "..",
+            ".",
+            "",
+            "a/b",
+            "%DLQ%/../../x",
+            "/abs",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert!(cfg.queue_dir(bad, 0).is_err(), "{bad:?}");
+        }
+        assert!(cfg.queue_dir("T", -1).is_err());
     }
 }

@@ -136,7 +136,7 @@ impl std::fmt::Debug for ConsumeQueue {
 impl ConsumeQueue {
     /// Opens (or prepares, creating no file yet) the queue's segments.
     pub fn open(cfg: &StoreConfig, topic: &str, queue_id: i32) -> Result<ConsumeQueue> {
-        let dir = cfg.queue_dir(topic, queue_id);
+        let dir = cfg.queue_dir(topic, queue_id)?;
         let file_size = cfg.cq_file_size();
         let mut segments = Vec::new();
         for (start, path) in list_segments(&dir)? {

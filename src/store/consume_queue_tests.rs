@@ -36,7 +36,7 @@ fn put_get_across_segments_and_reopen() {
         vec![600, 700, 800, 900]
     );
     assert_eq!(cq.read_units(28, 10).len(), 2);
-    let files = crate::store::mapped_file::list_segments(&cfg.queue_dir("T", 3)).unwrap();
+    let files = crate::store::mapped_file::list_segments(&cfg.queue_dir("T", 3).unwrap()).unwrap();
     assert_eq!(
         files.iter().map(|f| f.0).collect::<Vec<_>>(),
         vec![0, 160, 320, 480]
@@ -68,7 +68,7 @@ fn gaps_are_filled() {
     drop(cq);
     let cq = ConsumeQueue::open(&cfg, "T", 0).unwrap();
     assert_eq!((cq.min_offset(), cq.max_offset()), (13, 17));
-    let raw = std::fs::read(cfg.queue_dir("T", 0).join("00000000000000000160")).unwrap();
+    let raw = std::fs::read(cfg.queue_dir("T", 0).unwrap().join("00000000000000000160")).unwrap();
     assert_eq!(&raw[8..12], &i32::MAX.to_be_bytes(), "filler unit at 8");
 }
 
@@ -83,7 +83,7 @@ fn truncate_from_phys_and_delete() {
     cq.truncate_from_phys(1050).unwrap(); // unit 10 ends at 1100 > 1050
     assert_eq!(cq.max_offset(), 10);
     assert_eq!(
-        crate::store::mapped_file::list_segments(&cfg.queue_dir("T", 1))
+        crate::store::mapped_file::list_segments(&cfg.queue_dir("T", 1).unwrap())
             .unwrap()
             .len(),
         2
@@ -96,7 +96,7 @@ fn truncate_from_phys_and_delete() {
     assert_eq!(cq.min_offset(), 9);
     cq.delete_files().unwrap();
     assert_eq!(cq.max_offset(), 0);
-    assert!(!cfg.queue_dir("T", 1).exists());
+    assert!(!cfg.queue_dir("T", 1).unwrap().exists());
 }
 
 #[test]

@@ -48,6 +48,8 @@ pub enum StoreError {
     },
     #[error("the flusher has stopped")]
     FlusherStopped,
+    #[error("refused: the name {name:?} would place a file outside the store root")]
+    OutsideRoot { name: String },
 }
 
 impl StoreError {

@@ -297,7 +297,16 @@ fn redispatch(
         let cq = match queues.entry(key) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(ConsumeQueue::open(cfg, &d.topic, d.queue_id)?)
+                match ConsumeQueue::open(cfg, &d.topic, d.queue_id) {
+                    Ok(cq) => v.insert(cq),
+                    // A record an older build stored under a name that
+                    // cannot be a directory: leave it out of every queue.
+                    Err(e @ StoreError::OutsideRoot { .. }) => {
+                        tracing::warn!(error = %e, phys, "record not dispatched");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         let max = cq.max_offset();

@@ -193,7 +193,7 @@ fn lost_queue_files_are_rebuilt_from_the_beginning() {
     let offsets = r.topic_queue_offsets.clone();
     drop(r);
     // Lose some units of queue B/1 (keep its first segment only).
-    let qdir = cfg.queue_dir("B", 1);
+    let qdir = cfg.queue_dir("B", 1).unwrap();
     for (start, path) in crate::store::mapped_file::list_segments(&qdir).unwrap() {
         if start > 0 {
             std::fs::remove_file(path).unwrap();

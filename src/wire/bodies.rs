@@ -340,6 +340,23 @@ pub struct HeartbeatData {
     pub without_sub: bool,
 }
 
+impl HeartbeatData {
+    /// Every group and subscribed topic named in the heartbeat passes
+    /// RocketMQ's name rules (a consumer group becomes `%RETRY%<group>`).
+    pub fn check_names(&self) -> Result<(), super::names::NameError> {
+        for p in &self.producer_data_set {
+            super::names::check_group(&p.group_name)?;
+        }
+        for c in &self.consumer_data_set {
+            super::names::check_group(&c.group_name)?;
+            for s in &c.subscription_data_set {
+                super::names::check_topic(&s.topic)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MessageQueue {

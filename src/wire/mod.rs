@@ -10,6 +10,7 @@ pub mod json;
 pub mod json_header;
 pub mod message;
 pub mod msgid;
+pub mod names;
 
 pub use command::{ExtFields, RemotingCommand};
 pub use frame::{FrameCodec, Inbound};

@@ -58,7 +58,7 @@ async fn ensure_system_topic(d: &ServiceDeps, name: &str, queues: i32) {
         return;
     }
     let cfg = TopicConfig::new(name, queues, perm::READ | perm::WRITE);
-    if d.topic_manager.send(UpsertTopic(cfg)).await.is_err() {
+    if !matches!(d.topic_manager.send(UpsertTopic(cfg)).await, Ok(Ok(_))) {
         tracing::error!(topic = name, "cannot create system topic");
     }
 }

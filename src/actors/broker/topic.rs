@@ -16,9 +16,7 @@ use crate::actors::server::IoPool;
 use crate::actors::supervisor::{guard, restarts, ActorFailure, Fault};
 use crate::store::{CommitLogReader, ConsumeQueue, Flusher, StoreConfig};
 use crate::wire::bodies::{perm, DataVersion, TopicConfig};
-
-/// Topic names the broker always has.
-pub const DEFAULT_TOPIC: &str = "TBW102";
+use crate::wire::names::{self, NameError, AUTO_CREATE_TOPIC as DEFAULT_TOPIC, SELF_TEST_TOPIC};
 
 /// One topic as the data paths see it.
 pub struct TopicEntry {
@@ -180,8 +178,11 @@ impl TopicManager {
         }
     }
 
-    /// Creates or updates a topic; returns its entry.
-    fn upsert(&mut self, mut config: TopicConfig) -> Arc<TopicEntry> {
+    /// Creates or updates a topic; returns its entry. Every topic the
+    /// broker creates passes here, so this is where its name is checked
+    /// before it becomes a directory.
+    fn upsert(&mut self, mut config: TopicConfig) -> Result<Arc<TopicEntry>, NameError> {
+        names::check_topic(&config.topic_name)?;
         config.read_queue_nums = config.read_queue_nums.clamp(1, 1024);
         config.write_queue_nums = config.write_queue_nums.clamp(1, 1024);
         let name = config.topic_name.clone();
@@ -227,7 +228,7 @@ impl TopicManager {
             queues,
         });
         self.registry.publish(name, Some(entry.clone()));
-        entry
+        Ok(entry)
     }
 }
 
@@ -277,8 +278,8 @@ impl Handler<LoadTopics> for TopicManager {
             .entry(DEFAULT_TOPIC.into())
             .or_insert_with(|| sys(DEFAULT_TOPIC, m.default_queue_nums, default_perm));
         configs
-            .entry("SELF_TEST_TOPIC".into())
-            .or_insert_with(|| sys("SELF_TEST_TOPIC", 1, perm::READ | perm::WRITE));
+            .entry(SELF_TEST_TOPIC.into())
+            .or_insert_with(|| sys(SELF_TEST_TOPIC, 1, perm::READ | perm::WRITE));
         configs
             .entry(m.cluster_name.clone())
             .or_insert_with(|| sys(&m.cluster_name, 16, perm::INHERIT));
@@ -296,8 +297,10 @@ impl Handler<LoadTopics> for TopicManager {
                 .entry(t.clone())
                 .or_insert_with(|| TopicConfig::new(&t, n, perm::READ | perm::WRITE));
         }
-        for (_, c) in configs {
-            self.upsert(c);
+        for (name, c) in configs {
+            if let Err(e) = self.upsert(c) {
+                tracing::warn!(topic = %name, error = %e, "topic not loaded");
+            }
         }
         self.persist();
     }
@@ -305,33 +308,33 @@ impl Handler<LoadTopics> for TopicManager {
 
 /// Creates or updates a topic (admin, auto-creation, retry topics).
 #[derive(Message)]
-#[rtype(result = "Arc<TopicEntry>")]
+#[rtype(result = "Result<Arc<TopicEntry>, NameError>")]
 pub struct UpsertTopic(pub TopicConfig);
 
 impl Handler<UpsertTopic> for TopicManager {
-    type Result = MessageResult<UpsertTopic>;
+    type Result = Result<Arc<TopicEntry>, NameError>;
     fn handle(&mut self, m: UpsertTopic, _: &mut Context<Self>) -> Self::Result {
-        let e = self.upsert(m.0);
+        let e = self.upsert(m.0)?;
         self.persist();
-        MessageResult(e)
+        Ok(e)
     }
 }
 
 /// Creates a topic only if it does not exist yet (first writer wins).
 #[derive(Message)]
-#[rtype(result = "Arc<TopicEntry>")]
+#[rtype(result = "Result<Arc<TopicEntry>, NameError>")]
 pub struct EnsureTopic(pub TopicConfig);
 
 impl Handler<EnsureTopic> for TopicManager {
-    type Result = MessageResult<EnsureTopic>;
+    type Result = Result<Arc<TopicEntry>, NameError>;
     fn handle(&mut self, m: EnsureTopic, _: &mut Context<Self>) -> Self::Result {
         if let Some(e) = self.registry.get(&m.0.topic_name) {
-            return MessageResult(e);
+            return Ok(e);
         }
-        let e = self.upsert(m.0);
+        let e = self.upsert(m.0)?;
         self.persist();
         tracing::info!(topic = %e.config.topic_name, queues = e.config.queue_count(), "topic created");
-        MessageResult(e)
+        Ok(e)
     }
 }
 

@@ -44,6 +44,11 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
                 Ok(h) => h,
                 Err(e) => return bad_header(&req, e),
             };
+            if let Err(e) = crate::wire::names::check_cluster_name(&h.cluster_name)
+                .and_then(|_| crate::wire::names::check_broker_name(&h.broker_name))
+            {
+                return error(&req, rs::INVALID_PARAMETER, e.to_string());
+            }
             let raw = req.body_bytes();
             if h.body_crc32 != 0 && !raw.is_empty() {
                 let crc = (crc32fast::hash(&raw) & 0x7FFF_FFFF) as i32;
@@ -55,7 +60,16 @@ async fn serve(table: Addr<RouteTable>, channel_id: u64, req: RemotingCommand) -
                 Ok(b) => b,
                 Err(e) => return error(&req, rs::SYSTEM_ERROR, format!("bad register body: {e}")),
             };
-            let wrapper = body.topic_config_serialize_wrapper;
+            let mut wrapper = body.topic_config_serialize_wrapper;
+            // Lenient as the Java name server: a topic whose name breaks the
+            // rules is left out of the routes, the rest registers.
+            wrapper.topic_config_table.retain(|name, _| {
+                let valid = crate::wire::names::check_topic(name).is_ok();
+                if !valid {
+                    tracing::warn!(topic = %name.escape_debug(), broker = %h.broker_name, "topic with an invalid name not routed");
+                }
+                valid
+            });
             let res = table
                 .send(RegisterBroker {
                     cluster: h.cluster_name,

@@ -26,7 +26,7 @@ use super::offsets::{OffsetBackend, OffsetTable};
 use super::queue::QueueState;
 use super::{Filter, Listener, MessageModel, PushConfig};
 
-pub const RETRY_PREFIX: &str = "%RETRY%";
+pub use crate::wire::names::RETRY_PREFIX;
 /// Group of the producer that re-sends failed messages (as Java's).
 const INNER_PRODUCER_GROUP: &str = "CLIENT_INNER_PRODUCER";
 /// Rebalance retry delay while a topic has no route or no member list.

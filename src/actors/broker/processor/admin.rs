@@ -14,7 +14,7 @@ use crate::wire::bodies::TopicConfig;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::admin::{CreateTopicRequestHeader, InjectFaultHeader, TopicOnlyHeader};
 use crate::wire::headers::CommandHeader;
-use crate::wire::RemotingCommand;
+use crate::wire::{names, RemotingCommand};
 
 pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
     match req.code {
@@ -23,12 +23,8 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 Ok(h) => h,
                 Err(e) => return bad_header(req, e),
             };
-            if !super::send::valid_topic(&h.topic) {
-                return error(
-                    req,
-                    rs::INVALID_PARAMETER,
-                    format!("The specified topic[{}] is invalid", h.topic),
-                );
+            if let Err(e) = names::check_topic(&h.topic) {
+                return super::name_refused(req, e);
             }
             if h.read_queue_nums < 1
                 || h.write_queue_nums < 1
@@ -52,7 +48,8 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 attributes: Default::default(),
             };
             match ctx.topic_manager.send(UpsertTopic(config)).await {
-                Ok(_) => {
+                Ok(Err(e)) => super::name_refused(req, e),
+                Ok(Ok(_)) => {
                     ctx.registrar.do_send(RegisterNow);
                     ok(req)
                 }
@@ -64,6 +61,9 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 Ok(h) => h,
                 Err(e) => return bad_header(req, e),
             };
+            if let Err(e) = names::check_topic(&h.topic) {
+                return super::name_refused(req, e);
+            }
             let _ = ctx.topic_manager.send(DeleteTopic(h.topic.clone())).await;
             ctx.commit_log.do_send(ForgetTopic(h.topic.clone()));
             ctx.offsets.do_send(ForgetTopicOffsets(h.topic));

@@ -24,6 +24,9 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                     )
                 }
             };
+            if let Err(e) = data.check_names() {
+                return super::name_refused(req, e);
+            }
             match ctx
                 .clients
                 .send(Heartbeat {
@@ -40,7 +43,7 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                             .groups
                             .send(crate::actors::broker::groups::EnsureGroup(g.clone()))
                             .await;
-                        let retry = format!("%RETRY%{g}");
+                        let retry = crate::wire::names::retry_topic(&g);
                         if ctx.topics.get(&retry).is_none() {
                             let _ = ctx
                                 .topic_manager

@@ -55,6 +55,9 @@ async fn locks(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Err(e) = crate::wire::names::check_group(&body.consumer_group) {
+        return super::name_refused(req, e);
+    }
     let mqs: Vec<MessageQueue> = body
         .mq_set
         .into_iter()
@@ -100,8 +103,8 @@ async fn groups(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                 Ok(c) => c,
                 Err(r) => return r,
             };
-            if cfg.group_name.trim().is_empty() {
-                return error(req, rs::SYSTEM_ERROR, "groupName is empty");
+            if let Err(e) = crate::wire::names::check_group(&cfg.group_name) {
+                return super::name_refused(req, e);
             }
             tracing::info!(group = %cfg.group_name, "subscription group updated");
             match ctx.groups.send(UpsertGroup(cfg)).await {
@@ -118,6 +121,9 @@ async fn groups(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                 Ok(h) => h,
                 Err(e) => return bad_header(req, e),
             };
+            if let Err(e) = crate::wire::names::check_group(&h.group_name) {
+                return super::name_refused(req, e);
+            }
             match ctx.groups.send(DeleteGroup(h.group_name.clone())).await {
                 Ok(_) => {
                     tracing::info!(group = %h.group_name, "subscription group deleted");

@@ -63,6 +63,15 @@ pub(crate) fn bad_header(req: &RemotingCommand, e: WireError) -> RemotingCommand
     error(req, rs::SYSTEM_ERROR, e.to_string())
 }
 
+/// A topic or group name that fails RocketMQ's rules (INVALID_PARAMETER,
+/// as the 5.x broker answers).
+pub(crate) fn name_refused(
+    req: &RemotingCommand,
+    e: crate::wire::names::NameError,
+) -> RemotingCommand {
+    error(req, rs::INVALID_PARAMETER, e.to_string())
+}
+
 pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
     RemotingCommand::response_to(req, rs::SUCCESS)
 }

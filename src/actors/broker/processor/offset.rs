@@ -71,6 +71,9 @@ pub async fn serve(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
                 Ok(h) => h,
                 Err(e) => return bad_header(req, e),
             };
+            if let Err(e) = crate::wire::names::check_group(&h.consumer_group) {
+                return super::name_refused(req, e);
+            }
             if ctx.topics.get(&h.topic).is_none() {
                 return error(
                     req,

@@ -12,7 +12,7 @@ use crate::wire::codes::response as rs;
 use crate::wire::headers::consume::ConsumerSendMsgBackRequestHeader;
 use crate::wire::headers::CommandHeader;
 use crate::wire::message::{self, keys};
-use crate::wire::RemotingCommand;
+use crate::wire::{names, RemotingCommand};
 
 /// Makes sure a retry / DLQ topic exists; returns its write queue count.
 pub async fn ensure_group_topic(ctx: &BrokerCtx, topic: &str, queues: i32) -> Option<i32> {
@@ -20,7 +20,7 @@ pub async fn ensure_group_topic(ctx: &BrokerCtx, topic: &str, queues: i32) -> Op
         return Some(t.config.write_queue_nums.max(1));
     }
     let cfg = TopicConfig::new(topic, queues.max(1), perm::READ | perm::WRITE);
-    let e = ctx.topic_manager.send(EnsureTopic(cfg)).await.ok()?;
+    let e = ctx.topic_manager.send(EnsureTopic(cfg)).await.ok()?.ok()?;
     ctx.registrar.do_send(RegisterNow);
     Some(e.config.write_queue_nums.max(1))
 }
@@ -45,6 +45,9 @@ pub async fn send_back(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingComman
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
     };
+    if let Err(e) = names::check_group(&h.group) {
+        return super::name_refused(req, e);
+    }
     let group_cfg = match ctx.groups.send(EnsureGroup(h.group.clone())).await {
         Ok(Some(g)) => g,
         Ok(None) => {
@@ -78,14 +81,14 @@ pub async fn send_back(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingComman
     props = message::with_property(&props, keys::WAIT, "false");
     let max = h.max_reconsume_times.unwrap_or(group_cfg.retry_max_times);
     let (topic, queue_id) = if msg.reconsume_times >= max || h.delay_level < 0 {
-        let dlq = format!("%DLQ%{}", h.group);
+        let dlq = names::dlq_topic(&h.group);
         if ensure_group_topic(ctx, &dlq, 1).await.is_none() {
             return error(req, rs::SYSTEM_ERROR, format!("topic[{dlq}] not exist"));
         }
         props = message::without_property(&props, keys::DELAY);
         (dlq, 0)
     } else {
-        let retry = format!("%RETRY%{}", h.group);
+        let retry = names::retry_topic(&h.group);
         let Some(n) = ensure_group_topic(ctx, &retry, group_cfg.retry_queue_nums).await else {
             return error(req, rs::SYSTEM_ERROR, format!("topic[{retry}] not exist"));
         };

@@ -21,19 +21,8 @@ use crate::wire::message::{self, keys, sysflag, PropertyView};
 /// the broker appends to the properties (a `UNIQ_KEY`, `CLUSTER` less its
 /// name): the size estimate of a batch's buffer.
 const RECORD_OVERHEAD: usize = 120 + 64;
-
-/// Prefix of retry topics.
-pub const RETRY_PREFIX: &str = "%RETRY%";
+use crate::wire::names::{self, AUTO_CREATE_TOPIC, RETRY_PREFIX};
 use crate::wire::{msgid, now_ms, RemotingCommand};
-
-/// Valid topic name characters, as RocketMQ's validator allows.
-pub fn valid_topic(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 127
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'|' || b == b'-' || b == b'_')
-}
 
 /// Finds the topic, creating it from the default topic when allowed.
 pub async fn resolve_topic(
@@ -45,11 +34,11 @@ pub async fn resolve_topic(
     if let Some(t) = ctx.topics.get(topic) {
         return Ok(t);
     }
-    let inherit = if topic.starts_with("%RETRY%") {
+    let inherit = if names::is_retry_topic(topic) {
         Some(TopicConfig::new(topic, 1, perm::READ | perm::WRITE))
     } else if ctx.cfg.auto_create_topic_enable {
         let def = ctx.topics.get(if default_topic.is_empty() {
-            "TBW102"
+            AUTO_CREATE_TOPIC
         } else {
             default_topic
         });
@@ -72,7 +61,8 @@ pub async fn resolve_topic(
         ));
     };
     match ctx.topic_manager.send(EnsureTopic(config)).await {
-        Ok(e) => {
+        Ok(Err(e)) => Err((rs::INVALID_PARAMETER, e.to_string())),
+        Ok(Ok(e)) => {
             ctx.registrar
                 .do_send(crate::actors::broker::registrar::RegisterNow);
             Ok(e)
@@ -161,7 +151,7 @@ async fn retry_redirect(
         .await
         .unwrap_or(false);
     if h.reconsume_times.unwrap_or(0) > max || locked {
-        let dlq = format!("%DLQ%{group}");
+        let dlq = names::dlq_topic(group);
         if ctx.topics.get(&dlq).is_none() {
             let _ = ctx
                 .topic_manager
@@ -187,12 +177,8 @@ pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remot
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
     };
-    if !valid_topic(h.topic) && !h.topic.starts_with("%DLQ%") {
-        return error(
-            req,
-            rs::INVALID_PARAMETER,
-            format!("the topic[{}] is invalid", h.topic),
-        );
+    if let Err(e) = names::check_topic(h.topic) {
+        return super::name_refused(req, e);
     }
     let mut to_dlq = false;
     let dlq_topic;
