@@ -7,5 +7,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod filter;
+pub mod service;
 pub mod store;
 pub mod wire;

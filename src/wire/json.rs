@@ -143,3 +143,23 @@ mod tests {
         assert_eq!(v["n"][1], 2);
     }
 }
+
+/// A map keyed by `MessageQueue` objects, written the way fastjson writes
+/// such maps (`ConsumeStats.offsetTable`, `ResetOffsetBody.offsetTable`):
+/// `{{"brokerName":"b","queueId":0,"topic":"t"}:value,...}`. Values are
+/// JSON text already.
+pub fn mq_keyed<'a, V: AsRef<str>>(
+    entries: impl IntoIterator<Item = (&'a super::bodies::MessageQueue, V)>,
+) -> String {
+    let mut s = String::from("{");
+    for (i, (mq, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::to_string(mq).unwrap_or_default());
+        s.push(':');
+        s.push_str(v.as_ref());
+    }
+    s.push('}');
+    s
+}

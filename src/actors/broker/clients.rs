@@ -9,15 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::actors::session::Channel;
+use crate::service::connection::ClientConn;
 use crate::wire::bodies::{ConsumerData, HeartbeatData, SubscriptionData};
-use crate::wire::codes::request;
-use crate::wire::headers::client::ConsumerGroupHeader;
-use crate::wire::headers::CommandHeader;
-use crate::wire::RemotingCommand;
 
 struct Member {
-    channel: Channel,
+    /// The client's connection, whatever its transport.
+    channel: ClientConn,
     last_seen: Instant,
     data: Option<ConsumerData>,
     /// Language and version from the client's last heartbeat.
@@ -70,12 +67,7 @@ impl ClientRegistry {
             return;
         };
         for m in members.values() {
-            let mut cmd = RemotingCommand::request(request::NOTIFY_CONSUMER_IDS_CHANGED);
-            ConsumerGroupHeader {
-                consumer_group: group.to_owned(),
-            }
-            .write_ext(&mut cmd.ext);
-            m.channel.oneway(cmd);
+            m.channel.notify_consumer_ids_changed(group);
         }
     }
 
@@ -156,7 +148,7 @@ impl Supervised for ClientRegistry {
 #[derive(Message)]
 #[rtype(result = "Vec<String>")]
 pub struct Heartbeat {
-    pub channel: Channel,
+    pub channel: ClientConn,
     pub data: HeartbeatData,
     /// The request's language name and version.
     pub language: String,
@@ -274,7 +266,7 @@ pub struct ChannelClosed(pub u64);
 impl Handler<ChannelClosed> for ClientRegistry {
     type Result = ();
     fn handle(&mut self, m: ChannelClosed, _: &mut Context<Self>) {
-        let changed = self.remove_where(|_, mem| mem.channel.id == m.0);
+        let changed = self.remove_where(|_, mem| mem.channel.id() == m.0);
         self.after_removal(changed);
     }
 }
@@ -298,12 +290,12 @@ impl Handler<ConsumerIds> for ClientRegistry {
 
 /// One live channel of a producer group (transaction checks).
 #[derive(Message)]
-#[rtype(result = "Option<Channel>")]
+#[rtype(result = "Option<ClientConn>")]
 pub struct ProducerChannel(pub String);
 
 impl Handler<ProducerChannel> for ClientRegistry {
-    type Result = Option<Channel>;
-    fn handle(&mut self, m: ProducerChannel, _: &mut Context<Self>) -> Option<Channel> {
+    type Result = Option<ClientConn>;
+    fn handle(&mut self, m: ProducerChannel, _: &mut Context<Self>) -> Option<ClientConn> {
         let members = self.producers.get(&m.0)?;
         let mut live: Vec<&Member> = members.values().filter(|m| m.channel.is_open()).collect();
         live.sort_by_key(|m| std::cmp::Reverse(m.last_seen));
@@ -315,7 +307,7 @@ impl Handler<ProducerChannel> for ClientRegistry {
 #[derive(Debug, Clone)]
 pub struct ConsumerInfo {
     pub client_id: String,
-    pub channel: Channel,
+    pub channel: ClientConn,
     pub language: String,
     pub version: i32,
     pub data: Option<ConsumerData>,

@@ -45,11 +45,9 @@ use super::store_path::{self, DelayLevels, NewRecord, StoreFailure};
 use super::store_path::{CHECK_MAX_TOPIC, HALF_TOPIC, OP_TOPIC, TRANS_GROUP};
 use super::topic::TopicRegistry;
 use crate::store::CommitLogReader;
-use crate::wire::codes::request;
 use crate::wire::headers::consume::CheckTransactionStateRequestHeader;
-use crate::wire::headers::CommandHeader;
 use crate::wire::message::{self, keys, sysflag, MessageExt, PropertyView};
-use crate::wire::{now_ms, RemotingCommand};
+use crate::wire::now_ms;
 
 /// Checker settings (from the broker config).
 #[derive(Debug, Clone, Copy)]
@@ -504,8 +502,11 @@ impl Handler<EndTransaction> for Transactions {
     }
 }
 
-/// Builds the CHECK_TRANSACTION_STATE request for the re-appended half.
-fn check_request(copy: &MessageExt, broker_name: &str) -> Option<RemotingCommand> {
+/// The CHECK_TRANSACTION_STATE header and message for the re-appended half.
+fn check_request(
+    copy: &MessageExt,
+    broker_name: &str,
+) -> Option<(CheckTransactionStateRequestHeader, bytes::Bytes)> {
     let mut body_msg = copy.clone();
     body_msg.topic = copy.property(keys::REAL_TOPIC)?.to_owned();
     body_msg.queue_id = copy.property(keys::REAL_QID)?.trim().parse().ok()?;
@@ -514,8 +515,7 @@ fn check_request(copy: &MessageExt, broker_name: &str) -> Option<RemotingCommand
     message::encode_record(&spec, &mut buf).ok()?;
     message::patch_i64(&mut buf, message::QUEUE_OFFSET_POS, copy.queue_offset);
     message::patch_i64(&mut buf, message::PHYS_OFFSET_POS, copy.commit_log_offset);
-    let mut cmd = RemotingCommand::request(request::CHECK_TRANSACTION_STATE);
-    CheckTransactionStateRequestHeader {
+    let header = CheckTransactionStateRequestHeader {
         topic: Some(body_msg.topic.clone()),
         tran_state_table_offset: copy.queue_offset,
         commit_log_offset: copy.commit_log_offset,
@@ -523,9 +523,8 @@ fn check_request(copy: &MessageExt, broker_name: &str) -> Option<RemotingCommand
         transaction_id: Some(transaction_id(copy)),
         offset_msg_id: Some(copy.offset_msg_id()),
         broker_name: Some(broker_name.to_owned()),
-    }
-    .write_ext(&mut cmd.ext);
-    Some(cmd.with_body(buf.freeze()))
+    };
+    Some((header, buf.freeze()))
 }
 
 /// What the checker needs, owned by its future.
@@ -671,8 +670,8 @@ impl Checker {
             .ok()
             .flatten();
         match (channel, check_request(&stored, &self.broker_name)) {
-            (Some(ch), Some(cmd)) => {
-                ch.oneway(cmd);
+            (Some(ch), Some((header, message))) => {
+                ch.check_transaction_state(header, message);
                 tracing::debug!(transaction = id, %group, "transaction check sent");
             }
             (None, _) => tracing::info!(transaction = id, %group, "no producer online to check"),

@@ -77,3 +77,17 @@ crate::ext_header! {
         opt offset: i64 = "offset",
     }
 }
+
+crate::ext_header! {
+    /// CONSUME_MESSAGE_DIRECTLY (309): admin → broker, and broker → consumer
+    /// (`ConsumeMessageDirectlyResultRequestHeader`).
+    pub struct ConsumeMessageDirectlyRequestHeader {
+        req consumer_group: String = "consumerGroup",
+        opt client_id: String = "clientId",
+        opt msg_id: String = "msgId",
+        opt broker_name: String = "brokerName",
+        opt topic: String = "topic",
+        opt topic_sys_flag: i32 = "topicSysFlag",
+        opt group_sys_flag: i32 = "groupSysFlag",
+    }
+}

@@ -1,42 +1,37 @@
-//! Topic administration (UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER,
-//! GET_ALL_TOPIC_CONFIG, GET_TOPIC_CONFIG), runtime info, and the private
-//! fault-injection code used by the supervision tests.
+//! Remoting adapter of topic administration (UPDATE_AND_CREATE_TOPIC 17,
+//! DELETE_TOPIC_IN_BROKER 215, GET_ALL_TOPIC_CONFIG 21, GET_TOPIC_CONFIG
+//! 351), GET_BROKER_CONFIG (26), GET_BROKER_RUNTIME_INFO (28), and the
+//! private fault-injection code used by the supervision tests.
 
-use super::{bad_header, error, ok, BrokerCtx};
-use crate::actors::broker::commit_log::ForgetTopic;
-use crate::actors::broker::offsets::ForgetTopicOffsets;
+use super::{bad_header, error, ok, refused, BrokerCtx};
 use crate::actors::broker::queue::InjectQueueFault;
-use crate::actors::broker::registrar::RegisterNow;
-use crate::actors::broker::topic::{DeleteTopic, InjectTopicFault, TopicConfigFile, UpsertTopic};
+use crate::actors::broker::topic::InjectTopicFault;
 use crate::actors::session::Channel;
 use crate::actors::supervisor::Fault;
+use crate::service::broker::BrokerService;
+use crate::service::Caller;
 use crate::wire::bodies::TopicConfig;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::admin::{CreateTopicRequestHeader, InjectFaultHeader, TopicOnlyHeader};
 use crate::wire::headers::CommandHeader;
-use crate::wire::{names, RemotingCommand};
+use crate::wire::RemotingCommand;
 
-pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
+fn json(req: &RemotingCommand, body: &impl serde::Serialize) -> RemotingCommand {
+    ok(req).with_body(serde_json::to_vec(body).unwrap_or_default())
+}
+
+pub async fn serve(
+    svc: &BrokerService,
+    caller: &Caller,
+    ch: &Channel,
+    req: &RemotingCommand,
+) -> RemotingCommand {
     match req.code {
         rq::UPDATE_AND_CREATE_TOPIC => {
             let h = match CreateTopicRequestHeader::from_ext(&req.ext) {
                 Ok(h) => h,
                 Err(e) => return bad_header(req, e),
             };
-            if let Err(e) = names::check_topic(&h.topic) {
-                return super::name_refused(req, e);
-            }
-            if h.read_queue_nums < 1
-                || h.write_queue_nums < 1
-                || h.read_queue_nums > 1024
-                || h.write_queue_nums > 1024
-            {
-                return error(
-                    req,
-                    rs::INVALID_PARAMETER,
-                    "queue numbers must be between 1 and 1024",
-                );
-            }
             let config = TopicConfig {
                 topic_name: h.topic,
                 read_queue_nums: h.read_queue_nums,
@@ -47,73 +42,52 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 order: h.order.unwrap_or(false),
                 attributes: Default::default(),
             };
-            match ctx.topic_manager.send(UpsertTopic(config)).await {
-                Ok(Err(e)) => super::name_refused(req, e),
-                Ok(Ok(_)) => {
-                    ctx.registrar.do_send(RegisterNow);
-                    ok(req)
-                }
-                Err(_) => error(req, rs::SYSTEM_ERROR, "topic manager unavailable"),
+            match svc.upsert_topic(caller, config).await {
+                Ok(()) => ok(req),
+                Err(r) => refused(req, r),
             }
         }
-        rq::DELETE_TOPIC_IN_BROKER => {
+        rq::DELETE_TOPIC_IN_BROKER | rq::GET_TOPIC_CONFIG => {
             let h = match TopicOnlyHeader::from_ext(&req.ext) {
                 Ok(h) => h,
                 Err(e) => return bad_header(req, e),
             };
-            if let Err(e) = names::check_topic(&h.topic) {
-                return super::name_refused(req, e);
+            if req.code == rq::GET_TOPIC_CONFIG {
+                return match svc.topic_config(caller, &h.topic) {
+                    Ok(c) => json(req, &serde_json::json!({ "topicConfig": c })),
+                    Err(r) => refused(req, r),
+                };
             }
-            let _ = ctx.topic_manager.send(DeleteTopic(h.topic.clone())).await;
-            ctx.commit_log.do_send(ForgetTopic(h.topic.clone()));
-            ctx.offsets.do_send(ForgetTopicOffsets(h.topic));
-            ctx.registrar.do_send(RegisterNow);
+            match svc.delete_topic(caller, &h.topic).await {
+                Ok(()) => ok(req),
+                Err(r) => refused(req, r),
+            }
+        }
+        rq::GET_ALL_TOPIC_CONFIG => json(req, &svc.all_topics(caller)),
+        // The topic table's data version goes in the `version` field.
+        rq::GET_BROKER_CONFIG => {
+            let (text, version) = svc.broker_config(caller);
             ok(req)
+                .with_ext(
+                    "version",
+                    serde_json::to_string(&version).unwrap_or_default(),
+                )
+                .with_body(text.into_bytes())
         }
-        rq::GET_ALL_TOPIC_CONFIG => {
-            let body = TopicConfigFile {
-                topic_config_table: ctx.topics.configs(),
-                data_version: ctx.topics.data_version(),
-            };
-            ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
-        }
-        rq::GET_TOPIC_CONFIG => {
-            let h = match TopicOnlyHeader::from_ext(&req.ext) {
-                Ok(h) => h,
-                Err(e) => return bad_header(req, e),
-            };
-            match ctx.topics.get(&h.topic) {
-                Some(t) => {
-                    let body = serde_json::json!({ "topicConfig": t.config });
-                    ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
-                }
-                None => error(
-                    req,
-                    rs::TOPIC_NOT_EXIST,
-                    format!("No topic in this broker. topic: {}", h.topic),
-                ),
-            }
-        }
-        // The broker's effective configuration as properties text, and the
-        // topic table's data version in the `version` field (as Java does).
-        rq::GET_BROKER_CONFIG => ok(req)
-            .with_ext(
-                "version",
-                serde_json::to_string(&ctx.topics.data_version()).unwrap_or_default(),
-            )
-            .with_body(ctx.cfg.print().into_bytes()),
         rq::GET_BROKER_RUNTIME_INFO => {
-            let (min, max) = (ctx.reader.min_offset(), ctx.reader.max_offset());
-            let body = serde_json::json!({ "table": {
-                "commitLogMinOffset": min.to_string(),
-                "commitLogMaxOffset": max.to_string(),
-                "brokerVersionDesc": "V5_3_3",
-                "brokerVersion": "479",
-                "msgPutTotalTodayNow": "0",
-            }});
-            ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
+            let info = svc.runtime_info(caller);
+            json(
+                req,
+                &serde_json::json!({ "table": {
+                    "commitLogMinOffset": info.commit_log_min_offset.to_string(),
+                    "commitLogMaxOffset": info.commit_log_max_offset.to_string(),
+                    "brokerVersionDesc": "V5_3_3",
+                    "brokerVersion": "479",
+                    "msgPutTotalTodayNow": "0",
+                }}),
+            )
         }
-        _ => inject_fault(ctx, ch, req).await,
+        _ => inject_fault(svc.ctx(), ch, req).await,
     }
 }
 

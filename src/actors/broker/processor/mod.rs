@@ -1,8 +1,11 @@
-//! The broker's request processor: decodes each request's typed header and
-//! turns it into messages to the broker's actors. One file per family.
+//! The broker's remoting processor: for each request, decode its typed
+//! header → build the service's typed request → call the service
+//! (`crate::service::broker`) → encode the reply or the refusal. One file
+//! per request family; no broker logic lives here.
 
 mod admin;
 mod client;
+mod connection;
 mod consume_admin;
 mod offset;
 mod progress;
@@ -23,6 +26,8 @@ use super::registrar::Registrar;
 use super::topic::{TopicManager, TopicRegistry};
 use crate::actors::session::{Channel, Processor, Responder};
 use crate::config::BrokerConfig;
+use crate::service::broker::BrokerService;
+use crate::service::{Caller, Refusal};
 use crate::store::CommitLogReader;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::{RemotingCommand, WireError};
@@ -63,13 +68,23 @@ pub(crate) fn bad_header(req: &RemotingCommand, e: WireError) -> RemotingCommand
     error(req, rs::SYSTEM_ERROR, e.to_string())
 }
 
-/// A topic or group name that fails RocketMQ's rules (INVALID_PARAMETER,
-/// as the 5.x broker answers).
-pub(crate) fn name_refused(
+/// A JSON body that does not parse.
+pub(crate) fn bad_body(
     req: &RemotingCommand,
-    e: crate::wire::names::NameError,
+    what: &str,
+    e: impl std::fmt::Display,
 ) -> RemotingCommand {
-    error(req, rs::INVALID_PARAMETER, e.to_string())
+    error(req, rs::SYSTEM_ERROR, format!("malformed {what} body: {e}"))
+}
+
+/// A service's refusal as a remoting response: the one place the closed
+/// set of refusals meets response codes (`Refusal::remoting_code`).
+pub(crate) fn refused(req: &RemotingCommand, r: Refusal) -> RemotingCommand {
+    let mut resp = error(req, r.remoting_code(), r.to_string());
+    if let Some((k, v)) = r.remoting_ext() {
+        resp = resp.with_ext(k, v);
+    }
+    resp
 }
 
 pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
@@ -78,9 +93,9 @@ pub(crate) fn ok(req: &RemotingCommand) -> RemotingCommand {
 
 impl Processor for BrokerProcessor {
     fn process(&self, ch: &Channel, req: RemotingCommand, responder: Responder) {
-        let ctx = self.ctx.clone();
+        let svc = BrokerService::new(self.ctx.clone());
         let ch = ch.clone();
-        responder.spawn(async move { serve(ctx, ch, req).await })
+        responder.spawn(async move { serve(svc, ch, req).await })
     }
 
     fn closed(&self, ch: &Channel) {
@@ -90,43 +105,46 @@ impl Processor for BrokerProcessor {
     }
 }
 
-async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option<RemotingCommand> {
+async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<RemotingCommand> {
+    let caller = Caller::connection(ch.peer, ch.id);
+    let (svc, caller, req) = (&svc, &caller, &req);
     let resp = match req.code {
         rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => {
-            send::send(&ctx, &ch, &req).await
+            send::send(svc, caller, req).await
         }
-        rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::pull(&ctx, &req).await,
+        rq::PULL_MESSAGE | rq::LITE_PULL_MESSAGE => pull::pull(svc, caller, req).await,
         rq::QUERY_CONSUMER_OFFSET
         | rq::UPDATE_CONSUMER_OFFSET
         | rq::GET_MAX_OFFSET
         | rq::GET_MIN_OFFSET
         | rq::GET_EARLIEST_MSG_STORETIME
-        | rq::SEARCH_OFFSET_BY_TIMESTAMP => offset::serve(&ctx, &req).await,
+        | rq::SEARCH_OFFSET_BY_TIMESTAMP => offset::serve(svc, caller, req).await,
         rq::HEART_BEAT
         | rq::UNREGISTER_CLIENT
         | rq::GET_CONSUMER_LIST_BY_GROUP
-        | rq::CHECK_CLIENT_CONFIG => client::serve(&ctx, &ch, &req).await,
+        | rq::CHECK_CLIENT_CONFIG => client::serve(svc, caller, &ch, req).await,
         rq::UPDATE_AND_CREATE_TOPIC
         | rq::DELETE_TOPIC_IN_BROKER
         | rq::GET_ALL_TOPIC_CONFIG
         | rq::GET_TOPIC_CONFIG
         | rq::GET_BROKER_RUNTIME_INFO
         | rq::GET_BROKER_CONFIG
-        | rq::ACTORMQ_INJECT_FAULT => admin::serve(&ctx, &ch, &req).await,
-        rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(&ctx, &req).await,
-        rq::CONSUMER_SEND_MSG_BACK => retry::send_back(&ctx, &req).await,
-        rq::END_TRANSACTION => transaction::end_transaction(&ctx, &req).await,
+        | rq::ACTORMQ_INJECT_FAULT => admin::serve(svc, caller, &ch, req).await,
+        rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(svc, caller, req).await,
+        rq::CONSUMER_SEND_MSG_BACK => retry::send_back(svc, caller, req).await,
+        rq::END_TRANSACTION => transaction::end_transaction(svc, caller, req).await,
         rq::LOCK_BATCH_MQ
         | rq::UNLOCK_BATCH_MQ
         | rq::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP
         | rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG
-        | rq::DELETE_SUBSCRIPTIONGROUP => consume_admin::serve(&ctx, &req).await,
+        | rq::DELETE_SUBSCRIPTIONGROUP => consume_admin::serve(svc, caller, req).await,
         rq::GET_CONSUME_STATS
         | rq::GET_CONSUMER_CONNECTION_LIST
         | rq::GET_CONSUMER_RUNNING_INFO
-        | rq::INVOKE_BROKER_TO_RESET_OFFSET => progress::serve(&ctx, &req).await,
+        | rq::CONSUME_MESSAGE_DIRECTLY
+        | rq::INVOKE_BROKER_TO_RESET_OFFSET => progress::serve(svc, caller, req).await,
         code => error(
-            &req,
+            req,
             rs::REQUEST_CODE_NOT_SUPPORTED,
             format!(" request type {code} not supported"),
         ),

@@ -1,403 +1,71 @@
-//! SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE: validate, auto-create
-//! the topic if allowed, encode the stored records on this session's thread,
-//! and hand them to the commit-log writer in one message.
+//! Remoting adapter of the send service: SEND_MESSAGE (10), SEND_MESSAGE_V2
+//! (310) and SEND_BATCH_MESSAGE (320). Decodes the header (either key
+//! dialect, borrowed), calls [`BrokerService::send`], and writes
+//! `SendMessageResponseHeader` in place.
 
-use bytes::{Bytes, BytesMut};
-use std::sync::Arc;
-
-use super::{bad_header, error, BrokerCtx};
-use crate::actors::broker::commit_log::{self, FlushOutcome, PutError, PutRecords};
-use crate::actors::broker::groups::EnsureGroup;
-use crate::actors::broker::store_path;
-use crate::actors::broker::topic::{EnsureTopic, TopicEntry};
-use crate::actors::session::Channel;
-use crate::wire::bodies::{perm, TopicConfig};
+use super::{bad_header, refused};
+use crate::actors::broker::commit_log::FlushOutcome;
+use crate::service::broker::{BrokerService, SendReceipt, SendRequest};
+use crate::service::Caller;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::send::SendMessageRequestHeaderRef;
 use crate::wire::json_header::push_int;
-use crate::wire::message::{self, keys, sysflag, PropertyView};
+use crate::wire::{msgid, RemotingCommand};
 
-/// Bytes of a stored record besides body, topic and properties, plus what
-/// the broker appends to the properties (a `UNIQ_KEY`, `CLUSTER` less its
-/// name): the size estimate of a batch's buffer.
-const RECORD_OVERHEAD: usize = 120 + 64;
-use crate::wire::names::{self, AUTO_CREATE_TOPIC, RETRY_PREFIX};
-use crate::wire::{msgid, now_ms, RemotingCommand};
-
-/// Finds the topic, creating it from the default topic when allowed.
-pub async fn resolve_topic(
-    ctx: &BrokerCtx,
-    topic: &str,
-    default_topic: &str,
-    queue_nums: i32,
-) -> Result<Arc<TopicEntry>, (i32, String)> {
-    if let Some(t) = ctx.topics.get(topic) {
-        return Ok(t);
-    }
-    let inherit = if names::is_retry_topic(topic) {
-        Some(TopicConfig::new(topic, 1, perm::READ | perm::WRITE))
-    } else if ctx.cfg.auto_create_topic_enable {
-        let def = ctx.topics.get(if default_topic.is_empty() {
-            AUTO_CREATE_TOPIC
-        } else {
-            default_topic
-        });
-        def.filter(|d| d.config.perm & perm::INHERIT != 0).map(|d| {
-            let n = if queue_nums > 0 {
-                queue_nums
-            } else {
-                ctx.cfg.default_topic_queue_nums
-            };
-            let n = n.min(d.config.write_queue_nums).max(1);
-            TopicConfig::new(topic, n, d.config.perm & !perm::INHERIT)
-        })
-    } else {
-        None
-    };
-    let Some(config) = inherit else {
-        return Err((
-            rs::TOPIC_NOT_EXIST,
-            format!("topic[{topic}] not exist, apply first please!"),
-        ));
-    };
-    match ctx.topic_manager.send(EnsureTopic(config)).await {
-        Ok(Err(e)) => Err((rs::INVALID_PARAMETER, e.to_string())),
-        Ok(Ok(e)) => {
-            ctx.registrar
-                .do_send(crate::actors::broker::registrar::RegisterNow);
-            Ok(e)
-        }
-        Err(_) => Err((rs::SYSTEM_ERROR, "topic manager unavailable".into())),
-    }
-}
-
-/// The first message's `UNIQ_KEY`, kept for the response: inline unless a
-/// producer sent an unusually long one.
-enum Uniq {
-    Inline(msgid::UniqId),
-    Long(String),
-}
-
-impl Uniq {
-    fn of(s: &str) -> Uniq {
-        msgid::UniqId::copy_of(s).map_or_else(|| Uniq::Long(s.to_owned()), Uniq::Inline)
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            Uniq::Inline(id) => id.as_str(),
-            Uniq::Long(s) => s,
-        }
-    }
-}
-
-/// What the broker appends to sent properties: `CLUSTER` and a `UNIQ_KEY`
-/// (when the producer sent none), as pieces to write after them.
-fn property_tail<'a>(
-    props: &str,
-    view: &PropertyView,
-    made_uniq: Option<&'a msgid::UniqId>,
-    cluster: &'a str,
-) -> ([&'a str; 9], usize) {
-    const SEP: &str = "\u{2}";
-    const KV: &str = "\u{1}";
-    let mut t = [""; 9];
-    let mut n = 0;
-    let mut push = |p: &'a str| {
-        t[n] = p;
-        n += 1;
-    };
-    if !props.is_empty() && !props.ends_with(message::PROPERTY_SEPARATOR) {
-        push(SEP);
-    }
-    if let Some(id) = made_uniq {
-        [keys::UNIQ_KEY, KV, id.as_str(), SEP]
-            .into_iter()
-            .for_each(&mut push);
-    }
-    if view.get(keys::CLUSTER).is_none() {
-        [keys::CLUSTER, KV, cluster, SEP]
-            .into_iter()
-            .for_each(&mut push);
-    }
-    (t, n)
-}
-
-/// Where a send to `%RETRY%<group>` really goes: the DLQ once the message
-/// was reconsumed more than the group allows (or while the group holds
-/// ordered-consumption locks). Returns (topic, forced queue id).
-async fn retry_redirect(
-    ctx: &BrokerCtx,
-    h: &SendMessageRequestHeaderRef<'_>,
-) -> Result<Option<String>, (i32, String)> {
-    let Some(group) = h.topic.strip_prefix(RETRY_PREFIX) else {
-        return Ok(None);
-    };
-    let cfg = match ctx.groups.send(EnsureGroup(group.to_owned())).await {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            return Err((
-                rs::SUBSCRIPTION_GROUP_NOT_EXIST,
-                format!("subscription group not exist, {group}"),
-            ))
-        }
-        Err(_) => return Err((rs::SYSTEM_BUSY, "group manager busy".into())),
-    };
-    let max = h.max_reconsume_times.unwrap_or(cfg.retry_max_times);
-    let locked = ctx
-        .services
-        .locks
-        .send(crate::actors::broker::locks::GroupLocked(group.to_owned()))
-        .await
-        .unwrap_or(false);
-    if h.reconsume_times.unwrap_or(0) > max || locked {
-        let dlq = names::dlq_topic(group);
-        if ctx.topics.get(&dlq).is_none() {
-            let _ = ctx
-                .topic_manager
-                .send(EnsureTopic(TopicConfig::new(
-                    &dlq,
-                    1,
-                    perm::READ | perm::WRITE,
-                )))
-                .await;
-            ctx.registrar
-                .do_send(crate::actors::broker::registrar::RegisterNow);
-        }
-        return Ok(Some(dlq));
-    }
-    Ok(None)
-}
-
-pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
-    if ctx.disk_full.load(std::sync::atomic::Ordering::Acquire) {
-        return error(req, rs::SERVICE_NOT_AVAILABLE, "service not available now: disk full, the broker refuses new messages until space is freed");
-    }
-    let mut h = match SendMessageRequestHeaderRef::decode(req.code, &req.ext) {
+pub async fn send(svc: &BrokerService, caller: &Caller, req: &RemotingCommand) -> RemotingCommand {
+    let h = match SendMessageRequestHeaderRef::decode(req.code, &req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
     };
-    if let Err(e) = names::check_topic(h.topic) {
-        return super::name_refused(req, e);
-    }
-    let mut to_dlq = false;
-    let dlq_topic;
-    match retry_redirect(ctx, &h).await {
-        Ok(Some(dlq)) => {
-            dlq_topic = dlq;
-            h.topic = &dlq_topic;
-            h.queue_id = 0;
-            to_dlq = true;
-        }
-        Ok(None) => {}
-        Err((code, remark)) => return error(req, code, remark),
-    }
-    let topic = match resolve_topic(ctx, h.topic, h.default_topic, h.default_topic_queue_nums).await
-    {
-        Ok(t) => t,
-        Err((code, remark)) => return error(req, code, remark),
+    let request = SendRequest {
+        topic: h.topic,
+        default_topic: h.default_topic,
+        default_topic_queue_nums: h.default_topic_queue_nums,
+        queue_id: h.queue_id,
+        sys_flag: h.sys_flag,
+        flag: h.flag,
+        born_timestamp: h.born_timestamp,
+        properties: h.properties.unwrap_or_default(),
+        reconsume_times: h.reconsume_times.unwrap_or(0),
+        max_reconsume_times: h.max_reconsume_times,
+        body: req.body_bytes(),
+        batch: req.code == rq::SEND_BATCH_MESSAGE || h.batch.unwrap_or(false),
     };
-    if topic.config.perm & perm::WRITE == 0 {
-        return error(
-            req,
-            rs::NO_PERMISSION,
-            format!("the topic[{}] sending message is forbidden", h.topic),
-        );
+    match svc.send(caller, request).await {
+        Ok(receipt) => receipt_response(svc, req, &receipt),
+        Err(r) => refused(req, r),
     }
-    let write_queues = topic.config.write_queue_nums.max(1);
-    let queue_id = if h.queue_id < 0 {
-        (rand::random::<u32>() % write_queues as u32) as i32
-    } else {
-        h.queue_id
-    };
-    if queue_id >= topic.config.queue_count() {
-        return error(
-            req,
-            rs::INVALID_PARAMETER,
-            format!(
-                "request queueId[{}] is illegal, topic {} has {} queues",
-                queue_id,
-                h.topic,
-                topic.config.queue_count()
-            ),
-        );
-    }
-    let body = req.body_bytes();
-    let batch = req.code == rq::SEND_BATCH_MESSAGE || h.batch.unwrap_or(false);
-    let props = h.properties.unwrap_or_default();
-    let store_ts = now_ms();
-    let mut sys_flag = h.sys_flag;
-    if topic.config.topic_filter_type == "MULTI_TAG" {
-        sys_flag |= sysflag::MULTI_TAGS;
-    }
-    let cluster = ctx.cfg.broker_cluster_name.as_str();
-    let levels = ctx.services.levels.clone();
-    let mut records = PutRecords::new();
-    let mut first_uniq: Option<Uniq> = None;
-    let topic_name: Arc<str> = topic.name.clone();
-    let mut wait = true;
-    // The records of a batch are written into one buffer and split off it:
-    // one allocation for all of them.
-    let mut arena = BytesMut::new();
-    if batch {
-        let n = message::batch_entries(&body).count();
-        records.reserve(n);
-        arena.reserve(body.len() + n * (RECORD_OVERHEAD + topic_name.len() + cluster.len()));
-    }
+}
 
-    let mut encode = |body: &Bytes, flag: i32, props: &str, sys_flag: i32| -> Result<(), String> {
-        if body.len() > ctx.cfg.max_message_size {
-            return Err(format!(
-                "message body size {} exceeds the limit {}",
-                body.len(),
-                ctx.cfg.max_message_size
-            ));
-        }
-        let view = PropertyView::new(props);
-        let sent_uniq = view.get(keys::UNIQ_KEY);
-        let made_uniq = sent_uniq.is_none().then(msgid::next_uniq_id);
-        if view.get(keys::WAIT) == Some("false") {
-            wait = false;
-        }
-        store_path::check_timer_delay(&view, sys_flag, store_ts, ctx.cfg.timer_max_delay_sec)?;
-        let (tail, n) = property_tail(props, &view, made_uniq.as_ref(), cluster);
-        let sent = store_path::Sent {
-            topic: &topic_name,
-            queue_id,
-            flag,
-            sys_flag,
-            born_timestamp: h.born_timestamp,
-            born_host: ch.peer,
-            store_host: ctx.store_host,
-            reconsume_times: h.reconsume_times.unwrap_or(0),
-            body,
-            props,
-            view: &view,
-            tail: &tail[..n],
-        };
-        let rec = if to_dlq {
-            // A dead letter loses its delay level.
-            sent.record(message::without_property(
-                &sent.stored_properties(),
-                keys::DELAY,
-            ))
-            .encode(&levels, store_ts)
-        } else {
-            sent.encode(&levels, store_ts, &mut arena)
-        };
-        records.push(rec.map_err(|e| e.to_string())?);
-        if first_uniq.is_none() {
-            first_uniq = Some(match (sent_uniq, made_uniq) {
-                (_, Some(id)) => Uniq::Inline(id),
-                (u, None) => Uniq::of(u.unwrap_or_default()),
-            });
-        }
-        Ok(())
-    };
-
-    let encoded = if batch {
-        // Entries are encoded as they are read; a malformed one fails the
-        // whole request before anything is stored.
-        let mut n = 0;
-        message::batch_entries(&body)
-            .try_for_each(|e| match e {
-                Ok(e) => {
-                    n += 1;
-                    encode(&e.body, e.flag, e.properties, sys_flag)
-                }
-                Err(e) => Err(format!("malformed batch body: {e}")),
-            })
-            .and_then(|()| {
-                if n == 0 {
-                    Err("empty batch".to_owned())
-                } else {
-                    Ok(())
-                }
-            })
-    } else {
-        encode(&body, h.flag, props, sys_flag)
-    };
-    if let Err(remark) = encoded {
-        return error(req, rs::MESSAGE_ILLEGAL, remark);
-    }
-
-    let put = commit_log::put(&ctx.commit_log, records, wait).await;
-    let (results, flush) = match put {
-        Ok(Ok(r)) => r,
-        Ok(Err(PutError::DiskFull(e))) => {
-            return error(
-                req,
-                rs::SERVICE_NOT_AVAILABLE,
-                format!("service not available now: disk full ({e})"),
-            )
-        }
-        Ok(Err(PutError::Illegal(e))) => return error(req, rs::MESSAGE_ILLEGAL, e),
-        Ok(Err(PutError::Store(e))) => return error(req, rs::SYSTEM_ERROR, e),
-        Err(_) => {
-            return error(
-                req,
-                rs::SYSTEM_BUSY,
-                "[OVERLOAD] commit log unavailable, try again",
-            )
-        }
-    };
-    let code = match flush {
+/// `SendMessageResponseHeader` plus the region fields, written in place
+/// without a string per field.
+fn receipt_response(
+    svc: &BrokerService,
+    req: &RemotingCommand,
+    r: &SendReceipt,
+) -> RemotingCommand {
+    let code = match r.flush {
         FlushOutcome::Ok => rs::SUCCESS,
         FlushOutcome::FlushTimeout => rs::FLUSH_DISK_TIMEOUT,
     };
-    // The response header is written in place (SendMessageResponseHeader
-    // plus the region fields), without a string per field.
+    let store_host = svc.ctx().store_host;
     let mut resp = RemotingCommand::response_to(req, code);
     let ext = &mut resp.ext;
-    ext.reserve(160 + results.len() * 33, 6);
+    ext.reserve(160 + r.results.len() * 33, 6);
     ext.push_with("msgId", |s| {
-        for (i, r) in results.iter().enumerate() {
+        for (i, put) in r.results.iter().enumerate() {
             if i > 0 {
                 s.push(',');
             }
-            msgid::push_offset_msg_id(s, ctx.store_host, r.phys_offset);
+            msgid::push_offset_msg_id(s, store_host, put.phys_offset);
         }
     });
-    ext.push_with("queueId", |s| push_int(s, queue_id as i64));
-    let queue_offset = results.first().map(|r| r.queue_offset).unwrap_or(0);
-    ext.push_with("queueOffset", |s| push_int(s, queue_offset));
-    if let Some(u) = &first_uniq {
+    ext.push_with("queueId", |s| push_int(s, r.queue_id as i64));
+    ext.push_with("queueOffset", |s| push_int(s, r.queue_offset()));
+    if let Some(u) = &r.transaction_id {
         ext.push("transactionId", u.as_str());
     }
     ext.push("MSG_REGION", "DefaultRegion");
     ext.push("TRACE_ON", "true");
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tail_of(props: &str, made: Option<&msgid::UniqId>) -> String {
-        let view = PropertyView::new(props);
-        let (t, n) = property_tail(props, &view, made, "C1");
-        t[..n].concat()
-    }
-
-    #[test]
-    fn the_broker_appends_cluster_and_a_uniq_key_only_when_missing() {
-        let id = msgid::next_uniq_id();
-        let with_sep = message::encode_properties([("TAGS", "a")]);
-        assert_eq!(
-            tail_of(&with_sep, Some(&id)),
-            format!("UNIQ_KEY\u{1}{}\u{2}CLUSTER\u{1}C1\u{2}", id.as_str())
-        );
-        // A producer's string without the last separator gets one first.
-        assert_eq!(tail_of("TAGS\u{1}a", None), "\u{2}CLUSTER\u{1}C1\u{2}");
-        assert_eq!(tail_of("", None), "CLUSTER\u{1}C1\u{2}");
-        let full = message::encode_properties([("UNIQ_KEY", "U"), ("CLUSTER", "X")]);
-        assert_eq!(tail_of(&full, None), "");
-    }
-
-    #[test]
-    fn a_first_uniq_key_of_any_length_is_kept_for_the_response() {
-        assert_eq!(Uniq::of("ABC").as_str(), "ABC");
-        let long = "Z".repeat(200);
-        assert_eq!(Uniq::of(&long).as_str(), long);
-    }
 }
