@@ -19,7 +19,7 @@
 
 pub mod broker;
 pub mod connection;
-// NAMESRV_TODO pub mod namesrv;
+pub mod namesrv;
 pub mod refusal;
 
 use std::net::SocketAddr;

@@ -11,6 +11,7 @@ pub mod json_header;
 pub mod message;
 pub mod msgid;
 pub mod names;
+pub mod register_body;
 
 pub use command::{ExtFields, RemotingCommand};
 pub use frame::{FrameCodec, Inbound};

@@ -28,6 +28,7 @@ impl NameServer {
         let scan = Duration::from_millis(cfg.scan_interval_ms.max(10));
         let table = Supervisor::start(move |_| RouteTable::new(expire, scan));
         let processor = Arc::new(processor::NamesrvProcessor {
+            service: crate::service::namesrv::NamesrvService::new(table.clone()),
             table: table.clone(),
         });
         let accept = serve(listener, processor, pool);
