@@ -49,7 +49,11 @@ impl NamesrvService {
     /// Registers (or refreshes) a broker; the answer names its group's
     /// master and HA address. Topics whose names break the rules are left
     /// out of the routes, leniently, as the rest registers.
-    pub async fn register_broker(&self, caller: &Caller, mut r: BrokerRegistration) -> Result<RegisterResult, Refusal> {
+    pub async fn register_broker(
+        &self,
+        caller: &Caller,
+        mut r: BrokerRegistration,
+    ) -> Result<RegisterResult, Refusal> {
         names::check_cluster_name(&r.cluster)?;
         names::check_broker_name(&r.broker_name)?;
         r.topics.retain(|name, _| {
@@ -76,7 +80,11 @@ impl NamesrvService {
             .map_err(route_table_busy)
     }
 
-    pub async fn unregister_broker(&self, _caller: &Caller, broker_addr: String) -> Result<(), Refusal> {
+    pub async fn unregister_broker(
+        &self,
+        _caller: &Caller,
+        broker_addr: String,
+    ) -> Result<(), Refusal> {
         self.table
             .send(UnregisterBroker { broker_addr })
             .await
@@ -115,25 +123,42 @@ impl NamesrvService {
     }
 
     pub async fn cluster_info(&self, _caller: &Caller) -> Result<ClusterInfo, Refusal> {
-        self.table.send(GetClusterInfo).await.map_err(route_table_busy)
+        self.table
+            .send(GetClusterInfo)
+            .await
+            .map_err(route_table_busy)
     }
 
     /// Every routed topic, or a cluster's.
-    pub async fn topics(&self, _caller: &Caller, cluster: Option<String>) -> Result<Vec<String>, Refusal> {
+    pub async fn topics(
+        &self,
+        _caller: &Caller,
+        cluster: Option<String>,
+    ) -> Result<Vec<String>, Refusal> {
         self.table
             .send(ListTopics { cluster })
             .await
             .map_err(route_table_busy)
     }
 
-    pub async fn delete_topic(&self, _caller: &Caller, topic: String, cluster: Option<String>) -> Result<(), Refusal> {
+    pub async fn delete_topic(
+        &self,
+        _caller: &Caller,
+        topic: String,
+        cluster: Option<String>,
+    ) -> Result<(), Refusal> {
         self.table
             .send(DeleteTopic { topic, cluster })
             .await
             .map_err(route_table_busy)
     }
 
-    pub async fn register_topic(&self, _caller: &Caller, topic: String, queue_datas: Vec<QueueData>) -> Result<(), Refusal> {
+    pub async fn register_topic(
+        &self,
+        _caller: &Caller,
+        topic: String,
+        queue_datas: Vec<QueueData>,
+    ) -> Result<(), Refusal> {
         names::check_topic(&topic)?;
         self.table
             .send(RegisterTopic { topic, queue_datas })

@@ -121,7 +121,9 @@ mod tests {
     fn inflation_is_capped() {
         let bomb = zlib(&vec![0u8; 4 << 20]);
         assert!(bomb.len() < 64 << 10);
-        assert!(inflate_capped(&bomb, 1 << 20).unwrap_err().contains("beyond"));
+        assert!(inflate_capped(&bomb, 1 << 20)
+            .unwrap_err()
+            .contains("beyond"));
         assert_eq!(inflate_capped(&bomb, 4 << 20).unwrap().len(), 4 << 20);
     }
 
@@ -137,6 +139,9 @@ mod tests {
         raw.extend_from_slice(t);
         let body = decode_register_body(&zlib(&raw), true).unwrap();
         let tc = &body.topic_config_serialize_wrapper.topic_config_table["TopicA"];
-        assert_eq!((tc.read_queue_nums, tc.write_queue_nums, tc.perm), (4, 4, 6));
+        assert_eq!(
+            (tc.read_queue_nums, tc.write_queue_nums, tc.perm),
+            (4, 4, 6)
+        );
     }
 }

@@ -56,7 +56,11 @@ impl Processor for NamesrvProcessor {
     }
 }
 
-async fn register_broker(svc: &NamesrvService, caller: &Caller, req: &RemotingCommand) -> RemotingCommand {
+async fn register_broker(
+    svc: &NamesrvService,
+    caller: &Caller,
+    req: &RemotingCommand,
+) -> RemotingCommand {
     let h = match RegisterBrokerRequestHeader::from_ext(&req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
@@ -148,7 +152,9 @@ async fn serve(svc: NamesrvService, caller: Caller, req: RemotingCommand) -> Rem
         rq::BROKER_HEARTBEAT => match BrokerHeartbeatRequestHeader::from_ext(&req.ext) {
             Ok(h) => done(
                 req,
-                svc.touch_broker(caller, h.broker_addr, None).await.map(|_| ()),
+                svc.touch_broker(caller, h.broker_addr, None)
+                    .await
+                    .map(|_| ()),
             ),
             Err(e) => bad_header(req, e),
         },
@@ -185,13 +191,17 @@ async fn serve(svc: NamesrvService, caller: Caller, req: RemotingCommand) -> Rem
             Ok(h) => {
                 let route: bodies::TopicRouteData =
                     crate::wire::json::from_fastjson(&req.body_bytes()).unwrap_or_default();
-                done(req, svc.register_topic(caller, h.topic, route.queue_datas).await)
+                done(
+                    req,
+                    svc.register_topic(caller, h.topic, route.queue_datas).await,
+                )
             }
             Err(e) => bad_header(req, e),
         },
-        rq::PUT_KV_CONFIG | rq::GET_KV_CONFIG | rq::DELETE_KV_CONFIG | rq::GET_KVLIST_BY_NAMESPACE => {
-            serve_kv(svc, caller, req).await
-        }
+        rq::PUT_KV_CONFIG
+        | rq::GET_KV_CONFIG
+        | rq::DELETE_KV_CONFIG
+        | rq::GET_KVLIST_BY_NAMESPACE => serve_kv(svc, caller, req).await,
         code => error(
             req,
             rs::REQUEST_CODE_NOT_SUPPORTED,

@@ -26,6 +26,9 @@ mod retry;
 mod send;
 mod transaction;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use crate::actors::broker::processor::BrokerCtx;
