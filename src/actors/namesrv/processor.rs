@@ -133,22 +133,7 @@ async fn serve(svc: NamesrvService, caller: Caller, req: RemotingCommand) -> Rem
             Ok(h) => done(req, svc.unregister_broker(caller, h.broker_addr).await),
             Err(e) => bad_header(req, e),
         },
-        rq::QUERY_DATA_VERSION => match BrokerIdentityHeader::from_ext(&req.ext) {
-            Ok(h) => {
-                let dv = serde_json::from_slice(&req.body_bytes()).ok();
-                match svc.touch_broker(caller, h.broker_addr, dv).await {
-                    Ok((changed, stored)) => {
-                        let resp = ok(req).with_ext("changed", changed);
-                        match stored {
-                            Some(s) => resp.with_body(serde_json::to_vec(&s).unwrap_or_default()),
-                            None => resp,
-                        }
-                    }
-                    Err(r) => refused(req, r),
-                }
-            }
-            Err(e) => bad_header(req, e),
-        },
+        rq::QUERY_DATA_VERSION => query_data_version(svc, caller, req).await,
         rq::BROKER_HEARTBEAT => match BrokerHeartbeatRequestHeader::from_ext(&req.ext) {
             Ok(h) => done(
                 req,
@@ -164,24 +149,7 @@ async fn serve(svc: NamesrvService, caller: Caller, req: RemotingCommand) -> Rem
             Err(r) => refused(req, r),
         },
         rq::GET_ALL_TOPIC_LIST_FROM_NAMESERVER | rq::GET_TOPICS_BY_CLUSTER => {
-            let cluster = if req.code == rq::GET_TOPICS_BY_CLUSTER {
-                match req.ext.get("cluster") {
-                    Some(c) => Some(c.to_owned()),
-                    None => return bad_header(req, WireError::MissingField("cluster")),
-                }
-            } else {
-                None
-            };
-            match svc.topics(caller, cluster).await {
-                Ok(list) => {
-                    let body = TopicList {
-                        topic_list: list,
-                        broker_addr: None,
-                    };
-                    ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
-                }
-                Err(r) => refused(req, r),
-            }
+            topic_list(svc, caller, req).await
         }
         rq::DELETE_TOPIC_IN_NAMESRV => match TopicHeader::from_ext(&req.ext) {
             Ok(h) => done(req, svc.delete_topic(caller, h.topic, h.cluster_name).await),
@@ -244,6 +212,53 @@ async fn serve_kv(svc: &NamesrvService, caller: &Caller, req: &RemotingCommand) 
             ok(req).with_body(serde_json::to_vec(&KvTable { table: t }).unwrap_or_default())
         }
         Ok(_) => ok(req),
+        Err(r) => refused(req, r),
+    }
+}
+
+async fn query_data_version(
+    svc: &NamesrvService,
+    caller: &Caller,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let h = match BrokerIdentityHeader::from_ext(&req.ext) {
+        Ok(h) => h,
+        Err(e) => return bad_header(req, e),
+    };
+    let dv = serde_json::from_slice(&req.body_bytes()).ok();
+    match svc.touch_broker(caller, h.broker_addr, dv).await {
+        Ok((changed, stored)) => {
+            let resp = ok(req).with_ext("changed", changed);
+            match stored {
+                Some(s) => resp.with_body(serde_json::to_vec(&s).unwrap_or_default()),
+                None => resp,
+            }
+        }
+        Err(r) => refused(req, r),
+    }
+}
+
+async fn topic_list(
+    svc: &NamesrvService,
+    caller: &Caller,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let cluster = if req.code == rq::GET_TOPICS_BY_CLUSTER {
+        match req.ext.get("cluster") {
+            Some(c) => Some(c.to_owned()),
+            None => return bad_header(req, WireError::MissingField("cluster")),
+        }
+    } else {
+        None
+    };
+    match svc.topics(caller, cluster).await {
+        Ok(list) => {
+            let body = TopicList {
+                topic_list: list,
+                broker_addr: None,
+            };
+            ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
+        }
         Err(r) => refused(req, r),
     }
 }

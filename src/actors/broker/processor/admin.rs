@@ -27,26 +27,7 @@ pub async fn serve(
     req: &RemotingCommand,
 ) -> RemotingCommand {
     match req.code {
-        rq::UPDATE_AND_CREATE_TOPIC => {
-            let h = match CreateTopicRequestHeader::from_ext(&req.ext) {
-                Ok(h) => h,
-                Err(e) => return bad_header(req, e),
-            };
-            let config = TopicConfig {
-                topic_name: h.topic,
-                read_queue_nums: h.read_queue_nums,
-                write_queue_nums: h.write_queue_nums,
-                perm: h.perm,
-                topic_filter_type: h.topic_filter_type.unwrap_or_else(|| "SINGLE_TAG".into()),
-                topic_sys_flag: h.topic_sys_flag.unwrap_or(0),
-                order: h.order.unwrap_or(false),
-                attributes: Default::default(),
-            };
-            match svc.upsert_topic(caller, config).await {
-                Ok(()) => ok(req),
-                Err(r) => refused(req, r),
-            }
-        }
+        rq::UPDATE_AND_CREATE_TOPIC => create_topic(svc, caller, req).await,
         rq::DELETE_TOPIC_IN_BROKER | rq::GET_TOPIC_CONFIG => {
             let h = match TopicOnlyHeader::from_ext(&req.ext) {
                 Ok(h) => h,
@@ -146,5 +127,30 @@ async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> R
             rs::INVALID_PARAMETER,
             format!("unknown target {other}"),
         ),
+    }
+}
+
+async fn create_topic(
+    svc: &BrokerService,
+    caller: &Caller,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let h = match CreateTopicRequestHeader::from_ext(&req.ext) {
+        Ok(h) => h,
+        Err(e) => return bad_header(req, e),
+    };
+    let config = TopicConfig {
+        topic_name: h.topic,
+        read_queue_nums: h.read_queue_nums,
+        write_queue_nums: h.write_queue_nums,
+        perm: h.perm,
+        topic_filter_type: h.topic_filter_type.unwrap_or_else(|| "SINGLE_TAG".into()),
+        topic_sys_flag: h.topic_sys_flag.unwrap_or(0),
+        order: h.order.unwrap_or(false),
+        attributes: Default::default(),
+    };
+    match svc.upsert_topic(caller, config).await {
+        Ok(()) => ok(req),
+        Err(r) => refused(req, r),
     }
 }

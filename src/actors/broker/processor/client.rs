@@ -29,24 +29,7 @@ pub async fn serve(
     req: &RemotingCommand,
 ) -> RemotingCommand {
     match req.code {
-        rq::HEART_BEAT => {
-            let data: HeartbeatData = match crate::wire::json::from_fastjson(&req.body_bytes()) {
-                Ok(d) => d,
-                Err(e) => return bad_body(req, "heartbeat", e),
-            };
-            let hb = HeartbeatRequest {
-                data,
-                connection: Arc::new(ch.clone()),
-                language: req.language.name().to_owned(),
-                version: req.version,
-            };
-            match svc.heartbeat(caller, hb).await {
-                Ok(()) => ok(req)
-                    .with_ext("IS_SUPPORT_HEART_BEAT_V2", "true")
-                    .with_ext("IS_SUB_CHANGE", "false"),
-                Err(r) => refused(req, r),
-            }
-        }
+        rq::HEART_BEAT => heartbeat(svc, caller, ch, req).await,
         rq::UNREGISTER_CLIENT => match UnregisterClientRequestHeader::from_ext(&req.ext) {
             Ok(h) => {
                 let u = UnregisterRequest {
@@ -83,5 +66,29 @@ pub async fn serve(
                 Err(r) => refused(req, r),
             }
         }
+    }
+}
+
+async fn heartbeat(
+    svc: &BrokerService,
+    caller: &Caller,
+    ch: &Channel,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let data: HeartbeatData = match crate::wire::json::from_fastjson(&req.body_bytes()) {
+        Ok(d) => d,
+        Err(e) => return bad_body(req, "heartbeat", e),
+    };
+    let hb = HeartbeatRequest {
+        data,
+        connection: Arc::new(ch.clone()),
+        language: req.language.name().to_owned(),
+        version: req.version,
+    };
+    match svc.heartbeat(caller, hb).await {
+        Ok(()) => ok(req)
+            .with_ext("IS_SUPPORT_HEART_BEAT_V2", "true")
+            .with_ext("IS_SUB_CHANGE", "false"),
+        Err(r) => refused(req, r),
     }
 }

@@ -110,53 +110,57 @@ pub async fn serve(svc: &BrokerService, caller: &Caller, req: &RemotingCommand) 
                 Err(e) => bad_header(req, e),
             }
         }
-        rq::CONSUME_MESSAGE_DIRECTLY => {
-            match ConsumeMessageDirectlyRequestHeader::from_ext(&req.ext) {
-                Ok(h) => {
-                    let msg_id = h.msg_id.unwrap_or_default();
-                    let Some((_, offset)) = crate::wire::msgid::decode_offset_msg_id(&msg_id)
-                    else {
-                        return error(
-                            req,
-                            rs::SYSTEM_ERROR,
-                            format!("not an offset message id: {msg_id}"),
-                        );
-                    };
-                    let client = h.client_id.unwrap_or_default();
-                    relayed(
-                        req,
-                        svc.consume_message_directly(
-                            caller,
-                            &h.consumer_group,
-                            &client,
-                            offset,
-                            &msg_id,
-                        )
-                        .await,
-                    )
-                }
-                Err(e) => bad_header(req, e),
-            }
+        rq::CONSUME_MESSAGE_DIRECTLY => consume_directly(svc, caller, req).await,
+        _ => reset_offset(svc, caller, req).await,
+    }
+}
+
+async fn consume_directly(
+    svc: &BrokerService,
+    caller: &Caller,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let h = match ConsumeMessageDirectlyRequestHeader::from_ext(&req.ext) {
+        Ok(h) => h,
+        Err(e) => return bad_header(req, e),
+    };
+    let msg_id = h.msg_id.unwrap_or_default();
+    let Some((_, offset)) = crate::wire::msgid::decode_offset_msg_id(&msg_id) else {
+        return error(
+            req,
+            rs::SYSTEM_ERROR,
+            format!("not an offset message id: {msg_id}"),
+        );
+    };
+    let client = h.client_id.unwrap_or_default();
+    let r = svc
+        .consume_message_directly(caller, &h.consumer_group, &client, offset, &msg_id)
+        .await;
+    relayed(req, r)
+}
+
+async fn reset_offset(
+    svc: &BrokerService,
+    caller: &Caller,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let h = match ResetOffsetRequestHeader::from_ext(&req.ext) {
+        Ok(h) => h,
+        Err(e) => return bad_header(req, e),
+    };
+    let r = ResetOffsetRequest {
+        topic: h.topic,
+        group: h.group,
+        timestamp: h.timestamp,
+        force: h.is_force,
+        queue_id: h.queue_id,
+        offset: h.offset,
+    };
+    match svc.reset_offset(caller, r).await {
+        Ok(table) => {
+            let table = mq_keyed(table.iter().map(|(mq, o)| (mq, o.to_string())));
+            ok(req).with_body(format!("{{\"offsetTable\":{table}}}").into_bytes())
         }
-        _ => match ResetOffsetRequestHeader::from_ext(&req.ext) {
-            Ok(h) => {
-                let r = ResetOffsetRequest {
-                    topic: h.topic,
-                    group: h.group,
-                    timestamp: h.timestamp,
-                    force: h.is_force,
-                    queue_id: h.queue_id,
-                    offset: h.offset,
-                };
-                match svc.reset_offset(caller, r).await {
-                    Ok(table) => {
-                        let table = mq_keyed(table.iter().map(|(mq, o)| (mq, o.to_string())));
-                        ok(req).with_body(format!("{{\"offsetTable\":{table}}}").into_bytes())
-                    }
-                    Err(r) => refused(req, r),
-                }
-            }
-            Err(e) => bad_header(req, e),
-        },
+        Err(r) => refused(req, r),
     }
 }
