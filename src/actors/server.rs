@@ -1,6 +1,11 @@
 //! Accept loop shared by the name server and the broker: accepts
 //! connections and starts a [`Session`] for each on one of the I/O arbiters
 //! (one per core, round robin), so sessions spread over the cores.
+//!
+//! Past `max_connections` a new connection gets one SYSTEM_BUSY frame
+//! naming the cap and is closed, so the descriptors the store needs stay
+//! available. At the first start the soft RLIMIT_NOFILE is raised to the
+//! hard limit, as RocketMQ's start scripts do with `ulimit -n`.
 
 use actix::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +13,83 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-use super::session::{Processor, Session};
+use super::session::{ConnLimits, Processor, Session};
+use crate::wire::codes::response;
+use crate::wire::RemotingCommand;
+
+/// Limits of one listening server.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    pub conn: ConnLimits,
+    /// Connections served at once; more are refused.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            conn: ConnLimits::default(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (once per process);
+/// returns the soft limit now in force.
+pub fn raise_nofile_limit() -> u64 {
+    static RAISED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RAISED.get_or_init(|| {
+        // SAFETY: getrlimit/setrlimit only read and write the struct given.
+        unsafe {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return 0;
+            }
+            if lim.rlim_cur < lim.rlim_max {
+                let want = libc::rlimit {
+                    rlim_cur: lim.rlim_max,
+                    rlim_max: lim.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                    tracing::info!(
+                        from = lim.rlim_cur,
+                        to = lim.rlim_max,
+                        "raised the open-files limit"
+                    );
+                    return lim.rlim_max as u64;
+                }
+            }
+            lim.rlim_cur as u64
+        }
+    })
+}
+
+/// Decrements the live-connection count when a session ends.
+pub(crate) struct ConnGuard(Arc<AtomicUsize>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Tells a refused client why, then closes.
+async fn refuse(mut stream: tokio::net::TcpStream, max: usize) {
+    use tokio::io::AsyncWriteExt;
+    let cmd = RemotingCommand::new_response(
+        response::SYSTEM_BUSY,
+        Some(format!(
+            "[OVERLOAD] too many connections: the server serves at most {max}"
+        )),
+    );
+    let mut buf = bytes::BytesMut::new();
+    cmd.encode_to(&mut buf);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&buf)).await;
+    let _ = stream.shutdown().await;
+}
 
 /// A pool of arbiters (event-loop threads) for sessions.
 #[derive(Clone)]
@@ -56,16 +137,39 @@ impl IoPool {
     }
 }
 
-/// Accepts connections until the returned handle is dropped or aborted.
+/// Accepts connections until the returned handle is dropped or aborted,
+/// with the default limits.
 pub fn serve(
     listener: TcpListener,
     processor: Arc<dyn Processor>,
     pool: IoPool,
 ) -> tokio::task::JoinHandle<()> {
+    serve_with(listener, processor, pool, ServerLimits::default())
+}
+
+/// Accepts connections until the returned handle is dropped or aborted.
+pub fn serve_with(
+    listener: TcpListener,
+    processor: Arc<dyn Processor>,
+    pool: IoPool,
+    limits: ServerLimits,
+) -> tokio::task::JoinHandle<()> {
+    raise_nofile_limit();
+    let live = Arc::new(AtomicUsize::new(0));
     actix::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
+                    if live.fetch_add(1, Ordering::Relaxed) >= limits.max_connections {
+                        live.fetch_sub(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            max = limits.max_connections,
+                            "connection refused: too many connections"
+                        );
+                        actix::spawn(refuse(stream, limits.max_connections));
+                        continue;
+                    }
+                    let guard = ConnGuard(live.clone());
                     let std_stream = match stream.into_std() {
                         Ok(s) => s,
                         Err(e) => {
@@ -74,10 +178,11 @@ pub fn serve(
                         }
                     };
                     let p = processor.clone();
+                    let conn = limits.conn.clone();
                     pool.pick().spawn_fn(move || {
                         match tokio::net::TcpStream::from_std(std_stream) {
                             Ok(s) => {
-                                Session::start(s, p);
+                                Session::start(s, p, conn, guard);
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
                         }

@@ -10,6 +10,14 @@
 //! out of order; the peer matches them by `opaque`). A panic while serving a
 //! request is caught, answered with SYSTEM_ERROR and ends the session: the
 //! client reconnects, the process keeps serving.
+//!
+//! Limits ([`ConnLimits`]): a connection may have `max_in_flight` requests
+//! between being read and their response being written; past that the
+//! session stops reading the socket (back-pressure reaches the client, a
+//! client that never reads cannot make the broker hold its answers). A
+//! connection silent for `idle_timeout` (RocketMQ's
+//! `serverChannelMaxIdleTimeSeconds`) is closed, and so is one whose frame
+//! has not completed within `frame_timeout`.
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -23,9 +31,9 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 
 use crate::wire::codes::response;
@@ -34,6 +42,32 @@ use crate::wire::{FrameCodec, Inbound, RemotingCommand, WireError};
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);
 
+/// Per-connection limits.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Requests read but not yet answered on the wire; at the limit the
+    /// session stops reading until answers are written.
+    pub max_in_flight: usize,
+    /// Close a connection that sent nothing for this long.
+    pub idle_timeout: Duration,
+    /// Close a connection whose started frame does not complete in time.
+    pub frame_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_in_flight: 1024,
+            idle_timeout: Duration::from_secs(120),
+            frame_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A command to write, and the in-flight slot its request holds until it is
+/// written.
+type Outbound = (RemotingCommand, Option<OwnedSemaphorePermit>);
+
 /// The way back to a connected peer: used to answer, and by the broker to
 /// call clients (NOTIFY_CONSUMER_IDS_CHANGED, CHECK_TRANSACTION_STATE, ...).
 #[derive(Clone)]
@@ -41,7 +75,7 @@ pub struct Channel {
     pub id: u64,
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    tx: mpsc::UnboundedSender<RemotingCommand>,
+    tx: mpsc::UnboundedSender<Outbound>,
     pending: Arc<Mutex<HashMap<i32, oneshot::Sender<RemotingCommand>>>>,
     stop: Arc<tokio::sync::Notify>,
     /// The session itself (fault injection, panics). Shared: cloning an
@@ -58,7 +92,13 @@ impl std::fmt::Debug for Channel {
 impl Channel {
     /// Queues a command for writing; false when the connection is gone.
     pub fn send(&self, cmd: RemotingCommand) -> bool {
-        self.tx.send(cmd).is_ok()
+        self.tx.send((cmd, None)).is_ok()
+    }
+
+    /// Queues the answer to a request; its in-flight slot frees once the
+    /// answer is written.
+    fn answer(&self, cmd: RemotingCommand, slot: Option<OwnedSemaphorePermit>) -> bool {
+        self.tx.send((cmd, slot)).is_ok()
     }
 
     pub fn is_open(&self) -> bool {
@@ -129,6 +169,7 @@ pub struct Responder {
     code: i32,
     opaque: i32,
     oneway: bool,
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Responder {
@@ -145,6 +186,7 @@ impl Responder {
             code,
             opaque,
             oneway,
+            slot,
         } = self;
         actix::spawn(async move {
             match AssertUnwindSafe(fut).catch_unwind().await {
@@ -152,7 +194,7 @@ impl Responder {
                     if !oneway {
                         resp.opaque = opaque;
                         resp.flag |= crate::wire::command::FLAG_RESPONSE;
-                        channel.send(resp);
+                        channel.answer(resp, slot);
                     }
                 }
                 Ok(None) => {}
@@ -173,12 +215,19 @@ impl Responder {
 pub struct Session {
     channel: Channel,
     processor: Arc<dyn Processor>,
+    /// Counts this connection against the server's cap while it lives.
+    _guard: super::server::ConnGuard,
 }
 
 impl Session {
     /// Starts a session actor for an accepted connection on the current
     /// arbiter.
-    pub fn start(stream: TcpStream, processor: Arc<dyn Processor>) -> Option<Addr<Session>> {
+    pub(crate) fn start(
+        stream: TcpStream,
+        processor: Arc<dyn Processor>,
+        limits: ConnLimits,
+        guard: super::server::ConnGuard,
+    ) -> Option<Addr<Session>> {
         let peer = stream.peer_addr().ok()?;
         let local = stream.local_addr().ok()?;
         let _ = stream.set_nodelay(true);
@@ -197,11 +246,7 @@ impl Session {
         Some(Session::create(move |ctx| {
             let mut channel = channel;
             channel.session = Some(Arc::new(ctx.address()));
-            ctx.add_stream(FramedRead::with_capacity(
-                rd,
-                FrameCodec::default(),
-                64 * 1024,
-            ));
+            ctx.add_stream(read_events(rd, limits));
             let addr = ctx.address();
             actix::spawn(async move {
                 tokio::select! {
@@ -210,16 +255,21 @@ impl Session {
                 }
                 addr.do_send(WriterDone);
             });
-            Session { channel, processor }
+            Session {
+                channel,
+                processor,
+                _guard: guard,
+            }
         }))
     }
 
-    fn serve(&mut self, req: RemotingCommand, ctx: &mut Context<Self>) {
+    fn serve(&mut self, req: RemotingCommand, slot: OwnedSemaphorePermit, ctx: &mut Context<Self>) {
         let responder = Responder {
             channel: self.channel.clone(),
             code: req.code,
             opaque: req.opaque,
             oneway: req.is_oneway(),
+            slot: Some(slot),
         };
         let (code, opaque, oneway) = (responder.code, responder.opaque, responder.oneway);
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -257,8 +307,83 @@ impl Actor for Session {
     }
 }
 
-impl StreamHandler<Result<Inbound, WireError>> for Session {
-    fn handle(&mut self, item: Result<Inbound, WireError>, ctx: &mut Context<Self>) {
+/// What the read side of a connection delivers to its session.
+enum ReadEvent {
+    /// A frame, with the in-flight slot it holds.
+    Frame(Inbound, OwnedSemaphorePermit),
+    /// The stream cannot be read on (a bad length, an I/O error).
+    Failed(WireError),
+    /// Nothing arrived for `idle_timeout`.
+    Idle,
+    /// A frame began and did not complete within `frame_timeout`.
+    Stalled,
+}
+
+/// How often a waiting read checks its timeouts.
+const READ_TICK: Duration = Duration::from_secs(1);
+
+/// The connection's frames, read only while an in-flight slot is free, and
+/// ended by the idle and frame timeouts.
+fn read_events(
+    rd: OwnedReadHalf,
+    limits: ConnLimits,
+) -> impl futures_util::Stream<Item = ReadEvent> {
+    use futures_util::StreamExt;
+    let frames = FramedRead::with_capacity(rd, FrameCodec::default(), 64 * 1024);
+    let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
+    let state = Some((frames, slots, limits));
+    futures_util::stream::unfold(state, |state| async move {
+        let (mut frames, slots, limits) = state?;
+        // Back-pressure: without a free slot the socket is not read.
+        let slot = slots.clone().acquire_owned().await.ok()?;
+        let tick = READ_TICK.min(limits.frame_timeout).min(limits.idle_timeout);
+        let waiting_since = std::time::Instant::now();
+        let mut partial_since = None;
+        let event = loop {
+            // The common case (data already buffered) arms no timer.
+            let next = match frames.next().now_or_never() {
+                Some(next) => Some(next),
+                None => tokio::time::timeout(tick, frames.next()).await.ok(),
+            };
+            match next {
+                Some(Some(Ok(inbound))) => break ReadEvent::Frame(inbound, slot),
+                Some(Some(Err(e))) => return Some((ReadEvent::Failed(e), None)),
+                Some(None) => return None,
+                None => {
+                    let now = std::time::Instant::now();
+                    if frames.read_buffer().is_empty() {
+                        partial_since = None;
+                        if now.duration_since(waiting_since) >= limits.idle_timeout {
+                            return Some((ReadEvent::Idle, None));
+                        }
+                    } else if now.duration_since(*partial_since.get_or_insert(now))
+                        >= limits.frame_timeout
+                    {
+                        return Some((ReadEvent::Stalled, None));
+                    }
+                }
+            }
+        };
+        Some((event, Some((frames, slots, limits))))
+    })
+}
+
+impl StreamHandler<ReadEvent> for Session {
+    fn handle(&mut self, event: ReadEvent, ctx: &mut Context<Self>) {
+        let (item, slot) = match event {
+            ReadEvent::Frame(inbound, slot) => (Ok(inbound), Some(slot)),
+            ReadEvent::Failed(e) => (Err(e), None),
+            ReadEvent::Idle => {
+                tracing::info!(peer = %self.channel.peer, "connection idle too long; closing");
+                ctx.stop();
+                return;
+            }
+            ReadEvent::Stalled => {
+                tracing::warn!(peer = %self.channel.peer, "frame not completed in time; closing");
+                ctx.stop();
+                return;
+            }
+        };
         match item {
             Ok(Inbound::Command(cmd)) if cmd.is_response() => {
                 let waiter = self
@@ -271,7 +396,10 @@ impl StreamHandler<Result<Inbound, WireError>> for Session {
                     let _ = w.send(cmd);
                 }
             }
-            Ok(Inbound::Command(cmd)) => self.serve(cmd, ctx),
+            Ok(Inbound::Command(cmd)) => match slot {
+                Some(slot) => self.serve(cmd, slot, ctx),
+                None => self.channel.close(),
+            },
             Ok(Inbound::Malformed(e, opaque)) => {
                 tracing::warn!(peer = %self.channel.peer, error = %e, "malformed frame");
                 let mut r = RemotingCommand::new_response(
@@ -279,7 +407,7 @@ impl StreamHandler<Result<Inbound, WireError>> for Session {
                     Some(format!("malformed request frame: {e}")),
                 );
                 r.opaque = opaque.unwrap_or(0);
-                self.channel.send(r);
+                self.channel.answer(r, slot);
             }
             Err(e) => {
                 tracing::warn!(peer = %self.channel.peer, error = %e, "unreadable stream; closing");
@@ -350,18 +478,21 @@ impl Handler<SessionFault> for Session {
 
 /// Writes queued commands, batching everything already queued into one
 /// vectored write.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<RemotingCommand>) {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>) {
     let mut batch: Vec<RemotingCommand> = Vec::with_capacity(64);
+    // The written requests' in-flight slots, freed after the write.
+    let mut slots: Vec<OwnedSemaphorePermit> = Vec::with_capacity(64);
     let mut heads = BytesMut::with_capacity(16 * 1024);
     // Kept across writes so that a write allocates nothing.
     let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(64);
     let mut spare: Vec<IoSlice<'static>> = Vec::with_capacity(128);
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < 256 {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some((cmd, slot)) = next.take() {
+            batch.push(cmd);
+            slots.extend(slot);
+            if batch.len() < 256 {
+                next = rx.try_recv().ok();
             }
         }
         heads.clear();
@@ -385,6 +516,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Remo
         }
         spare = reuse_slices(slices);
         batch.clear();
+        slots.clear();
     }
     let _ = wr.shutdown().await;
 }
