@@ -80,6 +80,23 @@ where
     }
 }
 
+/// [`guard`] for a body that needs the actor and its context.
+pub fn guard_with<A, R, F>(
+    act: &mut A,
+    ctx: &mut Context<A>,
+    what: &str,
+    f: F,
+) -> Result<R, ActorFailure>
+where
+    A: Actor<Context = Context<A>>,
+    F: FnOnce(&mut A, &mut Context<A>) -> R,
+{
+    match catch_unwind(AssertUnwindSafe(|| f(act, ctx))) {
+        Ok(r) => Ok(r),
+        Err(p) => guard::<A, R, _>(ctx, what, move || std::panic::resume_unwind(p)),
+    }
+}
+
 /// `ctx.run_interval` whose closure runs under [`guard`]: a panic in it
 /// restarts the actor instead of killing it.
 pub fn guarded_interval<A, F>(ctx: &mut Context<A>, every: Duration, what: &'static str, mut f: F)
@@ -88,10 +105,7 @@ where
     F: FnMut(&mut A, &mut Context<A>) + 'static,
 {
     ctx.run_interval(every, move |act, ctx| {
-        let r = catch_unwind(AssertUnwindSafe(|| f(act, ctx)));
-        if let Err(p) = r {
-            let _ = guard::<A, (), _>(ctx, what, move || std::panic::resume_unwind(p));
-        }
+        let _ = guard_with(act, ctx, what, &mut f);
     });
 }
 
@@ -107,10 +121,7 @@ where
     F: FnOnce(&mut A, &mut Context<A>) + 'static,
 {
     ctx.run_later(after, move |act, ctx| {
-        let r = catch_unwind(AssertUnwindSafe(|| f(act, ctx)));
-        if let Err(p) = r {
-            let _ = guard::<A, (), _>(ctx, what, move || std::panic::resume_unwind(p));
-        }
+        let _ = guard_with(act, ctx, what, f);
     })
 }
 
@@ -569,6 +580,45 @@ macro_rules! inject_panic_handler {
         }
     };
 }
+
+/// Where ACTORMQ_INJECT_FAULT finds an actor: the broker's wiring registers
+/// each supervised actor under a target name, scoped by the broker's store
+/// root (several brokers may share a test process). Weak: a registered
+/// actor still stops once its owners drop it.
+pub mod targets {
+    use super::InjectPanic;
+    use actix::{Recipient, WeakRecipient};
+    use std::sync::Mutex;
+
+    type Entry = (String, &'static str, WeakRecipient<InjectPanic>);
+    static TARGETS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+    pub fn register(scope: &str, name: &'static str, r: Recipient<InjectPanic>) {
+        if let Ok(mut g) = TARGETS.lock() {
+            g.retain(|(s, n, w)| !(s == scope && *n == name) && w.upgrade().is_some());
+            g.push((scope.to_owned(), name, r.downgrade()));
+        }
+    }
+
+    pub fn lookup(scope: &str, name: &str) -> Option<Recipient<InjectPanic>> {
+        let g = TARGETS.lock().ok()?;
+        g.iter()
+            .find(|(s, n, _)| s == scope && *n == name)
+            .and_then(|(_, _, w)| w.upgrade())
+    }
+}
+
+// Fault injection for supervised actors whose files are maintained
+// elsewhere (their handler is nothing but `inject`).
+crate::inject_panic_handler!(
+    crate::actors::broker::clients::ClientRegistry,
+    "ClientRegistry"
+);
+crate::inject_panic_handler!(
+    crate::actors::broker::transaction::Transactions,
+    "Transaction",
+    guarded
+);
 
 /// Restart counters, so tests and operators can see supervision at work.
 pub mod restarts {

@@ -182,7 +182,7 @@ impl Broker {
             .with_store_cfg(store_cfg.clone());
         let commit_log =
             supervisor::start_in_arbiter(&writer_arbiter, "CommitLog", move |_| writer);
-        cleaner::start(
+        let cleaner = cleaner::start(
             &cfg,
             commit_log.clone(),
             reader.clone(),
@@ -239,6 +239,26 @@ impl Broker {
         );
         let registrar = supervisor::start("Registrar", move |_| reg);
 
+        // supervision wiring: fault-injection targets (ACTORMQ_INJECT_FAULT).
+        {
+            use supervisor::targets::register;
+            let scope = store_cfg.root.display().to_string();
+            register(&scope, "commitLog", commit_log.clone().recipient());
+            register(&scope, "topicManager", topic_manager.clone().recipient());
+            register(&scope, "offsets", offsets.clone().recipient());
+            register(&scope, "groups", groups.clone().recipient());
+            register(&scope, "clients", clients.clone().recipient());
+            register(&scope, "registrar", registrar.clone().recipient());
+            register(&scope, "cleaner", cleaner.recipient());
+            if let Some(ix) = &index.addr {
+                register(&scope, "indexer", ix.clone().recipient());
+            }
+            register(&scope, "locks", services.locks.clone().recipient());
+            register(&scope, "schedule", services.schedule.clone().recipient());
+            register(&scope, "timer", services.timer.clone().recipient());
+            let tx = services.transactions.clone();
+            register(&scope, "transactions", tx.recipient());
+        }
         let ctx = Arc::new(BrokerCtx {
             cfg,
             store_host,
