@@ -61,6 +61,8 @@ pub struct Broker {
     commit_arbiter: Arbiter,
     index: indexer::IndexerHandle,
     pool: IoPool,
+    /// Held so the cleaner stays connected, hence restartable (supervision).
+    _cleaner: Addr<cleaner::Cleaner>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -249,7 +251,7 @@ impl Broker {
             register(&scope, "groups", groups.clone().recipient());
             register(&scope, "clients", clients.clone().recipient());
             register(&scope, "registrar", registrar.clone().recipient());
-            register(&scope, "cleaner", cleaner.recipient());
+            register(&scope, "cleaner", cleaner.clone().recipient());
             if let Some(ix) = &index.addr {
                 register(&scope, "indexer", ix.clone().recipient());
             }
@@ -289,6 +291,7 @@ impl Broker {
             commit_arbiter,
             index,
             pool,
+            _cleaner: cleaner,
         })
     }
 
