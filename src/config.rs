@@ -191,6 +191,16 @@ pub struct BrokerConfig {
     /// Lease of an ordered-consumption queue lock, ms (`rebalanceLockMaxLiveTime`).
     pub rebalance_lock_max_live_time: u64,
     pub unknown: BTreeMap<String, String>,
+    // --- supervision (ActorMQ's own keys; see `actors::supervisor`) ---
+    /// Failures of one actor tolerated within `supervisorRestartWindowMs`;
+    /// one more stops the process (`supervisorMaxRestarts`).
+    pub supervisor_max_restarts: u32,
+    /// `supervisorRestartWindowMs`.
+    pub supervisor_restart_window_ms: u64,
+    /// First restart backoff, doubling per failure (`supervisorBackoffMs`).
+    pub supervisor_backoff_ms: u64,
+    /// Backoff cap (`supervisorBackoffMaxMs`).
+    pub supervisor_backoff_max_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -243,6 +253,10 @@ impl Default for BrokerConfig {
             mapped_file_size_timer_log: 100 * 1024 * 1024,
             rebalance_lock_max_live_time: 60_000,
             unknown: BTreeMap::new(),
+            supervisor_max_restarts: 10,
+            supervisor_restart_window_ms: 60_000,
+            supervisor_backoff_ms: 100,
+            supervisor_backoff_max_ms: 10_000,
         }
     }
 }
@@ -303,6 +317,10 @@ const BROKER_KEYS: &[&str] = &[
     "timerFlushIntervalMs",
     "mappedFileSizeTimerLog",
     "rebalanceLockMaxLiveTime",
+    "supervisorMaxRestarts",
+    "supervisorRestartWindowMs",
+    "supervisorBackoffMs",
+    "supervisorBackoffMaxMs",
 ];
 
 impl BrokerConfig {
@@ -411,6 +429,22 @@ impl BrokerConfig {
             m,
             "rebalanceLockMaxLiveTime",
             &mut self.rebalance_lock_max_live_time,
+        )?;
+        get(
+            m,
+            "supervisorMaxRestarts",
+            &mut self.supervisor_max_restarts,
+        )?;
+        get(
+            m,
+            "supervisorRestartWindowMs",
+            &mut self.supervisor_restart_window_ms,
+        )?;
+        get(m, "supervisorBackoffMs", &mut self.supervisor_backoff_ms)?;
+        get(
+            m,
+            "supervisorBackoffMaxMs",
+            &mut self.supervisor_backoff_max_ms,
         )?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {

@@ -5,6 +5,7 @@
 pub mod consume;
 pub mod curves;
 pub mod echo;
+pub mod offsets_load;
 pub mod produce;
 pub mod stats;
 pub mod target;
@@ -31,6 +32,8 @@ pub enum BenchCmd {
     Curves(curves::CurvesArgs),
     /// Name-server route lookups with a large synthetic route table.
     Routes(curves::RoutesArgs),
+    /// Sync send latency while the offsets of many groups persist.
+    OffsetsLoad(offsets_load::OffsetsLoadBench),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -83,7 +86,36 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
             let r = curves::run_routes(&a).await?;
             emit(&[r], None, &None)
         }
+        BenchCmd::OffsetsLoad(a) => {
+            // The plain row first, on the same broker, for the ratio.
+            let plain = produce::run_produce(&produce::ProduceBench {
+                namesrv: a.namesrv.clone(),
+                topic: format!("{}Plain", a.topic),
+                queues: 8,
+                size: 1024,
+                connections: 1,
+                window: 1,
+                mode: produce::SendMode::Sync,
+                batch: 32,
+                duration: a.duration,
+                count: None,
+                json: None,
+            })
+            .await?;
+            let mut r = offsets_load::run_offsets_load(&a).await?;
+            note_ratio(&mut r, &plain);
+            emit(&[plain, r], None, &a.json)
+        }
     }
+}
+
+/// Appends the p50 / p99 latency ratios against `plain` to `r`'s notes.
+fn note_ratio(r: &mut Report, plain: &Report) {
+    r.notes.push_str(&format!(
+        ", p50 x{:.2} p99 x{:.2} vs plain send",
+        r.p50_ms / plain.p50_ms.max(1e-6),
+        r.p99_ms / plain.p99_ms.max(1e-6)
+    ));
 }
 
 async fn suite(s: SuiteArgs) -> BenchResult<()> {
@@ -119,7 +151,20 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         json: None,
     };
     let mut rows = vec![echo1.clone()];
-    rows.push(produce::run_produce(&base).await?);
+    let plain = produce::run_produce(&base).await?;
+    rows.push(plain.clone());
+    // Send latency while the offsets of 10,000 groups persist.
+    let mut r = offsets_load::run_offsets_load(&offsets_load::OffsetsLoadBench {
+        namesrv: s.namesrv.clone(),
+        topic: format!("{}Off", base.topic),
+        groups: 10_000,
+        commit_rate: 2_000,
+        duration: d,
+        json: None,
+    })
+    .await?;
+    note_ratio(&mut r, &plain);
+    rows.push(r);
     // Latency at a moderate rate runs before the throughput rows, so it is
     // not measured against the write-back of the gigabytes they leave dirty.
     rows.push(

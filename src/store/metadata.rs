@@ -1,12 +1,15 @@
-//! Broker metadata files (`config/*.json`): crash-safe atomic writes and a
-//! lenient reader that also accepts fastjson's bare map keys (protocol.md §6.7).
+//! Broker metadata files (`config/*.json`): crash-safe atomic writes, a
+//! lenient reader that also accepts fastjson's bare map keys (as RocketMQ's
+//! `ConfigManager` files are written by fastjson), and [`MetaWriter`], which
+//! moves the serialization and the fsyncs of a file off the actor threads.
 
 use super::error::{Result, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Writes `value` as JSON to `path` atomically: temp file, fsync, rename,
 /// fsync of the directory. Readers see the old or the new file, never a mix.
@@ -37,6 +40,144 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io("sync dir", dir, e))
+}
+
+/// The single writer of one metadata file, on a thread of its own.
+///
+/// The owning actor hands it snapshots; serialization, the temp-file write
+/// and both fsyncs happen on the writer's thread, so the actix threads that
+/// serve sessions (and the client registry, the route table) never wait for
+/// the disk. Snapshots coalesce: a snapshot submitted while an older one is
+/// still pending replaces it, and the file is only ever written by this
+/// thread, in submission order, so a later snapshot is never overwritten by
+/// an earlier one. [`MetaWriter::flush`] blocks until everything submitted
+/// is on disk (graceful shutdown's final persist, restarts reloading the
+/// file).
+pub struct MetaWriter {
+    inner: Arc<WriterShared>,
+}
+
+type Snapshot = Box<dyn FnOnce() -> std::result::Result<Vec<u8>, serde_json::Error> + Send>;
+
+struct WriterShared {
+    path: PathBuf,
+    state: Mutex<WriterState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct WriterState {
+    pending: Option<Snapshot>,
+    submitted: u64,
+    /// Highest submission the file reflects (written or superseded).
+    done: u64,
+    stop: bool,
+}
+
+impl MetaWriter {
+    /// Starts the writer thread for `path`.
+    pub fn new(path: PathBuf) -> MetaWriter {
+        let inner = Arc::new(WriterShared {
+            path,
+            state: Mutex::new(WriterState::default()),
+            cv: Condvar::new(),
+        });
+        let w = inner.clone();
+        let name = format!(
+            "meta-{}",
+            w.path.file_stem().unwrap_or_default().to_string_lossy()
+        );
+        let spawned = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || w.run());
+        if let Err(e) = spawned {
+            // Without a thread, submissions are written inline (see submit).
+            tracing::error!(error = %e, "cannot start a metadata writer thread");
+            inner.lock().stop = true;
+        }
+        MetaWriter { inner }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues a snapshot of `value` (taken now; serialized on the writer
+    /// thread), replacing a pending one.
+    pub fn submit<T: Serialize + Send + 'static>(&self, value: T) {
+        let job: Snapshot = Box::new(move || serde_json::to_vec_pretty(&value));
+        let mut g = self.inner.lock();
+        if g.stop {
+            drop(g);
+            if let Err(e) = self.inner.write(job) {
+                tracing::error!(error = %e, "cannot persist metadata");
+            }
+            return;
+        }
+        g.submitted += 1;
+        g.pending = Some(job);
+        self.inner.cv.notify_all();
+    }
+
+    /// Blocks until every snapshot submitted so far is written (or failed).
+    pub fn flush(&self) {
+        let mut g = self.inner.lock();
+        let target = g.submitted;
+        while g.done < target && !g.stop {
+            g = self.inner.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether a submitted snapshot is not on disk yet.
+    pub fn busy(&self) -> bool {
+        let g = self.inner.lock();
+        g.done < g.submitted
+    }
+}
+
+impl Drop for MetaWriter {
+    fn drop(&mut self) {
+        // The thread writes what is pending, then ends.
+        self.inner.lock().stop = true;
+        self.inner.cv.notify_all();
+    }
+}
+
+impl WriterShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WriterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, job: Snapshot) -> Result<()> {
+        let json = job().map_err(|source| StoreError::Json {
+            path: self.path.clone(),
+            source,
+        })?;
+        write_atomic(&self.path, &json)
+    }
+
+    fn run(&self) {
+        loop {
+            let (job, seq) = {
+                let mut g = self.lock();
+                loop {
+                    if let Some(j) = g.pending.take() {
+                        break (j, g.submitted);
+                    }
+                    if g.stop {
+                        return;
+                    }
+                    g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            if let Err(e) = self.write(job) {
+                tracing::error!(error = %e, "cannot persist metadata");
+            }
+            let mut g = self.lock();
+            g.done = g.done.max(seq);
+            self.cv.notify_all();
+        }
+    }
 }
 
 /// Reads JSON from `path` (standard or fastjson dialect); None when missing.
@@ -87,6 +228,23 @@ mod tests {
         let m: BTreeMap<String, BTreeMap<i32, i64>> =
             parse_lenient("{ \"x\" : { -1 : 5 , 2: 6 } }").unwrap();
         assert_eq!(m["x"][&-1], 5);
+    }
+
+    #[test]
+    fn writer_coalesces_and_keeps_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config").join("consumerOffset.json");
+        let w = MetaWriter::new(p.clone());
+        for i in 0..200 {
+            let mut m = BTreeMap::new();
+            m.insert("n".to_string(), i);
+            w.submit(m);
+        }
+        w.flush();
+        assert!(!w.busy());
+        let got: BTreeMap<String, i32> = read_json(&p).unwrap().unwrap();
+        assert_eq!(got["n"], 199);
+        drop(w);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod flush;
 pub mod index;
 pub mod index_file;
+pub mod live_scan;
 pub mod mapped_file;
 pub mod metadata;
 pub mod put_intent;

@@ -256,7 +256,7 @@ fn load_queues(cfg: &StoreConfig) -> Result<HashMap<(String, i32), ConsumeQueue>
 
 /// For records parked in the schedule or timer topic, the due time the live
 /// path used as their tags code (store time + level delay; `TIMER_OUT_MS`).
-fn parked_due_time(d: &DispatchRequest, rec: &[u8], cfg: &StoreConfig) -> Option<i64> {
+pub(crate) fn parked_due_time(d: &DispatchRequest, rec: &[u8], cfg: &StoreConfig) -> Option<i64> {
     let v = message::view_record(rec, false).ok()?;
     match d.topic.as_str() {
         "SCHEDULE_TOPIC_XXXX" => {

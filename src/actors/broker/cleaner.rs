@@ -206,9 +206,13 @@ impl Actor for Cleaner {
 impl Supervised for Cleaner {
     fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("Cleaner");
+        // Stateless apart from the run in flight (its future died with the
+        // old context); `started()` measures the disk again.
         self.running = false;
     }
 }
+
+crate::inject_panic_handler!(Cleaner, "Cleaner");
 
 /// Runs a check now (tests, admin); answers once it has been started.
 #[derive(Message)]
@@ -232,5 +236,7 @@ pub fn start(
     disk_full: Arc<AtomicBool>,
 ) -> Addr<Cleaner> {
     let settings = CleanerSettings::from_config(cfg);
-    Supervisor::start(move |_| Cleaner::new(settings, writer, reader, topics, indexer, disk_full))
+    crate::actors::supervisor::start("Cleaner", move |_| {
+        Cleaner::new(settings, writer, reader, topics, indexer, disk_full)
+    })
 }

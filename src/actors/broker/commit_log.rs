@@ -3,6 +3,14 @@
 //! segments, answers once the flush policy is met (SYNC_FLUSH: group commit
 //! through the store's flusher) and dispatches consume-queue units to the
 //! `Queue` actors — one `Dispatch` per queue per mailbox turn.
+//!
+//! Supervision (`supervisor::start_in_arbiter`): the writer remembers where
+//! the last fully handled `Put` ended. A failure in between (after records
+//! were appended, before they were dispatched) is repaired on restart from
+//! the log itself: the records past that point are read back, their queues'
+//! next offsets raised past them and their units dispatched again (queues
+//! ignore units they already have), as RocketMQ's `ReputMessageService`
+//! dispatches from the commit log.
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -32,6 +40,11 @@ pub struct CommitLogWriter {
     /// Set by the cleaner past the disk warning ratio: every append is
     /// refused (client sends and internal writes alike) until it clears.
     disk_full: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Log end after the last `Put` handled to the end (appended and
+    /// dispatched); a restart re-dispatches what lies beyond.
+    handled_end: i64,
+    /// For re-reading records on restart (delay levels of parked records).
+    store_cfg: crate::store::StoreConfig,
 }
 
 impl CommitLogWriter {
@@ -49,7 +62,10 @@ impl CommitLogWriter {
         sync_flush: bool,
         sync_flush_timeout: Duration,
     ) -> Self {
+        let handled_end = log.max_offset();
         CommitLogWriter {
+            handled_end,
+            store_cfg: crate::store::StoreConfig::default(),
             log,
             flusher,
             registry,
@@ -61,6 +77,87 @@ impl CommitLogWriter {
             sync_flush_timeout,
             indexer: None,
             disk_full: None,
+        }
+    }
+
+    /// The store settings (needed to re-read parked records on restart).
+    pub fn with_store_cfg(mut self, cfg: crate::store::StoreConfig) -> Self {
+        self.store_cfg = cfg;
+        self
+    }
+
+    /// Restart: dispatch what was appended after the last fully handled
+    /// `Put`, so no stored record stays invisible.
+    fn rebuild(&mut self) {
+        let end = self.log.max_offset();
+        if end <= self.handled_end {
+            return;
+        }
+        let reader = self.log.reader();
+        let mut dispatch: Vec<QueueUnits> = Vec::new();
+        let reached = crate::store::live_scan::scan_published(
+            &reader,
+            &self.store_cfg,
+            self.handled_end,
+            end,
+            |d| {
+                if !d.should_dispatch() {
+                    return;
+                }
+                let topic: Arc<str> = match self.registry.get(&d.topic) {
+                    Some(e) => e.name.clone(),
+                    None => Arc::from(d.topic.as_str()),
+                };
+                let next = self
+                    .queue_offsets
+                    .entry((topic.clone(), d.queue_id))
+                    .or_insert(0);
+                *next = (*next).max(d.queue_offset + 1);
+                let unit = DispatchUnit {
+                    queue_offset: d.queue_offset,
+                    phys_offset: d.phys_offset,
+                    size: d.size,
+                    tags_code: d.tags_code,
+                };
+                match dispatch
+                    .iter_mut()
+                    .find(|(t, q, _)| *t == topic && *q == d.queue_id)
+                {
+                    Some((_, _, v)) => v.push(unit),
+                    None => dispatch.push((topic, d.queue_id, SmallVec::from_elem(unit, 1))),
+                }
+            },
+        );
+        let n: usize = dispatch.iter().map(|(_, _, u)| u.len()).sum();
+        tracing::warn!(
+            from = self.handled_end,
+            to = reached,
+            records = n,
+            "commit log writer restarted; re-dispatched records past the last handled put"
+        );
+        self.send_dispatches(dispatch, reached);
+        self.handled_end = end;
+    }
+
+    /// Sends the units to their queues and tells the flusher and the index.
+    fn send_dispatches(&mut self, dispatch: impl IntoIterator<Item = QueueUnits>, end: i64) {
+        for (topic, qid, units) in dispatch {
+            let entry = self.registry.get(&topic);
+            match entry.as_ref().and_then(|t| t.queue(qid)) {
+                Some(q) => q.do_send(Dispatch { units }),
+                None => {
+                    tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery")
+                }
+            }
+        }
+        if end > 0 {
+            self.flusher.set_dispatched(end);
+            // Only an idle indexer is woken; a busy one will look again.
+            if let Some((ix, signal)) = &self.indexer {
+                if signal.arm() {
+                    ix.do_send(IndexUpTo(end));
+                }
+            }
         }
     }
 
@@ -81,8 +178,11 @@ impl Actor for CommitLogWriter {
 impl Supervised for CommitLogWriter {
     fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("CommitLog");
+        self.rebuild();
     }
 }
+
+crate::inject_panic_handler!(CommitLogWriter, "CommitLog");
 
 /// One encoded record to append.
 pub struct PutRecord {
@@ -258,24 +358,13 @@ impl CommitLogWriter {
                 }
             }
         }
-        for (topic, qid, units) in dispatch {
-            let entry = self.registry.get(&topic);
-            match entry.as_ref().and_then(|t| t.queue(qid)) {
-                Some(q) => q.do_send(Dispatch { units }),
-                None => {
-                    tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery")
-                }
-            }
-        }
-        if end > 0 {
-            self.flusher.set_dispatched(end);
-            // Only an idle indexer is woken; a busy one will look again.
-            if let Some((ix, signal)) = &self.indexer {
-                if signal.arm() {
-                    ix.do_send(IndexUpTo(end));
-                }
-            }
-        }
+        // Tests: a failure between append and dispatch (see `rebuild`).
+        crate::actors::supervisor::armed::fire(
+            "CommitLog",
+            crate::actors::supervisor::armed::Point::Work,
+        );
+        self.send_dispatches(dispatch, end);
+        self.handled_end = self.log.max_offset();
         if let Some(f) = failure {
             // Earlier records of a batch are stored; report the failure.
             return Err(f);

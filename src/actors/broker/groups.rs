@@ -4,12 +4,18 @@
 //! requests (UPDATE_AND_CREATE / GET_ALL / DELETE_SUBSCRIPTIONGROUP). The
 //! table is published in [`GroupTable`] so the pull path reads
 //! `consumeEnable` / `consumeBroadcastEnable` without a mailbox hop.
+//!
+//! Writes go through a [`MetaWriter`] (serialization and fsync on its own
+//! thread, latest snapshot wins). A restart reloads the file once every
+//! submitted snapshot is on disk, and republishes the table.
 
 use actix::prelude::*;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
+
+use crate::store::metadata::MetaWriter;
 
 use crate::wire::bodies::DataVersion;
 
@@ -69,7 +75,7 @@ impl GroupTable {
 
 pub struct GroupManager {
     file: SubscriptionGroupFile,
-    path: PathBuf,
+    writer: MetaWriter,
     auto_create: bool,
     table: GroupTable,
 }
@@ -82,7 +88,7 @@ impl GroupManager {
             .unwrap_or_default();
         let g = GroupManager {
             file,
-            path,
+            writer: MetaWriter::new(path),
             auto_create,
             table: GroupTable::default(),
         };
@@ -110,21 +116,37 @@ impl GroupManager {
 
     fn persist(&self) {
         self.publish();
-        if let Err(e) = crate::store::metadata::write_json_atomic(&self.path, &self.file) {
-            tracing::error!(error = %e, "cannot persist subscriptionGroup.json");
-        }
+        self.writer.submit(self.file.clone());
     }
 }
 
 impl Actor for GroupManager {
     type Context = Context<Self>;
+    fn started(&mut self, _: &mut Context<Self>) {
+        crate::actors::supervisor::armed::fire(
+            "GroupManager",
+            crate::actors::supervisor::armed::Point::Started,
+        );
+    }
 }
 
 impl Supervised for GroupManager {
     fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("GroupManager");
+        // Every change was submitted when it was made: once the writer is
+        // idle the file is the whole table.
+        self.writer.flush();
+        match crate::store::metadata::read_json::<SubscriptionGroupFile>(self.writer.path()) {
+            Ok(f) => self.file = f.unwrap_or_default(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload subscriptionGroup.json; table kept")
+            }
+        }
+        self.publish();
     }
 }
+
+crate::inject_panic_handler!(GroupManager, "GroupManager");
 
 /// Returns the group's config, creating it when allowed.
 #[derive(Message)]

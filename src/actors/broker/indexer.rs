@@ -144,6 +144,8 @@ impl Supervised for Indexer {
     }
 }
 
+crate::inject_panic_handler!(Indexer, "Indexer");
+
 /// Internal: one bounded catch-up step.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -340,11 +342,12 @@ impl IndexerHandle {
         let arbiter = Arbiter::new();
         let signal = Arc::new(IndexSignal::default());
         let sig = signal.clone();
-        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            let mut ix = Indexer::new(icfg, reader, cp_path, crash_progress);
-            ix.signal = sig.clone();
-            ix
-        });
+        let addr =
+            crate::actors::supervisor::start_in_arbiter(&arbiter.handle(), "Indexer", move |_| {
+                let mut ix = Indexer::new(icfg, reader, cp_path, crash_progress);
+                ix.signal = sig.clone();
+                ix
+            });
         IndexerHandle {
             addr: Some(addr),
             signal,

@@ -1,12 +1,20 @@
 //! `Locks`: ordered-consumption queue locks (LOCK_BATCH_MQ / UNLOCK_BATCH_MQ,
 //! protocol.md §2.8). One client owns a (group, topic, queue) at a time; a
 //! lock lives `rebalanceLockMaxLiveTime` (60 s) after its last renewal.
-//! Soft state: after a restart clients simply lock again.
+//! Supervision: started by `services` under `actix::Supervisor`, so every
+//! handler body and the expiry closure run under `supervisor::guard`, and
+//! `restarting()` applies the shared backoff / limit (`Restarts`). A restart
+//! keeps the unexpired leases (a consistent map: a panic never leaves one
+//! half-written) and drops expired ones; forgetting live leases would let a
+//! second consumer take an ordered queue while its owner still consumes it.
+//! Clients renew every 20 s (RocketMQ's `RebalanceLockManager`), which
+//! rebuilds anything lost.
 
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::actors::supervisor::{guard, guarded_interval, restarts, Restarts};
 use crate::wire::bodies::MessageQueue;
 
 struct Lease {
@@ -18,6 +26,7 @@ pub struct Locks {
     /// group → queue → lease.
     table: HashMap<String, HashMap<MessageQueue, Lease>>,
     lease: Duration,
+    restarts: Restarts,
 }
 
 impl Locks {
@@ -25,7 +34,17 @@ impl Locks {
         Locks {
             table: HashMap::new(),
             lease,
+            restarts: Restarts::default(),
         }
+    }
+
+    fn prune(&mut self) {
+        let now = Instant::now();
+        let lease = self.lease;
+        for qs in self.table.values_mut() {
+            qs.retain(|_, l| now.duration_since(l.renewed) < lease);
+        }
+        self.table.retain(|_, qs| !qs.is_empty());
     }
 
     fn live(&self, l: &Lease, now: Instant) -> bool {
@@ -38,22 +57,31 @@ impl Actor for Locks {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Forget expired leases now and then so the table stays small.
         let every = self.lease.max(Duration::from_secs(1));
-        ctx.run_interval(every, |act, _| {
-            let now = Instant::now();
-            let lease = act.lease;
-            for qs in act.table.values_mut() {
-                qs.retain(|_, l| now.duration_since(l.renewed) < lease);
-            }
-            act.table.retain(|_, qs| !qs.is_empty());
+        let _ = guard::<Self, _, _>(ctx, "Locks", || {
+            crate::actors::supervisor::armed::fire(
+                "Locks",
+                crate::actors::supervisor::armed::Point::Started,
+            )
+        });
+        guarded_interval(ctx, every, "Locks", |act, _| {
+            crate::actors::supervisor::armed::fire(
+                "Locks",
+                crate::actors::supervisor::armed::Point::Interval,
+            );
+            act.prune()
         });
     }
 }
 
 impl Supervised for Locks {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        crate::actors::supervisor::restarts::record("Locks");
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.restarting(ctx, "Locks");
+        restarts::record("Locks");
+        self.prune();
     }
 }
+
+crate::inject_panic_handler!(Locks, "Locks", guarded);
 
 /// Locks what it can of `mqs` for `client_id`; returns the queues the
 /// client now owns (already owned ones included).
@@ -67,7 +95,13 @@ pub struct TryLock {
 
 impl Handler<TryLock> for Locks {
     type Result = Vec<MessageQueue>;
-    fn handle(&mut self, m: TryLock, _: &mut Context<Self>) -> Vec<MessageQueue> {
+    fn handle(&mut self, m: TryLock, ctx: &mut Context<Self>) -> Vec<MessageQueue> {
+        guard::<Self, _, _>(ctx, "Locks", || self.try_lock(m)).unwrap_or_default()
+    }
+}
+
+impl Locks {
+    fn try_lock(&mut self, m: TryLock) -> Vec<MessageQueue> {
         let now = Instant::now();
         let lease = self.lease;
         let qs = self.table.entry(m.group).or_default();
@@ -106,14 +140,16 @@ pub struct Unlock {
 
 impl Handler<Unlock> for Locks {
     type Result = ();
-    fn handle(&mut self, m: Unlock, _: &mut Context<Self>) {
-        if let Some(qs) = self.table.get_mut(&m.group) {
-            for mq in m.mqs {
-                if qs.get(&mq).is_some_and(|l| l.client_id == m.client_id) {
-                    qs.remove(&mq);
+    fn handle(&mut self, m: Unlock, ctx: &mut Context<Self>) {
+        let _ = guard::<Self, _, _>(ctx, "Locks", || {
+            if let Some(qs) = self.table.get_mut(&m.group) {
+                for mq in m.mqs {
+                    if qs.get(&mq).is_some_and(|l| l.client_id == m.client_id) {
+                        qs.remove(&mq);
+                    }
                 }
             }
-        }
+        });
     }
 }
 
@@ -124,11 +160,14 @@ pub struct GroupLocked(pub String);
 
 impl Handler<GroupLocked> for Locks {
     type Result = bool;
-    fn handle(&mut self, m: GroupLocked, _: &mut Context<Self>) -> bool {
+    fn handle(&mut self, m: GroupLocked, ctx: &mut Context<Self>) -> bool {
         let now = Instant::now();
-        self.table
-            .get(&m.0)
-            .is_some_and(|qs| qs.values().any(|l| self.live(l, now)))
+        guard::<Self, _, _>(ctx, "Locks", || {
+            self.table
+                .get(&m.0)
+                .is_some_and(|qs| qs.values().any(|l| self.live(l, now)))
+        })
+        .unwrap_or(false)
     }
 }
 

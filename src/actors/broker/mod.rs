@@ -1,10 +1,13 @@
 //! The broker role: wires the store, the broker's actors and the request
 //! processor together, and shuts them down in order.
 //!
-//! Supervision tree (each under an actix `Supervisor`, restarted with its
-//! state rebuilt from the store):
+//! Supervision tree (each under `supervisor::start*`, which catches panics
+//! and restarts with a backoff and a limit, state rebuilt from the store):
 //! `TopicManager` → `Topic` (per topic) → `Queue` (per queue);
-//! `CommitLogWriter`; `OffsetManager`; `ClientRegistry`; `Registrar`.
+//! `CommitLogWriter`; `OffsetManager`; `GroupManager`; `ClientRegistry`;
+//! `Registrar`; `Cleaner`; `Indexer`. The services' actors (`Locks`,
+//! `Schedule`, `Timer`, `Transactions`) are under `actix::Supervisor` and
+//! guard their own bodies (see `services`).
 //! Sessions are per connection: a failed session closes and the client
 //! reconnects.
 
@@ -33,6 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actors::server::{serve, IoPool};
+use crate::actors::supervisor;
 use crate::client::{ClientConfig, RemotingClient};
 use crate::config::BrokerConfig;
 use crate::store::{self, FlushMode, Flusher, StoreConfig};
@@ -57,6 +61,8 @@ pub struct Broker {
     commit_arbiter: Arbiter,
     index: indexer::IndexerHandle,
     pool: IoPool,
+    /// Held so the cleaner stays connected, hence restartable (supervision).
+    _cleaner: Addr<cleaner::Cleaner>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -84,6 +90,13 @@ impl Broker {
     /// actix System. `cfg.listen_port == 0` picks a free port.
     pub async fn start(mut cfg: BrokerConfig, pool: IoPool) -> Result<Broker, BrokerError> {
         let store_cfg = store_config(&cfg);
+        // supervision wiring: the restart policy of every actor.
+        supervisor::configure(supervisor::PolicyConfig {
+            max_restarts: cfg.supervisor_max_restarts,
+            window: Duration::from_millis(cfg.supervisor_restart_window_ms),
+            backoff: Duration::from_millis(cfg.supervisor_backoff_ms),
+            backoff_max: Duration::from_millis(cfg.supervisor_backoff_max_ms),
+        });
         std::fs::create_dir_all(&store_cfg.root)
             .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
         let sc = store_cfg.clone();
@@ -134,7 +147,7 @@ impl Broker {
             cfg.long_polling_enable,
             flush_handle.clone(),
         );
-        let topic_manager = Supervisor::start(move |_| tm);
+        let topic_manager = supervisor::start("TopicManager", move |_| tm);
         let _ = topic_manager
             .send(topic::LoadTopics {
                 auto_create_topic_enable: cfg.auto_create_topic_enable,
@@ -165,9 +178,13 @@ impl Broker {
             Duration::from_millis(cfg.sync_flush_timeout),
         );
         let disk_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let writer = index.attach(writer).with_disk_full(disk_full.clone());
-        let commit_log = Supervisor::start_in_arbiter(&writer_arbiter, move |_| writer);
-        cleaner::start(
+        let writer = index
+            .attach(writer)
+            .with_disk_full(disk_full.clone())
+            .with_store_cfg(store_cfg.clone());
+        let commit_log =
+            supervisor::start_in_arbiter(&writer_arbiter, "CommitLog", move |_| writer);
+        let cleaner = cleaner::start(
             &cfg,
             commit_log.clone(),
             reader.clone(),
@@ -178,18 +195,22 @@ impl Broker {
 
         let offsets_path = store_cfg.config_dir().join("consumerOffset.json");
         let every = Duration::from_millis(cfg.flush_consumer_offset_interval.max(100));
-        let offsets = Supervisor::start(move |_| offsets::OffsetManager::load(offsets_path, every));
+        let offsets = supervisor::start("OffsetManager", move |_| {
+            offsets::OffsetManager::load(offsets_path, every)
+        });
         let groups_path = store_cfg.config_dir().join("subscriptionGroup.json");
         let auto_group = cfg.auto_create_subscription_group;
         let group_table = groups::GroupTable::default();
         let gt = group_table.clone();
-        let groups = Supervisor::start(move |_| {
+        let groups = supervisor::start("GroupManager", move |_| {
             groups::GroupManager::load(groups_path, auto_group).with_table(gt)
         });
         let subscriptions = clients::Subscriptions::default();
         let subs = subscriptions.clone();
         let expire = Duration::from_millis(cfg.client_channel_expire_ms);
-        let clients = Supervisor::start(move |_| clients::ClientRegistry::new(subs, expire));
+        let clients = supervisor::start("ClientRegistry", move |_| {
+            clients::ClientRegistry::new(subs, expire)
+        });
         let deps = services::ServiceDeps {
             topics: registry.clone(),
             topic_manager: topic_manager.clone(),
@@ -218,8 +239,28 @@ impl Broker {
             client,
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         );
-        let registrar = Supervisor::start(move |_| reg);
+        let registrar = supervisor::start("Registrar", move |_| reg);
 
+        // supervision wiring: fault-injection targets (ACTORMQ_INJECT_FAULT).
+        {
+            use supervisor::targets::register;
+            let scope = store_cfg.root.display().to_string();
+            register(&scope, "commitLog", commit_log.clone().recipient());
+            register(&scope, "topicManager", topic_manager.clone().recipient());
+            register(&scope, "offsets", offsets.clone().recipient());
+            register(&scope, "groups", groups.clone().recipient());
+            register(&scope, "clients", clients.clone().recipient());
+            register(&scope, "registrar", registrar.clone().recipient());
+            register(&scope, "cleaner", cleaner.clone().recipient());
+            if let Some(ix) = &index.addr {
+                register(&scope, "indexer", ix.clone().recipient());
+            }
+            register(&scope, "locks", services.locks.clone().recipient());
+            register(&scope, "schedule", services.schedule.clone().recipient());
+            register(&scope, "timer", services.timer.clone().recipient());
+            let tx = services.transactions.clone();
+            register(&scope, "transactions", tx.recipient());
+        }
         let ctx = Arc::new(BrokerCtx {
             cfg,
             store_host,
@@ -250,6 +291,7 @@ impl Broker {
             commit_arbiter,
             index,
             pool,
+            _cleaner: cleaner,
         })
     }
 
@@ -293,5 +335,7 @@ impl Broker {
         self.commit_arbiter.stop();
         let _ = &self.pool;
         tracing::info!("broker stopped");
+        // supervision wiring: a stop caused by a fatal failure exits non-zero.
+        supervisor::exit_if_fatal();
     }
 }

@@ -1,16 +1,25 @@
 //! `OffsetManager`: committed consumer offsets per (group, topic, queue),
-//! persisted to `config/consumerOffset.json` every few seconds and on
-//! shutdown.
+//! persisted to `config/consumerOffset.json` every
+//! `flushConsumerOffsetInterval` and on shutdown (RocketMQ's
+//! `ConsumerOffsetManager`).
+//!
+//! The actor only takes a snapshot; a [`MetaWriter`] serializes and fsyncs
+//! it on its own thread, so a table of thousands of groups does not stall
+//! the arbiter this actor shares with others. A restart reloads the file
+//! once every submitted snapshot is on disk, unless the table holds commits
+//! not yet submitted (then the table is newer than the file and stays).
 
 use actix::prelude::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::actors::supervisor::{armed, restarts};
+use crate::store::metadata::MetaWriter;
 use crate::store::ConsumerOffsets;
 
 pub struct OffsetManager {
     table: ConsumerOffsets,
-    path: PathBuf,
+    writer: MetaWriter,
     dirty: bool,
     persist_every: Duration,
 }
@@ -26,30 +35,31 @@ impl OffsetManager {
         };
         OffsetManager {
             table,
-            path,
+            writer: MetaWriter::new(path),
             dirty: false,
             persist_every,
         }
     }
 
+    /// Hands a snapshot to the writer thread (nothing when unchanged).
     fn persist(&mut self) {
         if !self.dirty {
             return;
         }
-        match self.table.persist(&self.path) {
-            Ok(()) => self.dirty = false,
-            Err(e) => tracing::error!(error = %e, "cannot persist consumer offsets"),
-        }
+        self.writer.submit(self.table.clone());
+        self.dirty = false;
     }
 }
 
 impl Supervised for OffsetManager {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        crate::actors::supervisor::restarts::record("OffsetManager");
-        if let Ok(t) = ConsumerOffsets::load(&self.path) {
-            if !self.dirty {
-                self.table = t;
-            }
+        restarts::record("OffsetManager");
+        // Rebuild from the file once it reflects every snapshot handed out.
+        self.writer.flush();
+        match ConsumerOffsets::load(self.writer.path()) {
+            Ok(t) if !self.dirty => self.table = t,
+            Ok(_) => tracing::info!("offset table newer than consumerOffset.json; kept"),
+            Err(e) => tracing::error!(error = %e, "cannot reload consumer offsets; table kept"),
         }
     }
 }
@@ -58,12 +68,18 @@ impl Actor for OffsetManager {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-        ctx.run_interval(self.persist_every, |act, _| act.persist());
+        armed::fire("OffsetManager", armed::Point::Started);
+        ctx.run_interval(self.persist_every, |act, _| {
+            armed::fire("OffsetManager", armed::Point::Interval);
+            act.persist()
+        });
     }
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.persist();
     }
 }
+
+crate::inject_panic_handler!(OffsetManager, "OffsetManager");
 
 #[derive(Message)]
 #[rtype(result = "Option<i64>")]
@@ -118,8 +134,10 @@ pub struct PersistOffsets;
 impl Handler<PersistOffsets> for OffsetManager {
     type Result = ();
     fn handle(&mut self, _: PersistOffsets, _: &mut Context<Self>) {
+        // Graceful shutdown: complete before answering.
         self.dirty = true;
         self.persist();
+        self.writer.flush();
     }
 }
 

@@ -2,15 +2,19 @@
 //! pulls from it with slices of the mapped commit log, and holds long-polling
 //! pulls until a dispatch brings a message or the hold times out.
 //!
-//! Supervised: after a failure it reopens its consume queue from disk; its
-//! mailbox (and the dispatches queued in it) survives the restart.
+//! Supervised (`supervisor::start_in_arbiter`): after a failure it reopens
+//! its consume queue from disk and re-reads the commit log after its last
+//! unit, so units of a `Dispatch` lost in the failure are written again
+//! (RocketMQ rebuilds consume queues from the commit log the same way,
+//! `ReputMessageService`). Its mailbox (and the dispatches queued in it)
+//! survives the restart; held pulls are dropped (their clients retry).
 
 use actix::prelude::*;
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-use crate::actors::supervisor::{guard, restarts, ActorFailure, Fault};
+use crate::actors::supervisor::{self, armed, guard, restarts, ActorFailure, Fault};
 use crate::store::{Boundary, CommitLogReader, ConsumeQueue, Flusher, StoreConfig};
 use std::sync::Arc;
 
@@ -52,7 +56,7 @@ impl QueueActor {
         long_polling: bool,
         flusher: Arc<Flusher>,
     ) -> Addr<QueueActor> {
-        Supervisor::start_in_arbiter(arb, move |_| QueueActor {
+        supervisor::start_in_arbiter(arb, "Queue", move |_| QueueActor {
             topic,
             queue_id,
             store_cfg,
@@ -76,6 +80,50 @@ impl QueueActor {
         self.cq
             .as_mut()
             .ok_or_else(|| ActorFailure("no consume queue".into()))
+    }
+
+    /// Writes the units of this queue's records published in `[from, to)`
+    /// that the queue does not have yet; returns how many.
+    fn catch_up(&mut self, from: i64, to: i64) -> usize {
+        let (topic, qid) = (self.topic.clone(), self.queue_id);
+        let (reader, cfg) = (self.reader.clone(), self.store_cfg.clone());
+        let Ok(cq) = self.cq() else { return 0 };
+        let mut n = 0;
+        crate::store::live_scan::scan_published(&reader, &cfg, from, to, |d| {
+            if d.queue_id == qid
+                && d.topic == topic
+                && d.should_dispatch()
+                && d.queue_offset >= cq.max_offset()
+                && cq
+                    .put(d.queue_offset, d.phys_offset, d.size, d.tags_code)
+                    .is_ok()
+            {
+                n += 1;
+            }
+        });
+        n
+    }
+
+    /// Commit-log end of the queue's last unit (None for an empty queue).
+    fn last_unit_end(&mut self) -> Option<i64> {
+        let u = self.cq().ok()?.last_unit()?;
+        Some(u.phys_offset + u.size as i64)
+    }
+
+    /// Restart: reopen the consume queue, then write what the log holds for
+    /// this queue past its last unit.
+    fn rebuild(&mut self) {
+        self.cq = None;
+        if self.deleted {
+            return;
+        }
+        if let Some(from) = self.last_unit_end() {
+            let n = self.catch_up(from, self.reader.max_offset());
+            if n > 0 {
+                tracing::warn!(topic = %self.topic, queue = self.queue_id, units = n,
+                    "queue restart re-dispatched units from the commit log");
+            }
+        }
     }
 
     fn offsets(&mut self) -> (i64, i64) {
@@ -198,16 +246,18 @@ impl Actor for QueueActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
+        armed::fire("Queue", armed::Point::Started);
     }
 }
 
 impl Supervised for QueueActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         restarts::record("Queue");
-        // Rebuild from disk; held pulls are answered by their clients' retry.
-        self.cq = None;
+        // Held pulls are answered by their clients' retry (their senders
+        // drop here); hold timers died with the old context.
         self.holds.clear();
-        tracing::info!(topic = %self.topic, queue = self.queue_id, "queue actor restarted; consume queue reopened");
+        self.rebuild();
+        tracing::info!(topic = %self.topic, queue = self.queue_id, "queue actor restarted; consume queue rebuilt");
     }
 }
 
@@ -244,6 +294,16 @@ impl QueueActor {
     fn dispatch(&mut self, d: Dispatch) -> bool {
         if self.deleted {
             return false;
+        }
+        // A gap before these units means a dispatch went missing (a failure
+        // of this actor or of the writer): take the units from the log.
+        if let Some(first) = d.units.first() {
+            let max = self.cq().map_or(0, |cq| cq.max_offset());
+            if first.queue_offset > max && max > 0 {
+                if let Some(from) = self.last_unit_end() {
+                    self.catch_up(from, first.phys_offset);
+                }
+            }
         }
         let mut failed = None;
         match self.cq() {
@@ -520,7 +580,7 @@ impl Handler<InjectQueueFault> for QueueActor {
                 ctx.stop();
                 Err(ActorFailure("injected error".into()))
             }
-            Fault::Panic => guard::<Self, _, _>(ctx, "Queue", || panic!("injected queue panic")),
+            other => supervisor::inject(ctx, "Queue", other, false),
         }
     }
 }

@@ -105,9 +105,13 @@ impl Actor for Registrar {
     }
 }
 
+crate::inject_panic_handler!(Registrar, "Registrar");
+
 impl Supervised for Registrar {
     fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("Registrar");
+        // Nothing to reload: every registration is built from the published
+        // topic table, and `started()` registers again at once.
     }
 }
 

@@ -27,6 +27,7 @@ use super::exact_put::{ExactPut, Ticket};
 use super::queue::{read_or_wait, QueueActor, Read};
 use super::store_path::{DelayLevels, NewRecord, SCHEDULE_TOPIC, TIMER_PROPS};
 use super::topic::TopicRegistry;
+use crate::actors::supervisor::{armed, guard_with, Restarts};
 use crate::store::CommitLogReader;
 use crate::wire::message::{self, keys};
 use crate::wire::now_ms;
@@ -69,6 +70,8 @@ pub struct Schedule {
     path: PathBuf,
     offsets: BTreeMap<i32, i64>,
     busy: HashSet<i32>,
+    /// Backoff / limit of restarts (under `actix::Supervisor`).
+    restarts: Restarts,
 }
 
 impl Schedule {
@@ -95,6 +98,7 @@ impl Schedule {
             path,
             offsets: BTreeMap::new(),
             busy: HashSet::new(),
+            restarts: Restarts::default(),
         };
         s.load();
         s
@@ -142,6 +146,13 @@ impl Schedule {
 impl Actor for Schedule {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let _ = guard_with(self, ctx, "Schedule", |act, ctx| act.begin(ctx));
+    }
+}
+
+impl Schedule {
+    fn begin(&mut self, ctx: &mut Context<Self>) {
+        armed::fire("Schedule", armed::Point::Started);
         // Interrupted batches first (a crash, or futures cancelled by an
         // actor restart); no scan runs before they are resolved.
         let exact = self.exact.clone();
@@ -178,12 +189,17 @@ impl Actor for Schedule {
 }
 
 impl Supervised for Schedule {
-    fn restarting(&mut self, _: &mut Context<Self>) {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.restarting(ctx, "Schedule");
         crate::actors::supervisor::restarts::record("Schedule");
+        // Rebuilt from `delayOffset.json`; `started()` resolves the open
+        // intent (`delayOffset.intent`) and rescans every level's queue.
         self.busy.clear();
         self.load();
     }
 }
+
+crate::inject_panic_handler!(Schedule, "Schedule", guarded);
 
 /// What a scan found and when to scan again.
 struct Scanned {
@@ -304,6 +320,12 @@ struct ScanLevel(i32);
 impl Handler<ScanLevel> for Schedule {
     type Result = ();
     fn handle(&mut self, ScanLevel(level): ScanLevel, ctx: &mut Context<Self>) {
+        let _ = guard_with(self, ctx, "Schedule", |act, ctx| act.scan(ctx, level));
+    }
+}
+
+impl Schedule {
+    fn scan(&mut self, ctx: &mut Context<Self>, level: i32) {
         if !self.busy.insert(level) {
             return;
         }
@@ -326,13 +348,15 @@ impl Handler<ScanLevel> for Schedule {
             from,
         );
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
-            act.busy.remove(&level);
-            act.advance(level, r.offset, r.ticket);
-            if r.again.is_zero() {
-                ctx.notify(ScanLevel(level));
-            } else {
-                ctx.run_later(r.again, move |_, ctx| ctx.notify(ScanLevel(level)));
-            }
+            let _ = guard_with(act, ctx, "Schedule", move |act, ctx| {
+                act.busy.remove(&level);
+                act.advance(level, r.offset, r.ticket);
+                if r.again.is_zero() {
+                    ctx.notify(ScanLevel(level));
+                } else {
+                    ctx.run_later(r.again, move |_, ctx| ctx.notify(ScanLevel(level)));
+                }
+            });
         }));
     }
 }

@@ -52,6 +52,7 @@ use super::exact_put::{ExactPut, Orphan, PutFailed, Ticket};
 use super::queue::{read_or_wait, QueueActor, Read};
 use super::store_path::{timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
 use super::topic::TopicRegistry;
+use crate::actors::supervisor::{armed, guard_with, guarded_interval, Restarts};
 use crate::config::BrokerConfig;
 use crate::store::timer_log::TimerUnit;
 use crate::store::timer_store::{TimerStore, TimerStoreConfig};
@@ -112,6 +113,9 @@ pub struct Timer {
     /// Time the armed wake-up fires at.
     armed: Option<i64>,
     flushing: bool,
+    /// Backoff / limit of restarts (under `actix::Supervisor`; see
+    /// `supervisor::Restarts`).
+    restarts: Restarts,
 }
 
 impl Timer {
@@ -149,6 +153,7 @@ impl Timer {
             unfinished: Vec::new(),
             armed: None,
             flushing: false,
+            restarts: Restarts::default(),
         };
         t.open();
         t
@@ -269,9 +274,15 @@ impl Timer {
 impl Actor for Timer {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.resume(ctx);
-        ctx.run_interval(self.flush_every, |act, ctx| act.flush(ctx));
-        ctx.run_interval(RETRY_AFTER, |act, ctx| {
+        let _ = guard_with(self, ctx, "Timer", |act, ctx| {
+            armed::fire("Timer", armed::Point::Started);
+            act.resume(ctx)
+        });
+        guarded_interval(ctx, self.flush_every, "Timer", |act, ctx| {
+            armed::fire("Timer", armed::Point::Interval);
+            act.flush(ctx)
+        });
+        guarded_interval(ctx, RETRY_AFTER, "Timer", |act, ctx| {
             if act.store.is_none() {
                 act.open();
                 if act.store.is_some() {
@@ -293,9 +304,15 @@ impl Actor for Timer {
     }
 }
 
+crate::inject_panic_handler!(Timer, "Timer", guarded);
+
 impl Supervised for Timer {
-    fn restarting(&mut self, _: &mut Context<Self>) {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        self.restarts.restarting(ctx, "Timer");
         crate::actors::supervisor::restarts::record("Timer");
+        // Rebuilt from the store: the wheel, the timer log and the
+        // checkpoint are reopened; `started()` resolves open intents and
+        // resumes scanning from the checkpointed offset.
         self.scanning = false;
         self.flushing = false;
         self.open();
@@ -460,6 +477,12 @@ struct Scan;
 impl Handler<Scan> for Timer {
     type Result = ();
     fn handle(&mut self, _: Scan, ctx: &mut Context<Self>) {
+        let _ = guard_with(self, ctx, "Timer", |act, ctx| act.scan_step(ctx));
+    }
+}
+
+impl Timer {
+    fn scan_step(&mut self, ctx: &mut Context<Self>) {
         if self.scanning {
             return;
         }
@@ -470,24 +493,28 @@ impl Handler<Scan> for Timer {
         self.scanning = true;
         let from = store.scan_offset();
         ctx.spawn(scan(queue, from).into_actor(self).map(move |r, act, ctx| {
-            act.scanning = false;
-            let mut again = r.again;
-            if r.next != from || !r.found.is_empty() {
-                let next = act.enqueue(ctx, &r.found, r.next);
-                if next != r.next {
-                    again = RETRY_AFTER;
-                }
-                if let Some(s) = act.store.as_mut() {
-                    s.set_scan_offset(next);
-                }
-                act.save();
-            }
-            if again.is_zero() {
-                ctx.notify(Scan);
-            } else {
-                ctx.run_later(again, |_, ctx| ctx.notify(Scan));
-            }
+            let _ = guard_with(act, ctx, "Timer", move |act, ctx| act.scanned(ctx, r, from));
         }));
+    }
+
+    fn scanned(&mut self, ctx: &mut Context<Self>, r: ScanOutcome, from: i64) {
+        self.scanning = false;
+        let mut again = r.again;
+        if r.next != from || !r.found.is_empty() {
+            let next = self.enqueue(ctx, &r.found, r.next);
+            if next != r.next {
+                again = RETRY_AFTER;
+            }
+            if let Some(s) = self.store.as_mut() {
+                s.set_scan_offset(next);
+            }
+            self.save();
+        }
+        if again.is_zero() {
+            ctx.notify(Scan);
+        } else {
+            ctx.run_later(again, |_, ctx| ctx.notify(Scan));
+        }
     }
 }
 
@@ -499,6 +526,12 @@ struct Tick;
 impl Handler<Tick> for Timer {
     type Result = ();
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        let _ = guard_with(self, ctx, "Timer", |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Timer {
+    fn tick(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight.is_some() {
             return; // its completion ticks again
         }

@@ -5,15 +5,22 @@
 //! Sessions look topics up in [`TopicRegistry`], a read-mostly snapshot the
 //! manager publishes after every change, so the send and pull paths never
 //! wait on the manager's mailbox.
+//!
+//! Supervision (`supervisor::start*`): a `Topic` rebuilds its config from
+//! the published table; the manager, after a restart, reloads `topics.json`
+//! (once its [`MetaWriter`] has written every snapshot), recreates topics
+//! the published table lost and writes the merged table back. The table is
+//! persisted off the actor thread (RocketMQ's `TopicConfigManager` persists
+//! synchronously; here the latest snapshot wins).
 
 use actix::prelude::*;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use super::queue::QueueActor;
 use crate::actors::server::IoPool;
-use crate::actors::supervisor::{guard, restarts, ActorFailure, Fault};
+use crate::actors::supervisor::{self, restarts, ActorFailure, Fault};
+use crate::store::metadata::MetaWriter;
 use crate::store::{CommitLogReader, ConsumeQueue, Flusher, StoreConfig};
 use crate::wire::bodies::{perm, DataVersion, TopicConfig};
 use crate::wire::names::{self, NameError, AUTO_CREATE_TOPIC as DEFAULT_TOPIC, SELF_TEST_TOPIC};
@@ -126,7 +133,7 @@ impl Handler<InjectTopicFault> for TopicActor {
                 ctx.stop();
                 Err(ActorFailure("injected error".into()))
             }
-            Fault::Panic => guard::<Self, _, _>(ctx, "Topic", || panic!("injected topic panic")),
+            other => supervisor::inject(ctx, "Topic", other, false),
         }
     }
 }
@@ -140,7 +147,7 @@ pub struct TopicManager {
     pool: IoPool,
     /// Consume queues recovered at start-up, handed to their queue actors.
     recovered: HashMap<(String, i32), ConsumeQueue>,
-    path: PathBuf,
+    writer: MetaWriter,
     long_polling: bool,
     flusher: Arc<Flusher>,
 }
@@ -162,20 +169,42 @@ impl TopicManager {
             reader,
             pool,
             recovered,
-            path,
+            writer: MetaWriter::new(path),
             long_polling,
             flusher,
         }
     }
 
+    /// Hands a snapshot of the published table to the writer thread.
     fn persist(&self) {
-        let table = TopicConfigFile {
+        self.writer.submit(TopicConfigFile {
             topic_config_table: self.registry.configs(),
             data_version: self.registry.data_version(),
-        };
-        if let Err(e) = crate::store::metadata::write_json_atomic(&self.path, &table) {
-            tracing::error!(error = %e, "cannot persist topics.json");
+        });
+    }
+
+    fn read_file(&self) -> TopicConfigFile {
+        crate::store::metadata::read_json(self.writer.path())
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read topics.json");
+                None
+            })
+            .unwrap_or_default()
+    }
+
+    /// After a restart: topics in `topics.json` missing from the published
+    /// table are recreated; the merged table is written back.
+    fn rebuild(&mut self) {
+        self.writer.flush();
+        let file = self.read_file();
+        for (name, c) in file.topic_config_table {
+            if self.registry.get(&name).is_none() {
+                if let Err(e) = self.upsert(c) {
+                    tracing::warn!(topic = %name, error = %e, "topic not restored");
+                }
+            }
         }
+        self.persist();
     }
 
     /// Creates or updates a topic; returns its entry. Every topic the
@@ -198,7 +227,7 @@ impl TopicManager {
                 let cfg = config.clone();
                 let n = name.clone();
                 let arb = self.pool.pick().clone();
-                let actor = Supervisor::start_in_arbiter(&arb, move |_| TopicActor {
+                let actor = supervisor::start_in_arbiter(&arb, "Topic", move |_| TopicActor {
                     name: n,
                     registry,
                     config: cfg,
@@ -239,8 +268,11 @@ impl Actor for TopicManager {
 impl Supervised for TopicManager {
     fn restarting(&mut self, _: &mut Context<Self>) {
         restarts::record("TopicManager");
+        self.rebuild();
     }
 }
+
+crate::inject_panic_handler!(TopicManager, "TopicManager");
 
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -263,10 +295,7 @@ pub struct LoadTopics {
 impl Handler<LoadTopics> for TopicManager {
     type Result = ();
     fn handle(&mut self, m: LoadTopics, _: &mut Context<Self>) {
-        let file: TopicConfigFile = crate::store::metadata::read_json(&self.path)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let file = self.read_file();
         let mut configs = file.topic_config_table;
         let sys = |name: &str, q: i32, p: i32| TopicConfig::new(name, q, p);
         let default_perm = if m.auto_create_topic_enable {
@@ -365,7 +394,9 @@ pub struct PersistTopics;
 impl Handler<PersistTopics> for TopicManager {
     type Result = ();
     fn handle(&mut self, _: PersistTopics, _: &mut Context<Self>) {
+        // Graceful shutdown: complete before answering.
         self.persist();
+        self.writer.flush();
     }
 }
 

@@ -1,4 +1,9 @@
 //! The name server role: a `RouteTable` actor and its request processor.
+//!
+//! The route table runs under `supervisor::start`: a panic anywhere in it
+//! restarts it (backoff, restart limit) with its address kept, and
+//! `restarting()` repairs the tables from the live-broker list and makes
+//! every broker send its full registration again (see `RouteTable::repair`).
 
 pub mod processor;
 pub mod route_table;
@@ -26,7 +31,8 @@ impl NameServer {
         let addr = listener.local_addr()?;
         let expire = Duration::from_millis(cfg.broker_expire_ms);
         let scan = Duration::from_millis(cfg.scan_interval_ms.max(10));
-        let table = Supervisor::start(move |_| RouteTable::new(expire, scan));
+        let table =
+            crate::actors::supervisor::start("RouteTable", move |_| RouteTable::new(expire, scan));
         let processor = Arc::new(processor::NamesrvProcessor {
             service: crate::service::namesrv::NamesrvService::new(table.clone()),
             table: table.clone(),
@@ -42,12 +48,16 @@ impl NameServer {
 
     pub fn stop(&self) {
         self.accept.abort();
+        // A name server stopped by a fatal supervision failure exits non-zero.
+        crate::actors::supervisor::exit_if_fatal();
     }
 }
 
 impl actix::Supervised for RouteTable {
     fn restarting(&mut self, _: &mut Self::Context) {
         crate::actors::supervisor::restarts::record("RouteTable");
-        // Routes are soft state: brokers re-register within 30 s.
+        self.repair();
     }
 }
+
+crate::inject_panic_handler!(RouteTable, "RouteTable");

@@ -72,6 +72,33 @@ impl RouteTable {
         }
     }
 
+    /// After a restart: the tables derived from registrations are made
+    /// consistent with the live brokers (a panic may have left one update
+    /// half-done), and every live broker's data version is forgotten so its
+    /// next heartbeat or registration (within `registerBrokerIntervalMs`)
+    /// brings its full topic table again, as after a name-server restart in
+    /// RocketMQ (`RouteInfoManager` is soft state). The KV table is kept:
+    /// no broker would send it again.
+    pub(crate) fn repair(&mut self) {
+        let live = &self.live;
+        for bd in self.brokers.values_mut() {
+            bd.broker_addrs.retain(|_, a| live.contains_key(a));
+        }
+        self.brokers.retain(|_, bd| !bd.broker_addrs.is_empty());
+        for l in self.live.values_mut() {
+            l.data_version = DataVersion::default();
+        }
+        let brokers = &self.brokers;
+        for names in self.clusters.values_mut() {
+            names.retain(|n| brokers.contains_key(n));
+        }
+        self.clusters.retain(|_, n| !n.is_empty());
+        for qds in self.topics.values_mut() {
+            qds.retain(|n, _| brokers.contains_key(n));
+        }
+        self.topics.retain(|_, q| !q.is_empty());
+    }
+
     fn scan(&mut self) {
         let now = Instant::now();
         let expired: Vec<String> = self
@@ -91,8 +118,13 @@ impl Actor for RouteTable {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        use crate::actors::supervisor::armed;
         ctx.set_mailbox_capacity(4096);
-        ctx.run_interval(self.scan_interval, |act, _| act.scan());
+        armed::fire("RouteTable", armed::Point::Started);
+        ctx.run_interval(self.scan_interval, |act, _| {
+            armed::fire("RouteTable", armed::Point::Interval);
+            act.scan()
+        });
     }
 }
 

@@ -122,10 +122,33 @@ async fn inject_fault(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> R
             });
             ok(req)
         }
-        other => error(
+        // Every other supervised actor, by name (supervision tests).
+        other => inject_actor_fault(ctx, other, kind, req).await,
+    }
+}
+
+/// ACTORMQ_INJECT_FAULT for the other supervised actors (`commitLog`,
+/// `topicManager`, `offsets`, `groups`, `clients`, `registrar`, `cleaner`,
+/// `indexer`, `locks`, `schedule`, `timer`, `transactions`), registered by
+/// the broker's wiring in `supervisor::targets`.
+async fn inject_actor_fault(
+    ctx: &BrokerCtx,
+    target: &str,
+    kind: Fault,
+    req: &RemotingCommand,
+) -> RemotingCommand {
+    let scope = ctx.cfg.store_path_root_dir.display().to_string();
+    match crate::actors::supervisor::targets::lookup(&scope, target) {
+        Some(r) => {
+            let _ = r
+                .send(crate::actors::supervisor::InjectPanic { fault: kind })
+                .await;
+            ok(req)
+        }
+        None => error(
             req,
             rs::INVALID_PARAMETER,
-            format!("unknown target {other}"),
+            format!("unknown target {target}"),
         ),
     }
 }
