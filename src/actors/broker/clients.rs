@@ -140,6 +140,16 @@ impl Actor for ClientRegistry {
 impl Supervised for ClientRegistry {
     fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("ClientRegistry");
+        // Soft state rebuilt from its owners: members whose connection
+        // closed (their ChannelClosed may be the message that failed) go,
+        // the pull path's snapshot is republished from the member table,
+        // and the groups that lost members hear of it. Live clients'
+        // next heartbeats refresh the rest.
+        let changed = self.remove_where(|_, m| !m.channel.is_open());
+        self.republish_subs();
+        for g in changed {
+            self.notify_group(&g);
+        }
     }
 }
 
