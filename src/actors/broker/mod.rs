@@ -4,9 +4,13 @@
 //! Supervision tree (each under an actix `Supervisor`, restarted with its
 //! state rebuilt from the store):
 //! `TopicManager` → `Topic` (per topic) → `Queue` (per queue);
-//! `CommitLogWriter`; `OffsetManager`; `ClientRegistry`; `Registrar`.
-//! Sessions are per connection: a failed session closes and the client
-//! reconnects.
+//! `CommitLogWriter`; `OffsetManager`; `ClientRegistry`; `Registrar` (on an
+//! arbiter of its own, replaced when the broker id changes); the
+//! master-only services (see `services`). Sessions are per connection: a
+//! failed session closes and the client reconnects.
+//!
+//! The role (MASTER / SLAVE, see `role`) changes at run time through
+//! [`Broker::change_role`] (a `ChangeRole` message to the `RoleKeeper`).
 
 pub mod cleaner;
 pub mod clients;
@@ -20,6 +24,7 @@ pub mod offsets;
 pub mod processor;
 pub mod queue;
 pub mod registrar;
+pub mod role;
 pub mod schedule;
 pub mod services;
 pub mod store_path;
@@ -29,14 +34,17 @@ pub mod transaction;
 
 use actix::prelude::*;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::actors::server::{serve, IoPool};
 use crate::client::{ClientConfig, RemotingClient};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ConfigError};
 use crate::store::{self, FlushMode, Flusher, StoreConfig};
 use processor::{BrokerCtx, BrokerProcessor};
+use registrar::Registrar;
+use role::{ChangeRole, Role, RoleError, RoleKeeper, RoleState};
+use services::{stop_and_join, LiveAddr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -46,6 +54,8 @@ pub enum BrokerError {
     Listen(String, std::io::Error),
     #[error("cannot prepare the store directory {0}: {1}")]
     StoreDir(String, std::io::Error),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
 }
 
 /// A running broker.
@@ -56,7 +66,80 @@ pub struct Broker {
     accept: tokio::task::JoinHandle<()>,
     commit_arbiter: Arbiter,
     index: indexer::IndexerHandle,
+    registration: Arc<Registration>,
     pool: IoPool,
+}
+
+/// The broker's registration with the name servers (REGISTER_BROKER): a
+/// `Registrar` on an arbiter of its own, so that a new broker id (a role
+/// change) replaces it with one registering under the new id.
+struct Registration {
+    addr: Arc<LiveAddr<Registrar>>,
+    arbiter: Mutex<Option<Arbiter>>,
+    /// The identity; its `broker_id` is replaced on each start.
+    identity: registrar::Identity,
+    namesrv_addr: String,
+    registry: topic::TopicRegistry,
+    interval: Duration,
+}
+
+impl Registration {
+    fn new(cfg: &BrokerConfig, broker_id: i64, registry: topic::TopicRegistry) -> Registration {
+        let r = Registration {
+            addr: Arc::new(LiveAddr::closed()),
+            arbiter: Mutex::new(None),
+            identity: registrar::Identity {
+                cluster: cfg.broker_cluster_name.clone(),
+                broker_name: cfg.broker_name.clone(),
+                broker_id,
+                broker_addr: cfg.broker_addr(),
+                ha_server_addr: format!("{}:{}", cfg.broker_ip1, cfg.listen_port as u32 + 1),
+            },
+            namesrv_addr: cfg.namesrv_addr.clone(),
+            registry,
+            interval: Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
+        };
+        r.start(broker_id);
+        r
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arbiter>> {
+        self.arbiter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a registrar for `broker_id` (it registers at once).
+    fn start(&self, broker_id: i64) {
+        let identity = registrar::Identity {
+            broker_id,
+            ..self.identity.clone()
+        };
+        let reg = Registrar::new(
+            identity,
+            &self.namesrv_addr,
+            self.registry.clone(),
+            RemotingClient::new(ClientConfig::default()),
+            self.interval,
+        );
+        let arbiter = Arbiter::new();
+        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| reg);
+        self.addr.set(addr);
+        *self.lock() = Some(arbiter);
+    }
+
+    /// Replaces the registrar by one for `broker_id`; the old one is gone
+    /// first, so no registration under the old id follows the new one.
+    async fn restart(&self, broker_id: i64) {
+        self.stop().await;
+        self.start(broker_id);
+    }
+
+    async fn stop(&self) {
+        let old = self.lock().take();
+        self.addr.set(services::closed_addr());
+        if let Some(a) = old {
+            stop_and_join(a).await;
+        }
+    }
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -83,6 +166,7 @@ impl Broker {
     /// Recovers the store, starts the actors and listens. Call inside an
     /// actix System. `cfg.listen_port == 0` picks a free port.
     pub async fn start(mut cfg: BrokerConfig, pool: IoPool) -> Result<Broker, BrokerError> {
+        cfg.check_broker_id()?;
         let store_cfg = store_config(&cfg);
         std::fs::create_dir_all(&store_cfg.root)
             .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
@@ -201,24 +285,31 @@ impl Broker {
             offsets: offsets.clone(),
             group_table,
         };
-        let services = services::Services::start(&cfg, deps).await;
+        let services = Arc::new(services::Services::start(&cfg, deps).await);
+        let role = Arc::new(Role::from_config(&cfg));
+        // A slave runs none of the master-only services (Java starts them
+        // in `changeSpecialServiceStatus(brokerId == MASTER_ID)`).
+        if role.role().is_master() {
+            services.become_master().await;
+        }
+        tracing::info!(role = %role.role(), broker_id = role.state().broker_id, "broker role");
 
-        let identity = registrar::Identity {
-            cluster: cfg.broker_cluster_name.clone(),
-            broker_name: cfg.broker_name.clone(),
-            broker_id: cfg.broker_id,
-            broker_addr: cfg.broker_addr(),
-            ha_server_addr: format!("{}:{}", cfg.broker_ip1, cfg.listen_port as u32 + 1),
-        };
-        let client = RemotingClient::new(ClientConfig::default());
-        let reg = registrar::Registrar::new(
-            identity,
-            &cfg.namesrv_addr,
+        let registration = Arc::new(Registration::new(
+            &cfg,
+            role.state().broker_id,
             registry.clone(),
-            client,
-            Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
+        ));
+        let registrar = registration.addr.clone();
+        let rereg = registration.clone();
+        let keeper = RoleKeeper::new(
+            role.clone(),
+            services.clone(),
+            Box::new(move |id| {
+                let r = rereg.clone();
+                Box::pin(async move { r.restart(id).await })
+            }),
         );
-        let registrar = Supervisor::start(move |_| reg);
+        let role_keeper = keeper.start();
 
         let ctx = Arc::new(BrokerCtx {
             cfg,
@@ -235,6 +326,8 @@ impl Broker {
             services,
             indexer: index.addr.clone(),
             disk_full,
+            role,
+            role_keeper,
         });
         let accept = serve(
             listener,
@@ -249,8 +342,20 @@ impl Broker {
             accept,
             commit_arbiter,
             index,
+            registration,
             pool,
         })
+    }
+
+    /// Makes the broker a master or a slave: the role's state, the
+    /// master-only services and the name-server registration, in order
+    /// (see `role`). Changes are applied one at a time.
+    pub async fn change_role(&self, change: ChangeRole) -> Result<RoleState, RoleError> {
+        self.ctx
+            .role_keeper
+            .send(change)
+            .await
+            .unwrap_or(Err(RoleError::Stopped))
     }
 
     /// Graceful stop: stop accepting, unregister from the name servers,
@@ -274,6 +379,7 @@ impl Broker {
                 }
             }
         }
+        self.registration.stop().await;
         self.index.shutdown().await;
         if let Some(f) = self.flusher.take() {
             let cfg = store_config(&self.ctx.cfg);

@@ -101,7 +101,7 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 "version",
                 serde_json::to_string(&ctx.topics.data_version()).unwrap_or_default(),
             )
-            .with_body(ctx.cfg.print().into_bytes()),
+            .with_body(ctx.role.effective_config(&ctx.cfg).print().into_bytes()),
         rq::GET_BROKER_RUNTIME_INFO => {
             let (min, max) = (ctx.reader.min_offset(), ctx.reader.max_offset());
             let body = serde_json::json!({ "table": {
@@ -110,6 +110,7 @@ pub async fn serve(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> Remo
                 "brokerVersionDesc": "V5_3_3",
                 "brokerVersion": "479",
                 "msgPutTotalTodayNow": "0",
+                "brokerActive": ctx.services.master_running().to_string(),
             }});
             ok(req).with_body(serde_json::to_vec(&body).unwrap_or_default())
         }

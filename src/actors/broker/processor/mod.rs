@@ -9,6 +9,7 @@ mod progress;
 mod pull;
 mod query;
 mod retry;
+mod role;
 mod send;
 mod transaction;
 
@@ -38,13 +39,18 @@ pub struct BrokerCtx {
     pub offsets: Addr<OffsetManager>,
     pub clients: Addr<ClientRegistry>,
     pub subscriptions: Subscriptions,
-    pub registrar: Addr<Registrar>,
+    /// The current `Registrar` (replaced when the broker id changes).
+    pub registrar: Arc<super::services::LiveAddr<Registrar>>,
     pub groups: Addr<super::groups::GroupManager>,
-    pub services: super::services::Services,
+    pub services: Arc<super::services::Services>,
     /// The message index (None with `messageIndexEnable=false`).
     pub indexer: Option<Addr<super::indexer::Indexer>>,
     /// Set by the `Cleaner` past `diskSpaceWarningLevelRatio`: sends refused.
     pub disk_full: Arc<std::sync::atomic::AtomicBool>,
+    /// MASTER or SLAVE, read on the hot path (see `role`).
+    pub role: Arc<super::role::Role>,
+    /// Changes the role (`ChangeRole`).
+    pub role_keeper: Addr<super::role::RoleKeeper>,
 }
 
 pub struct BrokerProcessor {
@@ -113,6 +119,7 @@ async fn serve(ctx: Arc<BrokerCtx>, ch: Channel, req: RemotingCommand) -> Option
         | rq::GET_BROKER_RUNTIME_INFO
         | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(&ctx, &ch, &req).await,
+        rq::ACTORMQ_CHANGE_ROLE => role::change_role(&ctx, &req).await,
         rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(&ctx, &req).await,
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(&ctx, &req).await,
         rq::END_TRANSACTION => transaction::end_transaction(&ctx, &req).await,

@@ -103,6 +103,9 @@ pub fn sql_parse_error(text: &str, group: &str, e: &crate::filter::FilterError) 
 }
 
 pub async fn pull(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
+    if let Some(r) = ctx.role.refuse_pull() {
+        return r.answer(req);
+    }
     let h = match PullMessageRequestHeader::from_ext(&req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),

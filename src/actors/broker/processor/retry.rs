@@ -41,6 +41,9 @@ pub fn store_error(req: &RemotingCommand, e: StoreFailure) -> RemotingCommand {
 }
 
 pub async fn send_back(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
+    if let Some(r) = ctx.role.refuse_write() {
+        return r.answer(req);
+    }
     let h = match ConsumerSendMsgBackRequestHeader::from_ext(&req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),

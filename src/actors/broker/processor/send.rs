@@ -170,6 +170,9 @@ async fn retry_redirect(
 }
 
 pub async fn send(ctx: &BrokerCtx, ch: &Channel, req: &RemotingCommand) -> RemotingCommand {
+    if let Some(r) = ctx.role.refuse_write() {
+        return r.answer(req);
+    }
     if ctx.disk_full.load(std::sync::atomic::Ordering::Acquire) {
         return error(req, rs::SERVICE_NOT_AVAILABLE, "service not available now: disk full, the broker refuses new messages until space is freed");
     }

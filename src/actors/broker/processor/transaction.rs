@@ -12,6 +12,9 @@ use crate::wire::message::{self, keys, sysflag};
 use crate::wire::RemotingCommand;
 
 pub async fn end_transaction(ctx: &BrokerCtx, req: &RemotingCommand) -> RemotingCommand {
+    if let Some(r) = ctx.role.refuse_end_transaction() {
+        return r.answer(req);
+    }
     let h = match EndTransactionRequestHeader::from_ext(&req.ext) {
         Ok(h) => h,
         Err(e) => return bad_header(req, e),
