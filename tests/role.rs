@@ -3,7 +3,8 @@
 //! `slaveReadEnable`; the private ACTORMQ_CHANGE_ROLE trigger makes it a
 //! master (sends accepted, delay levels delivered, transactions resolved,
 //! registered as brokerId 0) and a slave again (sends refused, delay
-//! delivery stopped until it is a master once more).
+//! delivery stopped until it is a master once more). `-p/--print-config`
+//! spells the role and flush type as RocketMQ does.
 
 mod common;
 
@@ -294,4 +295,40 @@ async fn switching_roles_starts_and_stops_the_master_services() {
     assert_eq!(bodies, [&b"plain"[..], b"delayed-1", b"half", b"delayed-2"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(pull_all(&c, b, "SwitchT", 0).await.len(), 4);
+}
+
+/// `actormq broker -c <file> -p`: role and flush type read in any case,
+/// printed in RocketMQ's spelling; a bad value names its key.
+#[test]
+fn print_config_spells_enums_as_rocketmq() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let conf = dir.path().join("broker.conf");
+        std::fs::write(&conf, text).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_actormq"))
+            .args(["broker", "-c", conf.to_str().unwrap(), "-p"])
+            .output()
+            .expect("run actormq")
+    };
+    let out = run("brokerRole = slave\nbrokerId=1\nflushDiskType=sync_flush\n");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "brokerRole=SLAVE\n",
+        "brokerId=1\n",
+        "flushDiskType=SYNC_FLUSH\n",
+        "slaveReadEnable=false\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    let out = run("brokerRole=PRIMARY\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("brokerRole") && err.contains("SYNC_MASTER"),
+        "{err}"
+    );
+    let out = run("brokerRole=SLAVE\nbrokerId=0\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("brokerId"));
 }
