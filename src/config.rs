@@ -127,9 +127,10 @@ macro_rules! config_enum {
 }
 
 config_enum! {
-    /// `brokerRole` (Java `BrokerRole`): a master takes writes (a
-    /// SYNC_MASTER answers a send once a slave has it too); a slave only
-    /// serves reads, and those only with `slaveReadEnable`.
+    /// `brokerRole` (Java `BrokerRole`): a master takes writes; a slave
+    /// only serves reads, and those only with `slaveReadEnable`. (Java's
+    /// SYNC_MASTER also waits for a slave's copy; without replication yet,
+    /// ActorMQ runs both master kinds alike.)
     BrokerRole {
         AsyncMaster = "ASYNC_MASTER",
         SyncMaster = "SYNC_MASTER",
