@@ -17,6 +17,7 @@ use actix::dev::{Request, ToEnvelope};
 use actix::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ pub struct Services {
     /// The arbiter of the master-only actors, while they run.
     master_only: Mutex<Option<Arbiter>>,
     /// Set by [`Services::stop`]: nothing starts any more.
-    stopped: std::sync::atomic::AtomicBool,
+    stopped: AtomicBool,
     deps: ServiceDeps,
     cfg: BrokerConfig,
 }
@@ -183,7 +184,7 @@ impl Services {
     /// Starts `Schedule`, `Timer` and `Transactions` from their persisted
     /// state, unless they run. Callers serialise role changes (`RoleKeeper`).
     pub async fn become_master(&self) {
-        if self.master_running() || self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+        if self.master_running() || self.stopped.load(Ordering::Acquire) {
             return;
         }
         let (cfg, d) = (&self.cfg, &self.deps);
@@ -228,7 +229,7 @@ impl Services {
         .await;
         let transactions = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| tx);
         let mut slot = self.lock();
-        if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+        if self.stopped.load(Ordering::Acquire) {
             // The broker shut down while the services were being built.
             arbiter.stop();
             return;
@@ -250,8 +251,7 @@ impl Services {
 
     /// Stops the background actors (broker shutdown).
     pub fn stop(&self) {
-        self.stopped
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.stopped.store(true, Ordering::Release);
         if let Some(a) = self.lock().take() {
             a.stop();
         }
