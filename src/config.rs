@@ -6,7 +6,9 @@
 //! file loads), and `-p/--print-config` prints the effective values.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -66,6 +68,102 @@ fn get<T: std::str::FromStr>(
             key: key.to_owned(),
             value: v.clone(),
             why: "not a valid value of this type",
+        })?;
+    }
+    Ok(())
+}
+
+/// A string-valued setting with a fixed set of values: parsed leniently
+/// (trimmed, any case), printed in RocketMQ's spelling.
+pub trait ConfigEnum: Copy + FromStr + fmt::Display + 'static {
+    /// Every value, in RocketMQ's order.
+    const ALL: &'static [Self];
+    /// What the error says when a value is not one of them.
+    const EXPECTED: &'static str;
+    /// The value as RocketMQ spells it.
+    fn as_str(self) -> &'static str;
+
+    fn parse_lenient(s: &str) -> Option<Self> {
+        let s = s.trim();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// Defines a [`ConfigEnum`]: variants with their RocketMQ spellings.
+macro_rules! config_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } expected $expected:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl ConfigEnum for $name {
+            const ALL: &'static [Self] = &[$($name::$variant),+];
+            const EXPECTED: &'static str = $expected;
+            fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = &'static str;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse_lenient(s).ok_or(Self::EXPECTED)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+config_enum! {
+    /// `brokerRole` (Java `BrokerRole`): a master takes writes; a slave
+    /// only serves reads, and those only with `slaveReadEnable`. (Java's
+    /// SYNC_MASTER also waits for a slave's copy; without replication yet,
+    /// ActorMQ runs both master kinds alike.)
+    BrokerRole {
+        AsyncMaster = "ASYNC_MASTER",
+        SyncMaster = "SYNC_MASTER",
+        Slave = "SLAVE",
+    } expected "expected ASYNC_MASTER, SYNC_MASTER or SLAVE"
+}
+
+impl BrokerRole {
+    pub fn is_master(self) -> bool {
+        self != BrokerRole::Slave
+    }
+}
+
+config_enum! {
+    /// `flushDiskType` (Java `FlushDiskType`): ASYNC_FLUSH flushes every
+    /// `flushIntervalCommitLog` ms; SYNC_FLUSH answers a send after fsync.
+    FlushDiskType {
+        AsyncFlush = "ASYNC_FLUSH",
+        SyncFlush = "SYNC_FLUSH",
+    } expected "expected ASYNC_FLUSH or SYNC_FLUSH"
+}
+
+/// Reads a [`ConfigEnum`] value; the error names the key and the values.
+fn get_enum<T: ConfigEnum>(
+    map: &BTreeMap<String, String>,
+    key: &str,
+    slot: &mut T,
+) -> Result<(), ConfigError> {
+    if let Some(v) = map.get(key) {
+        *slot = T::parse_lenient(v).ok_or_else(|| ConfigError::BadValue {
+            key: key.to_owned(),
+            value: v.clone(),
+            why: T::EXPECTED,
         })?;
     }
     Ok(())
@@ -140,8 +238,12 @@ pub struct BrokerConfig {
     pub listen_addr: String,
     pub namesrv_addr: String,
     pub store_path_root_dir: PathBuf,
-    pub flush_disk_type: String,
-    pub broker_role: String,
+    pub flush_disk_type: FlushDiskType,
+    /// The role the broker starts in (`brokerRole`); at run time the role
+    /// lives in `actors::broker::role::Role` and may change.
+    pub broker_role: BrokerRole,
+    /// Whether a slave serves pulls (`slaveReadEnable`, Java's default false).
+    pub slave_read_enable: bool,
     pub auto_create_topic_enable: bool,
     pub auto_create_subscription_group: bool,
     pub default_topic_queue_nums: i32,
@@ -156,7 +258,6 @@ pub struct BrokerConfig {
     pub max_message_size: usize,
     pub register_broker_interval_ms: u64,
     pub long_polling_enable: bool,
-    pub short_polling_time_mills: u64,
     pub client_channel_expire_ms: u64,
     pub fault_injection_enable: bool,
     pub flush_consumer_offset_interval: u64,
@@ -214,8 +315,9 @@ impl Default for BrokerConfig {
             listen_addr: "0.0.0.0".into(),
             namesrv_addr: std::env::var("NAMESRV_ADDR").unwrap_or_default(),
             store_path_root_dir: home_store(),
-            flush_disk_type: "ASYNC_FLUSH".into(),
-            broker_role: "ASYNC_MASTER".into(),
+            flush_disk_type: FlushDiskType::AsyncFlush,
+            broker_role: BrokerRole::AsyncMaster,
+            slave_read_enable: false,
             auto_create_topic_enable: true,
             auto_create_subscription_group: true,
             default_topic_queue_nums: 8,
@@ -229,7 +331,6 @@ impl Default for BrokerConfig {
             max_message_size: 4 * 1024 * 1024,
             register_broker_interval_ms: 30_000,
             long_polling_enable: true,
-            short_polling_time_mills: 1_000,
             client_channel_expire_ms: 120_000,
             fault_injection_enable: false,
             flush_consumer_offset_interval: 5_000,
@@ -272,6 +373,7 @@ const BROKER_KEYS: &[&str] = &[
     "storePathRootDir",
     "flushDiskType",
     "brokerRole",
+    "slaveReadEnable",
     "autoCreateTopicEnable",
     "autoCreateSubscriptionGroup",
     "defaultTopicQueueNums",
@@ -299,7 +401,6 @@ const BROKER_KEYS: &[&str] = &[
     "maxMessageSize",
     "registerBrokerIntervalMs",
     "longPollingEnable",
-    "shortPollingTimeMills",
     "clientChannelExpireMillis",
     "faultInjectionEnable",
     "flushConsumerOffsetInterval",
@@ -335,8 +436,9 @@ impl BrokerConfig {
         if let Some(p) = m.get("storePathRootDir") {
             self.store_path_root_dir = expand_home(p);
         }
-        get(m, "flushDiskType", &mut self.flush_disk_type)?;
-        get(m, "brokerRole", &mut self.broker_role)?;
+        get_enum(m, "flushDiskType", &mut self.flush_disk_type)?;
+        get_enum(m, "brokerRole", &mut self.broker_role)?;
+        get(m, "slaveReadEnable", &mut self.slave_read_enable)?;
         get(
             m,
             "autoCreateTopicEnable",
@@ -388,11 +490,6 @@ impl BrokerConfig {
             &mut self.register_broker_interval_ms,
         )?;
         get(m, "longPollingEnable", &mut self.long_polling_enable)?;
-        get(
-            m,
-            "shortPollingTimeMills",
-            &mut self.short_polling_time_mills,
-        )?;
         get(
             m,
             "clientChannelExpireMillis",
@@ -451,13 +548,7 @@ impl BrokerConfig {
                 self.unknown.insert(k.clone(), v.clone());
             }
         }
-        if !matches!(self.flush_disk_type.as_str(), "ASYNC_FLUSH" | "SYNC_FLUSH") {
-            return Err(ConfigError::BadValue {
-                key: "flushDiskType".into(),
-                value: self.flush_disk_type.clone(),
-                why: "expected ASYNC_FLUSH or SYNC_FLUSH",
-            });
-        }
+        self.check_broker_id()?;
         if self.default_topic_queue_nums < 1 {
             return Err(ConfigError::BadValue {
                 key: "defaultTopicQueueNums".into(),
@@ -483,7 +574,22 @@ impl BrokerConfig {
     }
 
     pub fn is_sync_flush(&self) -> bool {
-        self.flush_disk_type == "SYNC_FLUSH"
+        self.flush_disk_type == FlushDiskType::SyncFlush
+    }
+
+    /// RocketMQ's rule (Java `BrokerStartup`): a master's id is 0
+    /// (`MixAll.MASTER_ID`, forced), a slave's must be above 0.
+    pub fn check_broker_id(&mut self) -> Result<(), ConfigError> {
+        if self.broker_role.is_master() {
+            self.broker_id = 0;
+        } else if self.broker_id <= 0 {
+            return Err(ConfigError::BadValue {
+                key: "brokerId".into(),
+                value: self.broker_id.to_string(),
+                why: "a SLAVE's brokerId must be greater than 0",
+            });
+        }
+        Ok(())
     }
 
     /// The address clients and name servers are told to use.
@@ -509,8 +615,9 @@ impl BrokerConfig {
             "storePathRootDir",
             self.store_path_root_dir.display().to_string(),
         );
-        line("flushDiskType", self.flush_disk_type.clone());
-        line("brokerRole", self.broker_role.clone());
+        line("flushDiskType", self.flush_disk_type.to_string());
+        line("brokerRole", self.broker_role.to_string());
+        line("slaveReadEnable", self.slave_read_enable.to_string());
         line(
             "autoCreateTopicEnable",
             self.auto_create_topic_enable.to_string(),
@@ -728,5 +835,60 @@ mod tests {
             let key = text.split('=').next().unwrap();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn enum_values_parse_in_any_case_and_print_in_rocketmq_spelling() {
+        let m = parse_properties(
+            "brokerRole = slave\nbrokerId=2\nflushDiskType=Sync_Flush\nslaveReadEnable=true\n",
+        );
+        let mut c = BrokerConfig::default();
+        c.apply(&m).unwrap();
+        assert_eq!(c.broker_role, BrokerRole::Slave);
+        assert_eq!(c.flush_disk_type, FlushDiskType::SyncFlush);
+        assert!(c.slave_read_enable);
+        let printed = c.print();
+        for line in [
+            "brokerRole=SLAVE\n",
+            "flushDiskType=SYNC_FLUSH\n",
+            "slaveReadEnable=true\n",
+            "brokerId=2\n",
+        ] {
+            assert!(printed.contains(line), "{line:?} missing in\n{printed}");
+        }
+        // What is printed loads back to the same values.
+        let mut again = BrokerConfig::default();
+        again.apply(&parse_properties(&printed)).unwrap();
+        assert_eq!(again.broker_role, BrokerRole::Slave);
+        assert_eq!(again.flush_disk_type, FlushDiskType::SyncFlush);
+    }
+
+    #[test]
+    fn a_bad_enum_value_names_its_key_and_the_allowed_values() {
+        for (text, key, allowed) in [
+            ("brokerRole=LEADER\n", "brokerRole", "SYNC_MASTER"),
+            ("flushDiskType=SOMETIMES\n", "flushDiskType", "SYNC_FLUSH"),
+        ] {
+            let err = BrokerConfig::default()
+                .apply(&parse_properties(text))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(allowed), "{err}");
+        }
+    }
+
+    #[test]
+    fn broker_ids_follow_the_role() {
+        // A master's id is forced to 0, as Java's BrokerStartup does.
+        let mut c = BrokerConfig::default();
+        c.apply(&parse_properties("brokerRole=SYNC_MASTER\nbrokerId=3\n"))
+            .unwrap();
+        assert_eq!(c.broker_id, 0);
+        // A slave needs an id above 0.
+        let err = BrokerConfig::default()
+            .apply(&parse_properties("brokerRole=SLAVE\nbrokerId=0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brokerId"), "{err}");
     }
 }

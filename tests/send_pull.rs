@@ -424,7 +424,7 @@ async fn create_then_delete_topic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_config_reports_the_effective_settings() {
     let srv = TestServer::start(Opts::default().broker(|b| {
-        b.flush_disk_type = "SYNC_FLUSH".into();
+        b.flush_disk_type = actormq::config::FlushDiskType::SyncFlush;
         b.broker_name = "broker-cfg".into();
     }));
     let c = client();

@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+pub use crate::wire::bodies::SubscriptionGroupConfig;
 use crate::wire::bodies::{lenient_i64, MessageQueue, SubscriptionData};
 use crate::wire::codes::{request, response};
 use crate::wire::headers::client::ConsumerGroupHeader;
@@ -33,8 +34,6 @@ pub struct OffsetWrapper {
     pub broker_offset: i64,
     #[serde(deserialize_with = "lenient_i64")]
     pub consumer_offset: i64,
-    #[serde(deserialize_with = "lenient_i64")]
-    pub pull_offset: i64,
     #[serde(deserialize_with = "lenient_i64")]
     pub last_timestamp: i64,
 }
@@ -97,43 +96,6 @@ pub struct ConsumerConnection {
     pub consume_type: serde_json::Value,
     pub message_model: serde_json::Value,
     pub consume_from_where: serde_json::Value,
-}
-
-/// A subscription group's settings (Java `SubscriptionGroupConfig`).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionGroupConfig {
-    pub group_name: String,
-    pub consume_enable: bool,
-    pub consume_from_min_enable: bool,
-    pub consume_broadcast_enable: bool,
-    pub consume_message_orderly: bool,
-    pub retry_queue_nums: i32,
-    pub retry_max_times: i32,
-    pub broker_id: i64,
-    pub which_broker_when_consume_slowly: i64,
-    pub notify_consumer_ids_changed_enable: bool,
-    pub group_sys_flag: i32,
-    pub consume_timeout_minute: i32,
-}
-
-impl SubscriptionGroupConfig {
-    pub fn new(group: &str) -> Self {
-        SubscriptionGroupConfig {
-            group_name: group.to_string(),
-            consume_enable: true,
-            consume_from_min_enable: true,
-            consume_broadcast_enable: true,
-            consume_message_orderly: false,
-            retry_queue_nums: 1,
-            retry_max_times: 16,
-            broker_id: 0,
-            which_broker_when_consume_slowly: 1,
-            notify_consumer_ids_changed_enable: true,
-            group_sys_flag: 0,
-            consume_timeout_minute: 15,
-        }
-    }
 }
 
 impl Admin {

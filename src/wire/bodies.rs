@@ -304,6 +304,62 @@ pub struct SubscriptionData {
     pub expression_type: Option<String>,
 }
 
+/// A subscription group's settings (Java `SubscriptionGroupConfig`): the
+/// body of UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, an entry of
+/// GET_ALL_SUBSCRIPTIONGROUP_CONFIG's table and of the broker's
+/// `config/subscriptionGroup.json`. Missing fields take Java's defaults;
+/// booleans are read leniently.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SubscriptionGroupConfig {
+    pub group_name: String,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub consume_enable: bool,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub consume_from_min_enable: bool,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub consume_broadcast_enable: bool,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub consume_message_orderly: bool,
+    pub retry_queue_nums: i32,
+    pub retry_max_times: i32,
+    pub broker_id: i64,
+    pub which_broker_when_consume_slowly: i64,
+    #[serde(deserialize_with = "lenient_bool")]
+    pub notify_consumer_ids_changed_enable: bool,
+    pub group_sys_flag: i32,
+    pub consume_timeout_minute: i32,
+}
+
+impl SubscriptionGroupConfig {
+    /// Java's defaults for `group`.
+    pub fn new(group: &str) -> Self {
+        SubscriptionGroupConfig {
+            group_name: group.to_owned(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for SubscriptionGroupConfig {
+    fn default() -> Self {
+        SubscriptionGroupConfig {
+            group_name: String::new(),
+            consume_enable: true,
+            consume_from_min_enable: true,
+            consume_broadcast_enable: true,
+            consume_message_orderly: false,
+            retry_queue_nums: 1,
+            retry_max_times: 16,
+            broker_id: 0,
+            which_broker_when_consume_slowly: 1,
+            notify_consumer_ids_changed_enable: true,
+            group_sys_flag: 0,
+            consume_timeout_minute: 15,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConsumerData {
@@ -401,6 +457,28 @@ pub fn parse_tags(expr: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscription_group_config_takes_java_defaults_for_missing_fields() {
+        let g: SubscriptionGroupConfig =
+            serde_json::from_str(r#"{"groupName":"g","consumeEnable":"false","retryMaxTimes":3}"#)
+                .unwrap();
+        assert_eq!(g.group_name, "g");
+        assert!(!g.consume_enable);
+        assert_eq!(g.retry_max_times, 3);
+        assert_eq!(g.consume_timeout_minute, 15);
+        assert_eq!(g, {
+            let mut d = SubscriptionGroupConfig::new("g");
+            d.consume_enable = false;
+            d.retry_max_times = 3;
+            d
+        });
+        let json = serde_json::to_string(&g).unwrap();
+        assert!(
+            json.contains(r#""whichBrokerWhenConsumeSlowly":1"#),
+            "{json}"
+        );
+    }
 
     #[test]
     fn route_fastjson_dialect() {

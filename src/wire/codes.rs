@@ -68,6 +68,11 @@ pub mod request {
     /// ActorMQ-private: fault injection for supervision tests. Only served
     /// when the broker runs with `faultInjectionEnable=true`.
     pub const ACTORMQ_INJECT_FAULT: i32 = 9901;
+    /// ActorMQ-private: makes the broker a master or a slave (ext fields
+    /// `role` = ASYNC_MASTER | SYNC_MASTER | SLAVE, optional `brokerId`,
+    /// `masterAddr`), the test trigger of a failover's role change. Only
+    /// served with `faultInjectionEnable=true`.
+    pub const ACTORMQ_CHANGE_ROLE: i32 = 9902;
 }
 
 /// Response codes.

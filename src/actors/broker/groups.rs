@@ -19,42 +19,7 @@ use crate::store::metadata::MetaWriter;
 
 use crate::wire::bodies::DataVersion;
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", default)]
-pub struct SubscriptionGroupConfig {
-    pub group_name: String,
-    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
-    pub consume_enable: bool,
-    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
-    pub consume_from_min_enable: bool,
-    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
-    pub consume_broadcast_enable: bool,
-    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
-    pub consume_message_orderly: bool,
-    pub retry_queue_nums: i32,
-    pub retry_max_times: i32,
-    pub broker_id: i64,
-    pub which_broker_when_consume_slowly: i64,
-    #[serde(deserialize_with = "crate::wire::bodies::lenient_bool")]
-    pub notify_consumer_ids_changed_enable: bool,
-}
-
-impl Default for SubscriptionGroupConfig {
-    fn default() -> Self {
-        SubscriptionGroupConfig {
-            group_name: String::new(),
-            consume_enable: true,
-            consume_from_min_enable: true,
-            consume_broadcast_enable: true,
-            consume_message_orderly: false,
-            retry_queue_nums: 1,
-            retry_max_times: 16,
-            broker_id: 0,
-            which_broker_when_consume_slowly: 1,
-            notify_consumer_ids_changed_enable: true,
-        }
-    }
-}
+pub use crate::wire::bodies::SubscriptionGroupConfig;
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]

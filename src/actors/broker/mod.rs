@@ -5,11 +5,12 @@
 //! and restarts with a backoff and a limit, state rebuilt from the store):
 //! `TopicManager` → `Topic` (per topic) → `Queue` (per queue);
 //! `CommitLogWriter`; `OffsetManager`; `GroupManager`; `ClientRegistry`;
-//! `Registrar`; `Cleaner`; `Indexer`. The services' actors (`Locks`,
-//! `Schedule`, `Timer`, `Transactions`) are under `actix::Supervisor` and
-//! guard their own bodies (see `services`).
-//! Sessions are per connection: a failed session closes and the client
-//! reconnects.
+//! `Registrar`; `Cleaner`; `Indexer`; `Locks`; the master-only services
+//! (`Schedule`, `Timer`, `Transactions`, see `services`). Sessions are per
+//! connection: a failed session closes and the client reconnects.
+//!
+//! The role (MASTER / SLAVE, see `role`) changes at run time through
+//! [`Broker::change_role`] (a `ChangeRole` message to the `RoleKeeper`).
 
 pub mod cleaner;
 pub mod clients;
@@ -23,6 +24,7 @@ pub mod offsets;
 pub mod processor;
 pub mod queue;
 pub mod registrar;
+pub mod role;
 pub mod schedule;
 pub mod services;
 pub mod store_path;
@@ -38,9 +40,11 @@ use std::time::Duration;
 use crate::actors::server::{serve, IoPool};
 use crate::actors::supervisor;
 use crate::client::{ClientConfig, RemotingClient};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, ConfigError};
 use crate::store::{self, FlushMode, Flusher, StoreConfig};
 use processor::{BrokerCtx, BrokerProcessor};
+use registrar::Registrar;
+use role::{ChangeRole, Role, RoleError, RoleKeeper, RoleState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -50,6 +54,8 @@ pub enum BrokerError {
     Listen(String, std::io::Error),
     #[error("cannot prepare the store directory {0}: {1}")]
     StoreDir(String, std::io::Error),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
 }
 
 /// A running broker.
@@ -89,6 +95,7 @@ impl Broker {
     /// Recovers the store, starts the actors and listens. Call inside an
     /// actix System. `cfg.listen_port == 0` picks a free port.
     pub async fn start(mut cfg: BrokerConfig, pool: IoPool) -> Result<Broker, BrokerError> {
+        cfg.check_broker_id()?;
         let store_cfg = store_config(&cfg);
         // supervision wiring: the restart policy of every actor.
         supervisor::configure(supervisor::PolicyConfig {
@@ -222,24 +229,42 @@ impl Broker {
             offsets: offsets.clone(),
             group_table,
         };
-        let services = services::Services::start(&cfg, deps).await;
+        let services = Arc::new(services::Services::start(&cfg, deps).await);
+        let role = Arc::new(Role::from_config(&cfg));
+        // A slave runs none of the master-only services (Java starts them
+        // in `changeSpecialServiceStatus(brokerId == MASTER_ID)`).
+        if role.role().is_master() {
+            services.become_master().await;
+        }
+        tracing::info!(role = %role.role(), broker_id = role.state().broker_id, "broker role");
 
         let identity = registrar::Identity {
             cluster: cfg.broker_cluster_name.clone(),
             broker_name: cfg.broker_name.clone(),
-            broker_id: cfg.broker_id,
+            broker_id: role.state().broker_id,
             broker_addr: cfg.broker_addr(),
             ha_server_addr: format!("{}:{}", cfg.broker_ip1, cfg.listen_port as u32 + 1),
         };
-        let client = RemotingClient::new(ClientConfig::default());
-        let reg = registrar::Registrar::new(
+        let reg = Registrar::new(
             identity,
             &cfg.namesrv_addr,
             registry.clone(),
-            client,
+            RemotingClient::new(ClientConfig::default()),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         );
         let registrar = supervisor::start("Registrar", move |_| reg);
+        let rereg = registrar.clone();
+        let keeper = RoleKeeper::new(
+            role.clone(),
+            services.clone(),
+            Box::new(move |id| {
+                let r = rereg.clone();
+                Box::pin(async move {
+                    let _ = r.send(registrar::SetBrokerId(id)).await;
+                })
+            }),
+        );
+        let role_keeper = keeper.start();
 
         // supervision wiring: fault-injection targets (ACTORMQ_INJECT_FAULT).
         {
@@ -256,10 +281,6 @@ impl Broker {
                 register(&scope, "indexer", ix.clone().recipient());
             }
             register(&scope, "locks", services.locks.clone().recipient());
-            register(&scope, "schedule", services.schedule.clone().recipient());
-            register(&scope, "timer", services.timer.clone().recipient());
-            let tx = services.transactions.clone();
-            register(&scope, "transactions", tx.recipient());
         }
         let ctx = Arc::new(BrokerCtx {
             cfg,
@@ -276,6 +297,8 @@ impl Broker {
             services,
             indexer: index.addr.clone(),
             disk_full,
+            role,
+            role_keeper,
         });
         let accept = serve(
             listener,
@@ -293,6 +316,17 @@ impl Broker {
             pool,
             _cleaner: cleaner,
         })
+    }
+
+    /// Makes the broker a master or a slave: the role's state, the
+    /// master-only services and the name-server registration, in order
+    /// (see `role`). Changes are applied one at a time.
+    pub async fn change_role(&self, change: ChangeRole) -> Result<RoleState, RoleError> {
+        self.ctx
+            .role_keeper
+            .send(change)
+            .await
+            .unwrap_or(Err(RoleError::Stopped))
     }
 
     /// Graceful stop: stop accepting, unregister from the name servers,

@@ -155,3 +155,18 @@ impl Handler<UnregisterAll> for Registrar {
         })
     }
 }
+
+/// The broker id changed (a role change): register under the new one at
+/// once. The same actor keeps registering, so no later registration can
+/// carry the old id.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetBrokerId(pub i64);
+
+impl Handler<SetBrokerId> for Registrar {
+    type Result = ();
+    fn handle(&mut self, m: SetBrokerId, ctx: &mut Context<Self>) {
+        self.identity.broker_id = m.0;
+        self.register_all(ctx);
+    }
+}

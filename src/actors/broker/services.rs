@@ -1,14 +1,24 @@
-//! The broker's consumption and scheduling services, started together and
-//! handed to the request handlers as one [`Services`] value in `BrokerCtx`:
-//! delay levels, queue locks, the published subscription-group table, the
-//! `Schedule` (delay levels), `Timer` (timer messages) and `Transaction`
-//! (half-message checker) actors. The three background actors run on one
-//! arbiter of their own, supervised.
+//! The broker's consumption and scheduling services, handed to the request
+//! handlers as one [`Services`] value in `BrokerCtx`: delay levels, queue
+//! locks, the published subscription-group table, and the services only a
+//! master runs — `Schedule` (delay levels), `Timer` (timer messages) and
+//! `Transactions` (END_TRANSACTION resolution, half-message checks).
+//!
+//! The master-only actors run together on one arbiter of their own,
+//! supervised. Like Java's `BrokerController#changeSpecialServiceStatus`,
+//! they start when the broker becomes a master ([`Services::become_master`])
+//! and stop when it becomes a slave ([`Services::become_slave`]): stopping
+//! stops their arbiter and waits for its thread, starting builds them anew
+//! from their persisted state (`delayOffset.json`, the timer wheel and
+//! checkpoint, the op queue, their intent files), exactly as after a
+//! restart of the process. A broker started as SLAVE never starts them.
 
+use actix::dev::{Request, ToEnvelope};
 use actix::prelude::*;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::clients::ClientRegistry;
@@ -25,18 +35,89 @@ use crate::config::BrokerConfig;
 use crate::store::CommitLogReader;
 use crate::wire::bodies::{perm, TopicConfig};
 
+/// The address of an actor that may be stopped and started again (a new
+/// actor each time). Sends go to the current one; while none runs they
+/// fail as to a stopped actor (`MailboxError::Closed`).
+pub struct LiveAddr<A: Actor>(RwLock<Addr<A>>);
+
+impl<A: Actor> LiveAddr<A> {
+    /// An address with no actor behind it.
+    pub fn closed() -> Self {
+        LiveAddr(RwLock::new(closed_addr()))
+    }
+
+    pub fn new(addr: Addr<A>) -> Self {
+        LiveAddr(RwLock::new(addr))
+    }
+
+    /// The current actor's address.
+    pub fn get(&self) -> Addr<A> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Points at a new actor (or, with [`closed_addr`], at none).
+    pub fn set(&self, addr: Addr<A>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = addr;
+    }
+
+    /// As `Addr::send`, to the current actor.
+    pub fn send<M>(&self, msg: M) -> Request<A, M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        self.get().send(msg)
+    }
+
+    /// As `Addr::do_send`, to the current actor.
+    pub fn do_send<M>(&self, msg: M)
+    where
+        M: Message + Send,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        self.get().do_send(msg)
+    }
+}
+
+/// An address whose mailbox is already gone.
+pub fn closed_addr<A: Actor>() -> Addr<A> {
+    let (tx, _rx) = actix::dev::channel::channel::<A>(1);
+    Addr::new(tx)
+}
+
+/// Stops an arbiter and waits for its thread, so every actor on it has run
+/// its `stopped` (the timer's final flush) and holds no file any more.
+pub async fn stop_and_join(arbiter: Arbiter) {
+    arbiter.stop();
+    if tokio::task::spawn_blocking(move || arbiter.join())
+        .await
+        .is_err()
+    {
+        tracing::error!("an arbiter's thread did not stop cleanly");
+    }
+}
+
 pub struct Services {
     pub levels: Arc<DelayLevels>,
     pub locks: Addr<Locks>,
     pub group_table: GroupTable,
-    pub schedule: Addr<Schedule>,
-    pub timer: Addr<Timer>,
-    pub transactions: Addr<Transactions>,
-    /// Keeps the background arbiter alive as long as the broker.
-    _arbiter: Arbiter,
+    /// The `Transactions` actor while the broker is a master; closed while
+    /// it is a slave (END_TRANSACTION is refused before reaching it).
+    pub transactions: LiveAddr<Transactions>,
+    /// The arbiter of the master-only actors, while they run.
+    master_only: Mutex<Option<Arbiter>>,
+    /// Set by [`Services::stop`]: nothing starts any more.
+    stopped: AtomicBool,
+    deps: ServiceDeps,
+    cfg: BrokerConfig,
 }
 
 /// What the services need from the rest of the broker.
+#[derive(Clone)]
 pub struct ServiceDeps {
     pub topics: TopicRegistry,
     pub topic_manager: Addr<TopicManager>,
@@ -64,11 +145,8 @@ async fn ensure_system_topic(d: &ServiceDeps, name: &str, queues: i32) {
 }
 
 impl Services {
-    /// Stops the background actors (broker shutdown).
-    pub fn stop(&self) {
-        self._arbiter.stop();
-    }
-
+    /// Creates the system topics and the services every role runs; the
+    /// master-only ones start with [`Services::become_master`].
     pub async fn start(cfg: &BrokerConfig, d: ServiceDeps) -> Services {
         let levels = Arc::new(DelayLevels::parse_or_default(&cfg.message_delay_level));
         ensure_system_topic(&d, store_path::SCHEDULE_TOPIC, levels.max_level()).await;
@@ -82,19 +160,48 @@ impl Services {
         }
         let lease = Duration::from_millis(cfg.rebalance_lock_max_live_time.max(1));
         let locks = Supervisor::start(move |_| Locks::new(lease));
+        Services {
+            levels,
+            locks,
+            group_table: d.group_table.clone(),
+            transactions: LiveAddr::closed(),
+            master_only: Mutex::new(None),
+            stopped: Default::default(),
+            deps: d,
+            cfg: cfg.clone(),
+        }
+    }
 
+    /// Whether the master-only services run (RocketMQ's `brokerActive`).
+    pub fn master_running(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Arbiter>> {
+        self.master_only.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts `Schedule`, `Timer` and `Transactions` from their persisted
+    /// state, unless they run. Callers serialise role changes (`RoleKeeper`).
+    pub async fn become_master(&self) {
+        if self.master_running() || self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let (cfg, d) = (&self.cfg, &self.deps);
         let arbiter = Arbiter::new();
         let sched = Schedule::new(
-            levels.clone(),
+            self.levels.clone(),
             d.topics.clone(),
             d.commit_log.clone(),
             d.reader.clone(),
             d.store_host,
             d.config_dir.join("delayOffset.json"),
         );
+        // Schedule and Timer guard their own bodies and apply the shared
+        // backoff and restart limit in `restarting` (see `supervisor`).
         let schedule = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sched);
         let tm = Timer::new(
-            levels.clone(),
+            self.levels.clone(),
             d.topics.clone(),
             d.commit_log.clone(),
             d.reader.clone(),
@@ -110,7 +217,7 @@ impl Services {
             timer_max_delay_sec: cfg.timer_max_delay_sec,
         };
         let tx = Transactions::load(
-            levels.clone(),
+            self.levels.clone(),
             d.topics.clone(),
             d.commit_log.clone(),
             d.reader.clone(),
@@ -122,15 +229,44 @@ impl Services {
             policy,
         )
         .await;
-        let transactions = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| tx);
-        Services {
-            levels,
-            locks,
-            group_table: d.group_table,
-            schedule,
-            timer,
-            transactions,
-            _arbiter: arbiter,
+        let transactions = crate::actors::supervisor::start_in_arbiter(
+            &arbiter.handle(),
+            "Transaction",
+            move |_| tx,
+        );
+        // Fault-injection targets (ACTORMQ_INJECT_FAULT), for as long as
+        // these actors live.
+        let scope = self.cfg.store_path_root_dir.display().to_string();
+        use crate::actors::supervisor::targets::register;
+        register(&scope, "schedule", schedule.recipient());
+        register(&scope, "timer", timer.recipient());
+        register(&scope, "transactions", transactions.clone().recipient());
+        let mut slot = self.lock();
+        if self.stopped.load(Ordering::Acquire) {
+            // The broker shut down while the services were being built.
+            arbiter.stop();
+            return;
+        }
+        self.transactions.set(transactions);
+        *slot = Some(arbiter);
+        tracing::info!("schedule, timer and transaction-check services started");
+    }
+
+    /// Stops the master-only services and waits until they have stopped.
+    pub async fn become_slave(&self) {
+        let Some(arbiter) = self.lock().take() else {
+            return;
+        };
+        self.transactions.set(closed_addr());
+        stop_and_join(arbiter).await;
+        tracing::info!("schedule, timer and transaction-check services stopped");
+    }
+
+    /// Stops the background actors (broker shutdown).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        if let Some(a) = self.lock().take() {
+            a.stop();
         }
     }
 }

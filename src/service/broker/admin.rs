@@ -23,6 +23,8 @@ const MAX_QUEUES: i32 = 1024;
 pub struct RuntimeInfo {
     pub commit_log_min_offset: i64,
     pub commit_log_max_offset: i64,
+    /// Whether the master-only services run (RocketMQ's `brokerActive`).
+    pub master_running: bool,
 }
 
 impl BrokerService {
@@ -71,11 +73,13 @@ impl BrokerService {
         }
     }
 
-    /// The effective configuration as properties text, and the topic
-    /// table's data version (GET_BROKER_CONFIG answers both).
+    /// The effective configuration (with the current role and broker id)
+    /// as properties text, and the topic table's data version
+    /// (GET_BROKER_CONFIG answers both).
     pub fn broker_config(&self, _caller: &Caller) -> (String, DataVersion) {
         let ctx = self.ctx();
-        (ctx.cfg.print(), ctx.topics.data_version())
+        let cfg = ctx.role.effective_config(&ctx.cfg);
+        (cfg.print(), ctx.topics.data_version())
     }
 
     pub fn runtime_info(&self, _caller: &Caller) -> RuntimeInfo {
@@ -83,6 +87,7 @@ impl BrokerService {
         RuntimeInfo {
             commit_log_min_offset: ctx.reader.min_offset(),
             commit_log_max_offset: ctx.reader.max_offset(),
+            master_running: ctx.services.master_running(),
         }
     }
 

@@ -128,6 +128,9 @@ pub fn sql_parse_error(text: &str, group: &str, e: &crate::filter::FilterError) 
 impl BrokerService {
     pub async fn pull(&self, _caller: &Caller, h: PullRequest) -> Result<PullReply, Refusal> {
         let ctx = self.ctx();
+        if let Some(r) = ctx.role.refuse_pull() {
+            return Err(r);
+        }
         let Some(topic) = ctx.topics.get(&h.topic) else {
             return Err(Refusal::topic_not_exist(&h.topic));
         };

@@ -48,6 +48,9 @@ pub(crate) fn store_refusal(e: StoreFailure) -> Refusal {
 impl BrokerService {
     pub async fn send_back(&self, _caller: &Caller, h: SendBackRequest) -> Result<(), Refusal> {
         let ctx = self.ctx();
+        if let Some(r) = ctx.role.refuse_write() {
+            return Err(r);
+        }
         names::check_group(&h.group)?;
         let group_cfg = match ctx.groups.send(EnsureGroup(h.group.clone())).await? {
             Some(g) => g,

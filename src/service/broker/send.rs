@@ -206,6 +206,9 @@ impl BrokerService {
         mut h: SendRequest<'_>,
     ) -> Result<SendReceipt, Refusal> {
         let ctx = self.ctx();
+        if let Some(r) = ctx.role.refuse_write() {
+            return Err(r);
+        }
         if ctx.disk_full.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Refusal::ServiceNotAvailable("service not available now: disk full, the broker refuses new messages until space is freed".into()));
         }

@@ -36,6 +36,9 @@ impl BrokerService {
         h: EndTransactionRequest,
     ) -> Result<(), Refusal> {
         let ctx = self.ctx();
+        if let Some(r) = ctx.role.refuse_end_transaction() {
+            return Err(r);
+        }
         let commit = match h.decision {
             TransactionDecision::Commit => true,
             TransactionDecision::Rollback => false,

@@ -65,6 +65,7 @@ pub async fn serve(
                     "brokerVersionDesc": "V5_3_3",
                     "brokerVersion": "479",
                     "msgPutTotalTodayNow": "0",
+                    "brokerActive": info.master_running.to_string(),
                 }}),
             )
         }

@@ -12,6 +12,7 @@ mod progress;
 mod pull;
 mod query;
 mod retry;
+mod role;
 mod send;
 mod transaction;
 
@@ -43,13 +44,18 @@ pub struct BrokerCtx {
     pub offsets: Addr<OffsetManager>,
     pub clients: Addr<ClientRegistry>,
     pub subscriptions: Subscriptions,
+    /// The current `Registrar` (replaced when the broker id changes).
     pub registrar: Addr<Registrar>,
     pub groups: Addr<super::groups::GroupManager>,
-    pub services: super::services::Services,
+    pub services: Arc<super::services::Services>,
     /// The message index (None with `messageIndexEnable=false`).
     pub indexer: Option<Addr<super::indexer::Indexer>>,
     /// Set by the `Cleaner` past `diskSpaceWarningLevelRatio`: sends refused.
     pub disk_full: Arc<std::sync::atomic::AtomicBool>,
+    /// MASTER or SLAVE, read on the hot path (see `role`).
+    pub role: Arc<super::role::Role>,
+    /// Changes the role (`ChangeRole`).
+    pub role_keeper: Addr<super::role::RoleKeeper>,
 }
 
 pub struct BrokerProcessor {
@@ -80,7 +86,11 @@ pub(crate) fn bad_body(
 /// A service's refusal as a remoting response: the one place the closed
 /// set of refusals meets response codes (`Refusal::remoting_code`).
 pub(crate) fn refused(req: &RemotingCommand, r: Refusal) -> RemotingCommand {
-    let mut resp = error(req, r.remoting_code(), r.to_string());
+    let remark = r.to_string();
+    let mut resp = RemotingCommand::response_to(req, r.remoting_code());
+    if !remark.is_empty() {
+        resp = resp.with_remark(remark);
+    }
     if let Some((k, v)) = r.remoting_ext() {
         resp = resp.with_ext(k, v);
     }
@@ -130,6 +140,7 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         | rq::GET_BROKER_RUNTIME_INFO
         | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(svc, caller, &ch, req).await,
+        rq::ACTORMQ_CHANGE_ROLE => role::change_role(svc.ctx(), req).await,
         rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(svc, caller, req).await,
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(svc, caller, req).await,
         rq::END_TRANSACTION => transaction::end_transaction(svc, caller, req).await,
