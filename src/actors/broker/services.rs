@@ -110,6 +110,9 @@ pub struct Services {
     pub transactions: LiveAddr<Transactions>,
     /// The arbiter of the master-only actors, while they run.
     master_only: Mutex<Option<Arbiter>>,
+    /// Their addresses, held while they run (fault-injection targets are
+    /// weak and need a strong address somewhere).
+    held: Mutex<Option<(Addr<Schedule>, Addr<Timer>)>>,
     /// Set by [`Services::stop`]: nothing starts any more.
     stopped: AtomicBool,
     deps: ServiceDeps,
@@ -166,6 +169,7 @@ impl Services {
             group_table: d.group_table.clone(),
             transactions: LiveAddr::closed(),
             master_only: Mutex::new(None),
+            held: Mutex::new(None),
             stopped: Default::default(),
             deps: d,
             cfg: cfg.clone(),
@@ -238,8 +242,8 @@ impl Services {
         // these actors live.
         let scope = self.cfg.store_path_root_dir.display().to_string();
         use crate::actors::supervisor::targets::register;
-        register(&scope, "schedule", schedule.recipient());
-        register(&scope, "timer", timer.recipient());
+        register(&scope, "schedule", schedule.clone().recipient());
+        register(&scope, "timer", timer.clone().recipient());
         register(&scope, "transactions", transactions.clone().recipient());
         let mut slot = self.lock();
         if self.stopped.load(Ordering::Acquire) {
@@ -249,6 +253,7 @@ impl Services {
         }
         self.transactions.set(transactions);
         *slot = Some(arbiter);
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some((schedule, timer));
         tracing::info!("schedule, timer and transaction-check services started");
     }
 
@@ -258,6 +263,7 @@ impl Services {
             return;
         };
         self.transactions.set(closed_addr());
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
         stop_and_join(arbiter).await;
         tracing::info!("schedule, timer and transaction-check services stopped");
     }
