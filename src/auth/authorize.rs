@@ -21,7 +21,9 @@
 
 use std::net::IpAddr;
 
-use super::model::{Acl, Action, Decision, PolicyEntry, PolicyType, Resource, ResourcePattern, ResourceType};
+use super::model::{
+    Acl, Action, Decision, PolicyEntry, PolicyType, Resource, ResourcePattern, ResourceType,
+};
 use crate::store::metadata::parse_lenient;
 use crate::wire::bodies::{HeartbeatData, MessageQueue};
 use crate::wire::codes::request as rq;
@@ -114,7 +116,10 @@ fn entry_matches(e: &PolicyEntry, req: &Requirement, source: Option<IpAddr>) -> 
         return false;
     }
     let action_ok = req.actions.contains(&Action::Any)
-        || req.actions.iter().any(|a| e.actions.contains(a) || e.actions.contains(&Action::All));
+        || req
+            .actions
+            .iter()
+            .any(|a| e.actions.contains(a) || e.actions.contains(&Action::All));
     if !action_ok {
         return false;
     }
@@ -139,15 +144,29 @@ fn priority(e: &PolicyEntry) -> (bool, u8, isize, bool) {
         ResourcePattern::Prefixed => -(r.name.as_deref().map_or(0, str::len) as isize),
         _ => 0,
     };
-    (r.kind == ResourceType::Any, pattern, longer_first, e.decision == Decision::Allow)
+    (
+        r.kind == ResourceType::Any,
+        pattern,
+        longer_first,
+        e.decision == Decision::Allow,
+    )
 }
 
 /// The deciding entry of `acl` for `req` from `source`, if any matches.
-pub fn deciding_entry<'a>(acl: &'a Acl, req: &Requirement, source: Option<IpAddr>) -> Option<&'a PolicyEntry> {
+pub fn deciding_entry<'a>(
+    acl: &'a Acl,
+    req: &Requirement,
+    source: Option<IpAddr>,
+) -> Option<&'a PolicyEntry> {
     [PolicyType::Custom, PolicyType::Default]
         .into_iter()
         .filter_map(|t| acl.policy(t))
-        .map(|p| p.entries.iter().filter(|e| entry_matches(e, req, source)).min_by_key(|e| priority(e)))
+        .map(|p| {
+            p.entries
+                .iter()
+                .filter(|e| entry_matches(e, req, source))
+                .min_by_key(|e| priority(e))
+        })
         .find_map(|best| best)
 }
 
@@ -187,26 +206,80 @@ const C: ResourceType = ResourceType::Cluster;
 /// builds from header annotations. A row with `cluster_fallback` asks for
 /// `Cluster:<this cluster>` when no field named a resource.
 const ANNOTATED: &[(i32, Fields, bool, &[Action])] = &[
-    (rq::UPDATE_AND_CREATE_TOPIC, &[(T, "topic", None)], false, &[Create]),
-    (rq::DELETE_TOPIC_IN_BROKER, &[(T, "topic", None)], false, &[Delete]),
-    (rq::SEARCH_OFFSET_BY_TIMESTAMP, &[(T, "topic", None)], false, &[Get]),
-    (rq::GET_MAX_OFFSET, &[(T, "topic", None)], false, &[Get]),
-    (rq::GET_MIN_OFFSET, &[(T, "topic", None)], false, &[Get]),
-    (rq::GET_EARLIEST_MSG_STORETIME, &[(T, "topic", None)], false, &[Get]),
-    (rq::VIEW_MESSAGE_BY_ID, &[(T, "topic", None)], false, &[Get]),
-    (rq::GET_TOPIC_STATS_INFO, &[(T, "topic", None)], false, &[Get]),
-    (rq::GET_TOPIC_CONFIG, &[(T, "topic", None)], false, &[Get]),
-    (rq::DELETE_SUBSCRIPTIONGROUP, &[(G, "groupName", None)], false, &[Delete]),
-    (rq::GET_CONSUMER_CONNECTION_LIST, &[(G, "consumerGroup", None)], false, &[Get]),
-    (rq::GET_CONSUMER_RUNNING_INFO, &[(G, "consumerGroup", None)], false, &[Get]),
     (
-        rq::GET_CONSUME_STATS,
-        &[(G, "consumerGroup", None), (T, "topic", None), (T, "topicList", Some(';'))],
+        rq::UPDATE_AND_CREATE_TOPIC,
+        &[(T, "topic", None)],
+        false,
+        &[Create],
+    ),
+    (
+        rq::DELETE_TOPIC_IN_BROKER,
+        &[(T, "topic", None)],
+        false,
+        &[Delete],
+    ),
+    (
+        rq::SEARCH_OFFSET_BY_TIMESTAMP,
+        &[(T, "topic", None)],
         false,
         &[Get],
     ),
-    (rq::INVOKE_BROKER_TO_RESET_OFFSET, &[(G, "group", None), (T, "topic", None)], false, &[Update]),
-    (rq::CONSUME_MESSAGE_DIRECTLY, &[(G, "consumerGroup", None), (T, "topic", None)], false, &[Sub]),
+    (rq::GET_MAX_OFFSET, &[(T, "topic", None)], false, &[Get]),
+    (rq::GET_MIN_OFFSET, &[(T, "topic", None)], false, &[Get]),
+    (
+        rq::GET_EARLIEST_MSG_STORETIME,
+        &[(T, "topic", None)],
+        false,
+        &[Get],
+    ),
+    (rq::VIEW_MESSAGE_BY_ID, &[(T, "topic", None)], false, &[Get]),
+    (
+        rq::GET_TOPIC_STATS_INFO,
+        &[(T, "topic", None)],
+        false,
+        &[Get],
+    ),
+    (rq::GET_TOPIC_CONFIG, &[(T, "topic", None)], false, &[Get]),
+    (
+        rq::DELETE_SUBSCRIPTIONGROUP,
+        &[(G, "groupName", None)],
+        false,
+        &[Delete],
+    ),
+    (
+        rq::GET_CONSUMER_CONNECTION_LIST,
+        &[(G, "consumerGroup", None)],
+        false,
+        &[Get],
+    ),
+    (
+        rq::GET_CONSUMER_RUNNING_INFO,
+        &[(G, "consumerGroup", None)],
+        false,
+        &[Get],
+    ),
+    (
+        rq::GET_CONSUME_STATS,
+        &[
+            (G, "consumerGroup", None),
+            (T, "topic", None),
+            (T, "topicList", Some(';')),
+        ],
+        false,
+        &[Get],
+    ),
+    (
+        rq::INVOKE_BROKER_TO_RESET_OFFSET,
+        &[(G, "group", None), (T, "topic", None)],
+        false,
+        &[Update],
+    ),
+    (
+        rq::CONSUME_MESSAGE_DIRECTLY,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
     (rq::GET_PRODUCER_CONNECTION_LIST, &[], true, &[Get]),
     (rq::WIPE_WRITE_PERM_OF_BROKER, &[], true, &[Update]),
     (rq::PUT_KV_CONFIG, &[], true, &[Update]),
@@ -214,11 +287,36 @@ const ANNOTATED: &[(i32, Fields, bool, &[Action])] = &[
     (rq::DELETE_KV_CONFIG, &[], true, &[Update]),
     (rq::GET_KVLIST_BY_NAMESPACE, &[], true, &[Get]),
     (rq::REGISTER_TOPIC_IN_NAMESRV, &[], true, &[Update]),
-    (rq::REGISTER_BROKER, &[(C, "clusterName", None)], true, &[Update]),
-    (rq::UNREGISTER_BROKER, &[(C, "clusterName", None)], true, &[Update]),
-    (rq::DELETE_TOPIC_IN_NAMESRV, &[(C, "clusterName", None)], true, &[Update]),
-    (rq::BROKER_HEARTBEAT, &[(C, "clusterName", None)], true, &[Update]),
-    (rq::QUERY_DATA_VERSION, &[(C, "clusterName", None)], true, &[Get]),
+    (
+        rq::REGISTER_BROKER,
+        &[(C, "clusterName", None)],
+        true,
+        &[Update],
+    ),
+    (
+        rq::UNREGISTER_BROKER,
+        &[(C, "clusterName", None)],
+        true,
+        &[Update],
+    ),
+    (
+        rq::DELETE_TOPIC_IN_NAMESRV,
+        &[(C, "clusterName", None)],
+        true,
+        &[Update],
+    ),
+    (
+        rq::BROKER_HEARTBEAT,
+        &[(C, "clusterName", None)],
+        true,
+        &[Update],
+    ),
+    (
+        rq::QUERY_DATA_VERSION,
+        &[(C, "clusterName", None)],
+        true,
+        &[Get],
+    ),
     (auth_codes::AUTH_CREATE_USER, &[], true, &[Update]),
     (auth_codes::AUTH_UPDATE_USER, &[], true, &[Update]),
     (auth_codes::AUTH_DELETE_USER, &[], true, &[Update]),
@@ -246,7 +344,12 @@ pub struct ParseError;
 /// builds it. `cluster` is this broker's (or name server's) cluster name
 /// for `Cluster` checks. Empty: nothing to check beyond authentication
 /// (codes RocketMQ does not map, and requests without ext fields).
-pub fn requirements(code: i32, ext: &ExtFields, body: &[u8], cluster: &str) -> Result<Vec<Requirement>, ParseError> {
+pub fn requirements(
+    code: i32,
+    ext: &ExtFields,
+    body: &[u8],
+    cluster: &str,
+) -> Result<Vec<Requirement>, ParseError> {
     if ext.is_empty() {
         return Ok(Vec::new());
     }
@@ -256,8 +359,12 @@ pub fn requirements(code: i32, ext: &ExtFields, body: &[u8], cluster: &str) -> R
     match code {
         rq::GET_ROUTEINFO_BY_TOPIC => out.push(topic_or_group_route(topic())),
         rq::SEND_MESSAGE => out.push(send(topic(), field("group"))),
-        rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => out.push(send(field("b").unwrap_or(""), field("a"))),
-        rq::END_TRANSACTION => out.extend(field("topic").map(|t| Requirement::new(Resource::topic(t), &[Pub]))),
+        rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => {
+            out.push(send(field("b").unwrap_or(""), field("a")))
+        }
+        rq::END_TRANSACTION => {
+            out.extend(field("topic").map(|t| Requirement::new(Resource::topic(t), &[Pub])))
+        }
         rq::CONSUMER_SEND_MSG_BACK => out.push(group(field("group"), &[Sub])),
         // LITE_PULL_MESSAGE: RocketMQ registers no header for it and checks
         // nothing; ActorMQ treats it as the pull it is.
@@ -270,7 +377,9 @@ pub fn requirements(code: i32, ext: &ExtFields, body: &[u8], cluster: &str) -> R
             let hb: HeartbeatData = parse_body(body)?;
             out = heartbeat_requirements(&hb);
         }
-        rq::UNREGISTER_CLIENT => out.extend(field("consumerGroup").map(|g| Requirement::new(Resource::group(g), &[Sub]))),
+        rq::UNREGISTER_CLIENT => {
+            out.extend(field("consumerGroup").map(|g| Requirement::new(Resource::group(g), &[Sub])))
+        }
         rq::GET_CONSUMER_LIST_BY_GROUP => out.push(group(field("consumerGroup"), &[Sub, Get])),
         rq::QUERY_CONSUMER_OFFSET => {
             topic_unless_retry(&mut out, topic(), &[Sub, Get]);
@@ -340,7 +449,8 @@ fn topic_unless_retry(out: &mut Vec<Requirement>, topic: &str, actions: &'static
 }
 
 fn annotated(code: i32, ext: &ExtFields, cluster: &str, out: &mut Vec<Requirement>) {
-    let Some(&(_, fields, cluster_fallback, actions)) = ANNOTATED.iter().find(|r| r.0 == code) else {
+    let Some(&(_, fields, cluster_fallback, actions)) = ANNOTATED.iter().find(|r| r.0 == code)
+    else {
         return;
     };
     for &(kind, key, splitter) in fields {

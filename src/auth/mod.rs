@@ -103,7 +103,9 @@ pub struct AuthConfig {
 impl AuthConfig {
     /// Parses a comma-separated list of request codes (the whitelists).
     pub fn parse_codes(list: &str) -> Vec<i32> {
-        list.split(',').filter_map(|c| c.trim().parse().ok()).collect()
+        list.split(',')
+            .filter_map(|c| c.trim().parse().ok())
+            .collect()
     }
 }
 
@@ -138,7 +140,9 @@ impl Auth {
         ext: &ExtFields,
         body: &[u8],
     ) -> Result<Option<AuthedUser>, AuthError> {
-        if !self.config.authentication_enabled || self.config.authentication_whitelist.contains(&code) {
+        if !self.config.authentication_enabled
+            || self.config.authentication_whitelist.contains(&code)
+        {
             return Ok(None);
         }
         let username = ext
@@ -166,7 +170,9 @@ impl Auth {
             return Ok(None);
         }
         let no_user = || AuthError::Authentication("username cannot be null.".into());
-        let header = authorization.filter(|a| !a.is_empty()).ok_or_else(no_user)?;
+        let header = authorization
+            .filter(|a| !a.is_empty())
+            .ok_or_else(no_user)?;
         let parsed = signature::parse_grpc_authorization(header, date_time)
             .map_err(|e| AuthError::Authentication(e.to_string()))?;
         if parsed.access_key.is_empty() {
@@ -187,7 +193,9 @@ impl Auth {
             .user(username)
             .ok_or_else(|| AuthError::Authentication(format!("User:{username} is not found.")))?;
         if user.user_status == UserStatus::Disable {
-            return Err(AuthError::Authentication(format!("User:{username} is disabled.")));
+            return Err(AuthError::Authentication(format!(
+                "User:{username} is disabled."
+            )));
         }
         Ok(user)
     }
@@ -203,19 +211,26 @@ impl Auth {
         reqs: &[Requirement],
         source: Option<IpAddr>,
     ) -> Result<(), AuthError> {
-        if !self.config.authorization_enabled || reqs.is_empty() || self.config.authorization_whitelist.contains(&code) {
+        if !self.config.authorization_enabled
+            || reqs.is_empty()
+            || self.config.authorization_whitelist.contains(&code)
+        {
             return Ok(());
         }
         // RocketMQ fails on a null subject with its generic message.
         let username = user.ok_or_else(|| {
-            AuthError::Authorization("Authorization failed. Please verify your access rights and try again.".into())
+            AuthError::Authorization(
+                "Authorization failed. Please verify your access rights and try again.".into(),
+            )
         })?;
         let u = self
             .store
             .user(username)
             .ok_or_else(|| AuthError::Authorization(format!("User:{username} not found.")))?;
         if u.user_status == UserStatus::Disable {
-            return Err(AuthError::Authentication(format!("User:{username} is disabled.")));
+            return Err(AuthError::Authentication(format!(
+                "User:{username} is disabled."
+            )));
         }
         if u.user_type == UserType::Super {
             return Ok(());

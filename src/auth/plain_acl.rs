@@ -23,7 +23,10 @@
 //! justify a YAML library in the broker (the maintained serde_yaml is
 //! archived; its successors pull in libyaml ports).
 
-use super::model::{user_subject, Acl, AclInfo, Action, Decision, Policy, PolicyEntry, PolicyType, Resource, ResourceType, UserInfo, UserType};
+use super::model::{
+    user_subject, Acl, AclInfo, Action, Decision, Policy, PolicyEntry, PolicyType, Resource,
+    ResourceType, UserInfo, UserType,
+};
 use super::store::AuthStore;
 
 /// A YAML error: the 1-based line and what was wrong.
@@ -98,9 +101,12 @@ fn is_item(text: &str) -> bool {
 
 /// `key: value` or `key:`; None when the text is no mapping entry.
 fn split_key(text: &str) -> Option<(&str, &str)> {
-    let i = text.find(": ").or_else(|| text.ends_with(':').then(|| text.len() - 1))?;
+    let i = text
+        .find(": ")
+        .or_else(|| text.ends_with(':').then(|| text.len() - 1))?;
     let key = text[..i].trim();
-    (!key.is_empty() && !key.starts_with(['"', '\'', '[', '{'])).then(|| (key, text[i + 1..].trim()))
+    (!key.is_empty() && !key.starts_with(['"', '\'', '[', '{']))
+        .then(|| (key, text[i + 1..].trim()))
 }
 
 fn scalar(text: &str, no: usize) -> Result<Node, YamlError> {
@@ -109,23 +115,36 @@ fn scalar(text: &str, no: usize) -> Result<Node, YamlError> {
         return Ok(Node::Null);
     }
     if let Some(inner) = t.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or_else(|| err(no, "unclosed flow sequence"))?;
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or_else(|| err(no, "unclosed flow sequence"))?;
         if inner.trim().is_empty() {
             return Ok(Node::Seq(Vec::new()));
         }
-        return inner.split(',').map(|p| scalar(p, no)).collect::<Result<_, _>>().map(Node::Seq);
+        return inner
+            .split(',')
+            .map(|p| scalar(p, no))
+            .collect::<Result<_, _>>()
+            .map(Node::Seq);
     }
     if t.starts_with(['{', '&', '*', '|', '>', '!', '%', '@', '`']) {
         return Err(err(no, format!("unsupported YAML: {t}")));
     }
     if let Some(inner) = t.strip_prefix('\'') {
-        let inner = inner.strip_suffix('\'').ok_or_else(|| err(no, "unclosed quote"))?;
+        let inner = inner
+            .strip_suffix('\'')
+            .ok_or_else(|| err(no, "unclosed quote"))?;
         return Ok(Node::Scalar(inner.replace("''", "'")));
     }
     if let Some(inner) = t.strip_prefix('"') {
-        let inner = inner.strip_suffix('"').ok_or_else(|| err(no, "unclosed quote"))?;
+        let inner = inner
+            .strip_suffix('"')
+            .ok_or_else(|| err(no, "unclosed quote"))?;
         if inner.contains('\\') {
-            return Err(err(no, "escapes in double-quoted strings are not supported"));
+            return Err(err(
+                no,
+                "escapes in double-quoted strings are not supported",
+            ));
         }
         return Ok(Node::Scalar(inner.to_owned()));
     }
@@ -192,7 +211,8 @@ impl Parser {
             if l.indent > indent {
                 return Err(err(no, "unexpected indentation"));
             }
-            let (key, value) = split_key(&l.text).ok_or_else(|| err(no, "expected `key: value`"))?;
+            let (key, value) =
+                split_key(&l.text).ok_or_else(|| err(no, "expected `key: value`"))?;
             let (key, value) = (key.to_owned(), value.to_owned());
             if entries.iter().any(|e| e.0 == key) {
                 return Err(err(no, format!("duplicate key {key}")));
@@ -269,10 +289,16 @@ fn account(node: &Node, no: usize) -> Result<PlainAccessConfig, YamlError> {
             "secretKey" => a.secret_key = text_of(value, no, key)?.unwrap_or_default(),
             "whiteRemoteAddress" => a.white_remote_address = text_of(value, no, key)?,
             "admin" => {
-                a.admin = match text_of(value, no, key)?.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                a.admin = match text_of(value, no, key)?
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
                     None | Some("false" | "no" | "off") => false,
                     Some("true" | "yes" | "on") => true,
-                    Some(other) => return Err(err(no, format!("admin must be true or false, not {other}"))),
+                    Some(other) => {
+                        return Err(err(no, format!("admin must be true or false, not {other}")))
+                    }
                 }
             }
             "defaultTopicPerm" => a.default_topic_perm = text_of(value, no, key)?,
@@ -303,7 +329,9 @@ pub fn parse(text: &str) -> Result<PlainAclFile, YamlError> {
     };
     for (key, value, no) in &entries {
         match key.as_str() {
-            "globalWhiteRemoteAddresses" => file.global_white_remote_addresses = list_of(value, *no, key)?,
+            "globalWhiteRemoteAddresses" => {
+                file.global_white_remote_addresses = list_of(value, *no, key)?
+            }
             "accounts" => match value {
                 Node::Null => {}
                 Node::Seq(items) => {
@@ -369,7 +397,10 @@ pub fn account_acl(a: &PlainAccessConfig) -> Option<Acl> {
         custom.push(perm_entry(Resource::group(name), perm));
     }
     let mut default = Vec::new();
-    for (kind, perm) in [(ResourceType::Topic, &a.default_topic_perm), (ResourceType::Group, &a.default_group_perm)] {
+    for (kind, perm) in [
+        (ResourceType::Topic, &a.default_topic_perm),
+        (ResourceType::Group, &a.default_group_perm),
+    ] {
         if let Some(p) = perm.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
             default.push(perm_entry(Resource::any_of(kind), p));
         }
@@ -377,7 +408,10 @@ pub fn account_acl(a: &PlainAccessConfig) -> Option<Acl> {
     let mut policies = Vec::new();
     for (policy_type, entries) in [(PolicyType::Custom, custom), (PolicyType::Default, default)] {
         if !entries.is_empty() {
-            policies.push(Policy { policy_type, entries });
+            policies.push(Policy {
+                policy_type,
+                entries,
+            });
         }
     }
     (!policies.is_empty()).then(|| Acl {
@@ -405,18 +439,28 @@ pub fn import(store: &AuthStore, files: &[PlainAclFile]) -> ImportReport {
     let mut report = ImportReport::default();
     let mut seen = std::collections::HashSet::new();
     for file in files {
-        report.ignored_addresses.extend(file.global_white_remote_addresses.iter().cloned());
+        report
+            .ignored_addresses
+            .extend(file.global_white_remote_addresses.iter().cloned());
         for a in &file.accounts {
             if !seen.insert(a.access_key.clone()) || store.user(&a.access_key).is_some() {
                 report.skipped.push(a.access_key.clone());
                 continue;
             }
-            if let Some(w) = a.white_remote_address.as_deref().filter(|w| !w.trim().is_empty()) {
-                report.ignored_addresses.push(format!("{}: {w}", a.access_key));
+            if let Some(w) = a
+                .white_remote_address
+                .as_deref()
+                .filter(|w| !w.trim().is_empty())
+            {
+                report
+                    .ignored_addresses
+                    .push(format!("{}: {w}", a.access_key));
             }
             match migrate_account(store, a) {
                 Ok(()) => report.created.push(a.access_key.clone()),
-                Err(e) => report.failed.push((a.access_key.clone(), e.remark().to_owned())),
+                Err(e) => report
+                    .failed
+                    .push((a.access_key.clone(), e.remark().to_owned())),
             }
         }
     }
@@ -424,7 +468,11 @@ pub fn import(store: &AuthStore, files: &[PlainAclFile]) -> ImportReport {
 }
 
 fn migrate_account(store: &AuthStore, a: &PlainAccessConfig) -> Result<(), super::AuthError> {
-    let user_type = if a.admin { UserType::Super } else { UserType::Normal };
+    let user_type = if a.admin {
+        UserType::Super
+    } else {
+        UserType::Normal
+    };
     let info = UserInfo {
         username: Some(a.access_key.clone()),
         password: Some(a.secret_key.clone()),

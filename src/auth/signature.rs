@@ -60,8 +60,12 @@ fn java_string_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// The bytes a remoting signature covers: the values of `pairs` except
 /// `Signature`, ordered by key like a Java `TreeMap` (a later pair with the
 /// same key replaces an earlier one, as in the Java `HashMap`), then `body`.
-pub fn signed_content<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, body: &[u8]) -> Vec<u8> {
-    let mut fields: Vec<(&str, &str)> = pairs.into_iter().filter(|(k, _)| *k != SIGNATURE).collect();
+pub fn signed_content<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut fields: Vec<(&str, &str)> =
+        pairs.into_iter().filter(|(k, _)| *k != SIGNATURE).collect();
     // Stable: among equal keys, arrival order is kept, so the last wins below.
     fields.sort_by(|a, b| java_string_cmp(a.0, b.0));
     let mut out = Vec::with_capacity(fields.iter().map(|f| f.1.len()).sum::<usize>() + body.len());
@@ -76,7 +80,11 @@ pub fn signed_content<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, b
 }
 
 /// `base64(HMAC-SHA1(secret, content))` over [`signed_content`].
-pub fn sign<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>, body: &[u8], secret: &str) -> String {
+pub fn sign<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: &[u8],
+    secret: &str,
+) -> String {
     sign_bytes(&signed_content(pairs, body), secret)
 }
 
@@ -114,7 +122,13 @@ pub fn verify_remoting(ext: &ExtFields, version: i32, body: &[u8], secret: &str)
 
 /// Signs an outgoing request the way `AclClientRPCHook.doBeforeRequest`
 /// does: adds `AccessKey`, `SecurityToken` when given, then `Signature`.
-pub fn sign_remoting(ext: &mut ExtFields, body: &[u8], access_key: &str, secret: &str, token: Option<&str>) {
+pub fn sign_remoting(
+    ext: &mut ExtFields,
+    body: &[u8],
+    access_key: &str,
+    secret: &str,
+    token: Option<&str>,
+) {
     ext.insert(ACCESS_KEY, access_key);
     if let Some(t) = token {
         ext.insert(SECURITY_TOKEN, t);
@@ -167,13 +181,18 @@ pub fn parse_grpc_authorization(
     if date_time.is_none_or(str::is_empty) {
         return Err(GrpcAuthError::NoDateTime);
     }
-    let (_algorithm, rest) = authorization.split_once(' ').ok_or(GrpcAuthError::Malformed)?;
+    let (_algorithm, rest) = authorization
+        .split_once(' ')
+        .ok_or(GrpcAuthError::Malformed)?;
     let mut out = GrpcAuthorization {
         access_key: String::new(),
         signature: None,
     };
     for kv in rest.split(',') {
-        let (k, v) = kv.trim().split_once('=').ok_or(GrpcAuthError::BadKeyValue)?;
+        let (k, v) = kv
+            .trim()
+            .split_once('=')
+            .ok_or(GrpcAuthError::BadKeyValue)?;
         match k {
             "Credential" => out.access_key = v.split('/').next().unwrap_or("").to_owned(),
             "Signature" => {
@@ -190,7 +209,10 @@ pub fn parse_grpc_authorization(
 /// be HMAC-SHA1 of the `x-mq-date-time` value.
 pub fn verify_grpc(auth: &GrpcAuthorization, date_time: &str, secret: &str) -> bool {
     match &auth.signature {
-        Some(sig) => constant_time_eq(sign_bytes(date_time.as_bytes(), secret).as_bytes(), sig.as_bytes()),
+        Some(sig) => constant_time_eq(
+            sign_bytes(date_time.as_bytes(), secret).as_bytes(),
+            sig.as_bytes(),
+        ),
         None => false,
     }
 }
@@ -200,11 +222,13 @@ pub fn verify_grpc(auth: &GrpcAuthorization, date_time: &str, secret: &str) -> b
 pub fn grpc_authorization_value(access_key: &str, secret: &str, date_time: &str) -> String {
     let mac = hmac_sha1(secret, &[date_time.as_bytes()]);
     let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    format!("MQv2-HMAC-SHA1 Credential={access_key}, SignedHeaders={GRPC_DATE_TIME}, Signature={hex}")
+    format!(
+        "MQv2-HMAC-SHA1 Credential={access_key}, SignedHeaders={GRPC_DATE_TIME}, Signature={hex}"
+    )
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -228,12 +252,21 @@ mod tests {
         // The same content reached through fields and a body.
         assert_eq!(sign([("x", "Rocket")], b"MQ", "12345678"), JAVA_VECTOR);
         // Signature is never part of the content.
-        assert_eq!(sign([("x", "Rocket"), (SIGNATURE, "old")], b"MQ", "12345678"), JAVA_VECTOR);
+        assert_eq!(
+            sign([("x", "Rocket"), (SIGNATURE, "old")], b"MQ", "12345678"),
+            JAVA_VECTOR
+        );
     }
 
     #[test]
     fn content_is_ordered_like_a_java_tree_map() {
-        let pairs = [("topic", "T"), ("AccessKey", "ak"), ("a", "1"), ("B", "2"), ("SecurityToken", "tok")];
+        let pairs = [
+            ("topic", "T"),
+            ("AccessKey", "ak"),
+            ("a", "1"),
+            ("B", "2"),
+            ("SecurityToken", "tok"),
+        ];
         // Upper case sorts before lower case: AccessKey, B, SecurityToken, a, topic.
         assert_eq!(signed_content(pairs, b"body"), b"ak2tok1Tbody".to_vec());
         // UTF-16 order: U+FF21 (one unit 0xFF21) sorts after U+1F600 (surrogate 0xD83D),
@@ -285,7 +318,12 @@ mod tests {
         let (mut ext, body) = signed_request();
         ext.insert(UNIQUE_KEY_QUERY, "true");
         assert!(verify_remoting(&ext, VERSION_V4_9_3, &body, "secret-key"));
-        assert!(!verify_remoting(&ext, VERSION_V4_9_3 + 1, &body, "secret-key"));
+        assert!(!verify_remoting(
+            &ext,
+            VERSION_V4_9_3 + 1,
+            &body,
+            "secret-key"
+        ));
     }
 
     #[test]
@@ -294,7 +332,10 @@ mod tests {
         ext.insert("topic", "T");
         sign_remoting(&mut ext, b"", "ak", "sk", Some("tok"));
         assert_eq!(ext.get(SECURITY_TOKEN), Some("tok"));
-        assert_eq!(ext.get(SIGNATURE), Some(sign_bytes(b"aktokT", "sk").as_str()));
+        assert_eq!(
+            ext.get(SIGNATURE),
+            Some(sign_bytes(b"aktokT", "sk").as_str())
+        );
     }
 
     #[test]
@@ -314,11 +355,21 @@ mod tests {
         assert_eq!(a.access_key, "abc");
         assert_eq!(a.signature.as_deref(), Some("0YqcvN26kEHWaTJo/vFamJ5kQws="));
         // Credentials with a scope suffix (Go and C++ clients).
-        let b = parse_grpc_authorization("MQv2-HMAC-SHA1 Credential=ak//Rocketmq, Signature=00", Some("t")).unwrap();
+        let b = parse_grpc_authorization(
+            "MQv2-HMAC-SHA1 Credential=ak//Rocketmq, Signature=00",
+            Some("t"),
+        )
+        .unwrap();
         assert_eq!(b.access_key, "ak");
 
-        assert_eq!(parse_grpc_authorization(h, None), Err(GrpcAuthError::NoDateTime));
-        assert_eq!(parse_grpc_authorization("nospace", Some("t")), Err(GrpcAuthError::Malformed));
+        assert_eq!(
+            parse_grpc_authorization(h, None),
+            Err(GrpcAuthError::NoDateTime)
+        );
+        assert_eq!(
+            parse_grpc_authorization("nospace", Some("t")),
+            Err(GrpcAuthError::Malformed)
+        );
         assert_eq!(
             parse_grpc_authorization("X Credential", Some("t")),
             Err(GrpcAuthError::BadKeyValue)
@@ -338,7 +389,14 @@ mod tests {
         assert!(!verify_grpc(&a, "20231227T194620Z", "sk"));
         assert!(!verify_grpc(&a, dt, "sk2"));
         // Upper-case hex of the same signature verifies too.
-        let upper = value.replace(value.rsplit('=').next().unwrap(), &value.rsplit('=').next().unwrap().to_uppercase());
-        assert!(verify_grpc(&parse_grpc_authorization(&upper, Some(dt)).unwrap(), dt, "sk"));
+        let upper = value.replace(
+            value.rsplit('=').next().unwrap(),
+            &value.rsplit('=').next().unwrap().to_uppercase(),
+        );
+        assert!(verify_grpc(
+            &parse_grpc_authorization(&upper, Some(dt)).unwrap(),
+            dt,
+            "sk"
+        ));
     }
 }

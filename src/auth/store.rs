@@ -17,7 +17,10 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use super::model::{subject_username, user_subject, Acl, AclInfo, PolicyType, Resource, User, UserInfo, UserStatus, UserType};
+use super::model::{
+    subject_username, user_subject, Acl, AclInfo, PolicyType, Resource, User, UserInfo, UserStatus,
+    UserType,
+};
 use super::AuthError;
 use crate::store::metadata::{read_json, write_json_atomic};
 
@@ -55,11 +58,21 @@ impl AuthStore {
     pub fn open(config_dir: &Path) -> Result<AuthStore, AuthError> {
         let load = |name: &str| config_dir.join(name);
         let sys = |e: crate::store::StoreError| AuthError::System(e.to_string());
-        let users: Vec<User> = read_json(&load(USERS_FILE)).map_err(sys)?.unwrap_or_default();
-        let acls: Vec<Acl> = read_json(&load(ACLS_FILE)).map_err(sys)?.unwrap_or_default();
+        let users: Vec<User> = read_json(&load(USERS_FILE))
+            .map_err(sys)?
+            .unwrap_or_default();
+        let acls: Vec<Acl> = read_json(&load(ACLS_FILE))
+            .map_err(sys)?
+            .unwrap_or_default();
         let state = State {
-            users: users.into_iter().map(|u| (u.username.clone(), Arc::new(u))).collect(),
-            acls: acls.into_iter().map(|a| (a.subject.clone(), Arc::new(a))).collect(),
+            users: users
+                .into_iter()
+                .map(|u| (u.username.clone(), Arc::new(u)))
+                .collect(),
+            acls: acls
+                .into_iter()
+                .map(|a| (a.subject.clone(), Arc::new(a)))
+                .collect(),
         };
         Ok(AuthStore {
             dir: Some(config_dir.to_path_buf()),
@@ -127,7 +140,11 @@ impl AuthStore {
     }
 
     /// Applies the bootstrap users (see the module doc).
-    pub fn bootstrap(&self, init_user: Option<&str>, inner_credentials: Option<&str>) -> Result<(), AuthError> {
+    pub fn bootstrap(
+        &self,
+        init_user: Option<&str>,
+        inner_credentials: Option<&str>,
+    ) -> Result<(), AuthError> {
         #[derive(Deserialize)]
         struct InitUser {
             username: String,
@@ -140,8 +157,10 @@ impl AuthStore {
             secret_key: String,
         }
         if let Some(json) = init_user.filter(|j| !j.trim().is_empty()) {
-            let u: InitUser = serde_json::from_str(json).map_err(|_| authn("Init authentication user error."))?;
-            self.ensure_super(&u.username, &u.password).map_err(|_| authn("Init authentication user error."))?;
+            let u: InitUser =
+                serde_json::from_str(json).map_err(|_| authn("Init authentication user error."))?;
+            self.ensure_super(&u.username, &u.password)
+                .map_err(|_| authn("Init authentication user error."))?;
         }
         if let Some(json) = inner_credentials.filter(|j| !j.trim().is_empty()) {
             let c: Credentials = serde_json::from_str(json)
@@ -172,7 +191,9 @@ impl AuthStore {
         }
         let mut st = self.write();
         if info.user_type() == Some(UserType::Super) && !Self::caller_is_super(&st, caller)? {
-            return Err(AuthError::System("The super user can only be create by super user".into()));
+            return Err(AuthError::System(
+                "The super user can only be create by super user".into(),
+            ));
         }
         if blank(info.password.as_deref()) {
             return Err(authn("password can not be blank"));
@@ -202,10 +223,16 @@ impl AuthStore {
         let mut st = self.write();
         let is_super = Self::caller_is_super(&st, caller)?;
         if info.user_type() == Some(UserType::Super) && !is_super {
-            return Err(AuthError::System("The super user can only be update by super user".into()));
+            return Err(AuthError::System(
+                "The super user can only be update by super user".into(),
+            ));
         }
         let username = info.username.clone().unwrap_or_default();
-        let old = st.users.get(&username).cloned().ok_or_else(|| authn("The user is not exist"))?;
+        let old = st
+            .users
+            .get(&username)
+            .cloned()
+            .ok_or_else(|| authn("The user is not exist"))?;
         if old.user_type == UserType::Super && !is_super {
             return Err(authn("The super user can only be update by super user"));
         }
@@ -225,7 +252,9 @@ impl AuthStore {
     /// not an error.
     pub fn delete_user(&self, username: &str, caller: Option<&str>) -> Result<(), AuthError> {
         let mut st = self.write();
-        let Some(old) = st.users.get(username).cloned() else { return Ok(()) };
+        let Some(old) = st.users.get(username).cloned() else {
+            return Ok(());
+        };
         if old.user_type == UserType::Super && !Self::caller_is_super(&st, caller)? {
             return Err(authn("The super user can only be update by super user"));
         }
@@ -272,7 +301,10 @@ impl AuthStore {
         let mut st = self.write();
         let username = subject_username(&acl.subject).unwrap_or_default();
         if !st.users.contains_key(username) {
-            return Err(authz(format!("The subject of {} is not exist.", acl.subject)));
+            return Err(authz(format!(
+                "The subject of {} is not exist.",
+                acl.subject
+            )));
         }
         let subject = acl.subject.clone();
         let old = st.acls.get(&subject).cloned();
@@ -299,9 +331,16 @@ impl AuthStore {
     /// (`Custom` when `policy_type` is absent or unknown); without one, or
     /// when no policy is left, the whole ACL. ActorMQ refuses a resource it
     /// cannot parse (RocketMQ would delete the whole ACL).
-    pub fn delete_acl(&self, subject: &str, policy_type: Option<&str>, resource: Option<&str>) -> Result<(), AuthError> {
+    pub fn delete_acl(
+        &self,
+        subject: &str,
+        policy_type: Option<&str>,
+        resource: Option<&str>,
+    ) -> Result<(), AuthError> {
         let username = subject_username(subject).ok_or_else(|| authz("The subject is null."))?;
-        let policy_type = policy_type.and_then(PolicyType::by_name).unwrap_or(PolicyType::Custom);
+        let policy_type = policy_type
+            .and_then(PolicyType::by_name)
+            .unwrap_or(PolicyType::Custom);
         let resource = match resource.filter(|r| !r.trim().is_empty()) {
             None => None,
             Some(r) => Some(Resource::parse(r).ok_or_else(|| authz("The resource is null."))?),
@@ -311,7 +350,11 @@ impl AuthStore {
         if !st.users.contains_key(username) {
             return Err(authz("The subject is not exist."));
         }
-        let old = st.acls.get(&key).cloned().ok_or_else(|| authz("The acl is not exist."))?;
+        let old = st
+            .acls
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| authz("The acl is not exist."))?;
         let mut new = (*old).clone();
         if let Some(r) = &resource {
             new.remove_entry(policy_type, r);
@@ -328,7 +371,8 @@ impl AuthStore {
 
     /// AUTH_GET_ACL: None when the user has no ACL (an empty body).
     pub fn get_acl(&self, subject: &str) -> Result<Option<Acl>, AuthError> {
-        let username = subject_username(subject).ok_or_else(|| authz("The subject is not exist."))?;
+        let username =
+            subject_username(subject).ok_or_else(|| authz("The subject is not exist."))?;
         let st = self.read();
         if !st.users.contains_key(username) {
             return Err(authz("The subject is not exist."));
@@ -339,7 +383,11 @@ impl AuthStore {
     /// AUTH_LIST_ACL: ACLs whose subject contains `subject_filter`; with a
     /// `resource_filter` (not already in the subject key), only entries
     /// whose resource key contains it, dropping what is left empty.
-    pub fn list_acls(&self, subject_filter: Option<&str>, resource_filter: Option<&str>) -> Vec<Acl> {
+    pub fn list_acls(
+        &self,
+        subject_filter: Option<&str>,
+        resource_filter: Option<&str>,
+    ) -> Vec<Acl> {
         let sf = subject_filter.filter(|f| !f.trim().is_empty());
         let rf = resource_filter.filter(|f| !f.trim().is_empty());
         let st = self.read();

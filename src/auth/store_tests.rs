@@ -21,19 +21,27 @@ const ACL_A: &str = r#"{"subject":"User:alice","policies":[{"entries":[{"resourc
 #[test]
 fn user_crud_with_rocketmq_errors() {
     let s = AuthStore::in_memory();
-    s.create_user(info("alice", Some("pw"), None), None).unwrap();
+    s.create_user(info("alice", Some("pw"), None), None)
+        .unwrap();
     let a = s.get_user("alice").unwrap().unwrap();
-    assert_eq!((a.user_type, a.user_status), (UserType::Normal, UserStatus::Enable));
+    assert_eq!(
+        (a.user_type, a.user_status),
+        (UserType::Normal, UserStatus::Enable)
+    );
     assert_eq!(
         s.create_user(info("alice", Some("pw"), None), None),
         Err(AuthError::Authentication("The user is existed".into()))
     );
     assert_eq!(
         s.create_user(info("bob", None, None), None),
-        Err(AuthError::Authentication("password can not be blank".into()))
+        Err(AuthError::Authentication(
+            "password can not be blank".into()
+        ))
     );
     assert_eq!(
-        s.create_user(info(" ", Some("x"), None), None).unwrap_err().code(),
+        s.create_user(info(" ", Some("x"), None), None)
+            .unwrap_err()
+            .code(),
         crate::wire::codes::response::INVALID_PARAMETER
     );
     assert_eq!(
@@ -45,7 +53,10 @@ fn user_crud_with_rocketmq_errors() {
     u.user_status = Some("disable".into());
     s.update_user(u, None).unwrap();
     let a = s.get_user("alice").unwrap().unwrap();
-    assert_eq!((a.password.as_str(), a.user_status), ("pw", UserStatus::Disable));
+    assert_eq!(
+        (a.password.as_str(), a.user_status),
+        ("pw", UserStatus::Disable)
+    );
 
     s.create_user(info("bob", Some("b"), None), None).unwrap();
     assert_eq!(s.list_users(Some("li")).len(), 1);
@@ -58,18 +69,31 @@ fn user_crud_with_rocketmq_errors() {
 #[test]
 fn only_super_users_touch_super_users() {
     let s = AuthStore::in_memory();
-    s.bootstrap(Some(r#"{"username":"root","password":"r"}"#), None).unwrap();
-    s.create_user(info("n", Some("p"), None), Some("root")).unwrap();
-    let e = s.create_user(info("x", Some("p"), Some("Super")), Some("n")).unwrap_err();
-    assert_eq!(e, AuthError::System("The super user can only be create by super user".into()));
+    s.bootstrap(Some(r#"{"username":"root","password":"r"}"#), None)
+        .unwrap();
+    s.create_user(info("n", Some("p"), None), Some("root"))
+        .unwrap();
+    let e = s
+        .create_user(info("x", Some("p"), Some("Super")), Some("n"))
+        .unwrap_err();
+    assert_eq!(
+        e,
+        AuthError::System("The super user can only be create by super user".into())
+    );
     assert_eq!(e.code(), crate::wire::codes::response::SYSTEM_ERROR);
     assert_eq!(
         s.update_user(info("root", Some("new"), None), Some("n")),
-        Err(AuthError::Authentication("The super user can only be update by super user".into()))
+        Err(AuthError::Authentication(
+            "The super user can only be update by super user".into()
+        ))
     );
     assert!(s.delete_user("root", Some("n")).is_err());
-    assert!(s.delete_user("root", Some("ghost")).is_err(), "unknown caller");
-    s.create_user(info("x", Some("p"), Some("Super")), Some("root")).unwrap();
+    assert!(
+        s.delete_user("root", Some("ghost")).is_err(),
+        "unknown caller"
+    );
+    s.create_user(info("x", Some("p"), Some("Super")), Some("root"))
+        .unwrap();
     s.delete_user("x", Some("root")).unwrap();
 }
 
@@ -82,12 +106,15 @@ fn bootstrap_creates_super_users_once() {
     assert_eq!(s.user("admin").unwrap().user_type, UserType::Super);
     assert_eq!(s.user("inner").unwrap().password, "sk");
     // An existing user is left alone.
-    s.update_user(info("admin", Some("changed"), None), None).unwrap();
+    s.update_user(info("admin", Some("changed"), None), None)
+        .unwrap();
     s.bootstrap(Some(init), None).unwrap();
     assert_eq!(s.user("admin").unwrap().password, "changed");
     assert_eq!(
         s.bootstrap(Some("{bad"), None),
-        Err(AuthError::Authentication("Init authentication user error.".into()))
+        Err(AuthError::Authentication(
+            "Init authentication user error.".into()
+        ))
     );
 }
 
@@ -96,10 +123,16 @@ fn acl_crud_with_rocketmq_errors() {
     let s = AuthStore::in_memory();
     assert_eq!(
         s.upsert_acl(acl_info(ACL_A), "User:alice"),
-        Err(AuthError::Authorization("The subject of User:alice is not exist.".into()))
+        Err(AuthError::Authorization(
+            "The subject of User:alice is not exist.".into()
+        ))
     );
-    s.create_user(info("alice", Some("pw"), None), None).unwrap();
-    assert_eq!(s.upsert_acl(None, "User:alice"), Err(AuthError::Authorization("The body of acl is null".into())));
+    s.create_user(info("alice", Some("pw"), None), None)
+        .unwrap();
+    assert_eq!(
+        s.upsert_acl(None, "User:alice"),
+        Err(AuthError::Authorization("The body of acl is null".into()))
+    );
     s.upsert_acl(acl_info(ACL_A), "User:alice").unwrap();
     // Subject from the header when the body has none; entries merge.
     let more = r#"{"policies":[{"policyType":"Default","entries":[{"resource":"Group:*","actions":["Sub"],"decision":"Allow"}]},{"entries":[{"resource":"Topic:a*","actions":["Pub","Sub"],"decision":"Deny"}]}]}"#;
@@ -107,8 +140,14 @@ fn acl_crud_with_rocketmq_errors() {
     let acl = s.get_acl("User:alice").unwrap().unwrap();
     let custom = acl.policy(PolicyType::Custom).unwrap();
     assert_eq!(custom.entries.len(), 1);
-    assert_eq!((custom.entries[0].decision, custom.entries[0].actions.len()), (Decision::Deny, 2));
-    assert_eq!(acl.policy(PolicyType::Default).unwrap().entries[0].actions, vec![Action::Sub]);
+    assert_eq!(
+        (custom.entries[0].decision, custom.entries[0].actions.len()),
+        (Decision::Deny, 2)
+    );
+    assert_eq!(
+        acl.policy(PolicyType::Default).unwrap().entries[0].actions,
+        vec![Action::Sub]
+    );
 
     assert_eq!(s.list_acls(Some("ali"), None).len(), 1);
     assert_eq!(s.list_acls(Some("bob"), None).len(), 0);
@@ -117,14 +156,29 @@ fn acl_crud_with_rocketmq_errors() {
     assert_eq!(only_groups[0].policies[0].policy_type, PolicyType::Default);
     assert!(s.list_acls(None, Some("Cluster")).is_empty());
 
-    s.delete_acl("User:alice", Some("Default"), Some("Group:*")).unwrap();
-    assert!(s.get_acl("User:alice").unwrap().unwrap().policy(PolicyType::Default).is_none());
-    assert_eq!(s.delete_acl("User:alice", None, Some("Bogus:x")), Err(AuthError::Authorization("The resource is null.".into())));
+    s.delete_acl("User:alice", Some("Default"), Some("Group:*"))
+        .unwrap();
+    assert!(s
+        .get_acl("User:alice")
+        .unwrap()
+        .unwrap()
+        .policy(PolicyType::Default)
+        .is_none());
+    assert_eq!(
+        s.delete_acl("User:alice", None, Some("Bogus:x")),
+        Err(AuthError::Authorization("The resource is null.".into()))
+    );
     // The last entry gone: the ACL goes too.
     s.delete_acl("User:alice", None, Some("Topic:a*")).unwrap();
     assert_eq!(s.get_acl("User:alice").unwrap(), None);
-    assert_eq!(s.delete_acl("User:alice", None, None), Err(AuthError::Authorization("The acl is not exist.".into())));
-    assert_eq!(s.get_acl("User:ghost"), Err(AuthError::Authorization("The subject is not exist.".into())));
+    assert_eq!(
+        s.delete_acl("User:alice", None, None),
+        Err(AuthError::Authorization("The acl is not exist.".into()))
+    );
+    assert_eq!(
+        s.get_acl("User:ghost"),
+        Err(AuthError::Authorization("The subject is not exist.".into()))
+    );
     // Deleting a user deletes its ACL.
     s.upsert_acl(acl_info(ACL_A), "User:alice").unwrap();
     s.delete_user("alice", None).unwrap();
@@ -136,8 +190,10 @@ fn persists_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = AuthStore::open_under_root(dir.path()).unwrap();
-        s.bootstrap(Some(r#"{"username":"root","password":"r"}"#), None).unwrap();
-        s.create_user(info("alice", Some("pw"), None), None).unwrap();
+        s.bootstrap(Some(r#"{"username":"root","password":"r"}"#), None)
+            .unwrap();
+        s.create_user(info("alice", Some("pw"), None), None)
+            .unwrap();
         s.upsert_acl(acl_info(ACL_A), "User:alice").unwrap();
     }
     let users = std::fs::read_to_string(dir.path().join("config").join(USERS_FILE)).unwrap();
@@ -162,5 +218,8 @@ fn persists_and_reloads() {
 fn a_corrupt_file_is_an_error_not_an_empty_store() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(USERS_FILE), "[{").unwrap();
-    assert!(matches!(AuthStore::open(dir.path()), Err(AuthError::System(_))));
+    assert!(matches!(
+        AuthStore::open(dir.path()),
+        Err(AuthError::System(_))
+    ));
 }
