@@ -227,6 +227,9 @@ impl Auth {
             .store
             .user(username)
             .ok_or_else(|| AuthError::Authorization(format!("User:{username} not found.")))?;
+        // RocketMQ's UserAuthorizationHandler means to refuse disabled users
+        // here but reads the status of the bare subject, not of the stored
+        // user; ActorMQ checks the stored user.
         if u.user_status == UserStatus::Disable {
             return Err(AuthError::Authentication(format!(
                 "User:{username} is disabled."
