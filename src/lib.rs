@@ -2,6 +2,7 @@
 //!
 //! Layers point one way: `bin → actors → (store, wire)`, `client → wire`.
 pub mod actors;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod client;
