@@ -186,6 +186,9 @@ pub struct NamesrvConfig {
     /// How often expired brokers are swept (RocketMQ: 5 s).
     pub scan_interval_ms: u64,
     pub kv_config_path: PathBuf,
+    /// Authentication / authorization (`authenticationEnabled`, ...); the
+    /// users and ACLs live beside `kvConfigPath`.
+    pub auth: crate::auth::settings::AuthSettings,
 }
 
 impl Default for NamesrvConfig {
@@ -199,6 +202,7 @@ impl Default for NamesrvConfig {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("namesrv/kvConfig.json"),
+            auth: Default::default(),
         }
     }
 }
@@ -212,6 +216,13 @@ impl NamesrvConfig {
         if let Some(p) = m.get("kvConfigPath") {
             self.kv_config_path = PathBuf::from(p);
         }
+        self.auth = crate::auth::settings::AuthSettings::from_properties(m, "").map_err(|why| {
+            ConfigError::BadValue {
+                key: "authentication".into(),
+                value: why,
+                why: "see the value",
+            }
+        })?;
         Ok(())
     }
 

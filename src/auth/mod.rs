@@ -21,6 +21,7 @@
 pub mod authorize;
 pub mod model;
 pub mod plain_acl;
+pub mod settings;
 pub mod signature;
 pub mod store;
 

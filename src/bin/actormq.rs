@@ -308,6 +308,15 @@ fn main() {
             if let Some(s) = a.store {
                 b.store_path_root_dir = s;
             }
+            // One node, one set of users: the name server takes the
+            // broker file's authentication keys, its users and ACLs live
+            // in the store's config directory beside the broker's.
+            let mut ns = ns;
+            ns.auth = actormq::auth::settings::AuthSettings::from_properties(&b.unknown, "")
+                .unwrap_or_else(|e| fail(e));
+            if ns.auth.enabled() {
+                ns.kv_config_path = b.store_path_root_dir.join("namesrv").join("kvConfig.json");
+            }
             if a.print_config {
                 print!("{}", b.print());
                 return;

@@ -56,6 +56,8 @@ pub enum BrokerError {
     StoreDir(String, std::io::Error),
     #[error("{0}")]
     Config(#[from] ConfigError),
+    #[error("authentication / authorization: {0}")]
+    Auth(String),
 }
 
 /// A running broker.
@@ -252,6 +254,15 @@ impl Broker {
             RemotingClient::new(ClientConfig::default()),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         );
+        let auth_settings = crate::auth::settings::AuthSettings::from_properties(
+            &cfg.unknown,
+            &cfg.broker_cluster_name,
+        )
+        .map_err(BrokerError::Auth)?;
+        let auth = auth_settings
+            .open(&store_cfg.config_dir())
+            .map_err(BrokerError::Auth)?;
+        let reg = reg.with_credentials(auth_settings.inner_credentials());
         let registrar = supervisor::start("Registrar", move |_| reg);
         let rereg = registrar.clone();
         let keeper = RoleKeeper::new(
@@ -299,6 +310,7 @@ impl Broker {
             disk_full,
             role,
             role_keeper,
+            auth,
         });
         let accept = serve(
             listener,

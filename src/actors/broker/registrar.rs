@@ -24,6 +24,9 @@ pub struct Identity {
 }
 
 pub struct Registrar {
+    /// (accessKey, secretKey) from `innerClientAuthenticationCredentials`:
+    /// registrations are signed with them when set.
+    credentials: Option<(String, String)>,
     identity: Identity,
     namesrvs: Vec<String>,
     registry: TopicRegistry,
@@ -46,6 +49,7 @@ impl Registrar {
             .map(str::to_owned)
             .collect();
         Registrar {
+            credentials: None,
             identity,
             namesrvs,
             registry,
@@ -76,7 +80,21 @@ impl Registrar {
             body_crc32: (crc32fast::hash(&bytes) & 0x7FFF_FFFF) as i32,
         }
         .write_ext(&mut cmd.ext);
+        self.sign(&mut cmd, &bytes);
         cmd.with_body(bytes)
+    }
+
+    /// Signs with the broker's own credentials (`AclClientRPCHook`).
+    fn sign(&self, cmd: &mut RemotingCommand, body: &[u8]) {
+        if let Some((ak, sk)) = &self.credentials {
+            crate::auth::signature::sign_remoting(&mut cmd.ext, body, ak, sk, None);
+        }
+    }
+
+    /// Signs what this registrar sends with `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<(String, String)>) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     fn register_all(&self, ctx: &mut Context<Self>) {
@@ -138,6 +156,7 @@ impl Handler<UnregisterAll> for Registrar {
         let client = self.client.clone();
         let namesrvs = self.namesrvs.clone();
         let id = self.identity.clone();
+        let credentials = self.credentials.clone();
         Box::pin(async move {
             for ns in namesrvs {
                 let mut cmd = RemotingCommand::request(request::UNREGISTER_BROKER);
@@ -148,6 +167,9 @@ impl Handler<UnregisterAll> for Registrar {
                     broker_id: id.broker_id,
                 }
                 .write_ext(&mut cmd.ext);
+                if let Some((ak, sk)) = &credentials {
+                    crate::auth::signature::sign_remoting(&mut cmd.ext, &[], ak, sk, None);
+                }
                 if let Err(e) = client.invoke(&ns, cmd, Duration::from_secs(2)).await {
                     tracing::warn!(namesrv = %ns, error = %e, "unregister failed");
                 }

@@ -33,7 +33,14 @@ impl NameServer {
         let scan = Duration::from_millis(cfg.scan_interval_ms.max(10));
         let table =
             crate::actors::supervisor::start("RouteTable", move |_| RouteTable::new(expire, scan));
+        let auth_dir = cfg
+            .kv_config_path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let auth = cfg.auth.open(&auth_dir).map_err(std::io::Error::other)?;
         let processor = Arc::new(processor::NamesrvProcessor {
+            auth,
             service: crate::service::namesrv::NamesrvService::new(table.clone()),
             table: table.clone(),
         });

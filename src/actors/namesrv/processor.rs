@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use super::route_table::{ChannelClosed, Kv, KvResult};
+use std::sync::Arc;
+
 use crate::actors::session::{Channel, Processor, Responder};
 use crate::service::namesrv::{BrokerRegistration, NamesrvService};
 use crate::service::{Caller, Refusal};
@@ -15,9 +17,24 @@ use crate::wire::register_body::decode_register_body;
 use crate::wire::{RemotingCommand, WireError};
 
 pub struct NamesrvProcessor {
+    /// Authentication and authorization (None when both are off).
+    pub auth: Option<Arc<crate::auth::Auth>>,
     pub service: NamesrvService,
     /// Closed connections drop the brokers registered through them.
     pub table: actix::Addr<super::RouteTable>,
+}
+
+/// Authenticates and authorizes a request (REGISTER_BROKER needs `Cluster`
+/// Update: brokers sign with `innerClientAuthenticationCredentials`).
+fn check(
+    auth: &crate::auth::Auth,
+    req: &RemotingCommand,
+    source: std::net::IpAddr,
+) -> Result<Option<Arc<str>>, crate::auth::AuthError> {
+    let body = req.body_bytes();
+    let user = auth.authenticate_remoting(req.code, req.version, &req.ext, &body)?;
+    auth.authorize_remoting(req.code, &req.ext, &body, Some(source))?;
+    Ok(user.map(|u| u.username))
 }
 
 fn error(req: &RemotingCommand, code: i32, remark: impl Into<String>) -> RemotingCommand {
@@ -47,7 +64,16 @@ fn done(req: &RemotingCommand, r: Result<(), Refusal>) -> RemotingCommand {
 impl Processor for NamesrvProcessor {
     fn process(&self, ch: &Channel, req: RemotingCommand, responder: Responder) {
         let svc = self.service.clone();
-        let caller = Caller::connection(ch.peer, ch.id);
+        let mut caller = Caller::connection(ch.peer, ch.id);
+        if let Some(auth) = &self.auth {
+            match check(auth, &req, ch.peer.ip()) {
+                Ok(user) => caller.user = user,
+                Err(e) => {
+                    let resp = error(&req, e.code(), e.remark().to_owned());
+                    return responder.spawn(async move { Some(resp) });
+                }
+            }
+        }
         responder.spawn(async move { Some(serve(svc, caller, req).await) })
     }
 

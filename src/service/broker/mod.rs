@@ -16,6 +16,7 @@
 //! | `progress.rs` | consumer progress | GET_CONSUME_STATS, GET_CONSUMER_CONNECTION_LIST, GET_CONSUMER_RUNNING_INFO, INVOKE_BROKER_TO_RESET_OFFSET |
 
 mod admin;
+mod auth_admin;
 mod clients;
 mod locks;
 mod offsets;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use crate::actors::broker::processor::BrokerCtx;
 
 pub use admin::*;
+pub use auth_admin::*;
 pub use clients::*;
 pub use locks::*;
 pub use offsets::*;

@@ -4,6 +4,7 @@
 //! per request family; no broker logic lives here.
 
 mod admin;
+mod auth;
 mod client;
 mod connection;
 mod consume_admin;
@@ -55,6 +56,8 @@ pub struct BrokerCtx {
     /// MASTER or SLAVE, read on the hot path (see `role`).
     pub role: Arc<super::role::Role>,
     /// Changes the role (`ChangeRole`).
+    /// Authentication and authorization (None when both are off).
+    pub auth: Option<Arc<crate::auth::Auth>>,
     pub role_keeper: Addr<super::role::RoleKeeper>,
 }
 
@@ -116,7 +119,13 @@ impl Processor for BrokerProcessor {
 }
 
 async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<RemotingCommand> {
-    let caller = Caller::connection(ch.peer, ch.id);
+    let mut caller = Caller::connection(ch.peer, ch.id);
+    if let Some(auth) = &svc.ctx().auth {
+        match auth::check(auth, &req, ch.peer.ip()) {
+            Ok(user) => caller.user = user,
+            Err(e) => return Some(auth::denied(&req, e)),
+        }
+    }
     let (svc, caller, req) = (&svc, &caller, &req);
     let resp = match req.code {
         rq::SEND_MESSAGE | rq::SEND_MESSAGE_V2 | rq::SEND_BATCH_MESSAGE => {
@@ -154,6 +163,7 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         | rq::GET_CONSUMER_RUNNING_INFO
         | rq::CONSUME_MESSAGE_DIRECTLY
         | rq::INVOKE_BROKER_TO_RESET_OFFSET => progress::serve(svc, caller, req).await,
+        code if auth::is_admin_code(code) => auth::serve(svc, caller, req),
         code => error(
             req,
             rs::REQUEST_CODE_NOT_SUPPORTED,
