@@ -140,3 +140,122 @@ fn rocketmq_python_client_features() {
     run_features(&py, &ns);
     s.stop();
 }
+
+/// Runs `rmq_acl.py` and returns its exit code and output.
+fn run_acl(py: &str, ns: &str, who: (&str, &str), topic: &str, mode: &str) -> (i32, String) {
+    let (status, output, _) = run_python(
+        py,
+        "rmq_acl.py",
+        &[ns, who.0, who.1, topic, mode],
+        Duration::from_secs(90),
+    );
+    let code = status.and_then(|s| s.code()).unwrap_or(-1);
+    (code, output)
+}
+
+/// A root-signed admin request.
+async fn as_root(
+    c: &actormq::client::RemotingClient,
+    addr: &str,
+    mut cmd: actormq::wire::RemotingCommand,
+) {
+    let body = cmd.body_bytes();
+    actormq::auth::signature::sign_remoting(&mut cmd.ext, &body, "root", "root-secret", None);
+    let r = c.invoke(addr, cmd, CALL).await.unwrap();
+    assert_eq!(r.code, 0, "{:?}", r.remark);
+}
+
+#[test]
+fn rocketmq_python_client_with_acl() {
+    let Some(py) = python() else { return };
+    let keys = || -> std::collections::BTreeMap<String, String> {
+        [
+            ("authenticationEnabled", "true"),
+            ("authorizationEnabled", "true"),
+            (
+                "initAuthenticationUser",
+                r#"{"username":"root","password":"root-secret"}"#,
+            ),
+            (
+                "innerClientAuthenticationCredentials",
+                r#"{"accessKey":"inner","secretKey":"inner-secret"}"#,
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let s = TestServer::start(
+        Opts::default()
+            .broker(move |c| c.unknown.extend(keys()))
+            .namesrv(move |n| {
+                n.auth =
+                    actormq::auth::settings::AuthSettings::from_properties(&keys(), "").unwrap()
+            }),
+    );
+    let ns = s.namesrv().to_owned();
+    let b = s.broker().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = client();
+        for topic in ["PyAcl", "PyOther"] {
+            let mut cmd = actormq::wire::RemotingCommand::request(17);
+            cmd.ext = ext(&[
+                ("topic", topic),
+                ("readQueueNums", "2"),
+                ("writeQueueNums", "2"),
+                ("perm", "6"),
+            ]);
+            as_root(&c, &b, cmd).await;
+        }
+        let user = r#"{"username":"py","password":"py-secret","userType":"Normal"}"#;
+        let mut cmd =
+            actormq::wire::RemotingCommand::request(3001).with_body(user.as_bytes().to_vec());
+        cmd.ext = ext(&[("username", "py")]);
+        as_root(&c, &b, cmd).await;
+        let acl = r#"{"subject":"User:py","policies":[{"policyType":"Custom","entries":[
+            {"resource":"Topic:PyAcl","actions":["Pub","Sub"],"decision":"Allow"},
+            {"resource":"Group:CID_acl*","actions":["Sub"],"decision":"Allow"}]}]}"#;
+        let mut cmd =
+            actormq::wire::RemotingCommand::request(3006).with_body(acl.as_bytes().to_vec());
+        cmd.ext = ext(&[("subject", "User:py")]);
+        as_root(&c, &b, cmd).await;
+        // The new topics reach the name server with the next registration.
+        let routed = eventually(Duration::from_secs(10), || {
+            let c = c.clone();
+            let ns = ns.clone();
+            async move {
+                let mut cmd = actormq::wire::RemotingCommand::request(105);
+                cmd.ext = ext(&[("topic", "PyOther")]);
+                let body = cmd.body_bytes();
+                actormq::auth::signature::sign_remoting(
+                    &mut cmd.ext,
+                    &body,
+                    "root",
+                    "root-secret",
+                    None,
+                );
+                let r = c.invoke(&ns, cmd, CALL).await.ok()?;
+                (r.code == 0).then_some(())
+            }
+        })
+        .await;
+        assert!(routed.is_some(), "topics routed");
+    });
+    let py_user = ("py", "py-secret");
+    let (code, out) = run_acl(&py, &ns, py_user, "PyAcl", "send");
+    assert_eq!(code, 0, "a valid key sends:\n{out}");
+    let (code, out) = run_acl(&py, &ns, py_user, "PyAcl", "consume");
+    assert_eq!(code, 0, "a valid key consumes:\n{out}");
+    let (code, out) = run_acl(&py, &ns, ("py", "wrong-secret"), "PyAcl", "send");
+    assert_eq!(code, 3, "a wrong secret is refused:\n{out}");
+    let (code, out) = run_acl(&py, &ns, ("stranger", "x"), "PyAcl", "send");
+    assert_eq!(code, 3, "an unknown key is refused:\n{out}");
+    let (code, out) = run_acl(&py, &ns, py_user, "PyOther", "send");
+    assert_eq!(code, 3, "a topic without Pub is refused:\n{out}");
+    assert!(
+        out.contains("no permission") || out.contains("NO_PERMISSION") || out.contains("refused"),
+        "{out}"
+    );
+    s.stop();
+}

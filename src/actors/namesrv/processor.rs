@@ -24,6 +24,20 @@ pub struct NamesrvProcessor {
     pub table: actix::Addr<super::RouteTable>,
 }
 
+/// Route and cluster reads every client makes. The name server knows only
+/// its bootstrap users (the first super user and the brokers' inner
+/// credentials); clients' users live on the brokers. So, as RocketMQ's
+/// name server, it answers reads without authentication and guards what
+/// changes its state (registrations, topic deletion, KV writes).
+const OPEN_READS: &[i32] = &[
+    rq::GET_ROUTEINFO_BY_TOPIC,
+    rq::GET_BROKER_CLUSTER_INFO,
+    rq::GET_ALL_TOPIC_LIST_FROM_NAMESERVER,
+    rq::GET_TOPICS_BY_CLUSTER,
+    rq::GET_KV_CONFIG,
+    rq::GET_KVLIST_BY_NAMESPACE,
+];
+
 /// Authenticates and authorizes a request (REGISTER_BROKER needs `Cluster`
 /// Update: brokers sign with `innerClientAuthenticationCredentials`).
 fn check(
@@ -31,6 +45,9 @@ fn check(
     req: &RemotingCommand,
     source: std::net::IpAddr,
 ) -> Result<Option<Arc<str>>, crate::auth::AuthError> {
+    if OPEN_READS.contains(&req.code) {
+        return Ok(None);
+    }
     let body = req.body_bytes();
     let user = auth.authenticate_remoting(req.code, req.version, &req.ext, &body)?;
     auth.authorize_remoting(req.code, &req.ext, &body, Some(source))?;
