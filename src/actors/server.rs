@@ -59,10 +59,10 @@ pub fn raise_nofile_limit() -> u64 {
                         to = lim.rlim_max,
                         "raised the open-files limit"
                     );
-                    return lim.rlim_max as u64;
+                    return lim.rlim_max;
                 }
             }
-            lim.rlim_cur as u64
+            lim.rlim_cur
         }
     })
 }

@@ -51,12 +51,11 @@ fn body<T: serde::de::DeserializeOwned>(req: &RemotingCommand) -> Result<Option<
         .map_err(|e| e.to_string())
 }
 
-/// The request as a typed admin operation.
-fn operation(req: &RemotingCommand) -> Result<AuthAdmin, RemotingCommand> {
-    let user = |name: Option<String>| -> Result<crate::auth::model::UserInfo, RemotingCommand> {
-        let mut info: crate::auth::model::UserInfo = body(req)
-            .map_err(|e| bad_body(req, "user", e))?
-            .unwrap_or_default();
+/// The request as a typed admin operation; a body that does not parse is
+/// the error.
+fn operation(req: &RemotingCommand) -> Result<AuthAdmin, String> {
+    let user = |name: Option<String>| -> Result<crate::auth::model::UserInfo, String> {
+        let mut info: crate::auth::model::UserInfo = body(req)?.unwrap_or_default();
         if info.username.is_none() {
             info.username = name;
         }
@@ -70,7 +69,7 @@ fn operation(req: &RemotingCommand) -> Result<AuthAdmin, RemotingCommand> {
         ac::AUTH_GET_USER => AuthAdmin::GetUser(field(req, "username").unwrap_or_default()),
         ac::AUTH_LIST_USER => AuthAdmin::ListUsers(field(req, "filter")),
         ac::AUTH_CREATE_ACL | ac::AUTH_UPDATE_ACL => AuthAdmin::UpsertAcl {
-            info: body(req).map_err(|e| bad_body(req, "acl", e))?,
+            info: body(req)?,
             subject,
         },
         ac::AUTH_DELETE_ACL => AuthAdmin::DeleteAcl {
@@ -89,7 +88,7 @@ fn operation(req: &RemotingCommand) -> Result<AuthAdmin, RemotingCommand> {
 pub fn serve(svc: &BrokerService, caller: &Caller, req: &RemotingCommand) -> RemotingCommand {
     let op = match operation(req) {
         Ok(op) => op,
-        Err(resp) => return resp,
+        Err(e) => return bad_body(req, "user or acl", e),
     };
     let json = |v: &dyn erased::Json| ok(req).with_body(v.to_json());
     match svc.auth_admin(caller, op) {
