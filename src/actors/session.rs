@@ -308,6 +308,8 @@ impl Actor for Session {
 }
 
 /// What the read side of a connection delivers to its session.
+// A frame is moved once; boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum ReadEvent {
     /// A frame, with the in-flight slot it holds.
     Frame(Inbound, OwnedSemaphorePermit),

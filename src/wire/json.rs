@@ -130,20 +130,6 @@ pub fn from_fastjson<T: serde::de::DeserializeOwned>(s: &[u8]) -> Result<T, serd
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_bare_keys_only() {
-        let s = r#"{"brokerAddrs":{0:"1.2.3.4:10911",1:"a,{2:x}"},"n":[1,2]}"#;
-        let v: serde_json::Value = serde_json::from_str(&fastjson_to_standard(s)).unwrap();
-        assert_eq!(v["brokerAddrs"]["0"], "1.2.3.4:10911");
-        assert_eq!(v["brokerAddrs"]["1"], "a,{2:x}");
-        assert_eq!(v["n"][1], 2);
-    }
-}
-
 /// A map keyed by `MessageQueue` objects, written the way fastjson writes
 /// such maps (`ConsumeStats.offsetTable`, `ResetOffsetBody.offsetTable`):
 /// `{{"brokerName":"b","queueId":0,"topic":"t"}:value,...}`. Values are
@@ -162,4 +148,18 @@ pub fn mq_keyed<'a, V: AsRef<str>>(
     }
     s.push('}');
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_bare_keys_only() {
+        let s = r#"{"brokerAddrs":{0:"1.2.3.4:10911",1:"a,{2:x}"},"n":[1,2]}"#;
+        let v: serde_json::Value = serde_json::from_str(&fastjson_to_standard(s)).unwrap();
+        assert_eq!(v["brokerAddrs"]["0"], "1.2.3.4:10911");
+        assert_eq!(v["brokerAddrs"]["1"], "a,{2:x}");
+        assert_eq!(v["n"][1], 2);
+    }
 }
