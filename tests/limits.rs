@@ -123,3 +123,76 @@ async fn a_client_that_never_reads_cannot_grow_the_broker_and_others_are_served(
     assert_eq!(r.code, response::SUCCESS);
     drop(stuck);
 }
+
+/// zlib of `n` zero bytes: a few KiB that claim `n`.
+fn bomb(n: usize) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&vec![0u8; n]).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_register_body_cannot_inflate_past_the_frame_limit() {
+    let s = TestServer::start_default();
+    let (ns, broker) = (s.namesrv().to_owned(), s.broker().to_owned());
+    let c = client();
+    let body = bomb(64 << 20);
+    assert!(body.len() < 128 << 10);
+    let mut cmd = RemotingCommand::request(request::REGISTER_BROKER).with_body(body);
+    cmd.ext = actormq::wire::headers::namesrv::RegisterBrokerRequestHeader {
+        broker_name: "bomb".into(),
+        broker_addr: "127.0.0.1:1".into(),
+        cluster_name: s.cluster.clone(),
+        ha_server_addr: String::new(),
+        broker_id: 0,
+        heartbeat_timeout_millis: None,
+        enable_acting_master: None,
+        compressed: true,
+        body_crc32: 0,
+    }
+    .to_ext();
+    let r = c.invoke(&ns, cmd, CALL).await.unwrap();
+    assert_eq!(r.code, response::SYSTEM_ERROR, "{:?}", r.remark);
+    assert!(r.remark.unwrap_or_default().contains("inflates beyond"));
+    // Still serving: the real broker's route is there.
+    let mut q = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC);
+    q.ext = actormq::wire::ExtFields::default();
+    q.ext.insert("topic", s.cluster.as_str());
+    let r = c.invoke(&ns, q, CALL).await.unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    send_ok(&c, &broker, "AfterBomb", -1, &Msg::new("x")).await;
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_pulls_are_capped_and_the_rest_answered_at_once() {
+    let s = TestServer::start(Opts::default().broker(|b| {
+        b.unknown.insert("maxHeldPulls".into(), "1".into());
+    }));
+    let c = client();
+    let b = s.broker().to_owned();
+    create_topic(&c, &b, "HoldCap", 2).await;
+    let hold = Duration::from_secs(20);
+    // The first pull is held (nothing to return) ...
+    let first = {
+        let (c, b) = (c.clone(), b.clone());
+        tokio::spawn(async move {
+            let cmd = pull_cmd("HoldCap", 0, 0, 32, None, Some(hold));
+            c.invoke(&b, cmd, Duration::from_secs(30)).await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!first.is_finished(), "the first pull is held");
+    // ... the second, past the cap, is answered without waiting out its hold.
+    let cmd = pull_cmd("HoldCap", 1, 0, 32, None, Some(hold));
+    let second = tokio::time::timeout(hold / 2, c.invoke(&b, cmd, Duration::from_secs(30)))
+        .await
+        .expect("the pull past the cap is answered at once")
+        .unwrap();
+    assert_eq!(second.code, response::PULL_NOT_FOUND, "{:?}", second.remark);
+    // A message wakes the held one.
+    send_ok(&c, &b, "HoldCap", 0, &Msg::new("wake")).await;
+    let r = tokio::time::timeout(hold, first).await.unwrap().unwrap();
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    s.stop();
+}

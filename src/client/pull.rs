@@ -55,7 +55,9 @@ pub enum Boundary {
 }
 
 /// Decompresses a zlib-compressed body (sysFlag COMPRESSED, algorithm ZLIB
-/// or unspecified). Other algorithms are left as they are.
+/// or unspecified), up to `maxMessageSize` (a body that would inflate past
+/// it is left compressed: a "zip bomb" costs nothing). Other algorithms
+/// are left as they are.
 pub fn inflate_body(m: &mut MessageExt) {
     if m.sys_flag & sysflag::COMPRESSED == 0 {
         return;
@@ -64,14 +66,15 @@ pub fn inflate_body(m: &mut MessageExt) {
     if algo != 0 && algo != sysflag::COMPRESSION_ZLIB {
         return;
     }
-    use std::io::Read;
-    let mut out = Vec::new();
-    if flate2::read::ZlibDecoder::new(&m.body[..])
-        .read_to_end(&mut out)
-        .is_ok()
-    {
-        m.body = Bytes::from(out);
-        m.sys_flag &= !sysflag::COMPRESSED;
+    let limit = crate::wire::inflate::MAX_INFLATED_MESSAGE;
+    match crate::wire::inflate::inflate_capped(&m.body, limit) {
+        Ok(out) => {
+            m.body = Bytes::from(out);
+            m.sys_flag &= !sysflag::COMPRESSED;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, offset = m.commit_log_offset, "compressed body left as it is")
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod codes;
 pub mod command;
 pub mod frame;
 pub mod headers;
+pub mod inflate;
 pub mod json;
 pub mod json_header;
 pub mod message;

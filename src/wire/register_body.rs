@@ -9,19 +9,7 @@ use super::bodies::{self, RegisterBrokerBody};
 /// "zip bomb" cannot take more memory than an honest frame.
 pub const MAX_INFLATED: usize = super::frame::MAX_FRAME_LEN;
 
-/// Inflates zlib data, refusing output beyond `limit` bytes.
-pub fn inflate_capped(raw: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let mut data = Vec::new();
-    flate2::read::ZlibDecoder::new(raw)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| e.to_string())?;
-    if data.len() > limit {
-        return Err(format!("compressed body inflates beyond {limit} bytes"));
-    }
-    Ok(data)
-}
+pub use super::inflate::inflate_capped;
 
 /// Reads a REGISTER_BROKER body: JSON, or the zlib-compressed layout
 /// (`RegisterBrokerBody.encode(true)`) when the header says so or JSON fails on a zlib start.

@@ -254,6 +254,16 @@ impl Broker {
             RemotingClient::new(ClientConfig::default()),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         );
+        let max_held_pulls = match cfg.unknown.get("maxHeldPulls") {
+            Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                BrokerError::Config(ConfigError::BadValue {
+                    key: "maxHeldPulls".into(),
+                    value: v.clone(),
+                    why: "expected a count",
+                })
+            })?,
+            None => crate::service::broker::MAX_HELD_PULLS,
+        };
         let auth_settings = crate::auth::settings::AuthSettings::from_properties(
             &cfg.unknown,
             &cfg.broker_cluster_name,
@@ -311,6 +321,8 @@ impl Broker {
             role,
             role_keeper,
             auth,
+            held_pulls: Default::default(),
+            max_held_pulls,
         });
         let accept = serve(
             listener,

@@ -16,6 +16,19 @@ use crate::wire::message::java_hash;
 
 /// Longest a pull may be held (long polling).
 const MAX_HOLD: Duration = Duration::from_secs(60);
+/// Default of the most pulls held at once, broker-wide (`maxHeldPulls`);
+/// past it a pull with nothing to return is answered at once (the client
+/// simply pulls again), so idle consumers cannot pin unbounded memory.
+pub const MAX_HELD_PULLS: usize = 10_000;
+
+/// One held pull counted while it waits.
+struct HeldSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for HeldSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// A subscription sent with the pull (the SUBSCRIPTION flag); without one
 /// the group's heartbeat subscription applies.
@@ -167,7 +180,18 @@ impl BrokerService {
             tag_codes: filter,
             sql,
         };
-        let hold = h.hold.map(|d| d.min(MAX_HOLD));
+        let mut hold = h.hold.map(|d| d.min(MAX_HOLD));
+        let _slot = match hold {
+            Some(_) => {
+                use std::sync::atomic::Ordering;
+                let slot = HeldSlot(&ctx.held_pulls);
+                if ctx.held_pulls.fetch_add(1, Ordering::Relaxed) >= ctx.max_held_pulls {
+                    hold = None;
+                }
+                Some(slot)
+            }
+            None => None,
+        };
         let outcome = match queue.send(Pull { query, hold }).await {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => return Err(Refusal::Failed(e.to_string())),

@@ -58,6 +58,10 @@ pub struct BrokerCtx {
     /// Changes the role (`ChangeRole`).
     /// Authentication and authorization (None when both are off).
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// Pulls held for long polling right now, across all queues.
+    pub held_pulls: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most pulls held at once (`maxHeldPulls`, default 10,000).
+    pub max_held_pulls: usize,
     pub role_keeper: Addr<super::role::RoleKeeper>,
 }
 
