@@ -1,4 +1,4 @@
-//! Administration calls (protocol.md §2.10, §2.11): create and delete
+//! Administration calls (`MQAdminImpl`, `DefaultMQAdminExt`): create and delete
 //! topics on brokers (one broker, or every master of a cluster found via the
 //! name server), cluster info and the topic list from the name server.
 //! Consumer-group administration is in [`super::group_admin`].

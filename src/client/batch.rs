@@ -1,4 +1,4 @@
-//! Batch preparation for [`super::producer::Producer`] (protocol.md §4.6):
+//! Batch preparation for [`super::producer::Producer`] (`MessageBatch`):
 //! validation (one topic, no retry topic, no delay), one `UNIQ_KEY` per
 //! message, and the split into consecutive runs that fit the broker's
 //! message size limit.

@@ -1,4 +1,4 @@
-//! The message a producer sends (protocol.md §4.4–4.5): body, tags, keys,
+//! The message a producer sends (`Message`, `MessageConst`): body, tags, keys,
 //! user properties and the send options that travel as properties —
 //! delay level (`DELAY`), timer delivery (`TIMER_DELIVER_MS` /
 //! `TIMER_DELAY_SEC`) and the ordering key (`__SHARDINGKEY`).
@@ -75,7 +75,7 @@ impl Message {
         Some(self.properties.remove(pos).1)
     }
 
-    /// Delivery after delay level `level` (1..18: 1 s … 2 h, §7.3).
+    /// Delivery after delay level `level` (1..18: 1 s … 2 h, `messageDelayLevel`).
     pub fn with_delay_level(self, level: i32) -> Self {
         self.with_property(keys::DELAY, level.to_string())
     }

@@ -1,4 +1,4 @@
-//! The producer (protocol.md §2.2, §4.3–4.6): sync, async and one-way
+//! The producer (`DefaultMQProducerImpl`): sync, async and one-way
 //! single sends with SEND_MESSAGE_V2, ordered sends by sharding key,
 //! batches with SEND_BATCH_MESSAGE (split at the 4 MiB message limit).
 //!

@@ -1,4 +1,4 @@
-//! Pull-side client calls (protocol.md §2.3–2.5): PULL_MESSAGE with optional
+//! Pull-side client calls (`PullAPIWrapper`): PULL_MESSAGE with optional
 //! long polling, consumer-offset query/commit, queue min/max offsets,
 //! search by timestamp, and the consumer heartbeat.
 //!

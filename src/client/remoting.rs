@@ -1,5 +1,5 @@
 //! Remoting client: request/response over pooled TCP connections
-//! (protocol.md §1.1, §1.5).
+//! (`NettyRemotingClient`).
 //!
 //! One connection per address, opened lazily on first use and reused. Each
 //! connection has a writer task (fed through a channel, so any number of

@@ -1,4 +1,4 @@
-//! Topic routes from the name servers (protocol.md §2.10, §6.1): lookup with
+//! Topic routes from the name servers (`MQClientInstance.updateTopicRouteInfoFromNameServer`): lookup with
 //! GET_ROUTEINFO_BY_TOPIC, a per-topic cache, and the translation of a
 //! `TopicRouteData` into the write queues a producer uses and the read
 //! queues a consumer pulls.

@@ -1,4 +1,4 @@
-//! The transaction producer (protocol.md §2.7, §7.4): a half message
+//! The transaction producer (`TransactionMQProducer`): a half message
 //! (`TRAN_MSG=true`, `PGROUP`, sysFlag PREPARED) is sent, the application's
 //! local transaction runs, and END_TRANSACTION (one-way) commits (8),
 //! rolls back (12) or leaves it unknown (0) — with the half message's

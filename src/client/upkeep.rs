@@ -1,4 +1,4 @@
-//! Background upkeep of a producer (protocol.md §2.4): the routes of the
+//! Background upkeep of a producer (`MQClientInstance.startScheduledTask`): the routes of the
 //! topics in use are refreshed every 30 s, and every broker in use gets a
 //! HEART_BEAT with the producer group every 30 s (and once at first
 //! contact, so the broker can call the producer back, e.g. for transaction

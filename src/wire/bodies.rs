@@ -1,4 +1,4 @@
-//! JSON bodies of the core flows (protocol.md §6): routes, cluster info,
+//! JSON bodies of the core flows (`TopicRouteData`, `ClusterInfo`, `HeartbeatData`, ...): routes, cluster info,
 //! broker registration, heartbeats, topic configs, and small wrappers.
 //!
 //! Readers are lenient (unknown fields ignored, missing ones defaulted,
@@ -30,7 +30,7 @@ impl DataVersion {
     }
 }
 
-/// Topic permission bits (§6.4).
+/// Topic permission bits (`PermName`).
 pub mod perm {
     pub const PRIORITY: i32 = 8;
     pub const READ: i32 = 4;

@@ -1,4 +1,4 @@
-//! Remoting request and response codes (protocol.md §2.1, §3).
+//! Remoting request and response codes (`RequestCode`, `ResponseCode`, `RemotingSysResponseCode`).
 //!
 //! Plain `i32` constants rather than enums: codes arrive from the network and
 //! unknown values must pass through untouched (the broker answers

@@ -1,5 +1,5 @@
 //! `RemotingCommand`: the header + body carried by every remoting frame
-//! (protocol.md §1.2–1.4), with both header encodings.
+//! (`RemotingCommand`, `RocketMQSerializable`), with both header encodings.
 //!
 //! Decoding is lenient the way the Java broker is: numbers may arrive as
 //! strings or numbers, `extFields` values may be numbers or booleans (the C++

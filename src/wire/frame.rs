@@ -1,4 +1,4 @@
-//! Frame codec for the remoting protocol (protocol.md §1.1), for
+//! Frame codec for the remoting protocol (`NettyEncoder` / `NettyDecoder`), for
 //! `tokio_util::codec::Framed{Read,Write}`.
 //!
 //! The 16 MiB cap is checked on the 4-byte length before anything is

@@ -1,5 +1,6 @@
-//! JSON helpers for the fastjson dialect spoken by Java peers (protocol.md
-//! §6.7): bare numeric map keys on input, and their faithful output.
+//! JSON helpers for the fastjson dialect spoken by Java peers
+//! (`RemotingSerializable`): bare numeric map keys on input, and their
+//! faithful output.
 
 #[derive(Clone, Copy)]
 enum Ctx {

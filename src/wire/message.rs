@@ -1,4 +1,4 @@
-//! RocketMQ message codecs (protocol.md §4): the stored record layout shared by
+//! RocketMQ message codecs (`MessageDecoder`, `CommitLog.MessageExtEncoder`): the stored record layout shared by
 //! the CommitLog and by pull/query/view bodies, sysflag bits, magic codes, and
 //! re-exports of the properties and batch codecs. Pure functions, no I/O.
 //!
@@ -54,7 +54,7 @@ pub const V1_MAX_TOPIC_LEN: usize = 127;
 /// Longest properties string (signed 16-bit length).
 pub const MAX_PROPERTIES_LEN: usize = i16::MAX as usize;
 
-/// `MessageSysFlag` bits (§4.3).
+/// `MessageSysFlag` bits.
 pub mod sysflag {
     pub const COMPRESSED: i32 = 0x1;
     pub const MULTI_TAGS: i32 = 0x2;

@@ -1,4 +1,4 @@
-//! Message ids (protocol.md §4.8): the offset message id (store host + commit
+//! Message ids (`MessageDecoder.createMessageId`, `MessageClientIDSetter`): the offset message id (store host + commit
 //! log offset, what `VIEW_MESSAGE_BY_ID` decodes) and RocketMQ-format unique
 //! ids (`UNIQ_KEY`) generated with a precomputed prefix and an atomic counter.
 

@@ -1,5 +1,5 @@
 //! `Locks`: ordered-consumption queue locks (LOCK_BATCH_MQ / UNLOCK_BATCH_MQ,
-//! protocol.md §2.8). One client owns a (group, topic, queue) at a time; a
+//! `RebalanceLockManager`). One client owns a (group, topic, queue) at a time; a
 //! lock lives `rebalanceLockMaxLiveTime` (60 s) after its last renewal.
 //! Supervision: started by `services` under `actix::Supervisor`, so every
 //! handler body and the expiry closure run under `supervisor::guard`, and

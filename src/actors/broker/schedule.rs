@@ -1,4 +1,4 @@
-//! `Schedule`: delivers delay-level messages (protocol.md §7.3). Each level
+//! `Schedule`: delivers delay-level messages (`ScheduleMessageService`). Each level
 //! L has its own queue `SCHEDULE_TOPIC_XXXX/L-1` in which messages are due
 //! in store order, so the actor scans each queue from its persisted offset:
 //! due messages are copied to their `REAL_TOPIC`/`REAL_QID`, the first one

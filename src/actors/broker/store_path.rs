@@ -2,7 +2,7 @@
 //! writer (sends, send-backs, transaction commits, schedule and timer
 //! deliveries) builds a [`NewRecord`] and turns it into a [`PutRecord`]
 //! through [`NewRecord::encode`], which applies the storage rules of
-//! protocol.md §7:
+//! RocketMQ's system topics (`TopicValidator`, `TransactionalMessageUtil`):
 //!
 //! * a transaction half message (`TRAN_MSG=true` or sysFlag PREPARED) is
 //!   parked in `RMQ_SYS_TRANS_HALF_TOPIC` queue 0 with `REAL_TOPIC`,

@@ -1,5 +1,5 @@
 //! `Transactions`: resolves and checks transaction half messages
-//! (protocol.md §7.4).
+//! (`TransactionalMessageServiceImpl`, `TransactionalMessageCheckService`).
 //!
 //! Half messages sit in `RMQ_SYS_TRANS_HALF_TOPIC` queue 0 (the store path
 //! puts them there). END_TRANSACTION resolves one: commit stores the real

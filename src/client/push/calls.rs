@@ -1,4 +1,4 @@
-//! Requests brokers send to a push consumer (protocol.md §2.4):
+//! Requests brokers send to a push consumer (`ClientRemotingProcessor`):
 //! NOTIFY_CONSUMER_IDS_CHANGED (rebalance now), RESET_CONSUMER_CLIENT_OFFSET
 //! (apply a ResetOffsetBody: fastjson `MessageQueue` keys, parsed
 //! leniently) and GET_CONSUMER_RUNNING_INFO (a small ConsumerRunningInfo).

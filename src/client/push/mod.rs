@@ -1,4 +1,4 @@
-//! The push consumer (protocol.md §2.3–2.8, §6.5, §7.1–7.2): the client
+//! The push consumer (`DefaultMQPushConsumerImpl`): the client
 //! pulls with long polling and hands messages to a listener.
 //!
 //! * Clustering: the group's members share the queues ([`allocate`]),

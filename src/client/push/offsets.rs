@@ -6,7 +6,7 @@
 //! layout and fastjson shape `{"offsetTable":{{"brokerName":..}:12}}`).
 //!
 //! Also the reader and writer of fastjson maps keyed by whole
-//! `MessageQueue` objects (protocol.md §6.7), used by ResetOffsetBody,
+//! `MessageQueue` objects (fastjson map keys), used by ResetOffsetBody,
 //! ConsumeStats and ConsumerRunningInfo.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Orderly consumption (protocol.md §2.8, §7.2): assigned queues are locked
+//! Orderly consumption (`ConsumeMessageOrderlyService`): assigned queues are locked
 //! on their broker with LOCK_BATCH_MQ (re-locked every 20 s, a lock is
 //! trusted for 30 s) and each queue is consumed by one worker, lowest
 //! offsets first. A failed call suspends the queue briefly and delivers

@@ -1,5 +1,5 @@
 //! Typed request / response headers ("custom headers"), converted to and
-//! from `extFields` (protocol.md §1.7). One file per family of codes.
+//! from `extFields` (`CommandCustomHeader`). One file per family of codes.
 //!
 //! Each header is declared with [`ext_header!`]: `req` fields must be present
 //! (a missing one is a clear `MissingField` error), `def` fields fall back to

@@ -1,4 +1,4 @@
-//! Message queries (protocol.md §2.9): QUERY_MESSAGE (12) and
+//! Message queries (`QueryMessageProcessor`): QUERY_MESSAGE (12) and
 //! VIEW_MESSAGE_BY_ID (33).
 
 /// Extra ext field of QUERY_MESSAGE: `"true"` when `key` is a `UNIQ_KEY`.

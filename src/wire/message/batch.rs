@@ -1,4 +1,4 @@
-//! Batch send bodies (protocol.md §4.6): a concatenation of
+//! Batch send bodies (`MessageDecoder.encodeMessages`): a concatenation of
 //! `TOTALSIZE, MAGIC(0), BODYCRC(0), FLAG, BODYLEN+BODY, PROPLEN+PROPERTIES`.
 //! The broker splits one into a record per entry; producers (and inner-batch
 //! unwrapping clients) build one with [`encode_batch`].

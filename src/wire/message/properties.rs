@@ -1,5 +1,5 @@
-//! The message properties string (protocol.md §4.4), reserved key names, and the
-//! Java `String.hashCode` used for tag codes (§4.7).
+//! The message properties string (`MessageDecoder.messageProperties2String`, `MessageConst`), reserved key names, and the
+//! Java `String.hashCode` used for tag codes (`MessageExtBrokerInner.tagsString2tagsCode`).
 //!
 //! Properties are `key \u{1} value \u{2}` pairs. Decoding follows the Java rules:
 //! split on `\u{2}`, keep a pair only when `\u{1}` has at least one character on
