@@ -302,6 +302,9 @@ pub struct BrokerConfig {
     pub supervisor_backoff_ms: u64,
     /// Backoff cap (`supervisorBackoffMaxMs`).
     pub supervisor_backoff_max_ms: u64,
+    /// Replication settings (`haListenPort`, `haMasterAddress`, ...; see
+    /// `actors::ha`).
+    pub ha: crate::actors::ha::HaConfig,
 }
 
 impl Default for BrokerConfig {
@@ -358,6 +361,7 @@ impl Default for BrokerConfig {
             supervisor_restart_window_ms: 60_000,
             supervisor_backoff_ms: 100,
             supervisor_backoff_max_ms: 10_000,
+            ha: crate::actors::ha::HaConfig::default(),
         }
     }
 }
@@ -422,6 +426,12 @@ const BROKER_KEYS: &[&str] = &[
     "supervisorRestartWindowMs",
     "supervisorBackoffMs",
     "supervisorBackoffMaxMs",
+    "haListenPort",
+    "haMasterAddress",
+    "haSendHeartbeatInterval",
+    "haHousekeepingInterval",
+    "haTransferBatchSize",
+    "haMaxGapNotInSync",
 ];
 
 impl BrokerConfig {
@@ -543,6 +553,7 @@ impl BrokerConfig {
             "supervisorBackoffMaxMs",
             &mut self.supervisor_backoff_max_ms,
         )?;
+        self.ha.apply(m)?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {
                 self.unknown.insert(k.clone(), v.clone());

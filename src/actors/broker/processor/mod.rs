@@ -56,6 +56,8 @@ pub struct BrokerCtx {
     pub role: Arc<super::role::Role>,
     /// Changes the role (`ChangeRole`).
     pub role_keeper: Addr<super::role::RoleKeeper>,
+    /// Replication: slaves' progress, SYNC_MASTER waiters (see `actors::ha`).
+    pub ha: Arc<crate::actors::ha::HaRuntime>,
 }
 
 pub struct BrokerProcessor {
