@@ -128,9 +128,8 @@ macro_rules! config_enum {
 
 config_enum! {
     /// `brokerRole` (Java `BrokerRole`): a master takes writes; a slave
-    /// only serves reads, and those only with `slaveReadEnable`. (Java's
-    /// SYNC_MASTER also waits for a slave's copy; without replication yet,
-    /// ActorMQ runs both master kinds alike.)
+    /// only serves reads, and those only with `slaveReadEnable`. A
+    /// SYNC_MASTER answers a send only once a slave has it (`actors::ha`).
     BrokerRole {
         AsyncMaster = "ASYNC_MASTER",
         SyncMaster = "SYNC_MASTER",

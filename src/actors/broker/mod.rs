@@ -131,6 +131,10 @@ impl Broker {
         let addr = listener
             .local_addr()
             .map_err(|e| BrokerError::Listen("local address".into(), e))?;
+        if cfg.listen_port == 0 && cfg.ha.listen_port.is_none() {
+            // Any broker port: any HA port too (listenPort + 1 may be taken).
+            cfg.ha.listen_port = Some(0);
+        }
         cfg.listen_port = addr.port();
         let store_host: SocketAddr = format!("{}:{}", cfg.broker_ip1, cfg.listen_port)
             .to_socket_addrs()

@@ -23,16 +23,25 @@ pub struct HaService {
     connections: Vec<Addr<HaConnection>>,
 }
 
-/// Binds the HA listener: `haListenPort`, or the broker port + 1.
+/// Binds the HA listener: `haListenPort`, or the broker port + 1 (a free
+/// port when that one is taken).
 pub async fn bind(
     listen_addr: &str,
     broker_port: u16,
     cfg: &HaConfig,
 ) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let port = cfg
-        .listen_port
-        .unwrap_or_else(|| broker_port.wrapping_add(1));
-    let l = TcpListener::bind((listen_addr, port)).await?;
+    let l = match cfg.listen_port {
+        Some(p) => TcpListener::bind((listen_addr, p)).await?,
+        None => match TcpListener::bind((listen_addr, broker_port.wrapping_add(1))).await {
+            Ok(l) => l,
+            Err(e) => {
+                // Not configured explicitly: any free port rather than no
+                // broker (the registration carries the real one).
+                tracing::warn!(error = %e, port = broker_port.wrapping_add(1), "HA port taken; using a free one");
+                TcpListener::bind((listen_addr, 0)).await?
+            }
+        },
+    };
     let a = l.local_addr()?;
     Ok((l, a))
 }
