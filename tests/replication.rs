@@ -304,3 +304,62 @@ async fn every_message_a_sync_master_acknowledged_survives_its_kill_9_on_the_sla
     );
     s.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_serves_its_consumer_and_delay_offsets_for_a_slaves_sync() {
+    let m = master("rep-meta", BrokerRole::AsyncMaster, 0);
+    let c = client();
+    create_topic(&c, m.broker(), TOPIC, QUEUES).await;
+    send_ok(&c, m.broker(), TOPIC, 1, &Msg::new("x")).await;
+    let r = call(
+        &c,
+        m.broker(),
+        request::UPDATE_CONSUMER_OFFSET,
+        ext(&[
+            ("consumerGroup", "syncGroup"),
+            ("topic", TOPIC),
+            ("queueId", "1"),
+            ("commitOffset", "1"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let r = call(
+        &c,
+        m.broker(),
+        request::GET_ALL_CONSUMER_OFFSET,
+        ext(&[]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let v: serde_json::Value = serde_json::from_slice(&r.body_bytes()).unwrap();
+    let key = format!("{TOPIC}@syncGroup");
+    assert_eq!(v["offsetTable"][&key]["1"], 1, "offset table: {v}");
+    // A delay-level message makes the schedule keep (and persist) offsets.
+    send_ok(
+        &c,
+        m.broker(),
+        TOPIC,
+        0,
+        &Msg::new("later").prop("DELAY", "1"),
+    )
+    .await;
+    let body = eventually(Duration::from_secs(15), || async {
+        let r = call(
+            &c,
+            m.broker(),
+            request::GET_ALL_DELAY_OFFSET,
+            ext(&[]),
+            None,
+        )
+        .await;
+        (r.code == response::SUCCESS).then(|| r.body_bytes())
+    })
+    .await
+    .expect("GET_ALL_DELAY_OFFSET answered SUCCESS");
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("offsetTable"), "delayOffset.json: {text}");
+    m.stop();
+}

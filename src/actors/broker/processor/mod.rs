@@ -11,6 +11,7 @@ mod offset;
 mod progress;
 mod pull;
 mod query;
+mod replication;
 mod retry;
 mod role;
 mod send;
@@ -143,6 +144,9 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(svc, caller, &ch, req).await,
         rq::ACTORMQ_CHANGE_ROLE => role::change_role(svc.ctx(), req).await,
+        rq::GET_ALL_CONSUMER_OFFSET | rq::GET_ALL_DELAY_OFFSET => {
+            replication::serve(svc, caller, req).await
+        }
         rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(svc, caller, req).await,
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(svc, caller, req).await,
         rq::END_TRANSACTION => transaction::end_transaction(svc, caller, req).await,
