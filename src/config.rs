@@ -128,9 +128,8 @@ macro_rules! config_enum {
 
 config_enum! {
     /// `brokerRole` (Java `BrokerRole`): a master takes writes; a slave
-    /// only serves reads, and those only with `slaveReadEnable`. (Java's
-    /// SYNC_MASTER also waits for a slave's copy; without replication yet,
-    /// ActorMQ runs both master kinds alike.)
+    /// only serves reads, and those only with `slaveReadEnable`. A
+    /// SYNC_MASTER answers a send only once a slave has it (`actors::ha`).
     BrokerRole {
         AsyncMaster = "ASYNC_MASTER",
         SyncMaster = "SYNC_MASTER",
@@ -313,6 +312,9 @@ pub struct BrokerConfig {
     pub supervisor_backoff_ms: u64,
     /// Backoff cap (`supervisorBackoffMaxMs`).
     pub supervisor_backoff_max_ms: u64,
+    /// Replication settings (`haListenPort`, `haMasterAddress`, ...; see
+    /// `actors::ha`).
+    pub ha: crate::actors::ha::HaConfig,
 }
 
 impl Default for BrokerConfig {
@@ -369,6 +371,7 @@ impl Default for BrokerConfig {
             supervisor_restart_window_ms: 60_000,
             supervisor_backoff_ms: 100,
             supervisor_backoff_max_ms: 10_000,
+            ha: crate::actors::ha::HaConfig::default(),
         }
     }
 }
@@ -433,6 +436,12 @@ const BROKER_KEYS: &[&str] = &[
     "supervisorRestartWindowMs",
     "supervisorBackoffMs",
     "supervisorBackoffMaxMs",
+    "haListenPort",
+    "haMasterAddress",
+    "haSendHeartbeatInterval",
+    "haHousekeepingInterval",
+    "haTransferBatchSize",
+    "haMaxGapNotInSync",
 ];
 
 impl BrokerConfig {
@@ -554,6 +563,7 @@ impl BrokerConfig {
             "supervisorBackoffMaxMs",
             &mut self.supervisor_backoff_max_ms,
         )?;
+        self.ha.apply(m)?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {
                 self.unknown.insert(k.clone(), v.clone());

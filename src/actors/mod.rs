@@ -2,6 +2,7 @@
 //! actor, a supervision tree that restarts failures.
 
 pub mod broker;
+pub mod ha;
 pub mod namesrv;
 pub mod server;
 pub mod session;

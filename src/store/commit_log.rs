@@ -424,6 +424,10 @@ impl CommitLogReader {
 #[path = "commit_log_tests.rs"]
 pub(crate) mod tests;
 
+/// Replicated appends at an exact offset (a slave's `HaClient`).
+#[path = "ha_append.rs"]
+mod ha_append;
+
 /// How far ahead of the write position pages are faulted in.
 const PREFAULT_AHEAD: i64 = 8 << 20;
 

@@ -205,6 +205,12 @@ pub struct PutResult {
 pub enum FlushOutcome {
     Ok,
     FlushTimeout,
+    /// SYNC_MASTER: no slave acknowledged the records within
+    /// `syncFlushTimeout` (Java's `PutMessageStatus.FLUSH_SLAVE_TIMEOUT`).
+    SlaveTimeout,
+    /// SYNC_MASTER: no slave connected, or it lags more than
+    /// `haMaxGapNotInSync` (`PutMessageStatus.SLAVE_NOT_AVAILABLE`).
+    SlaveNotAvailable,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -425,5 +431,90 @@ impl Handler<DeleteExpiredSegments> for CommitLogWriter {
     type Result = Result<usize, StoreError>;
     fn handle(&mut self, m: DeleteExpiredSegments, _: &mut Context<Self>) -> Self::Result {
         self.log.delete_expired_segments(m.older_than, m.max)
+    }
+}
+
+/// A slave's `HaClient`: writes bytes replicated from the master at
+/// `offset` (the log's end; see `store::ha_append`), then dispatches the
+/// records now complete to their queues and the index, as recovery would.
+/// Empty `bytes` only retries the dispatch (after missing topics were
+/// created).
+#[derive(Message)]
+#[rtype(result = "Result<Replicated, PutError>")]
+pub struct AppendReplicated {
+    pub offset: i64,
+    pub bytes: bytes::Bytes,
+}
+
+/// What an [`AppendReplicated`] did.
+#[derive(Debug, Default)]
+pub struct Replicated {
+    /// The log's end (what the slave reports to its master).
+    pub end: i64,
+    /// Queues of records that could not be dispatched because the slave has
+    /// no such topic queue yet; dispatch stopped at the first such record
+    /// and resumes with the next `AppendReplicated`.
+    pub missing: Vec<(String, i32)>,
+}
+
+impl Handler<AppendReplicated> for CommitLogWriter {
+    type Result = Result<Replicated, PutError>;
+
+    fn handle(&mut self, m: AppendReplicated, ctx: &mut Context<Self>) -> Self::Result {
+        let r = crate::actors::supervisor::guard::<Self, _, _>(ctx, "CommitLog", || {
+            if !m.bytes.is_empty() {
+                self.log.append_replicated(m.offset, &m.bytes)?;
+            }
+            let end = self.log.max_offset();
+            let mut records = Vec::new();
+            let reached = crate::store::live_scan::scan_published(
+                &self.log.reader(),
+                &self.store_cfg,
+                self.handled_end,
+                end,
+                |d| records.push(d),
+            );
+            let mut dispatch: Vec<QueueUnits> = Vec::new();
+            let mut missing = Vec::new();
+            let mut upto = reached;
+            for d in records.into_iter().filter(|d| d.should_dispatch()) {
+                let entry = self.registry.get(&d.topic);
+                let Some(topic) = entry
+                    .as_ref()
+                    .filter(|e| e.queue(d.queue_id).is_some())
+                    .map(|e| e.name.clone())
+                else {
+                    upto = d.phys_offset;
+                    missing.push((d.topic, d.queue_id));
+                    break;
+                };
+                let next = self
+                    .queue_offsets
+                    .entry((topic.clone(), d.queue_id))
+                    .or_insert(0);
+                *next = (*next).max(d.queue_offset + 1);
+                let unit = DispatchUnit {
+                    queue_offset: d.queue_offset,
+                    phys_offset: d.phys_offset,
+                    size: d.size,
+                    tags_code: d.tags_code,
+                };
+                match dispatch
+                    .iter_mut()
+                    .find(|(t, q, _)| *t == topic && *q == d.queue_id)
+                {
+                    Some((_, _, v)) => v.push(unit),
+                    None => dispatch.push((topic, d.queue_id, SmallVec::from_elem(unit, 1))),
+                }
+            }
+            self.send_dispatches(dispatch, upto);
+            self.handled_end = upto;
+            Ok::<_, StoreError>(Replicated { end, missing })
+        });
+        match r {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(PutError::from(e)),
+            Err(e) => Err(PutError::Store(e.to_string())),
+        }
     }
 }

@@ -37,6 +37,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::actors::ha;
 use crate::actors::server::{serve, IoPool};
 use crate::actors::supervisor;
 use crate::client::{ClientConfig, RemotingClient};
@@ -71,6 +72,8 @@ pub struct Broker {
     pool: IoPool,
     /// Held so the cleaner stays connected, hence restartable (supervision).
     _cleaner: Addr<cleaner::Cleaner>,
+    /// Replication: the HA listener and the slave-side follower.
+    ha: (Addr<ha::service::HaService>, Addr<ha::client::HaClient>),
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -130,6 +133,10 @@ impl Broker {
         let addr = listener
             .local_addr()
             .map_err(|e| BrokerError::Listen("local address".into(), e))?;
+        if cfg.listen_port == 0 && cfg.ha.listen_port.is_none() {
+            // Any broker port: any HA port too (listenPort + 1 may be taken).
+            cfg.ha.listen_port = Some(0);
+        }
         cfg.listen_port = addr.port();
         let store_host: SocketAddr = format!("{}:{}", cfg.broker_ip1, cfg.listen_port)
             .to_socket_addrs()
@@ -240,12 +247,46 @@ impl Broker {
         }
         tracing::info!(role = %role.role(), broker_id = role.state().broker_id, "broker role");
 
+        // Replication wiring (see `actors::ha`): the HA listener is bound
+        // before registering, so `haServerAddr` is the real one.
+        let (ha_listener, ha_bound) = ha::service::bind(&cfg.listen_addr, cfg.listen_port, &cfg.ha)
+            .await
+            .map_err(|e| BrokerError::Listen(format!("HA port of {}", cfg.listen_addr), e))?;
+        let ha_group = Arc::new(ha::group_transfer::GroupTransfer::new(
+            cfg.ha.max_gap_not_in_sync,
+        ));
+        let ha_service = ha::service::HaService::new(
+            ha_listener,
+            ha_group.clone(),
+            reader.clone(),
+            cfg.ha.clone(),
+        )
+        .start();
+        let ha_master = ha::MasterAddress::default();
+        let ha_client = ha::client::HaClient::new(ha::client::HaClientDeps {
+            cfg: cfg.ha.clone(),
+            role: role.clone(),
+            master: ha_master.clone(),
+            writer: commit_log.clone(),
+            reader: reader.clone(),
+            topic_manager: topic_manager.clone(),
+            default_queue_nums: cfg.default_topic_queue_nums,
+        });
+        let ha_runtime = Arc::new(ha::HaRuntime {
+            group: ha_group,
+            server_addr: format!("{}:{}", cfg.broker_ip1, ha_bound.port()),
+            master: ha_master.clone(),
+            client: ha_client.state(),
+        });
+        let ha_client = ha_client.start();
+        tracing::info!(ha = %ha_runtime.server_addr, "HA listening");
+
         let identity = registrar::Identity {
             cluster: cfg.broker_cluster_name.clone(),
             broker_name: cfg.broker_name.clone(),
             broker_id: role.state().broker_id,
             broker_addr: cfg.broker_addr(),
-            ha_server_addr: format!("{}:{}", cfg.broker_ip1, cfg.listen_port as u32 + 1),
+            ha_server_addr: ha_runtime.server_addr.clone(),
         };
         let reg = Registrar::new(
             identity,
@@ -253,7 +294,8 @@ impl Broker {
             registry.clone(),
             RemotingClient::new(ClientConfig::default()),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
-        );
+        )
+        .with_ha_master(ha_master);
         let max_held_pulls = match cfg.unknown.get("maxHeldPulls") {
             Some(v) => v.trim().parse::<usize>().map_err(|_| {
                 BrokerError::Config(ConfigError::BadValue {
@@ -323,6 +365,7 @@ impl Broker {
             auth,
             held_pulls: Default::default(),
             max_held_pulls,
+            ha: ha_runtime,
         });
         let accept = serve(
             listener,
@@ -339,6 +382,7 @@ impl Broker {
             index,
             pool,
             _cleaner: cleaner,
+            ha: (ha_service, ha_client),
         })
     }
 
@@ -357,6 +401,8 @@ impl Broker {
     /// persist metadata, flush everything and remove the `abort` marker.
     pub async fn shutdown(mut self) {
         self.accept.abort();
+        let _ = self.ha.1.send(ha::client::StopClient).await;
+        let _ = self.ha.0.send(ha::service::Close).await;
         self.ctx.services.stop();
         let _ = tokio::time::timeout(
             Duration::from_secs(5),

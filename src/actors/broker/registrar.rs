@@ -10,7 +10,9 @@ use super::topic::TopicRegistry;
 use crate::client::RemotingClient;
 use crate::wire::bodies::{RegisterBrokerBody, TopicConfigSerializeWrapper};
 use crate::wire::codes::{request, response};
-use crate::wire::headers::namesrv::{BrokerIdentityHeader, RegisterBrokerRequestHeader};
+use crate::wire::headers::namesrv::{
+    BrokerIdentityHeader, RegisterBrokerRequestHeader, RegisterBrokerResponseHeader,
+};
 use crate::wire::headers::CommandHeader;
 use crate::wire::RemotingCommand;
 
@@ -32,6 +34,8 @@ pub struct Registrar {
     registry: TopicRegistry,
     client: RemotingClient,
     interval: Duration,
+    /// Told the master's HA address from each registration's answer.
+    ha_master: Option<crate::actors::ha::MasterAddress>,
 }
 
 impl Registrar {
@@ -55,7 +59,16 @@ impl Registrar {
             registry,
             client,
             interval,
+            ha_master: None,
         }
+    }
+
+    /// Feeds a slave's `HaClient` the master's `haServerAddr` from each
+    /// REGISTER_BROKER response (Java: `BrokerController#doRegisterBrokerAll`
+    /// → `updateHaMasterAddress`).
+    pub fn with_ha_master(mut self, m: crate::actors::ha::MasterAddress) -> Self {
+        self.ha_master = Some(m);
+        self
     }
 
     fn register_request(&self) -> RemotingCommand {
@@ -101,10 +114,17 @@ impl Registrar {
         for ns in self.namesrvs.clone() {
             let client = self.client.clone();
             let cmd = self.register_request();
+            let ha_master = self.ha_master.clone();
             ctx.spawn(
                 async move {
                     match client.invoke(&ns, cmd, Duration::from_secs(3)).await {
-                        Ok(r) if r.code == response::SUCCESS => tracing::debug!(namesrv = %ns, "registered"),
+                        Ok(r) if r.code == response::SUCCESS => {
+                            tracing::debug!(namesrv = %ns, "registered");
+                            let h = RegisterBrokerResponseHeader::from_ext(&r.ext).ok();
+                            if let (Some(m), Some(a)) = (ha_master, h.and_then(|h| h.ha_server_addr)) {
+                                m.set(Some(a));
+                            }
+                        }
                         Ok(r) => tracing::warn!(namesrv = %ns, code = r.code, remark = ?r.remark, "registration refused"),
                         Err(e) => tracing::warn!(namesrv = %ns, error = %e, "registration failed"),
                     }

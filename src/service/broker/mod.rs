@@ -23,6 +23,7 @@ mod offsets;
 mod progress;
 mod pull;
 mod query;
+mod replication;
 mod retry;
 mod send;
 mod transaction;

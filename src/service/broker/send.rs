@@ -348,6 +348,15 @@ impl BrokerService {
             Ok(Err(e)) => return Err(put_refusal(e)),
             Err(_) => return Err(Refusal::busy("commit log")),
         };
+        // Replication (`actors::ha`): a SYNC_MASTER answers once a slave has the records.
+        let end = results.last().map_or(0, |r| r.phys_offset + r.size as i64);
+        let flush = match ctx.role.role() {
+            crate::config::BrokerRole::SyncMaster => {
+                let wait = std::time::Duration::from_millis(ctx.cfg.sync_flush_timeout);
+                ctx.ha.group.sync_outcome(end, wait, flush).await
+            }
+            _ => (ctx.ha.group.wake(), flush).1,
+        };
         Ok(SendReceipt {
             results,
             queue_id,

@@ -12,6 +12,7 @@ mod offset;
 mod progress;
 mod pull;
 mod query;
+mod replication;
 mod retry;
 mod role;
 mod send;
@@ -63,6 +64,8 @@ pub struct BrokerCtx {
     /// The most pulls held at once (`maxHeldPulls`, default 10,000).
     pub max_held_pulls: usize,
     pub role_keeper: Addr<super::role::RoleKeeper>,
+    /// Replication: slaves' progress, SYNC_MASTER waiters (see `actors::ha`).
+    pub ha: Arc<crate::actors::ha::HaRuntime>,
 }
 
 pub struct BrokerProcessor {
@@ -154,6 +157,9 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(svc, caller, &ch, req).await,
         rq::ACTORMQ_CHANGE_ROLE => role::change_role(svc.ctx(), req).await,
+        rq::GET_ALL_CONSUMER_OFFSET | rq::GET_ALL_DELAY_OFFSET => {
+            replication::serve(svc, caller, req).await
+        }
         rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(svc, caller, req).await,
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(svc, caller, req).await,
         rq::END_TRANSACTION => transaction::end_transaction(svc, caller, req).await,

@@ -47,6 +47,8 @@ fn receipt_response(
     let code = match r.flush {
         FlushOutcome::Ok => rs::SUCCESS,
         FlushOutcome::FlushTimeout => rs::FLUSH_DISK_TIMEOUT,
+        FlushOutcome::SlaveTimeout => rs::FLUSH_SLAVE_TIMEOUT,
+        FlushOutcome::SlaveNotAvailable => rs::SLAVE_NOT_AVAILABLE,
     };
     let store_host = svc.ctx().store_host;
     let mut resp = RemotingCommand::response_to(req, code);

@@ -1,0 +1,194 @@
+//! Master–slave replication of the commit log: RocketMQ's classic HA
+//! (`DefaultHAService`, `DefaultHAConnection`, `DefaultHAClient`,
+//! `GroupTransferService`), as actors.
+//!
+//! * On every broker a [`service::HaService`] actor listens on
+//!   `haListenPort` (Java: `listenPort + 1`; 0 picks a free port) — the
+//!   address REGISTER_BROKER carries as `haServerAddr` — and starts one
+//!   [`connection::HaConnection`] actor per slave that connects (Java's
+//!   `AcceptSocketService`, which runs whatever the role).
+//! * On a slave one [`client::HaClient`] actor follows the master at
+//!   `haMasterAddress`, or at the `haServerAddr` the name server returned
+//!   in its REGISTER_BROKER response (`Registrar` feeds [`MasterAddress`]).
+//! * [`group_transfer::GroupTransfer`] holds the slaves' acknowledged
+//!   offsets and the SYNC_MASTER sends waiting for them.
+//!
+//! Wire layout (`DefaultHAClient#reportSlaveMaxOffset`,
+//! `DefaultHAConnection.WriteSocketService`), all integers big-endian:
+//!
+//! ```text
+//! slave → master   [8: max physical offset of the slave's commit log]
+//! master → slave   [8: physical offset of the body][4: body size][body]
+//! ```
+//!
+//! The body is a raw range of the master's commit log (records and segment
+//! fillers, never crossing a segment end), at most `haTransferBatchSize`
+//! bytes; a frame with an empty body is a heartbeat, sent after
+//! `haSendHeartbeatInterval` without data. The master starts a slave where
+//! its first report says; a slave reporting 0 gets everything the master
+//! still keeps (Java starts it at the master's last segment instead; our
+//! slave follows either way, see `store::ha_append`). A slave that receives
+//! an offset other than its own end closes and reconnects, as Java's
+//! `DefaultHAClient#dispatchReadRequest` does. Either side drops a
+//! connection silent for `haHousekeepingInterval`.
+
+pub mod client;
+pub mod connection;
+pub mod group_transfer;
+pub mod service;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use crate::config::ConfigError;
+
+/// Size of the slave's report (`DefaultHAClient.REPORT_HEADER_SIZE`).
+pub const REPORT_HEADER_SIZE: usize = 8;
+/// Size of a transfer header (`DefaultHAConnection.TRANSFER_HEADER_SIZE`).
+pub const TRANSFER_HEADER_SIZE: usize = 12;
+
+/// The transfer header of a body of `size` bytes at `offset`.
+pub fn transfer_header(offset: i64, size: i32) -> [u8; TRANSFER_HEADER_SIZE] {
+    let mut h = [0u8; TRANSFER_HEADER_SIZE];
+    h[..8].copy_from_slice(&offset.to_be_bytes());
+    h[8..].copy_from_slice(&size.to_be_bytes());
+    h
+}
+
+/// Replication settings, RocketMQ's `MessageStoreConfig` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaConfig {
+    /// `haListenPort`; `None`: the broker's listen port + 1 (Java's
+    /// `BrokerStartup`); `Some(0)`: a free port.
+    pub listen_port: Option<u16>,
+    /// `haMasterAddress`: the master's HA address, fixed; empty: learned
+    /// from the name server.
+    pub master_address: String,
+    /// `haSendHeartbeatInterval`, ms (5 s).
+    pub send_heartbeat_interval: u64,
+    /// `haHousekeepingInterval`, ms (20 s): a silent connection is closed.
+    pub housekeeping_interval: u64,
+    /// `haTransferBatchSize`: most bytes in one frame (32 KiB).
+    pub transfer_batch_size: usize,
+    /// `haMaxGapNotInSync`: a slave further behind is not in sync (256 MiB).
+    pub max_gap_not_in_sync: i64,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            listen_port: None,
+            master_address: String::new(),
+            send_heartbeat_interval: 5_000,
+            housekeeping_interval: 20_000,
+            transfer_batch_size: 32 * 1024,
+            max_gap_not_in_sync: 256 * 1024 * 1024,
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    m: &BTreeMap<String, String>,
+    key: &str,
+    why: &'static str,
+    ok: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ConfigError> {
+    let Some(v) = m.get(key) else { return Ok(None) };
+    match v.trim().parse::<T>() {
+        Ok(x) if ok(&x) => Ok(Some(x)),
+        _ => Err(ConfigError::BadValue {
+            key: key.into(),
+            value: v.clone(),
+            why,
+        }),
+    }
+}
+
+impl HaConfig {
+    pub fn apply(&mut self, m: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        if let Some(p) = parse::<u16>(m, "haListenPort", "a port, 0 for any", |_| true)? {
+            self.listen_port = Some(p);
+        }
+        if let Some(a) = m.get("haMasterAddress") {
+            self.master_address = a.trim().to_owned();
+        }
+        let positive = "a positive number";
+        if let Some(v) = parse(m, "haSendHeartbeatInterval", positive, |v: &u64| *v > 0)? {
+            self.send_heartbeat_interval = v;
+        }
+        if let Some(v) = parse(m, "haHousekeepingInterval", positive, |v: &u64| *v > 0)? {
+            self.housekeeping_interval = v;
+        }
+        if let Some(v) = parse(m, "haTransferBatchSize", positive, |v: &usize| *v > 0)? {
+            self.transfer_batch_size = v;
+        }
+        if let Some(v) = parse(m, "haMaxGapNotInSync", positive, |v: &i64| *v > 0)? {
+            self.max_gap_not_in_sync = v;
+        }
+        Ok(())
+    }
+}
+
+/// What the rest of the broker sees of replication (in `BrokerCtx`).
+#[derive(Debug)]
+pub struct HaRuntime {
+    /// The slaves' acknowledgements and the sends waiting on them.
+    pub group: Arc<group_transfer::GroupTransfer>,
+    /// The bound HA address (`haServerAddr`).
+    pub server_addr: String,
+    /// The master's HA address as learned from the name server.
+    pub master: MasterAddress,
+    /// The slave side's connection state.
+    pub client: Arc<client::HaClientState>,
+}
+
+/// The master's HA address as the name server last told this broker
+/// (REGISTER_BROKER's `haServerAddr`), shared by the `Registrar` (writer)
+/// and the `HaClient` (reader).
+#[derive(Debug, Clone, Default)]
+pub struct MasterAddress(Arc<RwLock<Option<String>>>);
+
+impl MasterAddress {
+    pub fn set(&self, addr: Option<String>) {
+        let addr = addr.filter(|a| !a.is_empty());
+        let mut cur = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if *cur != addr {
+            tracing::info!(master_ha = ?addr, "master HA address learned");
+            *cur = addr;
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_bad_values_are_refused() {
+        let mut c = HaConfig::default();
+        let m: BTreeMap<String, String> = [
+            ("haListenPort", "0"),
+            ("haMasterAddress", " 10.0.0.1:10912 "),
+            ("haTransferBatchSize", "4096"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        c.apply(&m).unwrap();
+        assert_eq!(c.listen_port, Some(0));
+        assert_eq!(c.master_address, "10.0.0.1:10912");
+        assert_eq!(c.transfer_batch_size, 4096);
+        let bad: BTreeMap<String, String> = [("haMaxGapNotInSync".into(), "-1".into())].into();
+        assert!(c.apply(&bad).is_err());
+    }
+
+    #[test]
+    fn the_transfer_header_is_offset_then_size_big_endian() {
+        let h = transfer_header(0x0102_0304_0506_0708, 0x0A0B_0C0D);
+        assert_eq!(h, [1, 2, 3, 4, 5, 6, 7, 8, 0x0A, 0x0B, 0x0C, 0x0D]);
+    }
+}

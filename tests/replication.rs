@@ -1,0 +1,365 @@
+//! Master–slave replication (RocketMQ's classic HA), black-box over real
+//! sockets: a slave follows its master through the name server's
+//! `haServerAddr`, serves the replicated messages at the master's offsets
+//! with a byte-identical commit log; a SYNC_MASTER answers SUCCESS only with
+//! a slave that has the message, SLAVE_NOT_AVAILABLE without a slave and
+//! FLUSH_SLAVE_TIMEOUT with a slave that does not acknowledge (Java's
+//! `ResponseCode` 11 and 12); after `kill -9` of a SYNC_MASTER under load,
+//! every acknowledged message is on the slave.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actormq::config::BrokerRole;
+use actormq::wire::codes::{request, response};
+use actormq::wire::headers::send::SendMessageResponseHeader;
+use actormq::wire::headers::CommandHeader;
+use common::*;
+
+const TOPIC: &str = "RepTopic";
+const QUEUES: i32 = 4;
+
+/// A slave of the broker registered on `namesrv` as `name`, learning its
+/// master's HA address from the name server (or `ha_master` when given).
+fn slave(namesrv: &str, name: &str, ha_master: Option<String>) -> TestServer {
+    let (ns, name) = (namesrv.to_owned(), name.to_owned());
+    TestServer::start(Opts {
+        namesrvs: 0,
+        ..Opts::default().broker(move |c| {
+            c.namesrv_addr = ns;
+            c.broker_name = name;
+            c.broker_role = BrokerRole::Slave;
+            c.broker_id = 1;
+            c.slave_read_enable = true;
+            c.ha.master_address = ha_master.unwrap_or_default();
+            c.ha.send_heartbeat_interval = 500;
+        })
+    })
+}
+
+fn master(name: &str, role: BrokerRole, ha_port: u16) -> TestServer {
+    let name = name.to_owned();
+    TestServer::start(Opts::default().broker(move |c| {
+        c.broker_name = name;
+        c.broker_role = role;
+        c.sync_flush_timeout = 1_000;
+        c.ha.listen_port = Some(ha_port);
+        c.ha.send_heartbeat_interval = 500;
+    }))
+}
+
+/// The commit-log bytes of the store at `root` in `[0, end)`.
+fn log_bytes(root: &Path, end: i64) -> Vec<u8> {
+    let mut files: Vec<_> = std::fs::read_dir(root.join("commitlog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let start: i64 = f.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        if start >= end {
+            break;
+        }
+        assert_eq!(start as usize, out.len(), "segments are contiguous from 0");
+        let data = std::fs::read(&f).unwrap();
+        let take = ((end - start) as usize).min(data.len());
+        out.extend_from_slice(&data[..take]);
+    }
+    out
+}
+
+/// Every message of `TOPIC` on `broker`: (queue, queue offset) → (phys
+/// offset, size, body).
+async fn all_messages(broker: &str) -> BTreeMap<(i32, i64), (i64, i32, Vec<u8>)> {
+    let c = client();
+    let mut out = BTreeMap::new();
+    for q in 0..QUEUES {
+        for m in pull_all(&c, broker, TOPIC, q).await {
+            out.insert(
+                (q, m.queue_offset),
+                (m.commit_log_offset, m.store_size, m.body.to_vec()),
+            );
+        }
+    }
+    out
+}
+
+/// GET_MAX_OFFSET of a queue of `TOPIC`; None while the topic is unknown.
+async fn max_offset(c: &actormq::client::RemotingClient, broker: &str, q: i32) -> Option<i64> {
+    use actormq::wire::headers::offset::{OffsetResponseHeader, QueueRequestHeader};
+    let h = QueueRequestHeader {
+        topic: TOPIC.into(),
+        queue_id: q,
+        committed: None,
+    };
+    let r = call(c, broker, request::GET_MAX_OFFSET, h.to_ext(), None).await;
+    (r.code == response::SUCCESS).then(|| OffsetResponseHeader::from_ext(&r.ext).unwrap().offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_serves_the_masters_messages_at_the_same_offsets_with_an_identical_log() {
+    let m = master("rep-a", BrokerRole::AsyncMaster, 0);
+    let s = slave(m.namesrv(), "rep-a", None);
+    let c = client();
+    create_topic(&c, m.broker(), TOPIC, QUEUES).await;
+    // ~2.5 MiB over 1 MiB segments: the slave also copies segment fillers.
+    let mut sent = BTreeSet::new();
+    for i in 0..320u64 {
+        let body = pseudo_body(i, 1_000 + (i as usize * 37) % 12_000);
+        let q = (i % QUEUES as u64) as i32;
+        let r = send_ok(
+            &c,
+            m.broker(),
+            TOPIC,
+            q,
+            &Msg::new(body.clone()).keys(&format!("k{i}")),
+        )
+        .await;
+        sent.insert((q, r.queue_offset, body));
+    }
+    let on_master = all_messages(m.broker()).await;
+    assert_eq!(on_master.len(), 320);
+    let end = on_master
+        .values()
+        .map(|(p, n, _)| p + *n as i64)
+        .max()
+        .unwrap();
+    assert!(end > 2 << 20, "the log spans three segments");
+    let got = eventually(Duration::from_secs(20), || async {
+        let mut all = 0;
+        for q in 0..QUEUES {
+            all += max_offset(&c, s.broker(), q).await?;
+        }
+        (all == 320).then_some(())
+    })
+    .await;
+    assert!(got.is_some(), "the slave did not get all 320 messages");
+    let on_slave = all_messages(s.broker()).await;
+    assert_eq!(on_slave, on_master, "same messages at the same offsets");
+    let from_slave: BTreeSet<_> = on_slave
+        .iter()
+        .map(|((q, o), (_, _, b))| (*q, *o, b.clone()))
+        .collect();
+    assert_eq!(from_slave, sent);
+    let (a, b) = (log_bytes(&m.store, end), log_bytes(&s.store, end));
+    assert_eq!(a.len() as i64, end);
+    assert!(
+        a == b,
+        "the commit logs differ below the master's max offset"
+    );
+    s.stop();
+    m.stop();
+}
+
+async fn send_code(broker: &str, body: &[u8]) -> (i32, Option<SendMessageResponseHeader>) {
+    let r = send_raw(&client(), broker, TOPIC, 0, &Msg::new(body.to_vec())).await;
+    let h = SendMessageResponseHeader::from_ext(&r.ext).ok();
+    (r.code, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_master_answers_success_only_when_a_slave_has_the_message() {
+    let m = master("rep-sync", BrokerRole::SyncMaster, 0);
+    create_topic(&client(), m.broker(), TOPIC, QUEUES).await;
+    // No slave connected: stored, but SLAVE_NOT_AVAILABLE (as Java's
+    // `isSlaveOK` false → PutMessageStatus.SLAVE_NOT_AVAILABLE).
+    let (code, h) = send_code(m.broker(), b"alone").await;
+    assert_eq!(code, response::SLAVE_NOT_AVAILABLE);
+    assert_eq!(code, 11);
+    assert!(h.is_some(), "the message was stored: the header is there");
+
+    let s = slave(m.namesrv(), "rep-sync", None);
+    let ok = eventually(Duration::from_secs(20), || async {
+        let (code, h) = send_code(m.broker(), b"with-slave").await;
+        (code == response::SUCCESS).then_some(h.unwrap())
+    })
+    .await
+    .expect("a send answered SUCCESS once the slave connected");
+    // Acknowledged: the slave has it (pull from the slave at that offset).
+    let msgs = pull_all(&client(), s.broker(), TOPIC, 0).await;
+    assert!(
+        msgs.iter()
+            .any(|x| x.queue_offset == ok.queue_offset && &x.body[..] == b"with-slave"),
+        "the acknowledged message is on the slave"
+    );
+    for i in 0..50 {
+        let (code, _) = send_code(m.broker(), format!("m{i}").as_bytes()).await;
+        assert_eq!(code, response::SUCCESS, "send {i} with a live slave");
+    }
+    s.stop();
+    m.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_master_times_out_with_a_slave_that_does_not_acknowledge() {
+    let ha_port = free_port();
+    let m = master("rep-mute", BrokerRole::SyncMaster, ha_port);
+    create_topic(&client(), m.broker(), TOPIC, QUEUES).await;
+    // A "slave" that reports offset 0 once and never again.
+    let mut mute = tokio::net::TcpStream::connect(("127.0.0.1", ha_port))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut mute, &0i64.to_be_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, h) = send_code(m.broker(), b"unacked").await;
+    assert_eq!(
+        code,
+        response::FLUSH_SLAVE_TIMEOUT,
+        "Java's FLUSH_SLAVE_TIMEOUT (12)"
+    );
+    assert_eq!(code, 12);
+    assert!(h.is_some());
+    drop(mute);
+    m.stop();
+}
+
+/// A standalone SYNC_MASTER as a child process, its HA port fixed.
+fn spawn_master(dir: &Path, ha_port: u16) -> (ChildServer, String) {
+    let conf = dir.join("master.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerName=rep-kill\nbrokerRole=SYNC_MASTER\nhaListenPort={ha_port}\n\
+             mapedFileSizeCommitLog=1048576\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
+             syncFlushTimeout=3000\nbrokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\n"
+        ),
+    )
+    .unwrap();
+    spawn_standalone(
+        &dir.join("store"),
+        &conf,
+        &dir.join("master.log"),
+        Duration::from_secs(20),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_a_sync_master_acknowledged_survives_its_kill_9_on_the_slave() {
+    let dir = tempfile::tempdir().unwrap();
+    let ha_port = free_port();
+    let (mut master, addr) = spawn_master(dir.path(), ha_port);
+    let s = slave(
+        "127.0.0.1:1",
+        "rep-kill",
+        Some(format!("127.0.0.1:{ha_port}")),
+    );
+    create_topic(&client(), &addr, TOPIC, QUEUES).await;
+    let acked: Arc<Mutex<Vec<(i32, String)>>> = Arc::default();
+    let mut producers = Vec::new();
+    for p in 0..4 {
+        let (addr, acked) = (addr.clone(), acked.clone());
+        producers.push(tokio::spawn(async move {
+            let c = client();
+            for i in 0.. {
+                let body = format!("p{p}-{i}");
+                let q = p % QUEUES;
+                let mut cmd = actormq::wire::RemotingCommand::request(request::SEND_MESSAGE_V2);
+                cmd.ext = send_header(TOPIC, q, &Msg::new(body.clone()).properties(), false)
+                    .to_v2()
+                    .to_ext();
+                let cmd = cmd.with_body(bytes::Bytes::from(body.clone().into_bytes()));
+                match c.invoke(&addr, cmd, CALL).await {
+                    Ok(r) if r.code == response::SUCCESS => acked.lock().unwrap().push((q, body)),
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    let enough = eventually(Duration::from_secs(30), || async {
+        (acked.lock().unwrap().len() >= 400).then_some(())
+    })
+    .await;
+    assert!(
+        enough.is_some(),
+        "the SYNC_MASTER acknowledged too few sends"
+    );
+    master.kill9();
+    for p in producers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), p).await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    // The checker: every acknowledged message is on the slave.
+    let c = client();
+    let mut on_slave = BTreeSet::new();
+    for q in 0..QUEUES {
+        for m in pull_all(&c, s.broker(), TOPIC, q).await {
+            on_slave.insert((q, String::from_utf8(m.body.to_vec()).unwrap()));
+        }
+    }
+    let lost: Vec<_> = acked.iter().filter(|a| !on_slave.contains(a)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages are not on the slave, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.first()
+    );
+    s.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_serves_its_consumer_and_delay_offsets_for_a_slaves_sync() {
+    let m = master("rep-meta", BrokerRole::AsyncMaster, 0);
+    let c = client();
+    create_topic(&c, m.broker(), TOPIC, QUEUES).await;
+    send_ok(&c, m.broker(), TOPIC, 1, &Msg::new("x")).await;
+    let r = call(
+        &c,
+        m.broker(),
+        request::UPDATE_CONSUMER_OFFSET,
+        ext(&[
+            ("consumerGroup", "syncGroup"),
+            ("topic", TOPIC),
+            ("queueId", "1"),
+            ("commitOffset", "1"),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let r = call(
+        &c,
+        m.broker(),
+        request::GET_ALL_CONSUMER_OFFSET,
+        ext(&[]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let v: serde_json::Value = serde_json::from_slice(&r.body_bytes()).unwrap();
+    let key = format!("{TOPIC}@syncGroup");
+    assert_eq!(v["offsetTable"][&key]["1"], 1, "offset table: {v}");
+    // A delay-level message makes the schedule keep (and persist) offsets.
+    send_ok(
+        &c,
+        m.broker(),
+        TOPIC,
+        0,
+        &Msg::new("later").prop("DELAY", "1"),
+    )
+    .await;
+    let body = eventually(Duration::from_secs(15), || async {
+        let r = call(
+            &c,
+            m.broker(),
+            request::GET_ALL_DELAY_OFFSET,
+            ext(&[]),
+            None,
+        )
+        .await;
+        (r.code == response::SUCCESS).then(|| r.body_bytes())
+    })
+    .await
+    .expect("GET_ALL_DELAY_OFFSET answered SUCCESS");
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("offsetTable"), "delayOffset.json: {text}");
+    m.stop();
+}
