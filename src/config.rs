@@ -186,6 +186,8 @@ pub struct NamesrvConfig {
     /// How often expired brokers are swept (RocketMQ: 5 s).
     pub scan_interval_ms: u64,
     pub kv_config_path: PathBuf,
+    /// The `tls.*` keys (see `crate::tls`).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for NamesrvConfig {
@@ -199,6 +201,7 @@ impl Default for NamesrvConfig {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("namesrv/kvConfig.json"),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -212,6 +215,7 @@ impl NamesrvConfig {
         if let Some(p) = m.get("kvConfigPath") {
             self.kv_config_path = PathBuf::from(p);
         }
+        self.tls = crate::tls::TlsConfig::from_properties(m)?;
         Ok(())
     }
 
@@ -302,6 +306,8 @@ pub struct BrokerConfig {
     pub supervisor_backoff_ms: u64,
     /// Backoff cap (`supervisorBackoffMaxMs`).
     pub supervisor_backoff_max_ms: u64,
+    /// The `tls.*` keys (see `crate::tls`); also kept in `unknown`.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -358,6 +364,7 @@ impl Default for BrokerConfig {
             supervisor_restart_window_ms: 60_000,
             supervisor_backoff_ms: 100,
             supervisor_backoff_max_ms: 10_000,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -543,6 +550,7 @@ impl BrokerConfig {
             "supervisorBackoffMaxMs",
             &mut self.supervisor_backoff_max_ms,
         )?;
+        self.tls = crate::tls::TlsConfig::from_properties(m)?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {
                 self.unknown.insert(k.clone(), v.clone());
