@@ -43,6 +43,8 @@ impl Default for ServerLimits {
 
 /// Raises the soft open-files limit to the hard one (once per process);
 /// returns the soft limit now in force.
+// `rlim_t` is u64 on Linux only.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile_limit() -> u64 {
     static RAISED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *RAISED.get_or_init(|| {

@@ -310,6 +310,8 @@ impl Actor for Session {
 }
 
 /// What the read side of a connection delivers to its session.
+// Frames are the common case: boxing them would allocate per request.
+#[allow(clippy::large_enum_variant)]
 enum ReadEvent {
     /// A frame, with the in-flight slot it holds.
     Frame(Inbound, OwnedSemaphorePermit),
