@@ -287,7 +287,7 @@ fn main() {
         Cmd::Namesrv(a) => {
             let c = namesrv_config(&a);
             if a.print_config {
-                print!("{}", c.print());
+                print!("{}{}", c.print(), c.tls.print());
                 return;
             }
             init_logging();
@@ -305,7 +305,7 @@ fn main() {
                 c.store_path_root_dir = s;
             }
             if a.print_config {
-                print!("{}", c.print());
+                print!("{}{}", c.print(), c.tls.print());
                 return;
             }
             init_logging();
@@ -328,7 +328,7 @@ fn main() {
                 b.store_path_root_dir = s;
             }
             if a.print_config {
-                print!("{}", b.print());
+                print!("{}{}", b.print(), b.tls.print());
                 return;
             }
             init_logging();
