@@ -63,7 +63,15 @@ impl AsyncRead for ReadHalf {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ReadHalf::Tcp(r) => Pin::new(r).poll_read(cx, buf),
-            ReadHalf::Tls(r) => Pin::new(r).poll_read(cx, buf),
+            // A peer that closes without TLS's close_notify ends the stream
+            // as a TCP close would: frames are length-prefixed, so a cut
+            // frame is still caught by the codec.
+            ReadHalf::Tls(r) => match Pin::new(r).poll_read(cx, buf) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(()))
+                }
+                other => other,
+            },
         }
     }
 }
