@@ -1,6 +1,8 @@
 //! `actormq bench`: load generators for any RocketMQ-compatible cluster
 //! (through its name server), a loopback echo baseline, and a `suite` that
-//! runs the target rows in one go so ratios come from one run.
+//! runs the target rows in one go so ratios come from one run;
+//! `tls` puts plaintext and TLS rows side by side against one permissive
+//! server (RocketMQ's `tls.server.mode=permissive`).
 
 pub mod consume;
 pub mod curves;
