@@ -188,6 +188,8 @@ pub struct NamesrvConfig {
     /// Authentication / authorization (`authenticationEnabled`, ...); the
     /// users and ACLs live beside `kvConfigPath`.
     pub auth: crate::auth::settings::AuthSettings,
+    /// The `tls.*` keys (see `crate::tls`).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for NamesrvConfig {
@@ -202,6 +204,7 @@ impl Default for NamesrvConfig {
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("namesrv/kvConfig.json"),
             auth: Default::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -222,6 +225,7 @@ impl NamesrvConfig {
                 why: "see the value",
             }
         })?;
+        self.tls = crate::tls::TlsConfig::from_properties(m)?;
         Ok(())
     }
 
@@ -315,6 +319,8 @@ pub struct BrokerConfig {
     /// Replication settings (`haListenPort`, `haMasterAddress`, ...; see
     /// `actors::ha`).
     pub ha: crate::actors::ha::HaConfig,
+    /// The `tls.*` keys (see `crate::tls`); also kept in `unknown`.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for BrokerConfig {
@@ -372,6 +378,7 @@ impl Default for BrokerConfig {
             supervisor_backoff_ms: 100,
             supervisor_backoff_max_ms: 10_000,
             ha: crate::actors::ha::HaConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -564,6 +571,7 @@ impl BrokerConfig {
             &mut self.supervisor_backoff_max_ms,
         )?;
         self.ha.apply(m)?;
+        self.tls = crate::tls::TlsConfig::from_properties(m)?;
         for (k, v) in m {
             if !BROKER_KEYS.contains(&k.as_str()) {
                 self.unknown.insert(k.clone(), v.clone());

@@ -10,4 +10,5 @@ pub mod config;
 pub mod filter;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod wire;

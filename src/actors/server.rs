@@ -6,6 +6,12 @@
 //! naming the cap and is closed, so the descriptors the store needs stay
 //! available. At the first start the soft RLIMIT_NOFILE is raised to the
 //! hard limit, as RocketMQ's start scripts do with `ulimit -n`.
+//!
+//! With TLS ([`serve_tls`], `tls.server.mode` permissive or enforcing) the
+//! accept task only accepts: telling TLS from plaintext by the first byte
+//! and the handshake run as a task on the session's arbiter, within the
+//! handshake timeout, so a slow or silent peer never holds up accepting. A
+//! connection counts against `max_connections` from its accept on.
 
 use actix::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +20,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use super::session::{ConnLimits, Processor, Session};
+use crate::tls::{ServerTls, Stream};
 use crate::wire::codes::response;
 use crate::wire::RemotingCommand;
 
@@ -36,6 +43,8 @@ impl Default for ServerLimits {
 
 /// Raises the soft open-files limit to the hard one (once per process);
 /// returns the soft limit now in force.
+// `rlim_t` is u64 on Linux only.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile_limit() -> u64 {
     static RAISED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *RAISED.get_or_init(|| {
@@ -154,6 +163,18 @@ pub fn serve_with(
     pool: IoPool,
     limits: ServerLimits,
 ) -> tokio::task::JoinHandle<()> {
+    serve_tls(listener, processor, pool, limits, None)
+}
+
+/// Accepts connections, plain or TLS as `tls` says (`None`: plaintext only,
+/// RocketMQ's `disabled`), until the returned handle is dropped or aborted.
+pub fn serve_tls(
+    listener: TcpListener,
+    processor: Arc<dyn Processor>,
+    pool: IoPool,
+    limits: ServerLimits,
+    tls: Option<ServerTls>,
+) -> tokio::task::JoinHandle<()> {
     raise_nofile_limit();
     let live = Arc::new(AtomicUsize::new(0));
     actix::spawn(async move {
@@ -179,11 +200,10 @@ pub fn serve_with(
                     };
                     let p = processor.clone();
                     let conn = limits.conn.clone();
+                    let tls = tls.clone();
                     pool.pick().spawn_fn(move || {
                         match tokio::net::TcpStream::from_std(std_stream) {
-                            Ok(s) => {
-                                Session::start(s, p, conn, guard);
-                            }
+                            Ok(s) => adopt(s, tls, p, conn, guard),
                             Err(e) => tracing::warn!(error = %e, "cannot adopt connection"),
                         }
                     });
@@ -196,4 +216,36 @@ pub fn serve_with(
             }
         }
     })
+}
+
+/// Starts the session of an accepted connection on the current arbiter,
+/// after the TLS handshake when the port speaks TLS.
+fn adopt(
+    s: tokio::net::TcpStream,
+    tls: Option<ServerTls>,
+    p: Arc<dyn Processor>,
+    conn: ConnLimits,
+    guard: ConnGuard,
+) {
+    let (Ok(peer), Ok(local)) = (s.peer_addr(), s.local_addr()) else {
+        return;
+    };
+    let _ = s.set_nodelay(true);
+    match tls {
+        None => {
+            Session::start(Stream::Tcp(s), (peer, local), p, conn, guard);
+        }
+        Some(tls) => {
+            actix::spawn(async move {
+                match tls.accept(s).await {
+                    Ok(stream) => {
+                        Session::start(stream, (peer, local), p, conn, guard);
+                    }
+                    Err(e) => {
+                        tracing::info!(%peer, error = %e, mode = tls.mode().name(), "connection closed before serving")
+                    }
+                }
+            });
+        }
+    }
 }

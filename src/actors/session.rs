@@ -18,6 +18,11 @@
 //! connection silent for `idle_timeout` (RocketMQ's
 //! `serverChannelMaxIdleTimeSeconds`) is closed, and so is one whose frame
 //! has not completed within `frame_timeout`.
+//!
+//! A session runs on plain TCP or on TLS ([`crate::tls::Stream`]): the
+//! halves are an enum, so plaintext keeps tokio's concrete TCP halves and
+//! its vectored writes; after each batch the writer flushes, which pushes
+//! out the records a TLS stream still holds (a no-op on TCP).
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -31,11 +36,10 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::FramedRead;
 
+use crate::tls::{ReadHalf, Stream, WriteHalf};
 use crate::wire::codes::response;
 use crate::wire::{FrameCodec, Inbound, RemotingCommand, WireError};
 
@@ -220,17 +224,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session actor for an accepted connection on the current
-    /// arbiter.
+    /// Starts a session actor for an accepted connection (TLS handshake
+    /// done) on the current arbiter.
     pub(crate) fn start(
-        stream: TcpStream,
+        stream: Stream,
+        (peer, local): (SocketAddr, SocketAddr),
         processor: Arc<dyn Processor>,
         limits: ConnLimits,
         guard: super::server::ConnGuard,
-    ) -> Option<Addr<Session>> {
-        let peer = stream.peer_addr().ok()?;
-        let local = stream.local_addr().ok()?;
-        let _ = stream.set_nodelay(true);
+    ) -> Addr<Session> {
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = Arc::new(tokio::sync::Notify::new());
@@ -243,7 +245,7 @@ impl Session {
             stop: stop.clone(),
             session: None,
         };
-        Some(Session::create(move |ctx| {
+        Session::create(move |ctx| {
             let mut channel = channel;
             channel.session = Some(Arc::new(ctx.address()));
             ctx.add_stream(read_events(rd, limits));
@@ -260,7 +262,7 @@ impl Session {
                 processor,
                 _guard: guard,
             }
-        }))
+        })
     }
 
     fn serve(&mut self, req: RemotingCommand, slot: OwnedSemaphorePermit, ctx: &mut Context<Self>) {
@@ -326,10 +328,7 @@ const READ_TICK: Duration = Duration::from_secs(1);
 
 /// The connection's frames, read only while an in-flight slot is free, and
 /// ended by the idle and frame timeouts.
-fn read_events(
-    rd: OwnedReadHalf,
-    limits: ConnLimits,
-) -> impl futures_util::Stream<Item = ReadEvent> {
+fn read_events(rd: ReadHalf, limits: ConnLimits) -> impl futures_util::Stream<Item = ReadEvent> {
     use futures_util::StreamExt;
     let frames = FramedRead::with_capacity(rd, FrameCodec::default(), 64 * 1024);
     let slots = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
@@ -480,7 +479,7 @@ impl Handler<SessionFault> for Session {
 
 /// Writes queued commands, batching everything already queued into one
 /// vectored write.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>) {
+async fn write_loop(mut wr: WriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>) {
     let mut batch: Vec<RemotingCommand> = Vec::with_capacity(64);
     // The written requests' in-flight slots, freed after the write.
     let mut slots: Vec<OwnedSemaphorePermit> = Vec::with_capacity(64);
@@ -513,7 +512,8 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outb
                 }
             }
         }
-        if write_all_vectored(&mut wr, &mut slices).await.is_err() {
+        // The flush pushes out what TLS buffered (free on TCP).
+        if write_all_vectored(&mut wr, &mut slices).await.is_err() || wr.flush().await.is_err() {
             return;
         }
         spare = reuse_slices(slices);
@@ -534,7 +534,7 @@ fn reuse_slices<'a>(mut v: Vec<IoSlice<'_>>) -> Vec<IoSlice<'a>> {
 }
 
 async fn write_all_vectored(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut WriteHalf,
     mut slices: &mut [IoSlice<'_>],
 ) -> std::io::Result<()> {
     // Skip leading empty slices and write until everything is out.

@@ -47,6 +47,7 @@ pub async fn run_curves(a: &CurvesArgs) -> BenchResult<Vec<Report>> {
         duration: a.duration,
         count: None,
         json: None,
+        transport: Default::default(),
     };
     if a.which.contains("size") {
         for size in [128usize, 1024, 4096, 16384, 65536] {

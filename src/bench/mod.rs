@@ -1,6 +1,8 @@
 //! `actormq bench`: load generators for any RocketMQ-compatible cluster
 //! (through its name server), a loopback echo baseline, and a `suite` that
-//! runs the target rows in one go so ratios come from one run.
+//! runs the target rows in one go so ratios come from one run;
+//! `tls` puts plaintext and TLS rows side by side against one permissive
+//! server (RocketMQ's `tls.server.mode=permissive`).
 
 pub mod consume;
 pub mod curves;
@@ -9,6 +11,7 @@ pub mod offsets_load;
 pub mod produce;
 pub mod stats;
 pub mod target;
+pub mod tls;
 
 use clap::Subcommand;
 
@@ -34,6 +37,9 @@ pub enum BenchCmd {
     Routes(curves::RoutesArgs),
     /// Sync send latency while the offsets of many groups persist.
     OffsetsLoad(offsets_load::OffsetsLoadBench),
+    /// The cost of TLS: each row plaintext and TLS against one permissive
+    /// server (needs --tls-ca FILE or --tls-insecure).
+    Tls(tls::TlsBench),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -78,6 +84,10 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
             emit(&[r], None, &a.json)
         }
         BenchCmd::Suite(s) => suite(s).await,
+        BenchCmd::Tls(a) => {
+            let rows = tls::run_tls(&a).await?;
+            emit(&rows, None, &a.json)
+        }
         BenchCmd::Curves(a) => {
             let rows = curves::run_curves(&a).await?;
             emit(&rows, None, &a.json)
@@ -100,6 +110,7 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
                 duration: a.duration,
                 count: None,
                 json: None,
+                transport: Default::default(),
             })
             .await?;
             let mut r = offsets_load::run_offsets_load(&a).await?;
@@ -149,6 +160,7 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         duration: d,
         count: None,
         json: None,
+        transport: Default::default(),
     };
     let mut rows = vec![echo1.clone()];
     let plain = produce::run_produce(&base).await?;

@@ -99,6 +99,7 @@ pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<Report> {
         duration: a.duration,
         count: None,
         json: None,
+        transport: Default::default(),
     })
     .await;
     stop.store(true, Ordering::Relaxed);

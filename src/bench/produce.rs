@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::stats::{progress, Report, Samples};
-use super::target::{client, prepare_topic, send_request, BenchResult};
+use super::target::{client_over, prepare_topic, send_request, BenchResult, Transport};
 use crate::wire::codes::response;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -44,6 +44,10 @@ pub struct ProduceBench {
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Plain TCP or TLS (not a flag: `bench tls` sets it per row; else the
+    /// global `--tls` options decide).
+    #[arg(skip)]
+    pub transport: Transport,
 }
 
 /// The producer's send modes. On the wire, `sync` and `async` are the same
@@ -138,7 +142,7 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
     };
     let mut tasks = Vec::new();
     for _ in 0..a.connections.max(1) {
-        let c = client();
+        let c = client_over(&a.transport);
         let sender = Sender {
             c: c.clone(),
             queues: queues.clone(),

@@ -21,11 +21,36 @@ pub struct TargetQueue {
     pub queue_id: i32,
 }
 
-pub fn client() -> RemotingClient {
-    RemotingClient::new(ClientConfig {
+/// How a benchmark's connections are made.
+#[derive(Debug, Clone, Default)]
+pub enum Transport {
+    /// As the process says (the global `--tls` options).
+    #[default]
+    Default,
+    /// Plain TCP, whatever the options say.
+    Plain,
+    /// TLS with these settings.
+    Tls(crate::tls::ClientTls),
+}
+
+fn bench_config() -> ClientConfig {
+    ClientConfig {
         connect_timeout: Duration::from_secs(3),
         default_timeout: Duration::from_secs(10),
-    })
+    }
+}
+
+pub fn client() -> RemotingClient {
+    RemotingClient::new(bench_config())
+}
+
+/// A client over the given transport.
+pub fn client_over(t: &Transport) -> RemotingClient {
+    match t {
+        Transport::Default => client(),
+        Transport::Plain => RemotingClient::with_tls(bench_config(), None),
+        Transport::Tls(tls) => RemotingClient::with_tls(bench_config(), Some(tls.clone())),
+    }
 }
 
 async fn route(

@@ -1,5 +1,7 @@
 //! `actormq`: the ActorMQ command line — servers (`namesrv`, `broker`,
-//! `standalone`) and tools (`produce`, `consume`).
+//! `standalone`) and tools (`produce`, `consume`, `admin`, `bench`); the
+//! tools take `--tls` and its companions (`actormq::cli::TlsArgs`) anywhere
+//! on the line.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -18,6 +20,8 @@ use actormq::config::{load_properties, BrokerConfig, NamesrvConfig};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    #[command(flatten)]
+    tls: actormq::cli::TlsArgs,
 }
 
 #[derive(Subcommand)]
@@ -269,11 +273,21 @@ fn args_with_alias() -> Vec<std::ffi::OsString> {
 fn main() {
     commit_memory_on_demand();
     let cli = Cli::parse_from(args_with_alias());
+    let is_server = matches!(
+        cli.cmd,
+        Cmd::Namesrv(_) | Cmd::Broker(_) | Cmd::Standalone(_)
+    );
+    if is_server && cli.tls.enabled() {
+        fail("--tls options are for the tools; servers take the tls.* keys of their config file");
+    }
+    if let Err(e) = cli.tls.install() {
+        fail(format!("TLS: {e}"));
+    }
     match cli.cmd {
         Cmd::Namesrv(a) => {
             let c = namesrv_config(&a);
             if a.print_config {
-                print!("{}", c.print());
+                print!("{}{}", c.print(), c.tls.print());
                 return;
             }
             init_logging();
@@ -291,7 +305,7 @@ fn main() {
                 c.store_path_root_dir = s;
             }
             if a.print_config {
-                print!("{}", c.print());
+                print!("{}{}", c.print(), c.tls.print());
                 return;
             }
             init_logging();
@@ -303,6 +317,11 @@ fn main() {
                 ..NamesrvConfig::default()
             };
             let mut b = broker_config(a.config.as_ref());
+            // One file for both: the name server speaks the broker's TLS.
+            let ns = NamesrvConfig {
+                tls: b.tls.clone(),
+                ..ns
+            };
             b.listen_port = a.broker_port;
             b.namesrv_addr = format!("127.0.0.1:{}", a.namesrv_port);
             if let Some(s) = a.store {
@@ -318,7 +337,7 @@ fn main() {
                 ns.kv_config_path = b.store_path_root_dir.join("namesrv").join("kvConfig.json");
             }
             if a.print_config {
-                print!("{}", b.print());
+                print!("{}{}", b.print(), b.tls.print());
                 return;
             }
             init_logging();

@@ -28,3 +28,67 @@ pub(crate) fn stdout_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal()
 }
+
+/// The client TLS options every tool takes (`--tls`, `--tls-ca FILE`,
+/// `--tls-insecure`, `--tls-cert`/`--tls-key`): RocketMQ's `tls.enable`,
+/// `tls.client.trustCertPath`, `tls.test.mode.enable`,
+/// `tls.client.certPath`/`tls.client.keyPath`. Global on the command line,
+/// so they may follow any tool's subcommand.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Connect over TLS (to name servers and brokers alike).
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// PEM file of the CA that signed the servers' certificates (implies --tls).
+    #[arg(long = "tls-ca", value_name = "FILE", global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Accept any server certificate, e.g. a self-signed test certificate
+    /// (RocketMQ's `tls.test.mode.enable`; implies --tls).
+    #[arg(long = "tls-insecure", global = true)]
+    pub tls_insecure: bool,
+    /// Client certificate chain, PEM, for servers with `tls.server.authClient`.
+    #[arg(
+        long = "tls-cert",
+        value_name = "FILE",
+        global = true,
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key, PEM.
+    #[arg(
+        long = "tls-key",
+        value_name = "FILE",
+        global = true,
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// Whether any TLS option was given.
+    pub fn enabled(&self) -> bool {
+        self.tls || self.tls_ca.is_some() || self.tls_insecure || self.tls_cert.is_some()
+    }
+
+    /// The client TLS these options ask for (`None` without any).
+    pub fn client_tls(&self) -> std::io::Result<Option<crate::tls::ClientTls>> {
+        if !self.enabled() {
+            return Ok(None);
+        }
+        crate::tls::ClientTls::new(&crate::tls::ClientTlsOptions {
+            ca: self.tls_ca.clone(),
+            insecure: self.tls_insecure,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        })
+        .map(Some)
+    }
+
+    /// Makes these options the default of every client the process builds.
+    pub fn install(&self) -> std::io::Result<()> {
+        if let Some(t) = self.client_tls()? {
+            crate::tls::set_client_default(t);
+        }
+        Ok(())
+    }
+}

@@ -1,5 +1,6 @@
-//! Remoting client: request/response over pooled TCP connections
-//! (`NettyRemotingClient`).
+//! Remoting client (RocketMQ's `NettyRemotingClient`): request/response
+//! over pooled TCP connections, optionally TLS (`tls.enable`; see
+//! [`crate::tls::ClientTls`]).
 //!
 //! One connection per address, opened lazily on first use and reused. Each
 //! connection has a writer task (fed through a channel, so any number of
@@ -12,6 +13,10 @@
 //! Only `tokio::spawn` is used, so the client works inside an actix system
 //! (current-thread runtime) as well as on a multi-thread tokio runtime.
 //! Used by the rest of `crate::client`, the CLI and broker→namesrv code.
+//!
+//! TLS: [`RemotingClient::with_tls`] chooses; [`RemotingClient::new`] takes
+//! the process default ([`crate::tls::client_default`], set by the CLI's
+//! `--tls`), so every client a tool builds speaks TLS when asked to.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -24,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio::task::AbortHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::tls::{ClientTls, ReadHalf, Stream, WriteHalf};
 use crate::wire::command::{FLAG_ONEWAY, FLAG_RESPONSE};
 use crate::wire::{FrameCodec, Inbound, RemotingCommand};
 
@@ -74,6 +80,7 @@ pub struct RemotingClient {
 
 struct Inner {
     config: ClientConfig,
+    tls: Option<ClientTls>,
     conns: Mutex<HashMap<String, Slot>>,
     handler: Arc<Handlers>,
     shut: AtomicBool,
@@ -125,10 +132,18 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl RemotingClient {
+    /// A client with the process's default TLS (none unless the process
+    /// set one).
     pub fn new(config: ClientConfig) -> Self {
+        Self::with_tls(config, crate::tls::client_default())
+    }
+
+    /// A client whose connections use `tls` (`None`: plain TCP).
+    pub fn with_tls(config: ClientConfig, tls: Option<ClientTls>) -> Self {
         RemotingClient {
             inner: Arc::new(Inner {
                 config,
+                tls,
                 conns: Mutex::new(HashMap::new()),
                 handler: Arc::new(Handlers::default()),
                 shut: AtomicBool::new(false),
@@ -295,12 +310,18 @@ impl RemotingClient {
             addr: addr.to_string(),
             reason,
         };
-        let stream =
-            tokio::time::timeout(self.inner.config.connect_timeout, TcpStream::connect(addr))
-                .await
-                .map_err(|_| connect_err("connect timed out".into()))?
-                .map_err(|e| connect_err(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let open = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let _ = tcp.set_nodelay(true);
+            match &self.inner.tls {
+                Some(tls) => tls.connect(addr, tcp).await,
+                None => Ok(Stream::Tcp(tcp)),
+            }
+        };
+        let stream = tokio::time::timeout(self.inner.config.connect_timeout, open)
+            .await
+            .map_err(|_| connect_err("connect timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let conn = Arc::new(Conn {
@@ -349,7 +370,7 @@ fn broken(conn: &Conn, pool: &std::sync::Weak<Inner>, slot: &Slot) {
 
 async fn write_loop(
     conn: Arc<Conn>,
-    mut sink: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+    mut sink: FramedWrite<WriteHalf, FrameCodec>,
     mut rx: mpsc::Receiver<RemotingCommand>,
     pool: std::sync::Weak<Inner>,
     slot: Slot,
@@ -376,7 +397,7 @@ async fn write_loop(
 
 async fn read_loop(
     conn: Arc<Conn>,
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    mut frames: FramedRead<ReadHalf, FrameCodec>,
     handler: Arc<Handlers>,
     pool: std::sync::Weak<Inner>,
     slot: Slot,
@@ -429,171 +450,5 @@ fn serve_request(conn: &Conn, handler: &Handlers, req: RemotingCommand) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_util::future::join_all;
-    use tokio::net::TcpListener;
-    use tokio_util::codec::Framed;
-
-    const HOLD_100: i32 = 100;
-    const ECHO: i32 = 1;
-    const SILENT: i32 = 999;
-    const HANG_UP: i32 = 998;
-    const CALL_BACK: i32 = 50;
-
-    /// A fake server: echoes requests with their opaque; holds HOLD_100
-    /// requests until 100 are in and answers them in reverse order; never
-    /// answers SILENT; drops the connection on HANG_UP; on CALL_BACK asks the
-    /// client a question first and echoes the client's answer.
-    async fn fake_server() -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut io = Framed::new(sock, FrameCodec::default());
-                    let mut held = Vec::new();
-                    let mut waiting_callback: Option<RemotingCommand> = None;
-                    while let Some(Ok(Inbound::Command(cmd))) = io.next().await {
-                        if cmd.is_response() {
-                            if let Some(orig) = waiting_callback.take() {
-                                let r = RemotingCommand::response_to(&orig, 0)
-                                    .with_body(cmd.body_bytes());
-                                io.send(r).await.unwrap();
-                            }
-                            continue;
-                        }
-                        match cmd.code {
-                            HOLD_100 => {
-                                held.push(cmd);
-                                if held.len() == 100 {
-                                    for c in held.drain(..).rev() {
-                                        let r = RemotingCommand::response_to(&c, 0)
-                                            .with_body(c.body_bytes());
-                                        io.feed(r).await.unwrap();
-                                    }
-                                    io.flush().await.unwrap();
-                                }
-                            }
-                            SILENT => {}
-                            HANG_UP => return,
-                            CALL_BACK => {
-                                let mut q = RemotingCommand::request(39);
-                                q.opaque = 777;
-                                waiting_callback = Some(cmd);
-                                io.send(q).await.unwrap();
-                            }
-                            _ => {
-                                let r = RemotingCommand::response_to(&cmd, 0)
-                                    .with_body(cmd.body_bytes());
-                                io.send(r).await.unwrap();
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pipelining_timeout_and_broken_connection() {
-        let addr = fake_server().await;
-        let client = RemotingClient::new(ClientConfig::default());
-        let t = Duration::from_secs(5);
-
-        // 100 concurrent calls: the server answers only once all 100 are
-        // in, so they must all be in flight on the one connection.
-        let calls = (0..100).map(|i| {
-            let client = client.clone();
-            let addr = addr.clone();
-            async move {
-                let req = RemotingCommand::request(HOLD_100).with_body(format!("m{i}"));
-                let resp = client.invoke(&addr, req, t).await.unwrap();
-                assert_eq!(resp.body_bytes(), format!("m{i}").as_bytes());
-            }
-        });
-        join_all(calls).await;
-        assert_eq!(client.connected_addrs(), vec![addr.clone()]);
-
-        // A timeout leaves no pending entry behind.
-        let err = client
-            .invoke(
-                &addr,
-                RemotingCommand::request(SILENT),
-                Duration::from_millis(100),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-        let conn = client.conn(&addr).await.unwrap();
-        assert!(lock(&conn.pending).is_empty());
-
-        // Server→client request with a handler.
-        client.set_request_handler(Arc::new(|_addr, req: RemotingCommand| {
-            Some(RemotingCommand::response_to(&req, 0).with_body("pong"))
-        }));
-        let resp = client
-            .invoke(&addr, RemotingCommand::request(CALL_BACK), t)
-            .await
-            .unwrap();
-        assert_eq!(resp.body_bytes(), &b"pong"[..]);
-
-        // A broken connection fails every pending call at once.
-        let silent = (0..10).map(|_| {
-            let client = client.clone();
-            let addr = addr.clone();
-            async move {
-                client
-                    .invoke(&addr, RemotingCommand::request(SILENT), t)
-                    .await
-            }
-        });
-        let silent = tokio::spawn(join_all(silent));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let started = std::time::Instant::now();
-        let _ = client
-            .invoke(&addr, RemotingCommand::request(HANG_UP), t)
-            .await;
-        for r in silent.await.unwrap() {
-            assert!(matches!(r, Err(ClientError::Closed { .. })), "{r:?}");
-        }
-        assert!(started.elapsed() < Duration::from_secs(2));
-
-        // ... and the next call reconnects.
-        let resp = client
-            .invoke(&addr, RemotingCommand::request(ECHO).with_body("again"), t)
-            .await
-            .unwrap();
-        assert_eq!(resp.body_bytes(), &b"again"[..]);
-
-        // Connect errors are typed.
-        client.shutdown();
-        let err = client
-            .invoke(&addr, RemotingCommand::request(ECHO), t)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
-        let fresh = RemotingClient::new(ClientConfig::default());
-        let err = fresh
-            .invoke("127.0.0.1:1", RemotingCommand::request(ECHO), t)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
-    }
-
-    #[actix_rt::test]
-    async fn works_inside_actix_system() {
-        let addr = fake_server().await;
-        let client = RemotingClient::new(ClientConfig::default());
-        let calls = (0..20).map(|i| {
-            let req = RemotingCommand::request(ECHO).with_body(format!("{i}"));
-            client.invoke(&addr, req, Duration::from_secs(5))
-        });
-        for (i, r) in join_all(calls).await.into_iter().enumerate() {
-            assert_eq!(r.unwrap().body_bytes(), format!("{i}").as_bytes());
-        }
-        client.close(&addr);
-        assert!(client.connected_addrs().is_empty());
-    }
-}
+#[path = "remoting_tests.rs"]
+mod tests;

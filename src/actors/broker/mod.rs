@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actors::ha;
-use crate::actors::server::{serve, IoPool};
+use crate::actors::server::{serve_tls, IoPool, ServerLimits};
 use crate::actors::supervisor;
 use crate::client::{ClientConfig, RemotingClient};
 use crate::config::{BrokerConfig, ConfigError};
@@ -125,6 +125,9 @@ impl Broker {
         );
         // Listen only once the store is ready: clients connecting during a
         // long recovery would otherwise time out against a silent port.
+        let tls_err = |e| BrokerError::Listen("TLS (tls.* keys)".into(), e);
+        let tls = cfg.tls.server().map_err(tls_err)?;
+        let namesrv_tls = cfg.tls.client().map_err(tls_err)?;
         let listener = tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port))
             .await
             .map_err(|e| {
@@ -292,7 +295,7 @@ impl Broker {
             identity,
             &cfg.namesrv_addr,
             registry.clone(),
-            RemotingClient::new(ClientConfig::default()),
+            RemotingClient::with_tls(ClientConfig::default(), namesrv_tls),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         )
         .with_ha_master(ha_master);
@@ -367,10 +370,12 @@ impl Broker {
             max_held_pulls,
             ha: ha_runtime,
         });
-        let accept = serve(
+        let accept = serve_tls(
             listener,
             Arc::new(BrokerProcessor { ctx: ctx.clone() }),
             pool.clone(),
+            ServerLimits::default(),
+            tls,
         );
         tracing::info!(%addr, broker = %ctx.cfg.broker_name, "broker listening");
         Ok(Broker {

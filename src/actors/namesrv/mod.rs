@@ -12,7 +12,7 @@ use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actors::server::{serve, IoPool};
+use crate::actors::server::{serve_tls, IoPool, ServerLimits};
 use crate::config::NamesrvConfig;
 pub use route_table::RouteTable;
 
@@ -26,6 +26,7 @@ pub struct NameServer {
 impl NameServer {
     /// Binds and starts serving; call inside an actix System.
     pub async fn start(cfg: &NamesrvConfig, pool: IoPool) -> std::io::Result<NameServer> {
+        let tls = cfg.tls.server()?;
         let listener =
             tokio::net::TcpListener::bind((cfg.listen_addr.as_str(), cfg.listen_port)).await?;
         let addr = listener.local_addr()?;
@@ -44,7 +45,7 @@ impl NameServer {
             service: crate::service::namesrv::NamesrvService::new(table.clone()),
             table: table.clone(),
         });
-        let accept = serve(listener, processor, pool);
+        let accept = serve_tls(listener, processor, pool, ServerLimits::default(), tls);
         tracing::info!(%addr, "name server listening");
         Ok(NameServer {
             addr,
