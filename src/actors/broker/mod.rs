@@ -69,6 +69,8 @@ pub struct Broker {
     pool: IoPool,
     /// Held so the cleaner stays connected, hence restartable (supervision).
     _cleaner: Addr<cleaner::Cleaner>,
+    /// The store's `lock` file, held until shutdown (see `store::lock`).
+    store_lock: Option<store::StoreLock>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -106,6 +108,7 @@ impl Broker {
         });
         std::fs::create_dir_all(&store_cfg.root)
             .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
+        let store_lock = store::StoreLock::acquire(&store_cfg.root)?;
         let sc = store_cfg.clone();
         let recovered = tokio::task::spawn_blocking(move || store::recover(&sc))
             .await
@@ -315,6 +318,7 @@ impl Broker {
             index,
             pool,
             _cleaner: cleaner,
+            store_lock: Some(store_lock),
         })
     }
 
@@ -367,6 +371,7 @@ impl Broker {
             }
         }
         self.commit_arbiter.stop();
+        drop(self.store_lock.take());
         let _ = &self.pool;
         tracing::info!("broker stopped");
         // supervision wiring: a stop caused by a fatal failure exits non-zero.
