@@ -17,8 +17,11 @@ pub mod live_scan;
 pub mod lock;
 pub mod mapped_file;
 pub mod metadata;
+pub(crate) mod prepare;
 pub mod put_intent;
 pub mod recovery;
+#[cfg(test)]
+mod reserve_tests;
 pub mod timer_checkpoint;
 pub mod timer_log;
 pub mod timer_store;
