@@ -1,5 +1,5 @@
 //! The commit log: one append-only stream of encoded records split into
-//! fixed-size mapped segments (protocol.md §5.2).
+//! fixed-size mapped segments (RocketMQ's `CommitLog` over a `MappedFileQueue`).
 //!
 //! [`CommitLog`] is the single writer (owned by one actor). It copies each
 //! record into the current segment, patches PHYSICALOFFSET, and publishes the

@@ -1,5 +1,5 @@
 //! A consume queue: the per-(topic, queue id) index of 20-byte units
-//! `(phys_offset i64, size i32, tags_code i64)` (protocol.md §5.3), stored in
+//! `(phys_offset i64, size i32, tags_code i64)` (RocketMQ's `ConsumeQueue`, `CQ_STORE_UNIT_SIZE`), stored in
 //! mapped segments under `consumequeue/<topic>/<qid>/`.
 //!
 //! Owned and mutated by one Queue actor. The [`Flusher`](super::Flusher) only

@@ -1,4 +1,4 @@
-//! One index file (`index/<yyyyMMddHHmmssSSS>`, protocol.md §5.4), in
+//! One index file (`index/<yyyyMMddHHmmssSSS>`, RocketMQ's `IndexFile`), in
 //! RocketMQ's exact layout: a 40-byte header, `slot_num` 4-byte hash slots and
 //! `index_num` 20-byte entries, all big-endian, memory-mapped.
 //!
