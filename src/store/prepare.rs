@@ -79,7 +79,10 @@ impl Prepared {
         let s = slot.clone();
         background(Box::new(move || {
             let made = Segment::create_spare(&dir, start, size).and_then(|seg| {
-                seg.reserve(0, reserve.min(size) as usize)?;
+                if let Err(e) = seg.reserve(0, reserve.min(size) as usize) {
+                    seg.remove_spare();
+                    return Err(e);
+                }
                 Ok(seg)
             });
             *s.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(made);
