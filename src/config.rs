@@ -20,7 +20,16 @@ pub enum ConfigError {
         value: String,
         why: &'static str,
     },
+    #[error("bad value for {key}: {value} (allowed: {allowed})")]
+    OutOfRange {
+        key: String,
+        value: String,
+        allowed: String,
+    },
 }
+
+#[path = "config_ranges.rs"]
+mod ranges;
 
 /// Parses Java properties text (the subset RocketMQ configs use, plus line
 /// continuations with a trailing backslash).
@@ -226,7 +235,7 @@ impl NamesrvConfig {
             }
         })?;
         self.tls = crate::tls::TlsConfig::from_properties(m)?;
-        Ok(())
+        ranges::check_namesrv(self, m)
     }
 
     pub fn print(&self) -> String {
@@ -578,6 +587,7 @@ impl BrokerConfig {
             }
         }
         self.check_broker_id()?;
+        ranges::check_broker(self, m)?;
         if self.default_topic_queue_nums < 1 {
             return Err(ConfigError::BadValue {
                 key: "defaultTopicQueueNums".into(),

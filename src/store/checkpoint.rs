@@ -1,4 +1,4 @@
-//! The `checkpoint` file (4096 bytes, protocol.md §5.5) and the `abort` marker.
+//! The `checkpoint` file (4096 bytes, RocketMQ's `StoreCheckpoint`) and the `abort` marker.
 //!
 //! Bytes 0..40 keep the Java layout. ActorMQ adds, from byte 40: the commit
 //! log flushed offset, the "safe" offset below which every record's

@@ -1,21 +1,30 @@
 //! The commit log: one append-only stream of encoded records split into
-//! fixed-size mapped segments (protocol.md §5.2).
+//! fixed-size mapped segments (RocketMQ's `CommitLog` over a `MappedFileQueue`).
 //!
 //! [`CommitLog`] is the single writer (owned by one actor). It copies each
 //! record into the current segment, patches PHYSICALOFFSET, and publishes the
 //! new end with a Release store. [`CommitLogReader`] (cheap to clone, shared by
 //! any thread) hands out zero-copy `Bytes` below the published end only; the
 //! segment list behind an `RwLock` is write-locked only on a segment switch.
+//!
+//! Disk is reserved as the log grows, not up front (RocketMQ reserves whole
+//! `MappedFile`s through `AllocateMappedFileService`): a segment is created
+//! sparse with its first [`RESERVE_STEP`] reserved, the `commitlog-prefault`
+//! thread keeps blocks reserved ahead of the writer, and the writer reserves
+//! a step itself when it catches up. The next segment is prepared in the
+//! background once the current one is half full (`store::prepare`); a `Put`
+//! that would roll before it is ready waits for it outside the writer's
+//! thread ([`CommitLog::roll_pending`]).
 
 use super::config::StoreConfig;
 use super::error::{Result, StoreError};
 use super::mapped_file::{Segment, SegmentSlice};
+use super::prepare::{self, Prepared};
 use crate::wire::message::{self, BLANK_LEN, BLANK_MAGIC, PHYS_OFFSET_POS};
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 /// State shared by the writer, readers and the flusher.
@@ -30,6 +39,9 @@ pub(crate) struct LogShared {
     /// STORETIMESTAMP of the last appended record (for the checkpoint).
     pub(crate) last_store_timestamp: AtomicI64,
     pub(crate) seg_size: i64,
+    /// Blocks of the current segment are reserved below this offset (when
+    /// the store preallocates).
+    pub(crate) reserved: AtomicI64,
 }
 
 impl LogShared {
@@ -67,7 +79,7 @@ pub struct CommitLog {
     current: Arc<Segment>,
     /// Next write position (global), == published max offset between calls.
     write_pos: i64,
-    next: Option<(i64, JoinHandle<Result<Segment>>)>,
+    next: Option<Prepared>,
     max_record: usize,
     preallocate: bool,
 }
@@ -92,12 +104,7 @@ impl CommitLog {
             // No segment holds `end` (fresh store, or data ends exactly at a
             // segment boundary): start the next one now.
             let start = end - end.rem_euclid(seg_size);
-            segs.push(Arc::new(Segment::create(
-                &dir,
-                start,
-                size,
-                cfg.preallocate,
-            )?));
+            segs.push(Arc::new(Segment::create(&dir, start, size, false)?));
         }
         let current = segs.last().cloned().ok_or_else(|| StoreError::Corrupt {
             path: dir.clone(),
@@ -111,6 +118,7 @@ impl CommitLog {
             flushed: AtomicI64::new(end),
             last_store_timestamp: AtomicI64::new(0),
             seg_size,
+            reserved: AtomicI64::new(end),
         });
         let mut log = CommitLog {
             dir,
@@ -121,8 +129,11 @@ impl CommitLog {
             max_record: cfg.max_record_len().min(size as usize - BLANK_LEN),
             preallocate: cfg.preallocate,
         };
-        log.prepare_next();
-        start_prefaulter(Arc::downgrade(&log.shared));
+        if log.preallocate {
+            log.reserve_to(end + RESERVE_STEP)?;
+        }
+        log.prepare_if_half_full();
+        start_prefaulter(Arc::downgrade(&log.shared), log.preallocate);
         Ok(log)
     }
 
@@ -151,40 +162,88 @@ impl CommitLog {
         self.max_record
     }
 
-    /// Starts creating the following segment in the background.
-    fn prepare_next(&mut self) {
-        let start = self.current.end();
-        if self.next.as_ref().is_some_and(|(s, _)| *s == start) {
-            return;
+    /// Bytes reserved at the start of a new segment.
+    fn initial_reserve(&self) -> u64 {
+        if self.preallocate {
+            RESERVE_STEP as u64
+        } else {
+            0
         }
-        let (dir, size, pre) = (
-            self.dir.clone(),
-            self.current.size() as u64,
-            self.preallocate,
-        );
-        let handle = std::thread::Builder::new()
-            .name("commitlog-alloc".into())
-            .spawn(move || Segment::create(&dir, start, size, pre));
-        // If no thread can be spawned the switch creates the file inline.
-        self.next = handle.ok().map(|h| (start, h));
     }
 
-    /// The segment following the current one (from the background job if it
-    /// succeeded, else created now).
-    fn take_next(&mut self) -> Result<Segment> {
+    /// Starts preparing the following segment in the background.
+    fn prepare_next(&mut self) {
         let start = self.current.end();
-        if let Some((s, h)) = self.next.take() {
-            if s == start {
-                if let Ok(Ok(seg)) = h.join() {
-                    return Ok(seg);
-                }
-            }
+        if self.next.as_ref().is_some_and(|p| p.start() == start) {
+            return;
         }
-        Segment::create(
-            &self.dir,
+        self.next = Some(Prepared::spawn(
+            self.dir.clone(),
             start,
             self.current.size() as u64,
-            self.preallocate,
+            self.initial_reserve(),
+        ));
+    }
+
+    /// Prepares the next segment once the current one is half full.
+    fn prepare_if_half_full(&mut self) {
+        let used = self.write_pos - self.current.start();
+        if used >= self.current.size() as i64 / 2 && self.next.is_none() {
+            self.prepare_next();
+        }
+    }
+
+    /// Reserves the current segment's blocks up to `target` (clipped to it).
+    fn reserve_to(&mut self, target: i64) -> Result<()> {
+        let seg = &self.current;
+        let target = target.min(seg.end());
+        let from = self
+            .shared
+            .reserved
+            .load(Ordering::Acquire)
+            .max(seg.start());
+        if target > from {
+            seg.reserve((from - seg.start()) as usize, (target - from) as usize)?;
+            self.shared.reserved.fetch_max(target, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// When appending records of these lengths would move to the next
+    /// segment and that one is still being prepared: a future that resolves
+    /// once it is ready. The caller (the writer actor) awaits it outside its
+    /// thread, then appends; `append` itself would wait on the thread.
+    pub fn roll_pending(
+        &mut self,
+        lens: impl IntoIterator<Item = usize>,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        let size = self.current.size();
+        let mut pos = (self.write_pos - self.current.start()) as usize;
+        for len in lens {
+            if len > self.max_record {
+                return None; // refused by `append`, no roll
+            }
+            if len + BLANK_LEN > size - pos {
+                self.prepare_next();
+                let next = self.next.as_ref()?;
+                return (!next.is_ready()).then(|| next.ready());
+            }
+            pos += len;
+        }
+        None
+    }
+
+    /// The segment following the current one (the prepared one if there is
+    /// one, waiting for it if needed; else created now).
+    fn take_next(&mut self) -> Result<Segment> {
+        let size = self.current.size() as u64;
+        let reserve = self.initial_reserve();
+        prepare::take_or_create(
+            self.next.take(),
+            &self.dir,
+            self.current.end(),
+            size,
+            reserve,
         )
     }
 
@@ -205,7 +264,8 @@ impl CommitLog {
             .push(next.clone());
         self.current = next;
         self.write_pos = self.current.start();
-        self.prepare_next();
+        let reserved = self.current.start() + self.initial_reserve() as i64;
+        self.shared.reserved.store(reserved, Ordering::Release);
         Ok(())
     }
 
@@ -233,6 +293,11 @@ impl CommitLog {
             pos = 0;
         }
         let phys = self.write_pos;
+        let need = phys + len as i64;
+        if self.preallocate && need > self.shared.reserved.load(Ordering::Acquire) {
+            // The prefault thread fell behind: reserve a step here.
+            self.reserve_to(need.max(phys + RESERVE_STEP))?;
+        }
         record[PHYS_OFFSET_POS..PHYS_OFFSET_POS + 8].copy_from_slice(&phys.to_be_bytes());
         // SAFETY: single writer; the range is above the published end.
         unsafe { self.current.write_at(pos, record) };
@@ -242,6 +307,7 @@ impl CommitLog {
                 .store(ts, Ordering::Relaxed);
         }
         self.write_pos = phys + len as i64;
+        self.prepare_if_half_full();
         Ok(AppendResult {
             phys_offset: phys,
             size: len as i32,
@@ -324,15 +390,6 @@ impl CommitLog {
             deleted += 1;
         }
         Ok(deleted)
-    }
-}
-
-impl Drop for CommitLog {
-    fn drop(&mut self) {
-        // Let a pending allocation finish so its file is complete on disk.
-        if let Some((_, h)) = self.next.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -430,6 +487,8 @@ mod ha_append;
 
 /// How far ahead of the write position pages are faulted in.
 const PREFAULT_AHEAD: i64 = 8 << 20;
+/// Blocks reserved at a time (and at least this far ahead of the writer).
+pub(crate) const RESERVE_STEP: i64 = 16 << 20;
 
 /// Keeps the pages just past the write position faulted in (writable), so
 /// appends copy into ready memory. Stops when the log is dropped.
@@ -446,13 +505,14 @@ fn lower_priority() {
     }
 }
 
-fn start_prefaulter(shared: std::sync::Weak<LogShared>) {
+fn start_prefaulter(shared: std::sync::Weak<LogShared>, reserve: bool) {
     let _ = std::thread::Builder::new()
         .name("commitlog-prefault".into())
         .spawn(move || {
             lower_priority();
             let mut done_until = -1i64;
             let mut last_pos = None;
+            let mut populate = true;
             loop {
                 let Some(log) = shared.upgrade() else { return };
                 let pos = log.max_offset.load(Ordering::Acquire);
@@ -465,7 +525,19 @@ fn start_prefaulter(shared: std::sync::Weak<LogShared>) {
                     std::thread::sleep(std::time::Duration::from_millis(5));
                     continue;
                 }
-                if let Some(seg) = log.segment_for(pos) {
+                if let Some(seg) = log.segment_for(pos).filter(|_| reserve) {
+                    // Keep a step reserved ahead of the writer; the writer
+                    // reserves itself when this thread falls behind.
+                    let reserved = log.reserved.load(Ordering::Acquire).max(seg.start());
+                    if reserved - pos < RESERVE_STEP && reserved < seg.end() {
+                        let target = (pos + 2 * RESERVE_STEP).min(seg.end());
+                        let at = (reserved - seg.start()) as usize;
+                        if seg.reserve(at, (target - reserved) as usize).is_ok() {
+                            log.reserved.fetch_max(target, Ordering::AcqRel);
+                        }
+                    }
+                }
+                if let Some(seg) = log.segment_for(pos).filter(|_| populate) {
                     let target = (pos + PREFAULT_AHEAD).min(seg.end());
                     let from = done_until.max(pos).max(seg.start());
                     if target > from {
@@ -474,7 +546,7 @@ fn start_prefaulter(shared: std::sync::Weak<LogShared>) {
                             (target - from) as usize,
                         );
                         if !ok {
-                            return; // unsupported kernel: appends fault pages in
+                            populate = false; // unsupported kernel: appends fault pages in
                         }
                         done_until = target;
                     }

@@ -1,4 +1,4 @@
-//! Store configuration and the on-disk layout (protocol.md §5.1).
+//! Store configuration and the on-disk layout (the layout of RocketMQ's `storePathRootDir`, `StorePathConfigHelper`).
 
 use std::path::{Path, PathBuf};
 
@@ -21,9 +21,11 @@ pub struct StoreConfig {
     pub flush_interval_ms: u64,
     pub sync_flush_timeout_ms: u64,
     pub max_message_size: usize,
-    /// Write zeros into new segment files so blocks are really allocated:
-    /// running out of disk then fails segment creation with `DiskFull`
-    /// instead of faulting (SIGBUS) on a write into a sparse mapping.
+    /// Reserve the commit log's blocks (`fallocate`) ahead of the writer, a
+    /// step at a time (`commit_log::RESERVE_STEP`): running out of disk then
+    /// fails an append with `DiskFull` instead of faulting (SIGBUS) on a
+    /// write into a sparse mapping. Consume-queue and index files stay
+    /// sparse either way.
     pub preallocate: bool,
     /// Delay of each `messageDelayLevel` level in ms (level 1 first): the
     /// consume-queue tags code of a `SCHEDULE_TOPIC_XXXX` record is its due

@@ -1,14 +1,22 @@
 //! A consume queue: the per-(topic, queue id) index of 20-byte units
-//! `(phys_offset i64, size i32, tags_code i64)` (protocol.md §5.3), stored in
+//! `(phys_offset i64, size i32, tags_code i64)` (RocketMQ's `ConsumeQueue`, `CQ_STORE_UNIT_SIZE`), stored in
 //! mapped segments under `consumequeue/<topic>/<qid>/`.
 //!
 //! Owned and mutated by one Queue actor. The [`Flusher`](super::Flusher) only
 //! msyncs it, through the [`CqFlushHandle`] registered with it.
+//!
+//! Segments are sparse (no blocks reserved: a queue's units take 20 bytes
+//! each, a 6 MB file would otherwise be reserved per queue before its first
+//! message). The next segment is prepared in the background once the
+//! current one is half full (`store::prepare`); the owner asks
+//! [`ConsumeQueue::segment_pending`] before a `put` so that it can wait for
+//! a segment outside its thread instead of creating it there.
 
 use super::commit_log::CommitLogReader;
 use super::config::StoreConfig;
 use super::error::{Result, StoreError};
 use super::mapped_file::{list_segments, Segment};
+use super::prepare::{self, Prepared};
 use crate::wire::message;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -115,8 +123,9 @@ pub struct ConsumeQueue {
     queue_id: i32,
     dir: PathBuf,
     file_size: i64,
-    preallocate: bool,
     segments: Vec<Arc<Segment>>,
+    /// The next segment, being prepared in the background.
+    next: Option<Prepared>,
     flush: Arc<CqFlushState>,
     min_offset: i64,
     max_offset: i64,
@@ -159,7 +168,7 @@ impl ConsumeQueue {
             queue_id,
             dir,
             file_size: file_size as i64,
-            preallocate: cfg.preallocate,
+            next: None,
             flush: Arc::new(CqFlushState {
                 segments: Mutex::new(segments.clone()),
                 written: AtomicI64::new(0),
@@ -225,12 +234,8 @@ impl ConsumeQueue {
         let byte = offset * CQ_UNIT_SIZE as i64;
         let seg_start = byte - byte.rem_euclid(self.file_size);
         if self.segments.last().is_none_or(|s| s.end() <= byte) {
-            let seg = Segment::create(
-                &self.dir,
-                seg_start,
-                self.file_size as u64,
-                self.preallocate,
-            )?;
+            let size = self.file_size as u64;
+            let seg = prepare::take_or_create(self.next.take(), &self.dir, seg_start, size, 0)?;
             seg.advise_random();
             let seg = Arc::new(seg);
             self.segments.push(seg.clone());
@@ -315,7 +320,47 @@ impl ConsumeQueue {
         self.flush
             .written
             .store(self.max_offset * CQ_UNIT_SIZE as i64, Ordering::Release);
+        if let Some(last) = self.segments.last() {
+            let used = self.max_offset * CQ_UNIT_SIZE as i64 - last.start();
+            if used >= self.file_size / 2 && self.next.is_none() {
+                self.prepare(last.end());
+            }
+        }
         Ok(())
+    }
+
+    /// Starts preparing the segment that starts at byte `start`.
+    fn prepare(&mut self, start: i64) {
+        if self.next.as_ref().is_some_and(|p| p.start() == start) {
+            return;
+        }
+        if let Some(old) = self.next.take() {
+            prepare::discard_later(old);
+        }
+        let size = self.file_size as u64;
+        self.next = Some(Prepared::spawn(self.dir.clone(), start, size, 0));
+    }
+
+    /// When `put(queue_offset, ..)` would need a segment that is still being
+    /// prepared: a future that resolves once it is ready (the preparation
+    /// is started here if needed). `put` itself would wait on the thread.
+    pub fn segment_pending(
+        &mut self,
+        queue_offset: i64,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        if queue_offset < self.max_offset {
+            return None;
+        }
+        let unit = CQ_UNIT_SIZE as i64;
+        // The first byte `put` writes that no segment holds yet.
+        let missing = match self.segments.last() {
+            None => queue_offset * unit,
+            Some(last) if last.end() > queue_offset * unit => return None,
+            Some(last) => last.end().max(self.max_offset * unit),
+        };
+        self.prepare(missing - missing.rem_euclid(self.file_size));
+        let next = self.next.as_ref()?;
+        (!next.is_ready()).then(|| next.ready())
     }
 
     /// The unit at `queue_offset` (fillers included), if inside the queue.
@@ -474,6 +519,9 @@ impl ConsumeQueue {
 
     /// Removes all of this queue's files (topic deletion).
     pub fn delete_files(&mut self) -> Result<()> {
+        if let Some(p) = self.next.take() {
+            p.discard();
+        }
         for s in self.segments.drain(..) {
             s.remove_file()?;
         }

@@ -50,6 +50,13 @@ pub enum StoreError {
     FlusherStopped,
     #[error("refused: the name {name:?} would place a file outside the store root")]
     OutsideRoot { name: String },
+    #[error("the store {root} is in use by another broker ({holder}); lock file {lock}")]
+    Locked {
+        root: PathBuf,
+        lock: PathBuf,
+        /// "pid N" when the holder wrote its pid, else a note that it is unknown.
+        holder: String,
+    },
 }
 
 impl StoreError {

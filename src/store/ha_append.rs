@@ -96,10 +96,8 @@ impl CommitLog {
                 .unwrap_or_else(|e| e.into_inner());
             std::mem::replace(&mut *segs, vec![seg.clone()])
         };
-        if let Some((_, h)) = self.next.take() {
-            if let Ok(Ok(s)) = h.join() {
-                let _ = s.remove_file();
-            }
+        if let Some(p) = self.next.take() {
+            p.discard();
         }
         for s in old {
             let _ = s.remove_file();

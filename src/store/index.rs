@@ -1,6 +1,6 @@
 //! The message index: every record's `UNIQ_KEY` and each `KEYS` token,
 //! indexed under `topic#key` in a sequence of [`IndexFile`]s under `index/`
-//! (protocol.md §5.4), newest last. A file that fills up is msynced and a new
+//! (RocketMQ's `IndexService` over `IndexFile`s), newest last. A file that fills up is msynced and a new
 //! one started.
 //!
 //! [`IndexStore`] is owned by the broker's `Indexer` actor. It indexes the

@@ -17,7 +17,7 @@ pub struct Segment {
     start: i64,
     size: usize,
     path: PathBuf,
-    _file: File,
+    file: File,
     map: MmapRaw,
 }
 
@@ -48,15 +48,19 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
 /// Suffix of a segment file being created.
 const CREATING: &str = ".creating";
 
+fn creating_name(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(CREATING);
+    PathBuf::from(tmp)
+}
+
 /// Creates (or replaces) the file `path` sized to `size` bytes, its blocks
 /// reserved when `preallocate` is set. The file is made under a temporary
 /// name (`<name>.creating`) and renamed once sized, so a process killed in
 /// between leaves no wrong-sized file for the next start to refuse; a
 /// leftover is removed when its directory is next listed.
 pub(crate) fn create_sized(path: &Path, size: u64, preallocate: bool) -> Result<File> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(CREATING);
-    let tmp = PathBuf::from(tmp);
+    let tmp = creating_name(path);
     let made = OpenOptions::new()
         .read(true)
         .write(true)
@@ -157,6 +161,69 @@ impl Segment {
         Self::map(file, path, start, size)
     }
 
+    /// Creates the segment file for `start` in `dir` under its temporary name
+    /// (`<name>.creating`), sparse, sized and mapped; [`Segment::commit_spare`]
+    /// gives it its final name (see `store::prepare`).
+    pub(crate) fn create_spare(dir: &Path, start: i64, size: u64) -> Result<Segment> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+        let path = dir.join(file_name(start));
+        let tmp = creating_name(&path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        if let Err(e) = file.set_len(size) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::io("extend", &tmp, e));
+        }
+        Self::map(file, path, start, size)
+    }
+
+    /// Renames a segment made by [`Segment::create_spare`] to its final name.
+    pub(crate) fn commit_spare(&self) -> Result<()> {
+        let tmp = creating_name(&self.path);
+        std::fs::rename(&tmp, &self.path).map_err(|e| StoreError::io("rename", &tmp, e))
+    }
+
+    /// Removes the file of a segment made by [`Segment::create_spare`] that
+    /// was never committed.
+    pub(crate) fn remove_spare(&self) {
+        let _ = std::fs::remove_file(creating_name(&self.path));
+    }
+
+    /// Reserves the blocks of `pos..pos+len` (Linux `fallocate`, keeping the
+    /// size), so running out of disk fails here with `DiskFull` instead of
+    /// faulting (SIGBUS) on a later write into the mapping. Filesystems
+    /// without `fallocate` leave the range sparse. Never writes data, so it
+    /// may run beside the writer.
+    pub fn reserve(&self, pos: usize, len: usize) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let end = pos.saturating_add(len).min(self.size);
+        if end <= pos {
+            return Ok(());
+        }
+        // SAFETY: plain syscall on a descriptor owned by this segment.
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                0,
+                pos as libc::off_t,
+                (end - pos) as libc::off_t,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => Ok(()),
+            _ => Err(StoreError::io("reserve", &self.path, err)),
+        }
+    }
+
     /// Opens an existing segment; its length must be `size`.
     pub fn open(path: &Path, start: i64, size: u64) -> Result<Segment> {
         let file = open_sized(path, size, "length")?;
@@ -169,7 +236,7 @@ impl Segment {
             start,
             size: size as usize,
             path,
-            _file: file,
+            file,
             map,
         })
     }

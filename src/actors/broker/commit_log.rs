@@ -283,19 +283,40 @@ pub async fn put(
 }
 
 impl Handler<Put> for CommitLogWriter {
-    type Result = MessageResult<Put>;
+    type Result = ActorResponse<Self, Result<Appended, PutError>>;
 
     fn handle(&mut self, put: Put, ctx: &mut Context<Self>) -> Self::Result {
-        // A panic here must not take the arbiter (and its sessions) down:
-        // the writer restarts under its supervisor and the send gets an error.
+        // Segment roll: a `Put` that would move into the next segment while
+        // it is still being prepared is parked, and the mailbox behind it
+        // (`ctx.wait`), until it is ready; the thread (shared with sessions)
+        // goes on serving them meanwhile.
+        let lens = put.records.iter().map(|r| r.buf.len());
+        if let Some(ready) = self.log.roll_pending(lens) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            ctx.wait(
+                actix::fut::wrap_future::<_, Self>(ready).map(move |(), this, ctx| {
+                    let _ = tx.send(this.guarded_put(put, ctx));
+                }),
+            );
+            return ActorResponse::r#async(actix::fut::wrap_future(async move {
+                rx.await.unwrap_or_else(|_| {
+                    Err(PutError::Store("the commit log writer stopped".into()))
+                })
+            }));
+        }
         // The answer is immediate (no future to spawn per request).
-        MessageResult(
-            match crate::actors::supervisor::guard::<Self, _, _>(ctx, "CommitLog", || self.put(put))
-            {
-                Ok(r) => r,
-                Err(e) => Err(PutError::Store(e.to_string())),
-            },
-        )
+        ActorResponse::reply(self.guarded_put(put, ctx))
+    }
+}
+
+impl CommitLogWriter {
+    /// A panic here must not take the arbiter (and its sessions) down: the
+    /// writer restarts under its supervisor and the send gets an error.
+    fn guarded_put(&mut self, put: Put, ctx: &mut Context<Self>) -> Result<Appended, PutError> {
+        match crate::actors::supervisor::guard::<Self, _, _>(ctx, "CommitLog", || self.put(put)) {
+            Ok(r) => r,
+            Err(e) => Err(PutError::Store(e.to_string())),
+        }
     }
 }
 

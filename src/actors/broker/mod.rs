@@ -74,6 +74,8 @@ pub struct Broker {
     _cleaner: Addr<cleaner::Cleaner>,
     /// Replication: the HA listener and the slave-side follower.
     ha: (Addr<ha::service::HaService>, Addr<ha::client::HaClient>),
+    /// The store's `lock` file, held until shutdown (see `store::lock`).
+    store_lock: Option<store::StoreLock>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -111,6 +113,7 @@ impl Broker {
         });
         std::fs::create_dir_all(&store_cfg.root)
             .map_err(|e| BrokerError::StoreDir(store_cfg.root.display().to_string(), e))?;
+        let store_lock = store::StoreLock::acquire(&store_cfg.root)?;
         let sc = store_cfg.clone();
         let recovered = tokio::task::spawn_blocking(move || store::recover(&sc))
             .await
@@ -388,6 +391,7 @@ impl Broker {
             pool,
             _cleaner: cleaner,
             ha: (ha_service, ha_client),
+            store_lock: Some(store_lock),
         })
     }
 
@@ -442,6 +446,7 @@ impl Broker {
             }
         }
         self.commit_arbiter.stop();
+        drop(self.store_lock.take());
         let _ = &self.pool;
         tracing::info!("broker stopped");
         // supervision wiring: a stop caused by a fatal failure exits non-zero.

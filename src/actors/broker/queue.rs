@@ -281,6 +281,20 @@ pub struct DispatchUnit {
 impl Handler<Dispatch> for QueueActor {
     type Result = ();
     fn handle(&mut self, d: Dispatch, ctx: &mut Context<Self>) {
+        // A new consume-queue segment is made in the background: until it
+        // is ready this queue (its mailbox) waits, not its thread.
+        let last = d.units.last().map(|u| u.queue_offset);
+        let pending = match last {
+            Some(last) if !self.deleted => self.cq().ok().and_then(|cq| cq.segment_pending(last)),
+            _ => None,
+        };
+        if let Some(ready) = pending {
+            ctx.wait(
+                actix::fut::wrap_future::<_, Self>(ready)
+                    .map(move |(), this, ctx| this.handle(d, ctx)),
+            );
+            return;
+        }
         // Panics stop (and so restart) this actor only, not its arbiter.
         if let Ok(true) = guard::<Self, _, _>(ctx, "Queue", || self.dispatch(d)) {
             self.wake_holds(ctx);
