@@ -149,7 +149,10 @@ async fn a_slave_copies_topics_offsets_groups_and_delay_offsets_from_its_master(
             .then_some(())
     })
     .await;
-    assert!(synced.is_some(), "the slave did not get the master's metadata");
+    assert!(
+        synced.is_some(),
+        "the slave did not get the master's metadata"
+    );
 
     // The master goes away: the slave takes commits itself...
     m.stop();
@@ -169,7 +172,10 @@ async fn a_slave_copies_topics_offsets_groups_and_delay_offsets_from_its_master(
         (committed(&c, s.broker(), "syncGroup", "SyncTopic", 2).await == Some(5)).then_some(())
     })
     .await;
-    assert!(resynced.is_some(), "the slave syncs from the restarted master");
+    assert!(
+        resynced.is_some(),
+        "the slave syncs from the restarted master"
+    );
     assert_eq!(
         committed(&c, s.broker(), "syncGroup", "SyncTopic", 1).await,
         Some(9),
@@ -290,7 +296,10 @@ async fn after_kill_9_of_the_master_a_consumer_goes_on_from_the_slave_at_its_com
             // sends the consumer to whichBrokerWhenConsumeSlowly.
             suggested_slave |= r.next_begin_offset < PER_QUEUE as i64;
         }
-        consumer.update_offset("failGroup", &mq, offset).await.unwrap();
+        consumer
+            .update_offset("failGroup", &mq, offset)
+            .await
+            .unwrap();
     }
     assert!(suggested_slave);
     // The slave has the commits (the metadata sync) before the master dies.
@@ -304,7 +313,10 @@ async fn after_kill_9_of_the_master_a_consumer_goes_on_from_the_slave_at_its_com
         Some(())
     })
     .await;
-    assert!(ready.is_some(), "the slave caught up with messages and offsets");
+    assert!(
+        ready.is_some(),
+        "the slave caught up with messages and offsets"
+    );
 
     m.kill9();
     // The name server drops the master with its connection, not after the
@@ -347,7 +359,10 @@ async fn after_kill_9_of_the_master_a_consumer_goes_on_from_the_slave_at_its_com
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        consumer.update_offset("failGroup", &mq, offset).await.unwrap();
+        consumer
+            .update_offset("failGroup", &mq, offset)
+            .await
+            .unwrap();
         assert_eq!(
             committed(&c, s.broker(), "failGroup", TOPIC, q).await,
             Some(PER_QUEUE as i64),
@@ -358,6 +373,90 @@ async fn after_kill_9_of_the_master_a_consumer_goes_on_from_the_slave_at_its_com
     let consumed: BTreeSet<String> = got.iter().cloned().collect();
     let missing: Vec<_> = sent.difference(&consumed).collect();
     assert!(missing.is_empty(), "not consumed: {missing:?}");
-    assert_eq!(got.len(), sent.len(), "duplicates: {}", got.len() - sent.len());
+    assert_eq!(
+        got.len(),
+        sent.len(),
+        "duplicates: {}",
+        got.len() - sent.len()
+    );
     s.stop();
+}
+
+/// `actormq admin <args>`; its stdout (the command must succeed).
+async fn admin(args: Vec<String>) -> String {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_actormq"))
+            .arg("admin")
+            .args(&args)
+            .output()
+            .expect("run actormq admin");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "admin {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_list_shows_roles_and_ha_status_shows_the_slaves_progress() {
+    let ns = namesrv();
+    let m = master(ns.namesrv(), "status-a", None);
+    let s = slave(ns.namesrv(), "status-a");
+    let c = client();
+    create_topic(&c, m.broker(), "StatusTopic", 1).await;
+    for i in 0..20 {
+        send_ok(&c, m.broker(), "StatusTopic", 0, &Msg::new(format!("m{i}"))).await;
+    }
+    let n = ns.namesrv().to_owned();
+    let master_row = format!("status-a                0     MASTER  {}", m.broker());
+    let slave_row = format!("status-a                1     SLAVE   {}", s.broker());
+    let listed = eventually(Duration::from_secs(10), || async {
+        let out = admin(vec!["clusterList".into(), "-n".into(), n.clone()]).await;
+        (out.contains(&master_row) && out.contains(&slave_row)).then_some(out)
+    })
+    .await;
+    assert!(listed.is_some(), "clusterList without both roles");
+
+    // The master sees one slave that acknowledged its whole log; the slave
+    // follows the master's HA address and has the same log end.
+    let status = |b: String| {
+        admin(vec![
+            "haStatus".into(),
+            "-n".into(),
+            n.clone(),
+            "-b".into(),
+            b,
+        ])
+    };
+    let caught_up = eventually(Duration::from_secs(10), || async {
+        let mo = status(m.broker().to_owned()).await;
+        let so = status(s.broker().to_owned()).await;
+        let end: i64 = mo
+            .split("#MasterCommitLogMaxOffset: ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let slave_line = mo.lines().find(|l| l.ends_with("  OK"))?;
+        let acked: Vec<&str> = slave_line.split_whitespace().collect();
+        (end > 0
+            && mo.contains("#SlaveNum: 1  #InSyncSlaveNum: 1")
+            && acked[1] == end.to_string()
+            && acked[2] == "0"
+            && so.contains(&format!("#MaxOffset: {end}  #IsActivated: true")))
+        .then_some(())
+    })
+    .await;
+    assert!(
+        caught_up.is_some(),
+        "haStatus does not show the caught-up slave"
+    );
+    s.stop();
+    m.stop();
 }
