@@ -341,9 +341,9 @@ impl Routes {
     }
 
     /// Where to pull `mq` from (`PullAPIWrapper#recalculatePullFromWhichNode`
-    /// + `MQClientInstance#findBrokerAddressInSubscribe`): the broker id the
-    /// last answer suggested when the route has it, else the master, else
-    /// any replica of the broker name (the master is gone: its slave).
+    /// and `MQClientInstance#findBrokerAddressInSubscribe`): the broker id
+    /// the last answer suggested when the route has it, else the master,
+    /// else any replica of the broker name (the master is gone: its slave).
     pub async fn pull_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
         let want = {
             let m = self
