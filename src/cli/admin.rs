@@ -1,7 +1,7 @@
 //! `actormq admin <command>`: a subset of `mqadmin` with its command names
 //! and output layout — consumerProgress, consumerConnection,
 //! resetOffsetByTime, updateTopic, deleteTopic, topicList, clusterList,
-//! updateSubGroup. Built on [`crate::client::Admin`].
+//! updateSubGroup, haStatus. Built on [`crate::client::Admin`].
 
 use clap::{Args, Subcommand};
 
@@ -118,6 +118,16 @@ pub enum AdminCmd {
     ClusterList {
         #[command(flatten)]
         ns: Ns,
+    },
+    /// A broker group's replication state (`HAStatusSubCommand`,
+    /// GET_BROKER_HA_STATUS): a master's slaves with their acknowledged
+    /// offsets and lag, a slave's master and its own log end.
+    #[command(name = "haStatus")]
+    HaStatus {
+        #[command(flatten)]
+        ns: Ns,
+        #[command(flatten)]
+        target: Target,
     },
     /// Create or update a subscription group.
     #[command(name = "updateSubGroup")]
@@ -257,6 +267,7 @@ pub async fn run_admin(cmd: AdminCmd) -> CliResult {
         | AdminCmd::DeleteTopic { ns, .. }
         | AdminCmd::TopicList { ns }
         | AdminCmd::ClusterList { ns }
+        | AdminCmd::HaStatus { ns, .. }
         | AdminCmd::UpdateSubGroup { ns, .. } => ns.namesrv.clone(),
     };
     let admin = Admin::new(&ns);
@@ -265,8 +276,70 @@ pub async fn run_admin(cmd: AdminCmd) -> CliResult {
     r
 }
 
+/// `haStatus`: GET_BROKER_HA_STATUS of one broker (`-b`) or of every
+/// broker of a cluster (`-c`), printed as `HAStatusSubCommand` does.
+async fn ha_status(admin: &Admin, target: &Target) -> CliResult {
+    use crate::actors::ha::status::{HaRuntimeInfo, GET_BROKER_HA_STATUS};
+    let addrs: Vec<String> = match (&target.broker, &target.cluster) {
+        (Some(b), _) => vec![b.clone()],
+        (None, c) => {
+            let cluster = c.clone().unwrap_or_else(|| "DefaultCluster".into());
+            let info = admin.cluster_info().await?;
+            let names = info
+                .cluster_addr_table
+                .get(&cluster)
+                .cloned()
+                .unwrap_or_default();
+            names
+                .iter()
+                .filter_map(|n| info.broker_addr_table.get(n))
+                .flat_map(|bd| bd.broker_addrs.values().cloned())
+                .collect()
+        }
+    };
+    for addr in addrs {
+        let cmd = crate::wire::RemotingCommand::request(GET_BROKER_HA_STATUS);
+        let client = admin.routes().client();
+        let r = client
+            .invoke(&addr, cmd, admin.routes().default_timeout())
+            .await?;
+        if r.code != crate::wire::codes::response::SUCCESS {
+            return Err(format!("haStatus of {addr}: code {} {:?}", r.code, r.remark).into());
+        }
+        let info: HaRuntimeInfo = serde_json::from_slice(&r.body_bytes())
+            .map_err(|e| format!("haStatus of {addr}: bad HARuntimeInfo: {e}"))?;
+        if info.master {
+            println!(
+                "#MasterAddr: {addr}  #MasterCommitLogMaxOffset: {}  #SlaveNum: {}  #InSyncSlaveNum: {}",
+                info.master_commit_log_max_offset,
+                info.ha_connection_info.len(),
+                info.in_sync_slave_nums
+            );
+            println!(
+                "{:<24}  {:<16}  {:<16}  #Status",
+                "#SlaveAddr", "#SlaveAckOffset", "#Diff"
+            );
+            for c in &info.ha_connection_info {
+                let status = if c.in_sync { "OK" } else { "Fall Behind" };
+                println!(
+                    "{:<24}  {:<16}  {:<16}  {status}",
+                    c.addr, c.slave_ack_offset, c.diff
+                );
+            }
+        } else {
+            let c = &info.ha_client_runtime_info;
+            println!(
+                "#SlaveAddr: {addr}  #MasterAddr: {}  #MaxOffset: {}  #IsActivated: {}",
+                c.master_addr, c.max_offset, c.is_activated
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn run_cmd(admin: &Admin, cmd: AdminCmd) -> CliResult {
     match cmd {
+        AdminCmd::HaStatus { target, .. } => ha_status(admin, &target).await,
         AdminCmd::ConsumerProgress { group, .. } => consumer_progress(admin, &group).await,
         AdminCmd::ConsumerConnection { group, .. } => consumer_connection(admin, &group).await,
         AdminCmd::ResetOffsetByTime {
@@ -333,8 +406,8 @@ async fn run_cmd(admin: &Admin, cmd: AdminCmd) -> CliResult {
         AdminCmd::ClusterList { .. } => {
             let info = admin.cluster_info().await?;
             println!(
-                "{:<22}  {:<22}  {:<4}  #Addr",
-                "#Cluster Name", "#Broker Name", "#BID"
+                "{:<22}  {:<22}  {:<4}  {:<6}  #Addr",
+                "#Cluster Name", "#Broker Name", "#BID", "#Role"
             );
             for (cluster, brokers) in &info.cluster_addr_table {
                 for b in brokers {
@@ -342,7 +415,9 @@ async fn run_cmd(admin: &Admin, cmd: AdminCmd) -> CliResult {
                         continue;
                     };
                     for (id, addr) in &bd.broker_addrs {
-                        println!("{cluster:<22}  {b:<22}  {id:<4}  {addr}");
+                        // Java's `MixAll.MASTER_ID` is 0; any other id is a slave.
+                        let role = if *id == 0 { "MASTER" } else { "SLAVE" };
+                        println!("{cluster:<22}  {b:<22}  {id:<4}  {role:<6}  {addr}");
                     }
                 }
             }

@@ -195,8 +195,17 @@ impl PullConsumer {
             (None, Some(s)) => s + LONG_POLL_SLACK,
             (None, None) => self.routes.default_timeout(),
         };
-        let addr = self.routes.addr_of(mq).await?;
-        let resp = self.routes.client().invoke(&addr, cmd, timeout).await?;
+        let addr = self.routes.pull_addr_of(mq).await?;
+        let resp = match self.routes.client().invoke(&addr, cmd, timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Java's pull callback `onException`: the next pull asks
+                // the master again, through a fresh route.
+                self.routes.suggest(mq, 0);
+                self.routes.broker_failed(&mq.broker_name);
+                return Err(e);
+            }
+        };
         let status = match resp.code {
             response::SUCCESS => PullStatus::Found,
             response::PULL_NOT_FOUND => PullStatus::NoNewMsg,
@@ -205,6 +214,7 @@ impl PullConsumer {
             _ => return Err(ClientError::remote(&resp)),
         };
         let h = PullMessageResponseHeader::from_ext(&resp.ext)?;
+        self.routes.suggest(mq, h.suggest_which_broker_id);
         let mut messages = Vec::new();
         if status == PullStatus::Found {
             messages = decode_records(&resp.body_bytes())?;
@@ -374,10 +384,15 @@ impl PullConsumer {
         let mut cmd = RemotingCommand::request(code);
         cmd.ext = ext;
         let addr = self.routes.addr_of(mq).await?;
-        self.routes
+        let r = self
+            .routes
             .client()
             .invoke(&addr, cmd, self.routes.default_timeout())
-            .await
+            .await;
+        if r.is_err() {
+            self.routes.broker_failed(&mq.broker_name);
+        }
+        r
     }
 }
 

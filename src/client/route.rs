@@ -166,6 +166,9 @@ struct RoutesInner {
     namesrv: Vec<String>,
     next_namesrv: AtomicUsize,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Each queue's last `suggestWhichBrokerId` (Java's
+    /// `PullAPIWrapper.pullFromWhichNodeTable`).
+    pull_from: Mutex<HashMap<MessageQueue, i64>>,
 }
 
 impl Routes {
@@ -181,6 +184,7 @@ impl Routes {
                 namesrv: parse_namesrv_list(namesrv),
                 next_namesrv: AtomicUsize::new(0),
                 cache: Mutex::new(HashMap::new()),
+                pull_from: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -323,6 +327,62 @@ impl Routes {
         route
             .broker_addr(&mq.broker_name)
             .ok_or_else(|| ClientError::NoRoute(format!("broker {} not in route", mq.broker_name)))
+    }
+
+    /// Records a pull answer's `suggestWhichBrokerId` for `mq`
+    /// (`PullAPIWrapper#updatePullFromWhichNode`).
+    pub fn suggest(&self, mq: &MessageQueue, broker_id: i64) {
+        let mut m = self
+            .inner
+            .pull_from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.insert(mq.clone(), broker_id);
+    }
+
+    /// Where to pull `mq` from (`PullAPIWrapper#recalculatePullFromWhichNode`
+    /// and `MQClientInstance#findBrokerAddressInSubscribe`): the broker id
+    /// the last answer suggested when the route has it, else the master,
+    /// else any replica of the broker name (the master is gone: its slave).
+    pub async fn pull_addr_of(&self, mq: &MessageQueue) -> Result<String, ClientError> {
+        let want = {
+            let m = self
+                .inner
+                .pull_from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            m.get(mq).copied().unwrap_or(0)
+        };
+        let route = self.route(&mq.topic).await?;
+        let bd = route
+            .data
+            .broker_datas
+            .iter()
+            .find(|b| b.broker_name == mq.broker_name)
+            .ok_or_else(|| {
+                ClientError::NoRoute(format!("broker {} not in route", mq.broker_name))
+            })?;
+        bd.broker_addrs
+            .get(&want)
+            .or_else(|| bd.broker_addrs.get(&0))
+            .or_else(|| bd.broker_addrs.values().next())
+            .cloned()
+            .ok_or_else(|| {
+                ClientError::NoRoute(format!("broker {} has no address", mq.broker_name))
+            })
+    }
+
+    /// A call to a broker of `broker_name` failed (connection refused,
+    /// reset, timeout): every cached route naming it is fetched again on
+    /// next use, so a master the name server dropped is no longer chosen.
+    pub fn broker_failed(&self, broker_name: &str) {
+        self.lock().retain(|_, c| {
+            !c.route
+                .data
+                .broker_datas
+                .iter()
+                .any(|b| b.broker_name == broker_name)
+        });
     }
 
     fn cached(&self, topic: &str) -> Option<Arc<TopicRoute>> {

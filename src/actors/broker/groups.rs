@@ -182,3 +182,29 @@ impl Handler<AllGroups> for GroupManager {
         MessageResult(self.file.clone())
     }
 }
+
+/// A slave's copy of its master's subscription groups (Java's
+/// `SlaveSynchronize#syncSubscriptionGroupConfig`): every group the master
+/// has is set to the master's config; the table is written once if any
+/// changed.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ApplyMasterGroups(pub BTreeMap<String, SubscriptionGroupConfig>);
+
+impl Handler<ApplyMasterGroups> for GroupManager {
+    type Result = usize;
+    fn handle(&mut self, m: ApplyMasterGroups, _: &mut Context<Self>) -> usize {
+        let mut changed = 0;
+        for (name, cfg) in m.0 {
+            if self.file.subscription_group_table.get(&name) != Some(&cfg) {
+                self.file.subscription_group_table.insert(name, cfg);
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.file.data_version.bump();
+            self.persist();
+        }
+        changed
+    }
+}

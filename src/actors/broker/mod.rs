@@ -76,6 +76,7 @@ pub struct Broker {
     ha: (Addr<ha::service::HaService>, Addr<ha::client::HaClient>),
     /// The store's `lock` file, held until shutdown (see `store::lock`).
     store_lock: Option<store::StoreLock>,
+    slave_sync: Addr<ha::slave_sync::SlaveSync>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -301,7 +302,7 @@ impl Broker {
             RemotingClient::with_tls(ClientConfig::default(), namesrv_tls),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         )
-        .with_ha_master(ha_master);
+        .with_ha_master(ha_master.clone());
         let max_held_pulls = match cfg.unknown.get("maxHeldPulls") {
             Some(v) => v.trim().parse::<usize>().map_err(|_| {
                 BrokerError::Config(ConfigError::BadValue {
@@ -334,6 +335,19 @@ impl Broker {
             }),
         );
         let role_keeper = keeper.start();
+        let slave_sync = ha::slave_sync::SlaveSync::new(ha::slave_sync::SlaveSyncDeps {
+            cfg: cfg.ha.clone(),
+            role: role.clone(),
+            master: ha_master,
+            client: RemotingClient::new(ClientConfig::default()),
+            topics: registry.clone(),
+            topic_manager: topic_manager.clone(),
+            offsets: offsets.clone(),
+            groups: groups.clone(),
+            registrar: registrar.clone(),
+            config_dir: store_cfg.config_dir(),
+        })
+        .start();
 
         // supervision wiring: fault-injection targets (ACTORMQ_INJECT_FAULT).
         {
@@ -392,6 +406,7 @@ impl Broker {
             _cleaner: cleaner,
             ha: (ha_service, ha_client),
             store_lock: Some(store_lock),
+            slave_sync,
         })
     }
 
@@ -411,6 +426,7 @@ impl Broker {
     pub async fn shutdown(mut self) {
         self.accept.abort();
         let _ = self.ha.1.send(ha::client::StopClient).await;
+        let _ = self.slave_sync.send(ha::slave_sync::StopSync).await;
         let _ = self.ha.0.send(ha::service::Close).await;
         self.ctx.services.stop();
         let _ = tokio::time::timeout(

@@ -160,3 +160,43 @@ impl Handler<TopicsOfGroup> for OffsetManager {
         topics
     }
 }
+
+/// A slave's copy of its master's offset table (Java's
+/// `SlaveSynchronize#syncConsumerOffset`). Java overwrites the table; here
+/// an entry the slave committed itself since the last sync (its value
+/// differs from `previous`, the master's table as last applied) is kept
+/// unless the master's value has caught up with it, so a consumer that
+/// moved to the slave while the master was away keeps its progress when
+/// the master comes back with an older offset.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyMasterOffsets {
+    pub master: ConsumerOffsets,
+    pub previous: Option<ConsumerOffsets>,
+}
+
+impl Handler<ApplyMasterOffsets> for OffsetManager {
+    type Result = ();
+    fn handle(&mut self, m: ApplyMasterOffsets, _: &mut Context<Self>) {
+        let prev = |k: &str, q: &i32| {
+            m.previous
+                .as_ref()
+                .and_then(|p| p.table.get(k))
+                .and_then(|t| t.get(q))
+                .copied()
+        };
+        for (key, queues) in &m.master.table {
+            let local = self.table.table.entry(key.clone()).or_default();
+            for (q, &offset) in queues {
+                let keep_local = match local.get(q) {
+                    Some(&l) => l != offset && prev(key, q) != Some(l) && l > offset,
+                    None => false,
+                };
+                if !keep_local && local.get(q) != Some(&offset) {
+                    local.insert(*q, offset);
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+}

@@ -121,8 +121,11 @@ impl Registrar {
                         Ok(r) if r.code == response::SUCCESS => {
                             tracing::debug!(namesrv = %ns, "registered");
                             let h = RegisterBrokerResponseHeader::from_ext(&r.ext).ok();
-                            if let (Some(m), Some(a)) = (ha_master, h.and_then(|h| h.ha_server_addr)) {
-                                m.set(Some(a));
+                            if let (Some(m), Some(h)) = (ha_master, h) {
+                                m.set_broker(h.master_addr);
+                                if let Some(a) = h.ha_server_addr {
+                                    m.set(Some(a));
+                                }
                             }
                         }
                         Ok(r) => tracing::warn!(namesrv = %ns, code = r.code, remark = ?r.remark, "registration refused"),

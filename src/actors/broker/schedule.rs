@@ -372,3 +372,21 @@ impl Handler<DelayOffsets> for Schedule {
         MessageResult(self.offsets.clone())
     }
 }
+
+/// A slave's copy of its master's `delayOffset.json` (Java's
+/// `SlaveSynchronize#syncDelayOffset` writes the file): checked to parse,
+/// then written atomically. Only called while a slave, when no `Schedule`
+/// runs; a later switch to master starts the scheduler from it.
+pub fn apply_master_delay_offsets(path: &std::path::Path, body: &[u8]) -> std::io::Result<bool> {
+    let f: DelayOffsetFile = serde_json::from_slice(body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let cur = crate::store::metadata::read_json::<DelayOffsetFile>(path)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if cur.offset_table == f.offset_table {
+        return Ok(false);
+    }
+    crate::store::metadata::write_json_atomic(path, &f).map_err(std::io::Error::other)?;
+    Ok(true)
+}

@@ -36,6 +36,8 @@ pub mod client;
 pub mod connection;
 pub mod group_transfer;
 pub mod service;
+pub mod slave_sync;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -72,6 +74,12 @@ pub struct HaConfig {
     pub transfer_batch_size: usize,
     /// `haMaxGapNotInSync`: a slave further behind is not in sync (256 MiB).
     pub max_gap_not_in_sync: i64,
+    /// How often a slave copies its master's metadata, ms (Java's
+    /// `SlaveSynchronize`, every 10 s); key `haSlaveSyncInterval`.
+    pub slave_sync_interval: u64,
+    /// The master's broker (remoting) address for that copy, fixed; empty:
+    /// the name server's `masterAddr`; key `haMasterBrokerAddress`.
+    pub master_broker_address: String,
 }
 
 impl Default for HaConfig {
@@ -83,6 +91,8 @@ impl Default for HaConfig {
             housekeeping_interval: 20_000,
             transfer_batch_size: 32 * 1024,
             max_gap_not_in_sync: 256 * 1024 * 1024,
+            slave_sync_interval: 10_000,
+            master_broker_address: String::new(),
         }
     }
 }
@@ -125,6 +135,12 @@ impl HaConfig {
         if let Some(v) = parse(m, "haMaxGapNotInSync", positive, |v: &i64| *v > 0)? {
             self.max_gap_not_in_sync = v;
         }
+        if let Some(v) = parse(m, "haSlaveSyncInterval", positive, |v: &u64| *v > 0)? {
+            self.slave_sync_interval = v;
+        }
+        if let Some(a) = m.get("haMasterBrokerAddress") {
+            self.master_broker_address = a.trim().to_owned();
+        }
         Ok(())
     }
 }
@@ -145,8 +161,10 @@ pub struct HaRuntime {
 /// The master's HA address as the name server last told this broker
 /// (REGISTER_BROKER's `haServerAddr`), shared by the `Registrar` (writer)
 /// and the `HaClient` (reader).
+/// Also holds the master's broker address (`masterAddr`), which the
+/// metadata sync ([`slave_sync`]) and HA status use.
 #[derive(Debug, Clone, Default)]
-pub struct MasterAddress(Arc<RwLock<Option<String>>>);
+pub struct MasterAddress(Arc<RwLock<Option<String>>>, Arc<RwLock<Option<String>>>);
 
 impl MasterAddress {
     pub fn set(&self, addr: Option<String>) {
@@ -160,6 +178,20 @@ impl MasterAddress {
 
     pub fn get(&self) -> Option<String> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The master's broker address (REGISTER_BROKER's `masterAddr`).
+    pub fn set_broker(&self, addr: Option<String>) {
+        let addr = addr.filter(|a| !a.is_empty());
+        let mut cur = self.1.write().unwrap_or_else(|e| e.into_inner());
+        if *cur != addr {
+            tracing::info!(master = ?addr, "master broker address learned");
+            *cur = addr;
+        }
+    }
+
+    pub fn broker(&self) -> Option<String> {
+        self.1.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -56,6 +56,8 @@ pub struct PullRequest {
 pub struct PullReply {
     pub outcome: PullOutcome,
     pub topic_sys_flag: i32,
+    /// `suggestWhichBrokerId` (see [`suggest_broker`]).
+    pub suggest: i64,
 }
 
 /// Tag hash codes of a TAG expression; `None` means everything.
@@ -197,9 +199,61 @@ impl BrokerService {
             Ok(Err(e)) => return Err(Refusal::Failed(e.to_string())),
             Err(_) => return Err(Refusal::busy("queue")),
         };
+        let suggest = suggest_broker(ctx, &outcome);
         Ok(PullReply {
             outcome,
             topic_sys_flag: topic.config.topic_sys_flag,
+            suggest,
         })
     }
+}
+
+/// `suggestWhichBrokerId` of a pull answer, as Java's
+/// `PullMessageProcessor` (with `DefaultMessageStore#getMessage`'s
+/// `suggestPullingFromSlave`): the pull is "slow" when the commit log holds
+/// more than `accessMessageInMemoryMaxRatio` (40) % of the physical memory
+/// past the last record returned. A slow pull is sent to
+/// `whichBrokerWhenConsumeSlowly` (1); any other to the master (0). Without
+/// `slaveReadEnable` a master always suggests itself (a slave without it
+/// refuses pulls before this point).
+fn suggest_broker(ctx: &BrokerCtx, o: &PullOutcome) -> i64 {
+    let cfg = &ctx.cfg;
+    let is_master = !ctx.role.is_slave();
+    if is_master && !cfg.slave_read_enable {
+        return 0;
+    }
+    let key = |k: &str, d: i64| {
+        cfg.unknown
+            .get(k)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .unwrap_or(d)
+    };
+    // Physical offset of the last record returned (`maxPhyOffsetPulling`).
+    let Some(last) = o.bodies.last().filter(|b| b.len() >= 36) else {
+        return 0;
+    };
+    let pulled = i64::from_be_bytes(last[28..36].try_into().unwrap_or([0; 8]));
+    let behind = ctx.reader.max_offset() - pulled;
+    let ratio = key("accessMessageInMemoryMaxRatio", 40).clamp(0, 100);
+    let in_memory = (total_memory() as i128 * ratio as i128 / 100) as i64;
+    if behind > in_memory {
+        key("whichBrokerWhenConsumeSlowly", 1)
+    } else {
+        0
+    }
+}
+
+/// The machine's physical memory (`/proc/meminfo`), 8 GiB when unknown.
+fn total_memory() -> i64 {
+    static MEM: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *MEM.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| {
+                let line = t.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kb: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kb * 1024)
+            })
+            .unwrap_or(8 << 30)
+    })
 }

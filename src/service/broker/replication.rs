@@ -41,3 +41,18 @@ impl BrokerService {
         }
     }
 }
+
+impl BrokerService {
+    /// GET_BROKER_HA_STATUS (907): this broker's `HARuntimeInfo` — a
+    /// master's connected slaves (acknowledged offset, lag, in sync), a
+    /// slave's master address and its own log end.
+    pub fn ha_status(&self, _caller: &Caller) -> crate::actors::ha::status::HaRuntimeInfo {
+        let ctx = self.ctx();
+        crate::actors::ha::status::HaRuntimeInfo::collect(
+            &ctx.ha,
+            !ctx.role.is_slave(),
+            ctx.reader.max_offset(),
+            ctx.cfg.ha.max_gap_not_in_sync,
+        )
+    }
+}

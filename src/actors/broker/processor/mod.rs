@@ -8,6 +8,7 @@ mod auth;
 mod client;
 mod connection;
 mod consume_admin;
+mod ha_status;
 mod offset;
 mod progress;
 mod pull;
@@ -157,6 +158,7 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(svc, caller, &ch, req).await,
         rq::ACTORMQ_CHANGE_ROLE => role::change_role(svc.ctx(), req).await,
+        crate::actors::ha::status::GET_BROKER_HA_STATUS => ha_status::serve(svc, caller, req).await,
         rq::GET_ALL_CONSUMER_OFFSET | rq::GET_ALL_DELAY_OFFSET => {
             replication::serve(svc, caller, req).await
         }

@@ -53,7 +53,7 @@ fn pull_response(req: &RemotingCommand, reply: PullReply, asked_offset: i64) -> 
     };
     let mut resp = RemotingCommand::response_to(req, code).with_remark(o.status.name());
     PullMessageResponseHeader {
-        suggest_which_broker_id: 0,
+        suggest_which_broker_id: reply.suggest,
         next_begin_offset: o.next_begin,
         min_offset: o.min,
         max_offset: o.max,
