@@ -346,6 +346,7 @@ impl Broker {
             groups: groups.clone(),
             registrar: registrar.clone(),
             config_dir: store_cfg.config_dir(),
+            credentials: auth_settings.inner_credentials(),
         })
         .start();
 

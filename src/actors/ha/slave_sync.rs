@@ -53,6 +53,9 @@ pub struct SlaveSyncDeps {
     pub registrar: Addr<Registrar>,
     /// `config/`: where `delayOffset.json` lives.
     pub config_dir: PathBuf,
+    /// `innerClientAuthenticationCredentials`: the sync's requests are
+    /// signed with them when set (a master with ACL on needs it).
+    pub credentials: Option<(String, String)>,
 }
 
 pub struct SlaveSync {
@@ -135,11 +138,11 @@ impl Handler<SyncNow> for SlaveSync {
 }
 
 async fn fetch(d: &SlaveSyncDeps, master: &str, code: i32) -> Option<bytes::Bytes> {
-    match d
-        .client
-        .invoke(master, RemotingCommand::request(code), CALL)
-        .await
-    {
+    let mut cmd = RemotingCommand::request(code);
+    if let Some((ak, sk)) = &d.credentials {
+        crate::auth::signature::sign_remoting(&mut cmd.ext, &[], ak, sk, None);
+    }
+    match d.client.invoke(master, cmd, CALL).await {
         Ok(r) if r.code == response::SUCCESS => Some(r.body_bytes()),
         Ok(r) => {
             tracing::debug!(%master, code, answer = r.code, remark = ?r.remark, "slave sync refused");
