@@ -54,9 +54,11 @@ fn master(name: &str, role: BrokerRole, ha_port: u16) -> TestServer {
 
 /// The commit-log bytes of the store at `root` in `[0, end)`.
 fn log_bytes(root: &Path, end: i64) -> Vec<u8> {
+    // Segments only: a segment being prepared has a `.creating` name.
     let mut files: Vec<_> = std::fs::read_dir(root.join("commitlog"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.parse::<i64>().is_ok()))
         .collect();
     files.sort();
     let mut out = Vec::new();
