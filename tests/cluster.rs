@@ -418,3 +418,52 @@ fn the_example_files_are_valid() {
     let roles: Vec<&str> = two.children.iter().map(|c| c.role.as_str()).collect();
     assert_eq!(roles, ["namesrv", "SYNC_MASTER", "SLAVE"]);
 }
+
+#[test]
+fn a_crash_looping_child_is_restarted_with_a_doubling_backoff_until_it_comes_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ns, b0) = (free_port(), free_port());
+    // The broker's port is taken: each start fails (exit 2) until it is freed.
+    let blocker = std::net::TcpListener::bind(("0.0.0.0", b0)).unwrap();
+    let toml = format!(
+        "[cluster]\ndir = \"{}\"\n[[namesrv]]\nname = \"ns1\"\nport = {ns}\n\
+         [[broker]]\nname = \"b0\"\nlistenPort = {b0}\nhaListenPort = 0\n{SMALL_STORE}",
+        tmp.path().join("c").display()
+    );
+    let sup = Supervisor::start(tmp.path(), &toml);
+    // (restarts so far, scheduled delay in ms) of each wait seen.
+    let mut waits: Vec<(u64, u64)> = Vec::new();
+    let seen = wait_until(Duration::from_secs(30), || {
+        if let Some(c) = sup.child_status("b0") {
+            if c["state"] == "restarting" {
+                let st = sup.status().unwrap();
+                let gap = c["nextStartMs"].as_u64().unwrap() - st["updatedMs"].as_u64().unwrap();
+                let r = c["restarts"].as_u64().unwrap();
+                if waits.last().map(|w| w.0) != Some(r) {
+                    assert_eq!(c["lastExit"], "exit 2", "{c}");
+                    waits.push((r, gap));
+                }
+            }
+        }
+        waits.len() >= 3
+    });
+    assert!(seen, "waits {waits:?}; output:\n{}", sup.output());
+    // Delays of 1 s, 2 s, 4 s as scheduled (the status is written right
+    // after the restart is scheduled, so the gap is the delay).
+    let gaps: Vec<u64> = waits.iter().map(|w| w.1).collect();
+    for (i, (r, gap)) in waits.iter().enumerate() {
+        let want = 1000u64 << r;
+        assert!(*gap <= want && *gap + 500 >= want, "wait {i}: {gaps:?}");
+    }
+    assert_eq!(waits[0].0, 0, "{waits:?}");
+    // Freed, the broker comes up at its next attempt and stays up.
+    drop(blocker);
+    sup.wait_running(&["b0"], Duration::from_secs(30));
+    let r = sup.child_status("b0").unwrap()["restarts"]
+        .as_u64()
+        .unwrap();
+    assert!(r >= 3, "restarts {r}");
+    assert!(sup
+        .output()
+        .contains("[cluster] b0 exited (exit 2); restarting in 2 s"));
+}
