@@ -467,3 +467,40 @@ fn a_crash_looping_child_is_restarted_with_a_doubling_backoff_until_it_comes_up(
         .output()
         .contains("[cluster] b0 exited (exit 2); restarting in 2 s"));
 }
+
+#[test]
+fn a_broker_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ns, b0) = (free_port(), free_port());
+    let toml = format!(
+        "[cluster]\ndir = \"{}\"\nstopGraceSecs = 1\n[[namesrv]]\nname = \"ns1\"\nport = {ns}\n\
+         [[broker]]\nname = \"b0\"\nlistenPort = {b0}\nhaListenPort = 0\n{SMALL_STORE}",
+        tmp.path().join("c").display()
+    );
+    let mut sup = Supervisor::start(tmp.path(), &toml);
+    sup.wait_running(&["ns1", "b0"], Duration::from_secs(30));
+    let pids = sup.all_pids();
+    // A stopped process leaves SIGTERM pending; only SIGKILL ends it.
+    let b0_pid = sup.pid("b0").unwrap();
+    unsafe { libc::kill(b0_pid as i32, libc::SIGSTOP) };
+    unsafe { libc::kill(sup.child.id() as i32, libc::SIGTERM) };
+    let exited = wait_until(Duration::from_secs(30), || {
+        sup.child.try_wait().unwrap().is_some()
+    });
+    let out = sup.output();
+    assert!(exited, "the supervisor did not exit:\n{out}");
+    assert_eq!(sup.child.wait().unwrap().code(), Some(0), "{out}");
+    let killed = out
+        .find("[cluster] b0 did not stop in time: SIGKILL")
+        .unwrap_or_else(|| panic!("{out}"));
+    let stopped = out
+        .find("[cluster] broker b0 stopped (signal 9)")
+        .unwrap_or_else(|| panic!("{out}"));
+    let ns_stop = out
+        .find("[cluster] stopping namesrv ns1")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(killed < stopped && stopped < ns_stop, "{out}");
+    for p in pids {
+        assert!(!alive(p), "child {p} left behind");
+    }
+}
