@@ -269,6 +269,8 @@ impl Supervisor {
         let first = p.started.is_none() && p.last_exit.is_none();
         match cmd.spawn() {
             Ok(mut child) => {
+                // The relays of earlier processes ended with their pipes.
+                p.pumps.retain(|h| !h.is_finished());
                 if !first {
                     p.restarts += 1;
                 }
