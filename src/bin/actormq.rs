@@ -42,6 +42,28 @@ enum Cmd {
     /// Administration tools (like `mqadmin`).
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Run the name servers and brokers of a cluster file as supervised
+    /// child processes (`cluster -c FILE`), or show them (`cluster status`).
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args)]
+struct ClusterArgs {
+    /// Cluster file (TOML; see config/cluster-2m.toml).
+    #[arg(short = 'c', long = "config", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<ClusterCmd>,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Show each child's name, pid, role, ports, uptime and restarts.
+    Status {
+        /// The cluster's dir (instead of reading it from `-c FILE`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `actormq admin ...`: each tool family flattened in from its module.
@@ -347,6 +369,18 @@ fn main() {
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
         Cmd::Admin(AdminCmd::Query(q)) => run_tool(actormq::cli::query::run(q)),
         Cmd::Admin(AdminCmd::Group(c)) => run_tool(actormq::cli::admin::run_admin(c)),
+        Cmd::Cluster(a) => {
+            let code = match a.cmd {
+                Some(ClusterCmd::Status { dir }) => {
+                    actormq::cluster::print_status(a.config.as_deref(), dir.as_deref())
+                }
+                None => match a.config {
+                    Some(f) => actormq::cluster::run(&f),
+                    None => fail("cluster: give the cluster file with -c FILE"),
+                },
+            };
+            std::process::exit(code);
+        }
         Cmd::Bench(b) => run_tool(async move {
             actormq::bench::run(b)
                 .await
