@@ -199,6 +199,8 @@ pub struct NamesrvConfig {
     pub auth: crate::auth::settings::AuthSettings,
     /// The `tls.*` keys (see `crate::tls`).
     pub tls: crate::tls::TlsConfig,
+    /// Connection limits (`serverChannelMaxIdleTimeSeconds`, ...).
+    pub limits: crate::actors::server::ServerLimits,
 }
 
 impl Default for NamesrvConfig {
@@ -214,6 +216,7 @@ impl Default for NamesrvConfig {
                 .join("namesrv/kvConfig.json"),
             auth: Default::default(),
             tls: crate::tls::TlsConfig::default(),
+            limits: Default::default(),
         }
     }
 }
@@ -235,6 +238,7 @@ impl NamesrvConfig {
             }
         })?;
         self.tls = crate::tls::TlsConfig::from_properties(m)?;
+        self.limits = crate::actors::server::ServerLimits::from_properties(m)?;
         ranges::check_namesrv(self, m)
     }
 

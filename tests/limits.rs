@@ -196,3 +196,75 @@ async fn held_pulls_are_capped_and_the_rest_answered_at_once() {
     assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
     s.stop();
 }
+
+/// Reads until EOF or `within`; true when the server closed the socket.
+async fn closed_by_server(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_connections_are_closed_and_the_cap_refuses_clearly() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start(Opts::default().broker(|b| {
+        for (k, v) in [
+            ("serverChannelMaxIdleTimeSeconds", "1"),
+            ("serverFrameTimeoutMillis", "500"),
+            ("serverMaxConnections", "3"),
+        ] {
+            b.unknown.insert(k.into(), v.into());
+        }
+    }));
+    let b = s.broker().to_owned();
+    // Idle: nothing sent for a second closes the connection.
+    let mut idle = tokio::net::TcpStream::connect(&b).await.unwrap();
+    assert!(
+        closed_by_server(&mut idle, Duration::from_secs(8)).await,
+        "idle connection closed"
+    );
+    // Half-sent: a length prefix and a few bytes, never completed.
+    let mut half = tokio::net::TcpStream::connect(&b).await.unwrap();
+    half.write_all(&[0, 0, 0, 100, 0, 0, 0, 20, b'{'])
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut half, Duration::from_secs(8)).await,
+        "stalled frame closed"
+    );
+    drop((idle, half));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The cap: three connections served, the fourth told why and closed.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tokio::net::TcpStream::connect(&b).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = tokio::net::TcpStream::connect(&b).await.unwrap();
+    let mut frames =
+        tokio_util::codec::FramedRead::new(refused, actormq::wire::FrameCodec::default());
+    use futures_util::StreamExt;
+    match tokio::time::timeout(Duration::from_secs(5), frames.next()).await {
+        Ok(Some(Ok(actormq::wire::Inbound::Command(c)))) => {
+            assert_eq!(c.code, response::SYSTEM_BUSY);
+            assert!(c
+                .remark
+                .unwrap_or_default()
+                .contains("too many connections"));
+        }
+        other => panic!("expected a refusal frame, got {other:?}"),
+    }
+    // Closing one frees a place: a client is served again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = client();
+    send_ok(&c, &b, "AfterCap", -1, &Msg::new("x")).await;
+    s.stop();
+}

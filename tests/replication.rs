@@ -58,7 +58,11 @@ fn log_bytes(root: &Path, end: i64) -> Vec<u8> {
     let mut files: Vec<_> = std::fs::read_dir(root.join("commitlog"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.parse::<i64>().is_ok()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.parse::<i64>().is_ok())
+        })
         .collect();
     files.sort();
     let mut out = Vec::new();

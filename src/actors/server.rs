@@ -41,6 +41,46 @@ impl Default for ServerLimits {
     }
 }
 
+impl ServerLimits {
+    /// Keys: RocketMQ's `serverChannelMaxIdleTimeSeconds` (120), and
+    /// ActorMQ's `serverMaxConnections` (10,000), `serverMaxInFlightRequests`
+    /// (per connection, 1,024) and `serverFrameTimeoutMillis` (30,000).
+    pub fn from_properties(
+        m: &std::collections::BTreeMap<String, String>,
+    ) -> Result<ServerLimits, crate::config::ConfigError> {
+        fn num(
+            m: &std::collections::BTreeMap<String, String>,
+            key: &str,
+            min: u64,
+            max: u64,
+        ) -> Result<Option<u64>, crate::config::ConfigError> {
+            let Some(v) = m.get(key) else { return Ok(None) };
+            match v.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(crate::config::ConfigError::BadValue {
+                    key: key.into(),
+                    value: v.clone(),
+                    why: "out of range (see docs: connection limits)",
+                }),
+            }
+        }
+        let mut l = ServerLimits::default();
+        if let Some(s) = num(m, "serverChannelMaxIdleTimeSeconds", 1, 86_400)? {
+            l.conn.idle_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = num(m, "serverMaxConnections", 1, 1_000_000)? {
+            l.max_connections = n as usize;
+        }
+        if let Some(n) = num(m, "serverMaxInFlightRequests", 1, 1_000_000)? {
+            l.conn.max_in_flight = n as usize;
+        }
+        if let Some(ms) = num(m, "serverFrameTimeoutMillis", 100, 3_600_000)? {
+            l.conn.frame_timeout = Duration::from_millis(ms);
+        }
+        Ok(l)
+    }
+}
+
 /// Raises the soft open-files limit to the hard one (once per process);
 /// returns the soft limit now in force.
 // `rlim_t` is u64 on Linux only.

@@ -392,7 +392,7 @@ impl Broker {
             listener,
             Arc::new(BrokerProcessor { ctx: ctx.clone() }),
             pool.clone(),
-            ServerLimits::default(),
+            ServerLimits::from_properties(&ctx.cfg.unknown)?,
             tls,
         );
         tracing::info!(%addr, broker = %ctx.cfg.broker_name, "broker listening");

@@ -12,7 +12,7 @@ use actix::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actors::server::{serve_tls, IoPool, ServerLimits};
+use crate::actors::server::{serve_tls, IoPool};
 use crate::config::NamesrvConfig;
 pub use route_table::RouteTable;
 
@@ -45,7 +45,7 @@ impl NameServer {
             service: crate::service::namesrv::NamesrvService::new(table.clone()),
             table: table.clone(),
         });
-        let accept = serve_tls(listener, processor, pool, ServerLimits::default(), tls);
+        let accept = serve_tls(listener, processor, pool, cfg.limits.clone(), tls);
         tracing::info!(%addr, "name server listening");
         Ok(NameServer {
             addr,
