@@ -108,7 +108,10 @@ async fn admin_commands_and_signed_tools() {
          -a Pub -i 127.0.0.1 -d Allow"
     ))
     .await;
-    assert!(ok && out.contains(&format!("create acl to {b} success.")), "{out}");
+    assert!(
+        ok && out.contains(&format!("create acl to {b} success.")),
+        "{out}"
+    );
 
     // The route reaches the name server (queried signed, as root).
     let root = signed_client("root", "root-secret");
@@ -125,7 +128,8 @@ async fn admin_commands_and_signed_tools() {
     .await;
     assert!(stored.is_some(), "carol's 3 messages are stored");
     // ... but not with a wrong secret, nor to a topic she has no Pub on.
-    let (ok, out) = run("produce -n NS -t AclCliT -c 1 -q --access-key carol --secret-key nope").await;
+    let (ok, out) =
+        run("produce -n NS -t AclCliT -c 1 -q --access-key carol --secret-key nope").await;
     assert!(!ok && out.contains("check signature failed"), "{out}");
     let (ok, out) = run(&format!("produce -n NS -t {} -c 1 -q {carol}", s.cluster)).await;
     assert!(!ok, "no Pub on another topic: {out}");
@@ -134,11 +138,22 @@ async fn admin_commands_and_signed_tools() {
     assert!(!ok && out.contains("no permission"), "{out}");
 
     // getAcl, listAcl and listUser show what was created.
-    let (ok, out) = run(&format!("admin getAcl -n NS -b BROKER -s User:carol {ROOT}")).await;
+    let (ok, out) = run(&format!(
+        "admin getAcl -n NS -b BROKER -s User:carol {ROOT}"
+    ))
+    .await;
     let row = out.lines().find(|l| l.starts_with("User:carol"));
     let cols: Vec<&str> = row.unwrap_or_default().split_whitespace().collect();
     assert!(
-        ok && cols == ["User:carol", "Custom", "Topic:AclCliT", "Pub", "127.0.0.1", "Allow"],
+        ok && cols
+            == [
+                "User:carol",
+                "Custom",
+                "Topic:AclCliT",
+                "Pub",
+                "127.0.0.1",
+                "Allow"
+            ],
         "{out}"
     );
     let (ok, out) = run(&format!(

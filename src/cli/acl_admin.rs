@@ -45,7 +45,12 @@ pub struct AclSpec {
     pub subject: String,
     /// Resources, e.g. `Topic:T`, `Group:G`, `Topic:Prefix*`, `*`
     /// (comma-separated or repeated).
-    #[arg(short = 'r', long = "resources", value_delimiter = ',', required = true)]
+    #[arg(
+        short = 'r',
+        long = "resources",
+        value_delimiter = ',',
+        required = true
+    )]
     pub resources: Vec<String>,
     /// Actions: `Pub`, `Sub`, `Create`, `Update`, `Delete`, `Get`, `List`, `All`.
     #[arg(short = 'a', long = "actions", value_delimiter = ',', required = true)]
@@ -249,7 +254,7 @@ impl AclCmd {
 
     /// The request (code, header fields, JSON body) and how the answer is
     /// shown.
-    fn request(&self) -> (i32, Vec<(&'static str, String)>, Option<Vec<u8>>, Show) {
+    fn request(&self) -> Request {
         let json = |v: &dyn ErasedJson| Some(v.bytes());
         let opt = |k: &'static str, v: &Option<String>| {
             v.iter()
@@ -339,6 +344,10 @@ impl AclCmd {
         }
     }
 }
+
+/// A request: its code, header fields, JSON body, and how its answer is
+/// shown.
+type Request = (i32, Vec<(&'static str, String)>, Option<Vec<u8>>, Show);
 
 /// How an answer is printed.
 #[derive(Clone, Copy)]
@@ -463,8 +472,7 @@ pub async fn run(admin: &Admin, cmd: AclCmd) -> CliResult {
         let resp = client
             .invoke(&addr, req, admin.routes().default_timeout())
             .await?;
-        let resp = expect_code(resp, &[response::SUCCESS])
-            .map_err(|e| format!("{addr}: {e}"))?;
+        let resp = expect_code(resp, &[response::SUCCESS]).map_err(|e| format!("{addr}: {e}"))?;
         let raw = resp.body_bytes();
         match show {
             Show::Done(what) => println!("{what} to {addr} success."),
@@ -489,8 +497,22 @@ mod tests {
     #[test]
     fn parses_mqadmin_letters() {
         let c = Cli::parse_from([
-            "x", "createAcl", "-b", "h:1", "-s", "User:u", "-r", "Topic:A,Topic:B", "-r",
-            "Group:G", "-a", "Pub,Sub", "-i", "127.0.0.1", "-d", "Allow",
+            "x",
+            "createAcl",
+            "-b",
+            "h:1",
+            "-s",
+            "User:u",
+            "-r",
+            "Topic:A,Topic:B",
+            "-r",
+            "Group:G",
+            "-a",
+            "Pub,Sub",
+            "-i",
+            "127.0.0.1",
+            "-d",
+            "Allow",
         ]);
         let AclCmd::CreateAcl { spec, .. } = &c.cmd else {
             panic!("not createAcl")
@@ -499,15 +521,18 @@ mod tests {
         let info = spec.to_info();
         let entries = info.policies.unwrap()[0].entries.clone().unwrap();
         assert_eq!(entries.len(), 3);
-        assert_eq!(entries[0].actions.as_deref(), Some(&["Pub".to_string(), "Sub".to_string()][..]));
+        assert_eq!(
+            entries[0].actions.as_deref(),
+            Some(&["Pub".to_string(), "Sub".to_string()][..])
+        );
         // A target is required, and only one.
         assert!(Cli::try_parse_from(["x", "getUser", "-u", "u"]).is_err());
-        assert!(
-            Cli::try_parse_from(["x", "getUser", "-u", "u", "-b", "a", "-c", "C"]).is_err()
-        );
+        assert!(Cli::try_parse_from(["x", "getUser", "-u", "u", "-b", "a", "-c", "C"]).is_err());
         // updateUser needs something to change.
         assert!(Cli::try_parse_from(["x", "updateUser", "-b", "a", "-u", "u"]).is_err());
-        assert!(Cli::try_parse_from(["x", "updateUser", "-b", "a", "-u", "u", "-s", "disable"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["x", "updateUser", "-b", "a", "-u", "u", "-s", "disable"]).is_ok()
+        );
         let c = Cli::parse_from(["x", "listAcl", "-c", "C", "-s", "User:", "-r", "Topic:"]);
         let (code, fields, body, _) = c.cmd.request();
         assert_eq!(code, 3010);
