@@ -127,6 +127,12 @@ async fn admin_commands_and_signed_tools() {
     })
     .await;
     assert!(stored.is_some(), "carol's 3 messages are stored");
+    // consume signs too (heartbeat, pull, offsets): root reads them back.
+    let (ok, out) = run(&format!(
+        "consume -n NS -t AclCliT -g acl_cli_g -c 3 --from first --timeout 20 -q {ROOT}"
+    ))
+    .await;
+    assert!(ok && out.contains("received 3 msgs"), "{out}");
     // ... but not with a wrong secret, nor to a topic she has no Pub on.
     let (ok, out) =
         run("produce -n NS -t AclCliT -c 1 -q --access-key carol --secret-key nope").await;
