@@ -1,7 +1,8 @@
 //! `actormq`: the ActorMQ command line — servers (`namesrv`, `broker`,
 //! `standalone`) and tools (`produce`, `consume`, `admin`, `bench`); the
 //! tools take `--tls` and its companions (`actormq::cli::TlsArgs`) anywhere
-//! on the line.
+//! on the line, and so do `--access-key`/`--secret-key`
+//! (`actormq::cli::CredentialArgs`), which sign every request.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ struct Cli {
     cmd: Cmd,
     #[command(flatten)]
     tls: actormq::cli::TlsArgs,
+    #[command(flatten)]
+    credentials: actormq::cli::CredentialArgs,
 }
 
 #[derive(Subcommand)]
@@ -305,6 +308,10 @@ fn main() {
     if let Err(e) = cli.tls.install() {
         fail(format!("TLS: {e}"));
     }
+    if is_server && cli.credentials.enabled() {
+        fail("--access-key/--secret-key are for the tools; servers take innerClientAuthenticationCredentials from their config file");
+    }
+    cli.credentials.install();
     match cli.cmd {
         Cmd::Namesrv(a) => {
             let c = namesrv_config(&a);

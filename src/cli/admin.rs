@@ -1,7 +1,8 @@
 //! `actormq admin <command>`: a subset of `mqadmin` with its command names
 //! and output layout — consumerProgress, consumerConnection,
 //! resetOffsetByTime, updateTopic, deleteTopic, topicList, clusterList,
-//! updateSubGroup, haStatus. Built on [`crate::client::Admin`].
+//! updateSubGroup, haStatus, and the ACL 2.0 user and ACL commands of
+//! [`super::acl_admin`]. Built on [`crate::client::Admin`].
 
 use clap::{Args, Subcommand};
 
@@ -37,7 +38,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn to_target(&self) -> TopicTarget {
+    pub(crate) fn to_target(&self) -> TopicTarget {
         match (&self.broker, &self.cluster) {
             (Some(b), _) => TopicTarget::Broker(b.clone()),
             (None, Some(c)) => TopicTarget::Cluster(c.clone()),
@@ -149,6 +150,9 @@ pub enum AdminCmd {
         #[arg(short = 'r', long = "retryMaxTimes", default_value_t = 16)]
         retry_max_times: i32,
     },
+    /// Users and ACLs (createUser ... listAcl; see [`super::acl_admin`]).
+    #[command(flatten)]
+    Acl(super::acl_admin::AclCmd),
 }
 
 /// `yyyy-MM-dd HH:mm:ss` (UTC) of a ms timestamp, as mqadmin prints.
@@ -269,6 +273,7 @@ pub async fn run_admin(cmd: AdminCmd) -> CliResult {
         | AdminCmd::ClusterList { ns }
         | AdminCmd::HaStatus { ns, .. }
         | AdminCmd::UpdateSubGroup { ns, .. } => ns.namesrv.clone(),
+        AdminCmd::Acl(c) => c.ns().namesrv.clone(),
     };
     let admin = Admin::new(&ns);
     let r = run_cmd(&admin, cmd).await;
@@ -339,6 +344,7 @@ async fn ha_status(admin: &Admin, target: &Target) -> CliResult {
 
 async fn run_cmd(admin: &Admin, cmd: AdminCmd) -> CliResult {
     match cmd {
+        AdminCmd::Acl(c) => super::acl_admin::run(admin, c).await,
         AdminCmd::HaStatus { target, .. } => ha_status(admin, &target).await,
         AdminCmd::ConsumerProgress { group, .. } => consumer_progress(admin, &group).await,
         AdminCmd::ConsumerConnection { group, .. } => consumer_connection(admin, &group).await,

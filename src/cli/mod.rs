@@ -3,6 +3,7 @@
 //! submodule exposes a clap `Args` struct and an async `run`; the binary's
 //! `main` parses the command line and awaits `run` on a tokio runtime.
 
+pub mod acl_admin;
 pub mod admin;
 pub mod consume;
 pub mod produce;
@@ -90,5 +91,60 @@ impl TlsArgs {
             crate::tls::set_client_default(t);
         }
         Ok(())
+    }
+}
+
+/// The ACL credentials every tool takes (`--access-key AK --secret-key SK
+/// [--security-token T]`): RocketMQ's `accessKey` / `secretKey` /
+/// `securityToken` of `SessionCredentials`, which `mqadmin` reads from
+/// `conf/tools.yml`. Global, so they may follow any tool's subcommand; with
+/// them every request the tool sends is signed (`AclClientRPCHook`).
+#[derive(clap::Args, Clone, Default)]
+pub struct CredentialArgs {
+    /// ACL 2.0 user name (RocketMQ's accessKey) to sign requests with.
+    #[arg(
+        long = "access-key",
+        value_name = "AK",
+        global = true,
+        requires = "secret_key"
+    )]
+    pub access_key: Option<String>,
+    /// The user's password (RocketMQ's secretKey).
+    #[arg(
+        long = "secret-key",
+        value_name = "SK",
+        global = true,
+        requires = "access_key"
+    )]
+    pub secret_key: Option<String>,
+    /// Optional security token, signed along with the request.
+    #[arg(
+        long = "security-token",
+        value_name = "TOKEN",
+        global = true,
+        requires = "access_key"
+    )]
+    pub security_token: Option<String>,
+}
+
+impl CredentialArgs {
+    /// Whether any credential option was given.
+    pub fn enabled(&self) -> bool {
+        self.access_key.is_some() || self.secret_key.is_some() || self.security_token.is_some()
+    }
+
+    /// The credentials these options give (`None` without them).
+    pub fn credentials(&self) -> Option<crate::client::Credentials> {
+        let (ak, sk) = (self.access_key.as_ref()?, self.secret_key.as_ref()?);
+        let mut c = crate::client::Credentials::new(ak.clone(), sk.clone());
+        c.security_token = self.security_token.clone();
+        Some(c)
+    }
+
+    /// Makes these credentials the default of every client the process builds.
+    pub fn install(&self) {
+        if let Some(c) = self.credentials() {
+            crate::client::remoting::set_default_credentials(c);
+        }
     }
 }

@@ -27,7 +27,9 @@ pub use admin::{Admin, TopicTarget};
 pub use message::Message;
 pub use producer::{Producer, ProducerConfig, SendFuture, SendResult, SendStatus};
 pub use pull::{PullConsumer, PullResult, PullStatus};
-pub use remoting::{expect_code, ClientConfig, ClientError, RemotingClient, RequestHandler};
+pub use remoting::{
+    expect_code, ClientConfig, ClientError, Credentials, RemotingClient, RequestHandler,
+};
 pub use route::{Routes, TopicRoute};
 
 /// This host's outward IP as text (127.0.0.1 if unknown).

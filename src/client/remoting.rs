@@ -17,10 +17,20 @@
 //! TLS: [`RemotingClient::with_tls`] chooses; [`RemotingClient::new`] takes
 //! the process default ([`crate::tls::client_default`], set by the CLI's
 //! `--tls`), so every client a tool builds speaks TLS when asked to.
+//!
+//! Credentials (RocketMQ's `AclClientRPCHook` with `SessionCredentials`):
+//! a client with [`Credentials`] signs every request it sends — after all
+//! ext fields and the body are set, just before the frame is queued — with
+//! [`crate::auth::signature::sign_remoting`] (`AccessKey`, optional
+//! `SecurityToken`, `Signature`). [`RemotingClient::new`] and
+//! [`RemotingClient::with_tls`] take the process default
+//! ([`default_credentials`], set by the CLI's `--access-key`/`--secret-key`);
+//! [`RemotingClient::with_options`] chooses. A request that already carries a
+//! `Signature` (signed by its caller) is sent as it is.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -54,6 +64,69 @@ impl Default for ClientConfig {
     }
 }
 
+/// ACL credentials a client signs its requests with (RocketMQ's
+/// `SessionCredentials`: `accessKey`, `secretKey`, `securityToken`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+    pub security_token: Option<String>,
+}
+
+impl Credentials {
+    pub fn new(access_key: impl Into<String>, secret_key: impl Into<String>) -> Self {
+        Credentials {
+            access_key: access_key.into(),
+            secret_key: secret_key.into(),
+            security_token: None,
+        }
+    }
+
+    /// Signs `cmd` as `AclClientRPCHook.doBeforeRequest` does, unless it
+    /// already carries a `Signature` (its caller signed it).
+    pub fn sign(&self, cmd: &mut RemotingCommand) {
+        if cmd.ext.get(crate::auth::signature::SIGNATURE).is_some() {
+            return;
+        }
+        let body = cmd.body_bytes();
+        crate::auth::signature::sign_remoting(
+            &mut cmd.ext,
+            &body,
+            &self.access_key,
+            &self.secret_key,
+            self.security_token.as_deref(),
+        );
+    }
+}
+
+/// The secret stays out of logs and panics.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"***")
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "***"),
+            )
+            .finish()
+    }
+}
+
+static CREDENTIALS_DEFAULT: OnceLock<Credentials> = OnceLock::new();
+
+/// Makes `c` the credentials of every client the process builds with
+/// [`RemotingClient::new`] or [`RemotingClient::with_tls`] from now on;
+/// `false` if a default was already set (the first one stays).
+pub fn set_default_credentials(c: Credentials) -> bool {
+    CREDENTIALS_DEFAULT.set(c).is_ok()
+}
+
+/// The process default credentials, if any were set.
+pub fn default_credentials() -> Option<Credentials> {
+    CREDENTIALS_DEFAULT.get().cloned()
+}
+
 /// Handler for requests the server sends us; a returned command is sent back
 /// as the response (opaque and response flag are filled in here).
 pub type RequestHandler =
@@ -81,6 +154,7 @@ pub struct RemotingClient {
 struct Inner {
     config: ClientConfig,
     tls: Option<ClientTls>,
+    credentials: Option<Credentials>,
     conns: Mutex<HashMap<String, Slot>>,
     handler: Arc<Handlers>,
     shut: AtomicBool,
@@ -132,18 +206,29 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl RemotingClient {
-    /// A client with the process's default TLS (none unless the process
-    /// set one).
+    /// A client with the process's default TLS and credentials (none
+    /// unless the process set them).
     pub fn new(config: ClientConfig) -> Self {
         Self::with_tls(config, crate::tls::client_default())
     }
 
-    /// A client whose connections use `tls` (`None`: plain TCP).
+    /// A client whose connections use `tls` (`None`: plain TCP), signing
+    /// with the process default credentials.
     pub fn with_tls(config: ClientConfig, tls: Option<ClientTls>) -> Self {
+        Self::with_options(config, tls, default_credentials())
+    }
+
+    /// A client with explicit TLS and credentials (`None`: unsigned).
+    pub fn with_options(
+        config: ClientConfig,
+        tls: Option<ClientTls>,
+        credentials: Option<Credentials>,
+    ) -> Self {
         RemotingClient {
             inner: Arc::new(Inner {
                 config,
                 tls,
+                credentials,
                 conns: Mutex::new(HashMap::new()),
                 handler: Arc::new(Handlers::default()),
                 shut: AtomicBool::new(false),
@@ -153,6 +238,19 @@ impl RemotingClient {
 
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
+    }
+
+    /// The credentials this client signs with, if any.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.inner.credentials.as_ref()
+    }
+
+    /// Signs `cmd` when the client has credentials; the last step before
+    /// a request is queued.
+    fn sign(&self, cmd: &mut RemotingCommand) {
+        if let Some(c) = &self.inner.credentials {
+            c.sign(cmd);
+        }
     }
 
     /// Sends `cmd` to `addr` and waits for the matching response. The
@@ -174,6 +272,7 @@ impl RemotingClient {
         let opaque = next_opaque();
         cmd.opaque = opaque;
         cmd.flag &= !(FLAG_RESPONSE | FLAG_ONEWAY);
+        self.sign(&mut cmd);
         let (reply_tx, reply_rx) = oneshot::channel();
         lock(&conn.pending).insert(opaque, reply_tx);
         let _guard = PendingGuard {
@@ -213,6 +312,7 @@ impl RemotingClient {
             })??;
         cmd.opaque = next_opaque();
         cmd.flag = (cmd.flag & !FLAG_RESPONSE) | FLAG_ONEWAY;
+        self.sign(&mut cmd);
         conn.tx.send(cmd).await.map_err(|_| self.closed(addr))
     }
 
