@@ -369,3 +369,74 @@ async fn a_master_serves_its_consumer_and_delay_offsets_for_a_slaves_sync() {
     assert!(text.contains("offsetTable"), "delayOffset.json: {text}");
     m.stop();
 }
+
+/// A slave as [`slave`], on the store at `store` (to restart it there).
+fn slave_on(namesrv: &str, name: &str, store: &Path) -> TestServer {
+    let (ns, name) = (namesrv.to_owned(), name.to_owned());
+    TestServer::start(Opts {
+        namesrvs: 0,
+        ..Opts::default().store(store).broker(move |c| {
+            c.namesrv_addr = ns;
+            c.broker_name = name;
+            c.broker_role = BrokerRole::Slave;
+            c.broker_id = 1;
+            c.slave_read_enable = true;
+            c.ha.send_heartbeat_interval = 500;
+        })
+    })
+}
+
+/// Waits until `broker` holds `n` messages of `TOPIC`.
+async fn wait_count(broker: &str, n: i64) -> bool {
+    let c = client();
+    eventually(Duration::from_secs(20), || async {
+        let mut all = 0;
+        for q in 0..QUEUES {
+            all += max_offset(&c, broker, q).await?;
+        }
+        (all == n).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slave_restarted_mid_stream_catches_up_from_its_own_offset() {
+    let m = master("rep-restart", BrokerRole::AsyncMaster, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let c = client();
+    create_topic(&c, m.broker(), TOPIC, QUEUES).await;
+    let send = |from: u64, to: u64| {
+        let (c, b) = (c.clone(), m.broker().to_owned());
+        async move {
+            for i in from..to {
+                let body = pseudo_body(i, 2_000 + (i as usize * 53) % 9_000);
+                send_ok(&c, &b, TOPIC, (i % QUEUES as u64) as i32, &Msg::new(body)).await;
+            }
+        }
+    };
+    send(0, 150).await;
+    let s = slave_on(m.namesrv(), "rep-restart", dir.path());
+    assert!(wait_count(s.broker(), 150).await, "first copy");
+    s.stop();
+    // The master goes on while the slave is down.
+    send(150, 300).await;
+    let s = slave_on(m.namesrv(), "rep-restart", dir.path());
+    assert!(
+        wait_count(s.broker(), 300).await,
+        "the restarted slave caught up"
+    );
+    let on_master = all_messages(m.broker()).await;
+    assert_eq!(all_messages(s.broker()).await, on_master);
+    let end = on_master
+        .values()
+        .map(|(p, n, _)| p + *n as i64)
+        .max()
+        .unwrap();
+    assert!(
+        log_bytes(&m.store, end) == log_bytes(dir.path(), end),
+        "the commit logs differ below the master's max offset"
+    );
+    s.stop();
+    m.stop();
+}
