@@ -283,3 +283,62 @@ async fn the_name_server_takes_only_signed_registrations() {
     assert_denied(&r, "User:intruder is not found");
     s.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4x_plain_acl_file_is_migrated_into_users_and_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let yml = dir.path().join("plain_acl.yml");
+    std::fs::write(
+        &yml,
+        "globalWhiteRemoteAddresses:\naccounts:\n  - accessKey: legacy\n    secretKey: legacy-secret\n    \
+         admin: false\n    defaultTopicPerm: DENY\n    defaultGroupPerm: SUB\n    topicPerms:\n      \
+         - LegacyPub=PUB\n      - LegacyDeny=DENY\n",
+    )
+    .unwrap();
+    let yml_path = yml.display().to_string();
+    let s = TestServer::start(
+        Opts::default()
+            .broker(move |b| {
+                b.unknown.extend(auth_keys());
+                b.unknown
+                    .insert("migrateAuthFromV1Enabled".into(), "true".into());
+                b.unknown.insert("plainAclPath".into(), yml_path);
+            })
+            .namesrv(|n| n.auth = AuthSettings::from_properties(&auth_keys(), "").unwrap()),
+    );
+    let c = client();
+    let b = s.broker().to_owned();
+    for t in ["LegacyPub", "LegacyDeny"] {
+        let h = actormq::wire::headers::admin::CreateTopicRequestHeader {
+            topic: t.into(),
+            default_topic: "TBW102".into(),
+            read_queue_nums: 1,
+            write_queue_nums: 1,
+            perm: 6,
+            topic_filter_type: None,
+            topic_sys_flag: None,
+            order: None,
+            attributes: None,
+            force: None,
+        };
+        let mut cmd = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC);
+        cmd.ext = h.to_ext();
+        let r = signed(&c, &b, cmd, Some(ROOT)).await;
+        assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    }
+    let legacy = ("legacy", "legacy-secret");
+    // The 4.x account is a user now, with its topic permissions as policies.
+    let r = signed(&c, &b, send_cmd("LegacyPub", "migrated"), Some(legacy)).await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let r = signed(&c, &b, send_cmd("LegacyDeny", "x"), Some(legacy)).await;
+    assert_denied(&r, "no permission");
+    let r = signed(
+        &c,
+        &b,
+        send_cmd("LegacyPub", "x"),
+        Some(("legacy", "wrong")),
+    )
+    .await;
+    assert_denied(&r, "check signature failed");
+    s.stop();
+}
