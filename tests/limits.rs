@@ -70,6 +70,17 @@ async fn a_client_that_never_reads_cannot_grow_the_broker_and_others_are_served(
     create_topic(&c, &broker, "LimitTopic", 1).await;
     send_ok(&c, &broker, "LimitTopic", 0, &Msg::new("warm-up")).await;
     let before = rss_of(pid);
+    // At start the soft open-files limit was raised to the hard one.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let nofile: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .map(|l| l.split_whitespace().collect())
+        .unwrap();
+    assert_eq!(
+        nofile[3], nofile[4],
+        "soft = hard open-files limit: {nofile:?}"
+    );
 
     // 200,000 requests, never reading an answer. The writer thread stops
     // when the server stops reading (its socket buffers fill) or after 5 s.
