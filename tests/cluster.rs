@@ -189,6 +189,9 @@ brokerName = "broker-a"
 brokerId = 1
 brokerRole = "SLAVE"
 slaveReadEnable = true
+# A slave that registers before its master learns the master's HA address
+# at its next registration: every second here, not every 30 s.
+registerBrokerIntervalMs = 1000
 {SMALL_STORE}"#,
         dir = dir.join("c").display(),
         b0p = b0[0],
