@@ -108,24 +108,7 @@ impl CommitLogWriter {
                     Some(e) => e.name.clone(),
                     None => Arc::from(d.topic.as_str()),
                 };
-                let next = self
-                    .queue_offsets
-                    .entry((topic.clone(), d.queue_id))
-                    .or_insert(0);
-                *next = (*next).max(d.queue_offset + 1);
-                let unit = DispatchUnit {
-                    queue_offset: d.queue_offset,
-                    phys_offset: d.phys_offset,
-                    size: d.size,
-                    tags_code: d.tags_code,
-                };
-                match dispatch
-                    .iter_mut()
-                    .find(|(t, q, _)| *t == topic && *q == d.queue_id)
-                {
-                    Some((_, _, v)) => v.push(unit),
-                    None => dispatch.push((topic, d.queue_id, SmallVec::from_elem(unit, 1))),
-                }
+                collect_unit(&mut self.queue_offsets, &mut dispatch, topic, &d);
             },
         );
         let n: usize = dispatch.iter().map(|(_, _, u)| u.len()).sum();
@@ -323,6 +306,34 @@ impl CommitLogWriter {
 /// Units for one queue, in log order (most `Put`s touch one queue).
 type QueueUnits = (Arc<str>, i32, SmallVec<[DispatchUnit; 1]>);
 
+/// A record found in the log after the fact (a restart's rebuild, a
+/// replicated append): its queue's offset counter moves past it and its unit
+/// joins the dispatch of its queue.
+fn collect_unit(
+    queue_offsets: &mut HashMap<(Arc<str>, i32), i64>,
+    dispatch: &mut Vec<QueueUnits>,
+    topic: Arc<str>,
+    d: &crate::store::recovery::DispatchRequest,
+) {
+    let next = queue_offsets
+        .entry((topic.clone(), d.queue_id))
+        .or_insert(0);
+    *next = (*next).max(d.queue_offset + 1);
+    let unit = DispatchUnit {
+        queue_offset: d.queue_offset,
+        phys_offset: d.phys_offset,
+        size: d.size,
+        tags_code: d.tags_code,
+    };
+    match dispatch
+        .iter_mut()
+        .find(|(t, q, _)| *t == topic && *q == d.queue_id)
+    {
+        Some((_, _, v)) => v.push(unit),
+        None => dispatch.push((topic, d.queue_id, SmallVec::from_elem(unit, 1))),
+    }
+}
+
 impl CommitLogWriter {
     fn put(&mut self, put: Put) -> Result<Appended, PutError> {
         if self
@@ -509,24 +520,7 @@ impl Handler<AppendReplicated> for CommitLogWriter {
                     missing.push((d.topic, d.queue_id));
                     break;
                 };
-                let next = self
-                    .queue_offsets
-                    .entry((topic.clone(), d.queue_id))
-                    .or_insert(0);
-                *next = (*next).max(d.queue_offset + 1);
-                let unit = DispatchUnit {
-                    queue_offset: d.queue_offset,
-                    phys_offset: d.phys_offset,
-                    size: d.size,
-                    tags_code: d.tags_code,
-                };
-                match dispatch
-                    .iter_mut()
-                    .find(|(t, q, _)| *t == topic && *q == d.queue_id)
-                {
-                    Some((_, _, v)) => v.push(unit),
-                    None => dispatch.push((topic, d.queue_id, SmallVec::from_elem(unit, 1))),
-                }
+                collect_unit(&mut self.queue_offsets, &mut dispatch, topic, &d);
             }
             self.send_dispatches(dispatch, upto);
             self.handled_end = upto;
