@@ -227,6 +227,15 @@ async fn a_sync_master_times_out_with_a_slave_that_does_not_acknowledge() {
 }
 
 /// A standalone SYNC_MASTER as a child process, its HA port fixed.
+/// SEND_MESSAGE_V2 of `body` to queue `q` of `TOPIC`.
+fn send_cmd(q: i32, body: &str) -> actormq::wire::RemotingCommand {
+    let mut cmd = actormq::wire::RemotingCommand::request(request::SEND_MESSAGE_V2);
+    cmd.ext = send_header(TOPIC, q, &Msg::new(body).properties(), false)
+        .to_v2()
+        .to_ext();
+    cmd.with_body(bytes::Bytes::from(body.to_owned().into_bytes()))
+}
+
 fn spawn_master(dir: &Path, ha_port: u16) -> (ChildServer, String) {
     spawn_master_as(dir, ha_port, "SYNC_MASTER")
 }
@@ -270,11 +279,7 @@ async fn every_message_a_sync_master_acknowledged_survives_its_kill_9_on_the_sla
             for i in 0.. {
                 let body = format!("p{p}-{i}");
                 let q = p % QUEUES;
-                let mut cmd = actormq::wire::RemotingCommand::request(request::SEND_MESSAGE_V2);
-                cmd.ext = send_header(TOPIC, q, &Msg::new(body.clone()).properties(), false)
-                    .to_v2()
-                    .to_ext();
-                let cmd = cmd.with_body(bytes::Bytes::from(body.clone().into_bytes()));
+                let cmd = send_cmd(q, &body);
                 match c.invoke(&addr, cmd, CALL).await {
                     Ok(r) if r.code == response::SUCCESS => acked.lock().unwrap().push((q, body)),
                     Ok(_) => {}
@@ -466,11 +471,7 @@ async fn after_kill_9_of_an_async_master_the_slave_holds_an_intact_prefix_of_eac
             for i in 0.. {
                 let body = format!("async-p{p}-{i}");
                 let q = p % QUEUES;
-                let mut cmd = actormq::wire::RemotingCommand::request(request::SEND_MESSAGE_V2);
-                cmd.ext = send_header(TOPIC, q, &Msg::new(body.clone()).properties(), false)
-                    .to_v2()
-                    .to_ext();
-                let cmd = cmd.with_body(bytes::Bytes::from(body.clone().into_bytes()));
+                let cmd = send_cmd(q, &body);
                 match c.invoke(&addr, cmd, CALL).await {
                     Ok(r) if r.code == response::SUCCESS => {
                         let h = SendMessageResponseHeader::from_ext(&r.ext).unwrap();
