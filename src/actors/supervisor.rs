@@ -5,21 +5,18 @@
 //! `started()` or in a `run_interval` closure unwinds out of the actor's
 //! task, the task is dropped and the actor's mailbox closes for good.
 //!
-//! Two ways in, sharing one [`RestartPolicy`]:
-//!
-//! * [`start`] / [`start_in_arbiter`] replace `actix::Supervisor`: the
-//!   actor's whole context future is polled under `catch_unwind`, so a panic
-//!   *anywhere* in the actor (handler, `started()`, periodic closure,
-//!   spawned actor future) is caught. The supervisor logs it, waits a
-//!   backoff (doubling from `supervisorBackoffMs`, capped at
-//!   `supervisorBackoffMaxMs`) with the mailbox kept (messages sent
-//!   meanwhile wait), then restarts the actor: `Supervised::restarting`
-//!   rebuilds its state and `started()` runs again. `catch_unwind` costs
-//!   nothing while nothing panics and nothing is allocated per message.
-//! * Actors started elsewhere under `actix::Supervisor` run risky bodies
-//!   through [`guard`] (handlers), [`guarded_interval`] / [`guarded_later`]
-//!   (periodic closures) and call [`Restarts::restarting`] first thing in
-//!   their `restarting()`, which applies the same backoff and limit.
+//! [`start`] / [`start_in_arbiter`] replace `actix::Supervisor` for every
+//! long-lived actor: the actor's whole context future is polled under
+//! `catch_unwind`, so a panic *anywhere* in the actor (handler, `started()`,
+//! periodic closure, spawned actor future) is caught. The supervisor logs
+//! it, waits a backoff (doubling from `supervisorBackoffMs`, capped at
+//! `supervisorBackoffMaxMs`) with the mailbox kept (messages sent meanwhile
+//! wait), then restarts the actor: `Supervised::restarting` rebuilds its
+//! state and `started()` runs again. `catch_unwind` costs nothing while
+//! nothing panics and nothing is allocated per message. A handler whose
+//! caller must get an answer even when it fails (the commit-log append, a
+//! queue query) runs its body through [`guard`], which turns the panic into
+//! an error reply and then restarts the actor the same way.
 //!
 //! Past `supervisorMaxRestarts` failures of one actor within
 //! `supervisorRestartWindowMs`, the failure is fatal: a clear error is
@@ -78,51 +75,6 @@ where
             Err(ActorFailure(format!("{what} panicked: {msg}")))
         }
     }
-}
-
-/// [`guard`] for a body that needs the actor and its context.
-pub fn guard_with<A, R, F>(
-    act: &mut A,
-    ctx: &mut Context<A>,
-    what: &str,
-    f: F,
-) -> Result<R, ActorFailure>
-where
-    A: Actor<Context = Context<A>>,
-    F: FnOnce(&mut A, &mut Context<A>) -> R,
-{
-    match catch_unwind(AssertUnwindSafe(|| f(act, ctx))) {
-        Ok(r) => Ok(r),
-        Err(p) => guard::<A, R, _>(ctx, what, move || std::panic::resume_unwind(p)),
-    }
-}
-
-/// `ctx.run_interval` whose closure runs under [`guard`]: a panic in it
-/// restarts the actor instead of killing it.
-pub fn guarded_interval<A, F>(ctx: &mut Context<A>, every: Duration, what: &'static str, mut f: F)
-where
-    A: Actor<Context = Context<A>>,
-    F: FnMut(&mut A, &mut Context<A>) + 'static,
-{
-    ctx.run_interval(every, move |act, ctx| {
-        let _ = guard_with(act, ctx, what, &mut f);
-    });
-}
-
-/// `ctx.run_later` whose closure runs under [`guard`].
-pub fn guarded_later<A, F>(
-    ctx: &mut Context<A>,
-    after: Duration,
-    what: &'static str,
-    f: F,
-) -> SpawnHandle
-where
-    A: Actor<Context = Context<A>>,
-    F: FnOnce(&mut A, &mut Context<A>) + 'static,
-{
-    ctx.run_later(after, move |act, ctx| {
-        let _ = guard_with(act, ctx, what, f);
-    })
 }
 
 // ------------------------------------------------------------ policy
@@ -404,36 +356,6 @@ impl<A: Supervised + Actor<Context = Context<A>>> Future for Guarded<A> {
     }
 }
 
-// ------------------------------------- actors under actix::Supervisor
-
-/// Restart bookkeeping for an actor started under `actix::Supervisor`
-/// (whose start site is not ours): call [`Restarts::restarting`] first in
-/// `Supervised::restarting`.
-#[derive(Debug, Default)]
-pub struct Restarts {
-    policy: RestartPolicy,
-}
-
-impl Restarts {
-    /// After a failure caught by [`guard`] (or a guarded closure): waits the
-    /// backoff before the mailbox is served again; past the limit, declares
-    /// the failure fatal and parks the actor while the process stops.
-    pub fn restarting<A>(&mut self, ctx: &mut Context<A>, what: &str)
-    where
-        A: Actor<Context = Context<A>>,
-    {
-        if !FAILED.with(|f| f.replace(false)) {
-            return;
-        }
-        let wait: Pin<Box<dyn Future<Output = ()>>> =
-            match decide(&mut self.policy, what, "a guarded panic") {
-                Verdict::RestartAfter(d) => Box::pin(tokio::time::sleep(d)),
-                Verdict::GiveUp => Box::pin(std::future::pending()),
-            };
-        ctx.wait(actix::fut::wrap_future::<_, A>(wait));
-    }
-}
-
 // ------------------------------------------------------ fault injection
 
 /// Kinds of injected faults (tests only; see `faultInjectionEnable`).
@@ -525,7 +447,6 @@ pub fn inject<A>(
     ctx: &mut Context<A>,
     what: &str,
     fault: Fault,
-    guarded: bool,
 ) -> Result<(), ActorFailure>
 where
     A: Actor<Context = Context<A>>,
@@ -548,26 +469,15 @@ where
             if fault == Fault::PanicInStarted {
                 armed::arm(what, armed::Point::Started);
             }
-            if guarded {
-                guard::<A, (), _>(ctx, what, || panic!("injected {what} panic"))
-            } else {
-                panic!("injected {what} panic")
-            }
+            panic!("injected {what} panic")
         }
     }
 }
 
-/// Implements `Handler<InjectPanic>` with [`inject`]; add `guarded` for an
-/// actor under `actix::Supervisor`.
+/// Implements `Handler<InjectPanic>` with [`inject`].
 #[macro_export]
 macro_rules! inject_panic_handler {
     ($actor:ty, $what:expr) => {
-        $crate::inject_panic_handler!($actor, $what, false);
-    };
-    ($actor:ty, $what:expr, guarded) => {
-        $crate::inject_panic_handler!($actor, $what, true);
-    };
-    ($actor:ty, $what:expr, $guarded:literal) => {
         impl actix::Handler<$crate::actors::supervisor::InjectPanic> for $actor {
             type Result = Result<(), $crate::actors::supervisor::ActorFailure>;
             fn handle(
@@ -575,7 +485,7 @@ macro_rules! inject_panic_handler {
                 m: $crate::actors::supervisor::InjectPanic,
                 ctx: &mut actix::Context<Self>,
             ) -> Self::Result {
-                $crate::actors::supervisor::inject(ctx, $what, m.fault, $guarded)
+                $crate::actors::supervisor::inject(ctx, $what, m.fault)
             }
         }
     };
@@ -616,8 +526,7 @@ crate::inject_panic_handler!(
 );
 crate::inject_panic_handler!(
     crate::actors::broker::transaction::Transactions,
-    "Transaction",
-    guarded
+    "Transaction"
 );
 
 /// Restart counters, so tests and operators can see supervision at work.

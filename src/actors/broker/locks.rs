@@ -1,10 +1,9 @@
 //! `Locks`: ordered-consumption queue locks (LOCK_BATCH_MQ / UNLOCK_BATCH_MQ,
 //! `RebalanceLockManager`). One client owns a (group, topic, queue) at a time; a
 //! lock lives `rebalanceLockMaxLiveTime` (60 s) after its last renewal.
-//! Supervision: started by `services` under `actix::Supervisor`, so every
-//! handler body and the expiry closure run under `supervisor::guard`, and
-//! `restarting()` applies the shared backoff / limit (`Restarts`). A restart
-//! keeps the unexpired leases (a consistent map: a panic never leaves one
+//! Supervision: started by `services` under the catching supervisor
+//! (`supervisor::start`), which restarts it after a panic anywhere in it,
+//! with the shared backoff and limit. A restart keeps the unexpired leases (a consistent map: a panic never leaves one
 //! half-written) and drops expired ones; forgetting live leases would let a
 //! second consumer take an ordered queue while its owner still consumes it.
 //! Clients renew every 20 s (RocketMQ's `RebalanceLockManager`), which
@@ -14,7 +13,7 @@ use actix::prelude::*;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::actors::supervisor::{guard, guarded_interval, restarts, Restarts};
+use crate::actors::supervisor::{armed, restarts};
 use crate::wire::bodies::MessageQueue;
 
 struct Lease {
@@ -26,7 +25,6 @@ pub struct Locks {
     /// group → queue → lease.
     table: HashMap<String, HashMap<MessageQueue, Lease>>,
     lease: Duration,
-    restarts: Restarts,
 }
 
 impl Locks {
@@ -34,7 +32,6 @@ impl Locks {
         Locks {
             table: HashMap::new(),
             lease,
-            restarts: Restarts::default(),
         }
     }
 
@@ -57,31 +54,22 @@ impl Actor for Locks {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Forget expired leases now and then so the table stays small.
         let every = self.lease.max(Duration::from_secs(1));
-        let _ = guard::<Self, _, _>(ctx, "Locks", || {
-            crate::actors::supervisor::armed::fire(
-                "Locks",
-                crate::actors::supervisor::armed::Point::Started,
-            )
-        });
-        guarded_interval(ctx, every, "Locks", |act, _| {
-            crate::actors::supervisor::armed::fire(
-                "Locks",
-                crate::actors::supervisor::armed::Point::Interval,
-            );
+        armed::fire("Locks", armed::Point::Started);
+        ctx.run_interval(every, |act, _| {
+            armed::fire("Locks", armed::Point::Interval);
             act.prune()
         });
     }
 }
 
 impl Supervised for Locks {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        self.restarts.restarting(ctx, "Locks");
+    fn restarting(&mut self, _: &mut Context<Self>) {
         restarts::record("Locks");
         self.prune();
     }
 }
 
-crate::inject_panic_handler!(Locks, "Locks", guarded);
+crate::inject_panic_handler!(Locks, "Locks");
 
 /// Locks what it can of `mqs` for `client_id`; returns the queues the
 /// client now owns (already owned ones included).
@@ -95,8 +83,8 @@ pub struct TryLock {
 
 impl Handler<TryLock> for Locks {
     type Result = Vec<MessageQueue>;
-    fn handle(&mut self, m: TryLock, ctx: &mut Context<Self>) -> Vec<MessageQueue> {
-        guard::<Self, _, _>(ctx, "Locks", || self.try_lock(m)).unwrap_or_default()
+    fn handle(&mut self, m: TryLock, _: &mut Context<Self>) -> Vec<MessageQueue> {
+        self.try_lock(m)
     }
 }
 
@@ -140,16 +128,14 @@ pub struct Unlock {
 
 impl Handler<Unlock> for Locks {
     type Result = ();
-    fn handle(&mut self, m: Unlock, ctx: &mut Context<Self>) {
-        let _ = guard::<Self, _, _>(ctx, "Locks", || {
-            if let Some(qs) = self.table.get_mut(&m.group) {
-                for mq in m.mqs {
-                    if qs.get(&mq).is_some_and(|l| l.client_id == m.client_id) {
-                        qs.remove(&mq);
-                    }
+    fn handle(&mut self, m: Unlock, _: &mut Context<Self>) {
+        if let Some(qs) = self.table.get_mut(&m.group) {
+            for mq in m.mqs {
+                if qs.get(&mq).is_some_and(|l| l.client_id == m.client_id) {
+                    qs.remove(&mq);
                 }
             }
-        });
+        }
     }
 }
 
@@ -160,14 +146,11 @@ pub struct GroupLocked(pub String);
 
 impl Handler<GroupLocked> for Locks {
     type Result = bool;
-    fn handle(&mut self, m: GroupLocked, ctx: &mut Context<Self>) -> bool {
+    fn handle(&mut self, m: GroupLocked, _: &mut Context<Self>) -> bool {
         let now = Instant::now();
-        guard::<Self, _, _>(ctx, "Locks", || {
-            self.table
-                .get(&m.0)
-                .is_some_and(|qs| qs.values().any(|l| self.live(l, now)))
-        })
-        .unwrap_or(false)
+        self.table
+            .get(&m.0)
+            .is_some_and(|qs| qs.values().any(|l| self.live(l, now)))
     }
 }
 

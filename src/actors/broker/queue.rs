@@ -594,7 +594,7 @@ impl Handler<InjectQueueFault> for QueueActor {
                 ctx.stop();
                 Err(ActorFailure("injected error".into()))
             }
-            other => supervisor::inject(ctx, "Queue", other, false),
+            other => supervisor::inject(ctx, "Queue", other),
         }
     }
 }

@@ -27,7 +27,7 @@ use super::exact_put::{ExactPut, Ticket};
 use super::queue::{read_or_wait, QueueActor, Read};
 use super::store_path::{DelayLevels, NewRecord, SCHEDULE_TOPIC, TIMER_PROPS};
 use super::topic::TopicRegistry;
-use crate::actors::supervisor::{armed, guard_with, Restarts};
+use crate::actors::supervisor::armed;
 use crate::store::CommitLogReader;
 use crate::wire::message::{self, keys};
 use crate::wire::now_ms;
@@ -70,8 +70,6 @@ pub struct Schedule {
     path: PathBuf,
     offsets: BTreeMap<i32, i64>,
     busy: HashSet<i32>,
-    /// Backoff / limit of restarts (under `actix::Supervisor`).
-    restarts: Restarts,
 }
 
 impl Schedule {
@@ -98,7 +96,6 @@ impl Schedule {
             path,
             offsets: BTreeMap::new(),
             busy: HashSet::new(),
-            restarts: Restarts::default(),
         };
         s.load();
         s
@@ -146,7 +143,7 @@ impl Schedule {
 impl Actor for Schedule {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let _ = guard_with(self, ctx, "Schedule", |act, ctx| act.begin(ctx));
+        self.begin(ctx);
     }
 }
 
@@ -189,8 +186,7 @@ impl Schedule {
 }
 
 impl Supervised for Schedule {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        self.restarts.restarting(ctx, "Schedule");
+    fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("Schedule");
         // Rebuilt from `delayOffset.json`; `started()` resolves the open
         // intent (`delayOffset.intent`) and rescans every level's queue.
@@ -199,7 +195,7 @@ impl Supervised for Schedule {
     }
 }
 
-crate::inject_panic_handler!(Schedule, "Schedule", guarded);
+crate::inject_panic_handler!(Schedule, "Schedule");
 
 /// What a scan found and when to scan again.
 struct Scanned {
@@ -320,7 +316,7 @@ struct ScanLevel(i32);
 impl Handler<ScanLevel> for Schedule {
     type Result = ();
     fn handle(&mut self, ScanLevel(level): ScanLevel, ctx: &mut Context<Self>) {
-        let _ = guard_with(self, ctx, "Schedule", |act, ctx| act.scan(ctx, level));
+        self.scan(ctx, level);
     }
 }
 
@@ -348,15 +344,13 @@ impl Schedule {
             from,
         );
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
-            let _ = guard_with(act, ctx, "Schedule", move |act, ctx| {
-                act.busy.remove(&level);
-                act.advance(level, r.offset, r.ticket);
-                if r.again.is_zero() {
-                    ctx.notify(ScanLevel(level));
-                } else {
-                    ctx.run_later(r.again, move |_, ctx| ctx.notify(ScanLevel(level)));
-                }
-            });
+            act.busy.remove(&level);
+            act.advance(level, r.offset, r.ticket);
+            if r.again.is_zero() {
+                ctx.notify(ScanLevel(level));
+            } else {
+                ctx.run_later(r.again, move |_, ctx| ctx.notify(ScanLevel(level)));
+            }
         }));
     }
 }

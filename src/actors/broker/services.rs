@@ -162,7 +162,7 @@ impl Services {
             ensure_system_topic(&d, t, 1).await;
         }
         let lease = Duration::from_millis(cfg.rebalance_lock_max_live_time.max(1));
-        let locks = Supervisor::start(move |_| Locks::new(lease));
+        let locks = crate::actors::supervisor::start("Locks", move |_| Locks::new(lease));
         Services {
             levels,
             locks,
@@ -201,9 +201,11 @@ impl Services {
             d.store_host,
             d.config_dir.join("delayOffset.json"),
         );
-        // Schedule and Timer guard their own bodies and apply the shared
-        // backoff and restart limit in `restarting` (see `supervisor`).
-        let schedule = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| sched);
+        let schedule = crate::actors::supervisor::start_in_arbiter(
+            &arbiter.handle(),
+            "Schedule",
+            move |_| sched,
+        );
         let tm = Timer::new(
             self.levels.clone(),
             d.topics.clone(),
@@ -212,7 +214,7 @@ impl Services {
             d.store_host,
             cfg,
         );
-        let timer = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| tm);
+        let timer = crate::actors::supervisor::start_in_arbiter(&arbiter.handle(), "Timer", move |_| tm);
         let policy = CheckPolicy {
             interval: Duration::from_millis(cfg.transaction_check_interval.max(50)),
             timeout_ms: cfg.transaction_time_out as i64,

@@ -52,7 +52,7 @@ use super::exact_put::{ExactPut, Orphan, PutFailed, Ticket};
 use super::queue::{read_or_wait, QueueActor, Read};
 use super::store_path::{timer_due, DelayLevels, NewRecord, TIMER_PROPS, TIMER_TOPIC};
 use super::topic::TopicRegistry;
-use crate::actors::supervisor::{armed, guard_with, guarded_interval, Restarts};
+use crate::actors::supervisor::armed;
 use crate::config::BrokerConfig;
 use crate::store::timer_log::TimerUnit;
 use crate::store::timer_store::{TimerStore, TimerStoreConfig};
@@ -113,9 +113,6 @@ pub struct Timer {
     /// Time the armed wake-up fires at.
     armed: Option<i64>,
     flushing: bool,
-    /// Backoff / limit of restarts (under `actix::Supervisor`; see
-    /// `supervisor::Restarts`).
-    restarts: Restarts,
 }
 
 impl Timer {
@@ -153,7 +150,6 @@ impl Timer {
             unfinished: Vec::new(),
             armed: None,
             flushing: false,
-            restarts: Restarts::default(),
         };
         t.open();
         t
@@ -274,15 +270,13 @@ impl Timer {
 impl Actor for Timer {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let _ = guard_with(self, ctx, "Timer", |act, ctx| {
-            armed::fire("Timer", armed::Point::Started);
-            act.resume(ctx)
-        });
-        guarded_interval(ctx, self.flush_every, "Timer", |act, ctx| {
+        armed::fire("Timer", armed::Point::Started);
+        self.resume(ctx);
+        ctx.run_interval(self.flush_every, |act, ctx| {
             armed::fire("Timer", armed::Point::Interval);
             act.flush(ctx)
         });
-        guarded_interval(ctx, RETRY_AFTER, "Timer", |act, ctx| {
+        ctx.run_interval(RETRY_AFTER, |act, ctx| {
             if act.store.is_none() {
                 act.open();
                 if act.store.is_some() {
@@ -304,11 +298,10 @@ impl Actor for Timer {
     }
 }
 
-crate::inject_panic_handler!(Timer, "Timer", guarded);
+crate::inject_panic_handler!(Timer, "Timer");
 
 impl Supervised for Timer {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        self.restarts.restarting(ctx, "Timer");
+    fn restarting(&mut self, _: &mut Context<Self>) {
         crate::actors::supervisor::restarts::record("Timer");
         // Rebuilt from the store: the wheel, the timer log and the
         // checkpoint are reopened; `started()` resolves open intents and
@@ -477,7 +470,7 @@ struct Scan;
 impl Handler<Scan> for Timer {
     type Result = ();
     fn handle(&mut self, _: Scan, ctx: &mut Context<Self>) {
-        let _ = guard_with(self, ctx, "Timer", |act, ctx| act.scan_step(ctx));
+        self.scan_step(ctx);
     }
 }
 
@@ -493,7 +486,7 @@ impl Timer {
         self.scanning = true;
         let from = store.scan_offset();
         ctx.spawn(scan(queue, from).into_actor(self).map(move |r, act, ctx| {
-            let _ = guard_with(act, ctx, "Timer", move |act, ctx| act.scanned(ctx, r, from));
+            act.scanned(ctx, r, from);
         }));
     }
 
@@ -526,7 +519,7 @@ struct Tick;
 impl Handler<Tick> for Timer {
     type Result = ();
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
-        let _ = guard_with(self, ctx, "Timer", |act, ctx| act.tick(ctx));
+        self.tick(ctx);
     }
 }
 

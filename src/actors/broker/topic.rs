@@ -133,7 +133,7 @@ impl Handler<InjectTopicFault> for TopicActor {
                 ctx.stop();
                 Err(ActorFailure("injected error".into()))
             }
-            other => supervisor::inject(ctx, "Topic", other, false),
+            other => supervisor::inject(ctx, "Topic", other),
         }
     }
 }
