@@ -113,9 +113,10 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
                 transport: Default::default(),
             })
             .await?;
-            let mut r = offsets_load::run_offsets_load(&a).await?;
+            let (mut q, mut r) = offsets_load::run_offsets_load(&a).await?;
+            note_ratio(&mut q, &plain);
             note_ratio(&mut r, &plain);
-            emit(&[plain, r], None, &a.json)
+            emit(&[plain, q, r], None, &a.json)
         }
     }
 }
@@ -166,7 +167,7 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
     let plain = produce::run_produce(&base).await?;
     rows.push(plain.clone());
     // Send latency while the offsets of 10,000 groups persist.
-    let mut r = offsets_load::run_offsets_load(&offsets_load::OffsetsLoadBench {
+    let (mut q, mut r) = offsets_load::run_offsets_load(&offsets_load::OffsetsLoadBench {
         namesrv: s.namesrv.clone(),
         topic: format!("{}Off", base.topic),
         groups: 10_000,
@@ -175,7 +176,9 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         json: None,
     })
     .await?;
+    note_ratio(&mut q, &plain);
     note_ratio(&mut r, &plain);
+    rows.push(q);
     rows.push(r);
     // Latency at a moderate rate runs before the throughput rows, so it is
     // not measured against the write-back of the gigabytes they leave dirty.

@@ -4,10 +4,16 @@
 //!
 //! It commits one offset for each of `groups` consumer groups (so the table
 //! the broker snapshots holds them all), then runs the plain sync send row
-//! while a background task keeps committing offsets of random groups, so
-//! every persist interval has a dirty table of that size to write. The row
-//! is meant to be read against the plain send row of the same run (the
-//! suite prints both): persistence must not show up in send latency.
+//! twice with the same background request rate to the offset table:
+//!
+//! * reference: QUERY_CONSUMER_OFFSET of random groups — the same requests
+//!   reach the same actor, but the table never becomes dirty, so nothing is
+//!   persisted;
+//! * loaded: UPDATE_CONSUMER_OFFSET of random groups — every persist
+//!   interval has a dirty table of that size to snapshot and write.
+//!
+//! The ratio of the two rows is the cost of persistence alone (the request
+//! load is the same): it must not show up in send latency.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +23,9 @@ use super::produce::{run_produce, ProduceBench};
 use super::stats::Report;
 use super::target::{client, prepare_topic, BenchResult};
 use crate::wire::codes::request;
-use crate::wire::headers::offset::UpdateConsumerOffsetRequestHeader;
+use crate::wire::headers::offset::{
+    QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+};
 use crate::wire::headers::CommandHeader;
 use crate::wire::RemotingCommand;
 
@@ -39,10 +47,14 @@ pub struct OffsetsLoadBench {
     pub json: Option<std::path::PathBuf>,
 }
 
+fn group_name(group: usize) -> String {
+    format!("bench_offsets_cg_{group}")
+}
+
 fn commit_cmd(topic: &str, group: usize, queue_id: i32, offset: i64) -> RemotingCommand {
     let mut cmd = RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET);
     cmd.ext = UpdateConsumerOffsetRequestHeader {
-        consumer_group: format!("bench_offsets_cg_{group}"),
+        consumer_group: group_name(group),
         topic: topic.to_owned(),
         queue_id,
         commit_offset: offset,
@@ -51,7 +63,20 @@ fn commit_cmd(topic: &str, group: usize, queue_id: i32, offset: i64) -> Remoting
     cmd
 }
 
-pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<Report> {
+fn query_cmd(topic: &str, group: usize, queue_id: i32) -> RemotingCommand {
+    let mut cmd = RemotingCommand::request(request::QUERY_CONSUMER_OFFSET);
+    cmd.ext = QueryConsumerOffsetRequestHeader {
+        consumer_group: group_name(group),
+        topic: topic.to_owned(),
+        queue_id,
+        set_zero_if_not_found: None,
+    }
+    .to_ext();
+    cmd
+}
+
+/// The two rows: (reference with queries, loaded with commits).
+pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<(Report, Report)> {
     let queues = prepare_topic(&a.namesrv, &a.topic, 8).await?;
     let broker = queues
         .first()
@@ -69,10 +94,30 @@ pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<Report> {
             r?;
         }
     }
-    // Keep the table dirty while the send row runs.
+    let mut reference = send_with_churn(a, &c, &broker, groups, false).await?;
+    reference.name = format!("send w1 + offsets of {groups} groups queried");
+    let mut loaded = send_with_churn(a, &c, &broker, groups, true).await?;
+    loaded.name = format!("send w1 + offsets of {groups} groups persisting");
+    loaded.notes.push_str(&format!(
+        ", p50 x{:.2} p99 x{:.2} vs the queried row",
+        loaded.p50_ms / reference.p50_ms.max(1e-6),
+        loaded.p99_ms / reference.p99_ms.max(1e-6)
+    ));
+    Ok((reference, loaded))
+}
+
+/// The plain sync send row while a task sends `commit_rate` offset requests
+/// per second to random groups: commits (`dirty`) or queries.
+async fn send_with_churn(
+    a: &OffsetsLoadBench,
+    c: &crate::client::RemotingClient,
+    broker: &str,
+    groups: usize,
+    dirty: bool,
+) -> BenchResult<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
-        let (stop, c, broker, topic) = (stop.clone(), c.clone(), broker.clone(), a.topic.clone());
+        let (stop, c, broker, topic) = (stop.clone(), c.clone(), broker.to_owned(), a.topic.clone());
         let every = Duration::from_micros(1_000_000 / a.commit_rate.max(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -81,9 +126,13 @@ pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<Report> {
                 tick.tick().await;
                 n = n.wrapping_add(7919);
                 let g = n % groups;
-                let _ = c
-                    .invoke_oneway(&broker, commit_cmd(&topic, g, (g % 8) as i32, n as i64))
-                    .await;
+                let q = (g % 8) as i32;
+                let cmd = if dirty {
+                    commit_cmd(&topic, g, q, n as i64)
+                } else {
+                    query_cmd(&topic, g, q)
+                };
+                let _ = c.invoke_oneway(&broker, cmd).await;
             }
         })
     };
@@ -105,7 +154,7 @@ pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<Report> {
     stop.store(true, Ordering::Relaxed);
     let _ = churn.await;
     let mut r = r?;
-    r.name = format!("send w1 + offsets of {groups} groups persisting");
-    r.notes = format!("{} commits/s churn; {}", a.commit_rate, r.notes);
+    let kind = if dirty { "commits" } else { "queries" };
+    r.notes = format!("{} {kind}/s; {}", a.commit_rate, r.notes);
     Ok(r)
 }
