@@ -443,11 +443,7 @@ pub struct InjectPanic {
 /// actor is under `actix::Supervisor`), `PanicInStarted` also arms a panic
 /// in the next `started()`, `PanicInInterval` arms the next periodic
 /// closure, `Error` stops the actor.
-pub fn inject<A>(
-    ctx: &mut Context<A>,
-    what: &str,
-    fault: Fault,
-) -> Result<(), ActorFailure>
+pub fn inject<A>(ctx: &mut Context<A>, what: &str, fault: Fault) -> Result<(), ActorFailure>
 where
     A: Actor<Context = Context<A>>,
 {

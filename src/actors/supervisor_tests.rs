@@ -137,4 +137,3 @@ fn panics_in_handler_started_and_interval_restart_the_actor() {
     });
     configure(PolicyConfig::DEFAULT);
 }
-

@@ -117,7 +117,8 @@ async fn send_with_churn(
 ) -> BenchResult<Report> {
     let stop = Arc::new(AtomicBool::new(false));
     let churn = {
-        let (stop, c, broker, topic) = (stop.clone(), c.clone(), broker.to_owned(), a.topic.clone());
+        let (stop, c, broker, topic) =
+            (stop.clone(), c.clone(), broker.to_owned(), a.topic.clone());
         let every = Duration::from_micros(1_000_000 / a.commit_rate.max(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);

@@ -201,11 +201,10 @@ impl Services {
             d.store_host,
             d.config_dir.join("delayOffset.json"),
         );
-        let schedule = crate::actors::supervisor::start_in_arbiter(
-            &arbiter.handle(),
-            "Schedule",
-            move |_| sched,
-        );
+        let schedule =
+            crate::actors::supervisor::start_in_arbiter(&arbiter.handle(), "Schedule", move |_| {
+                sched
+            });
         let tm = Timer::new(
             self.levels.clone(),
             d.topics.clone(),
@@ -214,7 +213,8 @@ impl Services {
             d.store_host,
             cfg,
         );
-        let timer = crate::actors::supervisor::start_in_arbiter(&arbiter.handle(), "Timer", move |_| tm);
+        let timer =
+            crate::actors::supervisor::start_in_arbiter(&arbiter.handle(), "Timer", move |_| tm);
         let policy = CheckPolicy {
             interval: Duration::from_millis(cfg.transaction_check_interval.max(50)),
             timeout_ms: cfg.transaction_time_out as i64,
