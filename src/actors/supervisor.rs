@@ -46,8 +46,8 @@ pub const EXIT_FATAL: i32 = 70;
 pub struct ActorFailure(pub String);
 
 thread_local! {
-    /// Set by [`guard`] and the guarded closures when they caught a panic
-    /// and stopped their actor; read by whoever restarts it on this thread.
+    /// Set by [`guard`] when it caught a panic and stopped its actor; read
+    /// by the supervisor that restarts it on this thread.
     static FAILED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -439,8 +439,7 @@ pub struct InjectPanic {
 }
 
 /// Carries out an injected fault in `A`'s handler: `Panic` and
-/// `PanicInStarted` panic here (through [`guard`] when `guarded`, i.e. the
-/// actor is under `actix::Supervisor`), `PanicInStarted` also arms a panic
+/// `PanicInStarted` panic here, `PanicInStarted` also arms a panic
 /// in the next `started()`, `PanicInInterval` arms the next periodic
 /// closure, `Error` stops the actor.
 pub fn inject<A>(ctx: &mut Context<A>, what: &str, fault: Fault) -> Result<(), ActorFailure>
