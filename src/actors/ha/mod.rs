@@ -80,6 +80,21 @@ pub struct HaConfig {
     /// The master's broker (remoting) address for that copy, fixed; empty:
     /// the name server's `masterAddr`; key `haMasterBrokerAddress`.
     pub master_broker_address: String,
+    /// `inSyncReplicas`: replicas, the master included, a SYNC_MASTER send
+    /// waits for (RocketMQ 5; default 1). With this and
+    /// `minInSyncReplicas` at 1 and no `enableAutoInSyncReplicas`, a
+    /// SYNC_MASTER keeps RocketMQ 4.9's rule (one slave, else
+    /// SLAVE_NOT_AVAILABLE).
+    pub in_sync_replicas: usize,
+    /// `minInSyncReplicas`: fewer replicas in sync than this refuses sends
+    /// with IN_SYNC_REPLICAS_NOT_ENOUGH (default 1).
+    pub min_in_sync_replicas: usize,
+    /// `enableAutoInSyncReplicas`: lower the replicas waited for to those
+    /// in sync, down to `minInSyncReplicas` (default false).
+    pub auto_in_sync_replicas: bool,
+    /// `asyncLearner`: this slave replicates but its master never counts
+    /// it (default false).
+    pub async_learner: bool,
 }
 
 impl Default for HaConfig {
@@ -93,6 +108,10 @@ impl Default for HaConfig {
             max_gap_not_in_sync: 256 * 1024 * 1024,
             slave_sync_interval: 10_000,
             master_broker_address: String::new(),
+            in_sync_replicas: 1,
+            min_in_sync_replicas: 1,
+            auto_in_sync_replicas: false,
+            async_learner: false,
         }
     }
 }
@@ -140,6 +159,21 @@ impl HaConfig {
         }
         if let Some(a) = m.get("haMasterBrokerAddress") {
             self.master_broker_address = a.trim().to_owned();
+        }
+        let replicas = "a replica count from 1 to 64 (the master included)";
+        let count = |v: &usize| (1..=64).contains(v);
+        if let Some(v) = parse(m, "inSyncReplicas", replicas, count)? {
+            self.in_sync_replicas = v;
+        }
+        if let Some(v) = parse(m, "minInSyncReplicas", replicas, count)? {
+            self.min_in_sync_replicas = v;
+        }
+        let flag = "true or false";
+        if let Some(v) = parse(m, "enableAutoInSyncReplicas", flag, |_: &bool| true)? {
+            self.auto_in_sync_replicas = v;
+        }
+        if let Some(v) = parse(m, "asyncLearner", flag, |_: &bool| true)? {
+            self.async_learner = v;
         }
         Ok(())
     }
