@@ -165,6 +165,9 @@ async fn follow(s: TcpStream, d: &HaClientDeps, state: &HaClientState) -> std::i
     let housekeeping = Duration::from_millis(d.cfg.housekeeping_interval);
     let report = |end: i64| end.to_be_bytes();
     let mut reported = d.reader.max_offset();
+    if d.cfg.async_learner {
+        wr.write_all(&report(super::LEARNER_HELLO)).await?;
+    }
     wr.write_all(&report(reported)).await?;
     state.reported.store(reported, Ordering::Release);
     let (mut last_report, mut last_read) = (Instant::now(), Instant::now());

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use super::group_transfer::GroupTransfer;
-use super::{transfer_header, HaConfig, REPORT_HEADER_SIZE};
+use super::{transfer_header, HaConfig, LEARNER_HELLO, REPORT_HEADER_SIZE};
 use crate::store::CommitLogReader;
 
 /// How often an idle transfer looks at the log without a wake-up (records
@@ -133,6 +133,11 @@ impl StreamHandler<Result<i64, std::io::Error>> for HaConnection {
                 }
                 self.ack.send_replace(offset);
                 self.group.acked(self.id, offset);
+            }
+            Ok(LEARNER_HELLO) if *self.ack.borrow() < 0 => {
+                tracing::info!(slave = %self.peer, "the slave is a learner (asyncLearner)");
+                self.last_read = Instant::now();
+                self.group.set_learner(self.id);
             }
             Ok(offset) => {
                 tracing::warn!(slave = %self.peer, offset, "negative slave offset, closing");

@@ -30,7 +30,9 @@
 //! slave follows either way, see `store::ha_append`). A slave that receives
 //! an offset other than its own end closes and reconnects, as Java's
 //! `DefaultHAClient#dispatchReadRequest` does. Either side drops a
-//! connection silent for `haHousekeepingInterval`.
+//! connection silent for `haHousekeepingInterval`. A learner
+//! (`asyncLearner=true`) first sends [`LEARNER_HELLO`]; the master then
+//! replicates to it but never counts it.
 
 pub mod client;
 pub mod connection;
@@ -48,6 +50,14 @@ use crate::config::ConfigError;
 pub const REPORT_HEADER_SIZE: usize = 8;
 /// Size of a transfer header (`DefaultHAConnection.TRANSFER_HEADER_SIZE`).
 pub const TRANSFER_HEADER_SIZE: usize = 12;
+
+/// What an `asyncLearner` slave sends before its first report, in the
+/// report's 8-byte slot. Classic HA has no handshake (RocketMQ's learners
+/// announce themselves in the AutoSwitch handshake); a negative offset is
+/// never a report, so an ActorMQ master reads this one as "do not count
+/// me" and a Java master, which expects offsets only, should not be
+/// followed by a learner.
+pub const LEARNER_HELLO: i64 = -0x4c45_4152_4e45_52;
 
 /// The transfer header of a body of `size` bytes at `offset`.
 pub fn transfer_header(offset: i64, size: i32) -> [u8; TRANSFER_HEADER_SIZE] {
