@@ -8,6 +8,7 @@
 //! every acknowledged message is on the slave.
 
 mod common;
+mod replication_util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,6 +20,7 @@ use actormq::wire::codes::{request, response};
 use actormq::wire::headers::send::SendMessageResponseHeader;
 use actormq::wire::headers::CommandHeader;
 use common::*;
+use replication_util::log_bytes;
 
 const TOPIC: &str = "RepTopic";
 const QUEUES: i32 = 4;
@@ -50,33 +52,6 @@ fn master(name: &str, role: BrokerRole, ha_port: u16) -> TestServer {
         c.ha.listen_port = Some(ha_port);
         c.ha.send_heartbeat_interval = 500;
     }))
-}
-
-/// The commit-log bytes of the store at `root` in `[0, end)`.
-fn log_bytes(root: &Path, end: i64) -> Vec<u8> {
-    // Segments only: a segment being prepared has a `.creating` name.
-    let mut files: Vec<_> = std::fs::read_dir(root.join("commitlog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.parse::<i64>().is_ok())
-        })
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let start: i64 = f.file_name().unwrap().to_str().unwrap().parse().unwrap();
-        if start >= end {
-            break;
-        }
-        assert_eq!(start as usize, out.len(), "segments are contiguous from 0");
-        let data = std::fs::read(&f).unwrap();
-        let take = ((end - start) as usize).min(data.len());
-        out.extend_from_slice(&data[..take]);
-    }
-    out
 }
 
 /// Every message of `TOPIC` on `broker`: (queue, queue offset) → (phys
