@@ -25,9 +25,9 @@
 //! fillers, never crossing a segment end), at most `haTransferBatchSize`
 //! bytes; a frame with an empty body is a heartbeat, sent after
 //! `haSendHeartbeatInterval` without data. The master starts a slave where
-//! its first report says; a slave reporting 0 gets everything the master
-//! still keeps (Java starts it at the master's last segment instead; our
-//! slave follows either way, see `store::ha_append`). A slave that receives
+//! its first report says; a slave reporting 0 (an empty store) starts at
+//! the master's last segment, as Java's does, and its log begins there
+//! (`store::ha_append`). A slave that receives
 //! an offset other than its own end closes and reconnects, as Java's
 //! `DefaultHAClient#dispatchReadRequest` does. Either side drops a
 //! connection silent for `haHousekeepingInterval`. A learner
