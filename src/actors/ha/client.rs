@@ -125,10 +125,17 @@ async fn run(d: HaClientDeps, state: Arc<HaClientState>) {
     loop {
         let addr = match (d.role.is_slave(), d.cfg.master_address.as_str()) {
             (false, _) => None,
-            (true, "") => d.master.get(),
+            (true, "") => {
+                let a = d.master.get();
+                d.master.set_wanted(a.is_none());
+                a
+            }
             (true, a) => Some(a.to_owned()),
         };
         let Some(addr) = addr else {
+            if !d.role.is_slave() {
+                d.master.set_wanted(false);
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };

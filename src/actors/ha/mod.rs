@@ -42,6 +42,7 @@ pub mod slave_sync;
 pub mod status;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::config::ConfigError;
@@ -206,9 +207,20 @@ pub struct HaRuntime {
 /// (REGISTER_BROKER's `haServerAddr`), shared by the `Registrar` (writer)
 /// and the `HaClient` (reader).
 /// Also holds the master's broker address (`masterAddr`), which the
-/// metadata sync ([`slave_sync`]) and HA status use.
+/// metadata sync ([`slave_sync`]) and HA status use, and whether a slave's
+/// `HaClient` is waiting for the HA address: the `Registrar` then
+/// registers every second instead of every `registerBrokerIntervalMs`, so
+/// a slave that registered before its master finds it within a second or
+/// so (Java waits for the next 30 s registration).
 #[derive(Debug, Clone, Default)]
-pub struct MasterAddress(Arc<RwLock<Option<String>>>, Arc<RwLock<Option<String>>>);
+pub struct MasterAddress(
+    Arc<RwLock<Option<String>>>,
+    Arc<RwLock<Option<String>>>,
+    Arc<AtomicBool>,
+);
+
+/// How often a slave without its master's HA address registers again.
+pub const MASTER_LOOKUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl MasterAddress {
     pub fn set(&self, addr: Option<String>) {
@@ -236,6 +248,16 @@ impl MasterAddress {
 
     pub fn broker(&self) -> Option<String> {
         self.1.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The `HaClient` is (not) waiting to learn the HA address.
+    pub fn set_wanted(&self, wanted: bool) {
+        self.2.store(wanted, Ordering::Release);
+    }
+
+    /// Whether to register again soon (see the type's doc).
+    pub fn wanted(&self) -> bool {
+        self.2.load(Ordering::Acquire)
     }
 }
 
