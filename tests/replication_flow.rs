@@ -68,12 +68,14 @@ async fn a_stopped_slave_neither_stalls_nor_grows_the_master_and_catches_up_afte
     let seg = "mapedFileSizeCommitLog=4194304\n";
     let (master, m) = spawn_broker(
         &dir.path().join("m"),
+        None,
         "flow",
         "ASYNC_MASTER",
         &format!("{seg}haListenPort={ha}\n"),
     );
     let (mut slave, s) = spawn_broker(
         &dir.path().join("s"),
+        None,
         "flow",
         "SLAVE",
         &format!("{seg}haMasterAddress=127.0.0.1:{ha}\nslaveReadEnable=true\n"),

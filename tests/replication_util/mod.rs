@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::{spawn_standalone, ChildServer};
+use crate::common::{free_port, spawn_standalone, wait_port, ChildServer};
 
 /// The commit-log bytes of the store at `root` in `[0, end)`; a store
 /// whose log starts later (an empty slave's copy starts at the master's
@@ -49,9 +49,17 @@ pub fn first_segment(root: &Path) -> Option<i64> {
         .min()
 }
 
-/// `actormq standalone` as broker `name` with `role` and the extra
-/// broker.conf `lines`, on `dir/store`; returns it and its address.
-pub fn spawn_broker(dir: &Path, name: &str, role: &str, lines: &str) -> (ChildServer, String) {
+/// Broker `name` with `role` and the extra broker.conf `lines` as a child
+/// process on `dir/store`: `actormq broker -n NS` registered on `ns`, or
+/// `actormq standalone` (its own name server) without one. Returns it and
+/// its address.
+pub fn spawn_broker(
+    dir: &Path,
+    ns: Option<&str>,
+    name: &str,
+    role: &str,
+    lines: &str,
+) -> (ChildServer, String) {
     std::fs::create_dir_all(dir).unwrap();
     let conf = dir.join("broker.conf");
     let id = if role == "SLAVE" { 1 } else { 0 };
@@ -64,12 +72,78 @@ pub fn spawn_broker(dir: &Path, name: &str, role: &str, lines: &str) -> (ChildSe
         ),
     )
     .unwrap();
-    spawn_standalone(
-        &dir.join("store"),
-        &conf,
-        &dir.join("broker.log"),
-        Duration::from_secs(20),
-    )
+    let (store, log) = (dir.join("store"), dir.join("broker.log"));
+    let Some(ns) = ns else {
+        return spawn_standalone(&store, &conf, &log, Duration::from_secs(20));
+    };
+    let port = free_port().to_string();
+    let args = [
+        "broker",
+        "-c",
+        conf.to_str().unwrap(),
+        "-n",
+        ns,
+        "--port",
+        &port,
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut p = ChildServer::spawn(name, &args, &log);
+    let addr = format!("127.0.0.1:{port}");
+    if !wait_port(&addr, Duration::from_secs(20)) {
+        let running = p.is_running();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        panic!("broker {name} did not come up (running: {running}); log:\n{text}");
+    }
+    (p, addr)
+}
+
+/// The Python interpreter with `rocketmq==0.4.4` (`ACTORMQ_PYTHON`); None
+/// (the test is skipped, loudly) when unset, unless
+/// `ACTORMQ_REQUIRE_PYTHON=1`.
+pub fn python() -> Option<String> {
+    match std::env::var("ACTORMQ_PYTHON") {
+        Ok(p) if !p.trim().is_empty() => Some(p),
+        _ if std::env::var("ACTORMQ_REQUIRE_PYTHON").as_deref() == Ok("1") => {
+            panic!("ACTORMQ_REQUIRE_PYTHON=1 but ACTORMQ_PYTHON is not set")
+        }
+        _ => {
+            eprintln!("SKIPPED: set ACTORMQ_PYTHON to a Python with rocketmq==0.4.4");
+            None
+        }
+    }
+}
+
+/// Runs `tests/python/{script}` with `args` (HOME in a temp dir: the C++
+/// client logs there), killed after `timeout`. Returns whether it exited 0
+/// and its output.
+pub fn run_python(py: &str, script: &str, args: &[&str], timeout: Duration) -> (bool, String) {
+    let script = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let home = tempfile::tempdir().unwrap();
+    let out_path = home.path().join("out.log");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = std::process::Command::new(py)
+        .arg(&script)
+        .args(args)
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
+    let deadline = std::time::Instant::now() + timeout;
+    let ok = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.success();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (ok, std::fs::read_to_string(&out_path).unwrap_or_default())
 }
 
 /// The anonymous resident memory of process `pid` (`RssAnon`), in bytes:
