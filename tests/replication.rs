@@ -523,8 +523,7 @@ async fn messages_from_min(broker: &str) -> BTreeMap<(i32, i64), (i64, Vec<u8>)>
             committed: None,
         };
         let r = call(&c, broker, request::GET_MIN_OFFSET, h.to_ext(), None).await;
-        let Ok(min) = actormq::wire::headers::offset::OffsetResponseHeader::from_ext(&r.ext)
-        else {
+        let Ok(min) = actormq::wire::headers::offset::OffsetResponseHeader::from_ext(&r.ext) else {
             continue; // the topic is not there yet
         };
         let mut at = min.offset;
@@ -570,7 +569,10 @@ async fn an_empty_slave_starts_from_the_masters_last_segment() {
         .filter(|(_, (p, _))| *p >= last)
         .map(|(k, v)| (*k, v.clone()))
         .collect();
-    assert!(!tail.is_empty() && tail.len() < 340, "the last segment holds some");
+    assert!(
+        !tail.is_empty() && tail.len() < 340,
+        "the last segment holds some"
+    );
     let copied = eventually(Duration::from_secs(20), || async {
         let on_slave = messages_from_min(s.broker()).await;
         (on_slave == tail).then_some(())
@@ -583,7 +585,10 @@ async fn an_empty_slave_starts_from_the_masters_last_segment() {
     assert_eq!(replication_util::first_segment(dir.path()), Some(last));
     let end = on_master.values().map(|(p, _)| *p).max().unwrap() + 1;
     let (a, b) = (log_bytes(&m.store, end), log_bytes(dir.path(), end));
-    assert!(a[last as usize..] == b[last as usize..], "the last segment is byte-identical");
+    assert!(
+        a[last as usize..] == b[last as usize..],
+        "the last segment is byte-identical"
+    );
     s.stop();
     m.stop();
 }

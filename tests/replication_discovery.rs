@@ -57,7 +57,10 @@ async fn a_slave_registered_before_its_master_follows_it_within_seconds() {
         got.is_some(),
         "the slave did not find its master within 10 s"
     );
-    eprintln!("the slave followed its late master after {:?}", started.elapsed());
+    eprintln!(
+        "the slave followed its late master after {:?}",
+        started.elapsed()
+    );
     let msgs = pull_all(&c, s.broker(), TOPIC, 0).await;
     assert_eq!(&msgs[0].body[..], b"first");
     m.stop();
@@ -76,6 +79,7 @@ async fn queue_offset_or_none(c: &actormq::client::RemotingClient, b: &str) -> O
         committed: None,
     };
     let r = call(c, b, request::GET_MAX_OFFSET, h.to_ext(), None).await;
-    (r.code == response::SUCCESS).then(|| OffsetResponseHeader::from_ext(&r.ext).ok())?
+    (r.code == response::SUCCESS)
+        .then(|| OffsetResponseHeader::from_ext(&r.ext).ok())?
         .map(|h| h.offset)
 }

@@ -105,7 +105,10 @@ async fn a_stopped_slave_neither_stalls_nor_grows_the_master_and_catches_up_afte
         after >> 20,
         behind >> 20
     );
-    assert!(behind > 48 << 20, "the slave did not get the data meanwhile");
+    assert!(
+        behind > 48 << 20,
+        "the slave did not get the data meanwhile"
+    );
     assert!(
         after < before + (16 << 20),
         "the master's anonymous memory grew by {} MiB for a stopped slave",
@@ -143,7 +146,9 @@ async fn every_frame_carries_at_most_ha_transfer_batch_size_contiguous_log_bytes
     }
     let end = ha_status(m.broker()).await.master_commit_log_max_offset;
     // A raw slave: report 0, read frames until the master's end.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ha)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", ha))
+        .await
+        .unwrap();
     s.write_all(&0i64.to_be_bytes()).await.unwrap();
     let (mut got, mut frames) = (Vec::new(), 0);
     while (got.len() as i64) < end {

@@ -25,7 +25,9 @@ impl Drop for Proc {
 }
 
 fn free_port() -> BenchResult<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Starts the current binary with `args`, its output in `log`.

@@ -125,9 +125,9 @@ fn poll_acks(pair: &Pair, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<
             let Ok(r) = c.invoke(&master, cmd, Duration::from_secs(3)).await else {
                 continue;
             };
-            let Ok(st) = serde_json::from_slice::<crate::actors::ha::status::HaRuntimeInfo>(
-                &r.body_bytes(),
-            ) else {
+            let Ok(st) =
+                serde_json::from_slice::<crate::actors::ha::status::HaRuntimeInfo>(&r.body_bytes())
+            else {
                 continue;
             };
             if let Some(ack) = st.ha_connection_info.first().map(|c| c.slave_ack_offset) {
@@ -159,7 +159,8 @@ async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
     let before = pair.status().await?.master_commit_log_max_offset;
     let q = &queues[0];
     let req = send_request(topic, q.queue_id, &body, 1, "");
-    c.invoke(&q.broker_addr, req, Duration::from_secs(5)).await?;
+    c.invoke(&q.broker_addr, req, Duration::from_secs(5))
+        .await?;
     let record = pair.status().await?.master_commit_log_max_offset - before;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -181,11 +182,19 @@ async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
             let q = &queues[(issued % queues.len() as u64) as usize];
             issued += 1;
             let req = send_request(topic, q.queue_id, &body, 1, "");
-            let (c, addr, acked, failed) = (c.clone(), q.broker_addr.clone(), acked.clone(), failed.clone());
+            let (c, addr, acked, failed) = (
+                c.clone(),
+                q.broker_addr.clone(),
+                acked.clone(),
+                failed.clone(),
+            );
             tokio::spawn(async move {
                 let r = c.invoke(&addr, req, Duration::from_secs(10)).await;
                 match r.ok().and_then(|r| stored_end(&r, record)) {
-                    Some(end) => acked.lock().unwrap_or_else(|e| e.into_inner()).push((Instant::now(), end)),
+                    Some(end) => acked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((Instant::now(), end)),
                     None => drop(failed.fetch_add(1, Ordering::Relaxed)),
                 }
                 drop(permit);
@@ -206,7 +215,9 @@ async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
     for (answered, end) in &acked {
         let i = polls.partition_point(|(_, ack)| ack < end);
         match polls.get(i) {
-            Some((seen, _)) => s.record(seen.saturating_duration_since(*answered), 1, a.size as u64),
+            Some((seen, _)) => {
+                s.record(seen.saturating_duration_since(*answered), 1, a.size as u64)
+            }
             None => errors += 1,
         }
     }
@@ -219,7 +230,12 @@ async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
         skipped,
         LAG_IN_FLIGHT
     );
-    Ok(Report::from_samples("replication lag ASYNC_MASTER", s, elapsed, notes))
+    Ok(Report::from_samples(
+        "replication lag ASYNC_MASTER",
+        s,
+        elapsed,
+        notes,
+    ))
 }
 
 /// Writes `bytes` to a new file in `dir` in 1 MiB writes, fsyncs it and
@@ -277,7 +293,12 @@ async fn catch_up_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
     let copied = (end - from).max(0) as f64;
     let mib_s = copied / took.as_secs_f64() / (1024.0 * 1024.0);
     let msgs = (copied / (end as f64).max(1.0) * (want / a.size.max(1) as u64) as f64) as u64;
-    let mut r = Report::from_samples("replication catch-up", Samples::default(), took, String::new());
+    let mut r = Report::from_samples(
+        "replication catch-up",
+        Samples::default(),
+        took,
+        String::new(),
+    );
     r.msgs = msgs;
     r.msgs_per_sec = msgs as f64 / took.as_secs_f64();
     r.mib_per_sec = mib_s;

@@ -225,7 +225,11 @@ impl GroupTransfer {
     /// already).
     fn waiter(&self, end: i64, slaves: usize) -> Option<oneshot::Receiver<()>> {
         let mut all = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if self.counted_acks().get(slaves - 1).is_some_and(|a| *a >= end) {
+        if self
+            .counted_acks()
+            .get(slaves - 1)
+            .is_some_and(|a| *a >= end)
+        {
             return None;
         }
         let w = all.entry(slaves).or_default();
@@ -357,15 +361,23 @@ mod tests {
         let waiting = {
             let g = g.clone();
             tokio::spawn(async move {
-                g.sync_outcome(100, Duration::from_secs(5), FlushOutcome::Ok, Quorum::Replicas(3))
-                    .await
+                g.sync_outcome(
+                    100,
+                    Duration::from_secs(5),
+                    FlushOutcome::Ok,
+                    Quorum::Replicas(3),
+                )
+                .await
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         g.acked(1, 100);
         g.acked(3, 100);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished(), "one slave and a learner are not two");
+        assert!(
+            !waiting.is_finished(),
+            "one slave and a learner are not two"
+        );
         g.acked(2, 150);
         assert_eq!(waiting.await.unwrap(), FlushOutcome::Ok);
         g.remove_slave(2);

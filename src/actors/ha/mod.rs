@@ -58,7 +58,7 @@ pub const TRANSFER_HEADER_SIZE: usize = 12;
 /// never a report, so an ActorMQ master reads this one as "do not count
 /// me" and a Java master, which expects offsets only, should not be
 /// followed by a learner.
-pub const LEARNER_HELLO: i64 = -0x4c45_4152_4e45_52;
+pub const LEARNER_HELLO: i64 = -0x004c_4541_524e_4552; // -"LEARNER"
 
 /// The transfer header of a body of `size` bytes at `offset`.
 pub fn transfer_header(offset: i64, size: i32) -> [u8; TRANSFER_HEADER_SIZE] {
