@@ -189,9 +189,8 @@ brokerName = "broker-a"
 brokerId = 1
 brokerRole = "SLAVE"
 slaveReadEnable = true
-# A slave that registers before its master learns the master's HA address
-# at its next registration: every second here, not every 30 s.
-registerBrokerIntervalMs = 1000
+# No registerBrokerIntervalMs: a slave that registered before its master
+# registers every second until it has the master's HA address.
 {SMALL_STORE}"#,
         dir = dir.join("c").display(),
         b0p = b0[0],

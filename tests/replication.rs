@@ -8,6 +8,7 @@
 //! every acknowledged message is on the slave.
 
 mod common;
+mod replication_util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -19,6 +20,7 @@ use actormq::wire::codes::{request, response};
 use actormq::wire::headers::send::SendMessageResponseHeader;
 use actormq::wire::headers::CommandHeader;
 use common::*;
+use replication_util::log_bytes;
 
 const TOPIC: &str = "RepTopic";
 const QUEUES: i32 = 4;
@@ -50,33 +52,6 @@ fn master(name: &str, role: BrokerRole, ha_port: u16) -> TestServer {
         c.ha.listen_port = Some(ha_port);
         c.ha.send_heartbeat_interval = 500;
     }))
-}
-
-/// The commit-log bytes of the store at `root` in `[0, end)`.
-fn log_bytes(root: &Path, end: i64) -> Vec<u8> {
-    // Segments only: a segment being prepared has a `.creating` name.
-    let mut files: Vec<_> = std::fs::read_dir(root.join("commitlog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.parse::<i64>().is_ok())
-        })
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let start: i64 = f.file_name().unwrap().to_str().unwrap().parse().unwrap();
-        if start >= end {
-            break;
-        }
-        assert_eq!(start as usize, out.len(), "segments are contiguous from 0");
-        let data = std::fs::read(&f).unwrap();
-        let take = ((end - start) as usize).min(data.len());
-        out.extend_from_slice(&data[..take]);
-    }
-    out
 }
 
 /// Every message of `TOPIC` on `broker`: (queue, queue offset) → (phys
@@ -112,6 +87,7 @@ async fn a_slave_serves_the_masters_messages_at_the_same_offsets_with_an_identic
     let m = master("rep-a", BrokerRole::AsyncMaster, 0);
     let s = slave(m.namesrv(), "rep-a", None);
     let c = client();
+    wait_slave_connected(m.broker()).await;
     create_topic(&c, m.broker(), TOPIC, QUEUES).await;
     // ~2.5 MiB over 1 MiB segments: the slave also copies segment fillers.
     let mut sent = BTreeSet::new();
@@ -160,6 +136,22 @@ async fn a_slave_serves_the_masters_messages_at_the_same_offsets_with_an_identic
     );
     s.stop();
     m.stop();
+}
+
+/// Waits until `master` has a slave that reported its offset (an empty
+/// slave connected before the sends copies the log from 0).
+async fn wait_slave_connected(master: &str) {
+    use actormq::actors::ha::status::{HaRuntimeInfo, GET_BROKER_HA_STATUS};
+    let ok = eventually(Duration::from_secs(20), || async {
+        let r = call(&client(), master, GET_BROKER_HA_STATUS, ext(&[]), None).await;
+        let st: HaRuntimeInfo = serde_json::from_slice(&r.body_bytes()).ok()?;
+        st.ha_connection_info
+            .iter()
+            .any(|c| c.slave_ack_offset >= 0)
+            .then_some(())
+    })
+    .await;
+    assert!(ok.is_some(), "no slave connected to {master}");
 }
 
 async fn send_code(broker: &str, body: &[u8]) -> (i32, Option<SendMessageResponseHeader>) {
@@ -424,8 +416,10 @@ async fn a_slave_restarted_mid_stream_catches_up_from_its_own_offset() {
             }
         }
     };
-    send(0, 150).await;
+    // Started empty on an empty master: it copies from offset 0.
     let s = slave_on(m.namesrv(), "rep-restart", dir.path());
+    wait_slave_connected(m.broker()).await;
+    send(0, 150).await;
     assert!(wait_count(s.broker(), 150).await, "first copy");
     s.stop();
     // The master goes on while the slave is down.
@@ -515,4 +509,86 @@ async fn after_kill_9_of_an_async_master_the_slave_holds_an_intact_prefix_of_eac
         acked.len()
     );
     s.stop();
+}
+
+/// The messages of `TOPIC` on `broker` from each queue's min offset on:
+/// (queue, queue offset) → (phys offset, body).
+async fn messages_from_min(broker: &str) -> BTreeMap<(i32, i64), (i64, Vec<u8>)> {
+    let c = client();
+    let mut out = BTreeMap::new();
+    for q in 0..QUEUES {
+        let h = actormq::wire::headers::offset::QueueRequestHeader {
+            topic: TOPIC.into(),
+            queue_id: q,
+            committed: None,
+        };
+        let r = call(&c, broker, request::GET_MIN_OFFSET, h.to_ext(), None).await;
+        let Ok(min) = actormq::wire::headers::offset::OffsetResponseHeader::from_ext(&r.ext) else {
+            continue; // the topic is not there yet
+        };
+        let mut at = min.offset;
+        loop {
+            let r = pull_raw(&c, broker, TOPIC, q, at, 32, None).await;
+            if r.code != response::SUCCESS {
+                break;
+            }
+            let msgs = decode_checked(&r.body_bytes());
+            at = msgs.last().unwrap().queue_offset + 1;
+            for m in msgs {
+                out.insert((q, m.queue_offset), (m.commit_log_offset, m.body.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_slave_starts_from_the_masters_last_segment() {
+    let m = master("rep-last", BrokerRole::AsyncMaster, 0);
+    let c = client();
+    create_topic(&c, m.broker(), TOPIC, QUEUES).await;
+    let send = |from: u64, to: u64| {
+        let (c, b) = (c.clone(), m.broker().to_owned());
+        async move {
+            for i in from..to {
+                let body = pseudo_body(i, 3_000 + (i as usize * 71) % 9_000);
+                send_ok(&c, &b, TOPIC, (i % QUEUES as u64) as i32, &Msg::new(body)).await;
+            }
+        }
+    };
+    // ~2.3 MiB over 1 MiB segments: the last one starts at 2 MiB.
+    send(0, 300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let s = slave_on(m.namesrv(), "rep-last", dir.path());
+    send(300, 340).await;
+    let on_master = messages_from_min(m.broker()).await;
+    assert_eq!(on_master.len(), 340);
+    let last = 2i64 << 20;
+    let tail: BTreeMap<_, _> = on_master
+        .iter()
+        .filter(|(_, (p, _))| *p >= last)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    assert!(
+        !tail.is_empty() && tail.len() < 340,
+        "the last segment holds some"
+    );
+    let copied = eventually(Duration::from_secs(20), || async {
+        let on_slave = messages_from_min(s.broker()).await;
+        (on_slave == tail).then_some(())
+    })
+    .await;
+    assert!(
+        copied.is_some(),
+        "the slave holds exactly the messages of the master's last segment"
+    );
+    assert_eq!(replication_util::first_segment(dir.path()), Some(last));
+    let end = on_master.values().map(|(p, _)| *p).max().unwrap() + 1;
+    let (a, b) = (log_bytes(&m.store, end), log_bytes(dir.path(), end));
+    assert!(
+        a[last as usize..] == b[last as usize..],
+        "the last segment is byte-identical"
+    );
+    s.stop();
+    m.stop();
 }

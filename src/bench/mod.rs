@@ -8,7 +8,9 @@ pub mod consume;
 pub mod curves;
 pub mod echo;
 pub mod offsets_load;
+pub mod pair;
 pub mod produce;
+pub mod replication;
 pub mod stats;
 pub mod target;
 pub mod tls;
@@ -40,6 +42,10 @@ pub enum BenchCmd {
     /// The cost of TLS: each row plaintext and TLS against one permissive
     /// server (needs --tls-ca FILE or --tls-insecure).
     Tls(tls::TlsBench),
+    /// Master–slave replication on pairs it starts itself: SYNC_MASTER vs
+    /// ASYNC_MASTER sends, replication lag at a fixed rate, an empty
+    /// slave's catch-up against the disk's write speed.
+    Replication(replication::ReplicationBench),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -84,6 +90,10 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
             emit(&[r], None, &a.json)
         }
         BenchCmd::Suite(s) => suite(s).await,
+        BenchCmd::Replication(a) => {
+            let rows = replication::run_replication(&a).await?;
+            emit(&rows, None, &a.json)
+        }
         BenchCmd::Tls(a) => {
             let rows = tls::run_tls(&a).await?;
             emit(&rows, None, &a.json)

@@ -325,7 +325,11 @@ async fn ha_status(admin: &Admin, target: &Target) -> CliResult {
                 "#SlaveAddr", "#SlaveAckOffset", "#Diff"
             );
             for c in &info.ha_connection_info {
-                let status = if c.in_sync { "OK" } else { "Fall Behind" };
+                let status = match (c.async_learner, c.in_sync) {
+                    (true, _) => "Learner",
+                    (false, true) => "OK",
+                    (false, false) => "Fall Behind",
+                };
                 println!(
                     "{:<24}  {:<16}  {:<16}  {status}",
                     c.addr, c.slave_ack_offset, c.diff

@@ -143,6 +143,15 @@ impl Actor for Registrar {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.register_all(ctx);
         ctx.run_interval(self.interval, |act, ctx| act.register_all(ctx));
+        // A slave still looking for its master's HA address asks again
+        // every second (`ha::MasterAddress::wanted`).
+        if self.ha_master.is_some() && self.interval > crate::actors::ha::MASTER_LOOKUP_INTERVAL {
+            ctx.run_interval(crate::actors::ha::MASTER_LOOKUP_INTERVAL, |act, ctx| {
+                if act.ha_master.as_ref().is_some_and(|m| m.wanted()) {
+                    act.register_all(ctx);
+                }
+            });
+        }
     }
 }
 

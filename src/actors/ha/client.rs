@@ -125,10 +125,17 @@ async fn run(d: HaClientDeps, state: Arc<HaClientState>) {
     loop {
         let addr = match (d.role.is_slave(), d.cfg.master_address.as_str()) {
             (false, _) => None,
-            (true, "") => d.master.get(),
+            (true, "") => {
+                let a = d.master.get();
+                d.master.set_wanted(a.is_none());
+                a
+            }
             (true, a) => Some(a.to_owned()),
         };
         let Some(addr) = addr else {
+            if !d.role.is_slave() {
+                d.master.set_wanted(false);
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
@@ -165,6 +172,9 @@ async fn follow(s: TcpStream, d: &HaClientDeps, state: &HaClientState) -> std::i
     let housekeeping = Duration::from_millis(d.cfg.housekeeping_interval);
     let report = |end: i64| end.to_be_bytes();
     let mut reported = d.reader.max_offset();
+    if d.cfg.async_learner {
+        wr.write_all(&report(super::LEARNER_HELLO)).await?;
+    }
     wr.write_all(&report(reported)).await?;
     state.reported.store(reported, Ordering::Release);
     let (mut last_report, mut last_read) = (Instant::now(), Instant::now());

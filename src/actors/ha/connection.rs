@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use super::group_transfer::GroupTransfer;
-use super::{transfer_header, HaConfig, REPORT_HEADER_SIZE};
+use super::{transfer_header, HaConfig, LEARNER_HELLO, REPORT_HEADER_SIZE};
 use crate::store::CommitLogReader;
 
 /// How often an idle transfer looks at the log without a wake-up (records
@@ -134,6 +134,11 @@ impl StreamHandler<Result<i64, std::io::Error>> for HaConnection {
                 self.ack.send_replace(offset);
                 self.group.acked(self.id, offset);
             }
+            Ok(LEARNER_HELLO) if *self.ack.borrow() < 0 => {
+                tracing::info!(slave = %self.peer, "the slave is a learner (asyncLearner)");
+                self.last_read = Instant::now();
+                self.group.set_learner(self.id);
+            }
             Ok(offset) => {
                 tracing::warn!(slave = %self.peer, offset, "negative slave offset, closing");
                 ctx.stop();
@@ -163,6 +168,18 @@ async fn write_frame(w: &mut OwnedWriteHalf, header: &[u8], body: &[u8]) -> std:
     w.write_all(b).await
 }
 
+/// Where an empty slave (one reporting offset 0) starts: the start of the
+/// master's last commit-log segment, as Java's
+/// `WriteSocketService#run` computes it (`maxPhyOffset - maxPhyOffset %
+/// mappedFileSizeCommitLog`), never below what the master still keeps. A
+/// new slave thus holds the recent messages, not the whole history.
+fn last_segment_start(reader: &CommitLogReader) -> i64 {
+    let end = reader.max_offset();
+    // `next_segment_start(0)` is the segment size.
+    let start = reader.next_segment_start(end) - reader.next_segment_start(0);
+    start.max(reader.min_offset()).max(0)
+}
+
 /// The transfer loop (`WriteSocketService#run`).
 async fn transfer(
     mut w: OwnedWriteHalf,
@@ -180,10 +197,8 @@ async fn transfer(
             return Ok(());
         }
     };
-    // Java starts a slave reporting 0 at the master's last segment; we
-    // send everything still kept, so a new slave gets the whole log.
     let mut next = if requested == 0 {
-        reader.min_offset()
+        last_segment_start(&reader)
     } else {
         requested
     };

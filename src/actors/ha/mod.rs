@@ -25,12 +25,14 @@
 //! fillers, never crossing a segment end), at most `haTransferBatchSize`
 //! bytes; a frame with an empty body is a heartbeat, sent after
 //! `haSendHeartbeatInterval` without data. The master starts a slave where
-//! its first report says; a slave reporting 0 gets everything the master
-//! still keeps (Java starts it at the master's last segment instead; our
-//! slave follows either way, see `store::ha_append`). A slave that receives
+//! its first report says; a slave reporting 0 (an empty store) starts at
+//! the master's last segment, as Java's does, and its log begins there
+//! (`store::ha_append`). A slave that receives
 //! an offset other than its own end closes and reconnects, as Java's
 //! `DefaultHAClient#dispatchReadRequest` does. Either side drops a
-//! connection silent for `haHousekeepingInterval`.
+//! connection silent for `haHousekeepingInterval`. A learner
+//! (`asyncLearner=true`) first sends [`LEARNER_HELLO`]; the master then
+//! replicates to it but never counts it.
 
 pub mod client;
 pub mod connection;
@@ -40,6 +42,7 @@ pub mod slave_sync;
 pub mod status;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::config::ConfigError;
@@ -48,6 +51,14 @@ use crate::config::ConfigError;
 pub const REPORT_HEADER_SIZE: usize = 8;
 /// Size of a transfer header (`DefaultHAConnection.TRANSFER_HEADER_SIZE`).
 pub const TRANSFER_HEADER_SIZE: usize = 12;
+
+/// What an `asyncLearner` slave sends before its first report, in the
+/// report's 8-byte slot. Classic HA has no handshake (RocketMQ's learners
+/// announce themselves in the AutoSwitch handshake); a negative offset is
+/// never a report, so an ActorMQ master reads this one as "do not count
+/// me" and a Java master, which expects offsets only, should not be
+/// followed by a learner.
+pub const LEARNER_HELLO: i64 = -0x004c_4541_524e_4552; // -"LEARNER"
 
 /// The transfer header of a body of `size` bytes at `offset`.
 pub fn transfer_header(offset: i64, size: i32) -> [u8; TRANSFER_HEADER_SIZE] {
@@ -80,6 +91,21 @@ pub struct HaConfig {
     /// The master's broker (remoting) address for that copy, fixed; empty:
     /// the name server's `masterAddr`; key `haMasterBrokerAddress`.
     pub master_broker_address: String,
+    /// `inSyncReplicas`: replicas, the master included, a SYNC_MASTER send
+    /// waits for (RocketMQ 5; default 1). With this and
+    /// `minInSyncReplicas` at 1 and no `enableAutoInSyncReplicas`, a
+    /// SYNC_MASTER keeps RocketMQ 4.9's rule (one slave, else
+    /// SLAVE_NOT_AVAILABLE).
+    pub in_sync_replicas: usize,
+    /// `minInSyncReplicas`: fewer replicas in sync than this refuses sends
+    /// with IN_SYNC_REPLICAS_NOT_ENOUGH (default 1).
+    pub min_in_sync_replicas: usize,
+    /// `enableAutoInSyncReplicas`: lower the replicas waited for to those
+    /// in sync, down to `minInSyncReplicas` (default false).
+    pub auto_in_sync_replicas: bool,
+    /// `asyncLearner`: this slave replicates but its master never counts
+    /// it (default false).
+    pub async_learner: bool,
 }
 
 impl Default for HaConfig {
@@ -93,6 +119,10 @@ impl Default for HaConfig {
             max_gap_not_in_sync: 256 * 1024 * 1024,
             slave_sync_interval: 10_000,
             master_broker_address: String::new(),
+            in_sync_replicas: 1,
+            min_in_sync_replicas: 1,
+            auto_in_sync_replicas: false,
+            async_learner: false,
         }
     }
 }
@@ -141,6 +171,21 @@ impl HaConfig {
         if let Some(a) = m.get("haMasterBrokerAddress") {
             self.master_broker_address = a.trim().to_owned();
         }
+        let replicas = "a replica count from 1 to 64 (the master included)";
+        let count = |v: &usize| (1..=64).contains(v);
+        if let Some(v) = parse(m, "inSyncReplicas", replicas, count)? {
+            self.in_sync_replicas = v;
+        }
+        if let Some(v) = parse(m, "minInSyncReplicas", replicas, count)? {
+            self.min_in_sync_replicas = v;
+        }
+        let flag = "true or false";
+        if let Some(v) = parse(m, "enableAutoInSyncReplicas", flag, |_: &bool| true)? {
+            self.auto_in_sync_replicas = v;
+        }
+        if let Some(v) = parse(m, "asyncLearner", flag, |_: &bool| true)? {
+            self.async_learner = v;
+        }
         Ok(())
     }
 }
@@ -162,9 +207,20 @@ pub struct HaRuntime {
 /// (REGISTER_BROKER's `haServerAddr`), shared by the `Registrar` (writer)
 /// and the `HaClient` (reader).
 /// Also holds the master's broker address (`masterAddr`), which the
-/// metadata sync ([`slave_sync`]) and HA status use.
+/// metadata sync ([`slave_sync`]) and HA status use, and whether a slave's
+/// `HaClient` is waiting for the HA address: the `Registrar` then
+/// registers every second instead of every `registerBrokerIntervalMs`, so
+/// a slave that registered before its master finds it within a second or
+/// so (Java waits for the next 30 s registration).
 #[derive(Debug, Clone, Default)]
-pub struct MasterAddress(Arc<RwLock<Option<String>>>, Arc<RwLock<Option<String>>>);
+pub struct MasterAddress(
+    Arc<RwLock<Option<String>>>,
+    Arc<RwLock<Option<String>>>,
+    Arc<AtomicBool>,
+);
+
+/// How often a slave without its master's HA address registers again.
+pub const MASTER_LOOKUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl MasterAddress {
     pub fn set(&self, addr: Option<String>) {
@@ -192,6 +248,16 @@ impl MasterAddress {
 
     pub fn broker(&self) -> Option<String> {
         self.1.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The `HaClient` is (not) waiting to learn the HA address.
+    pub fn set_wanted(&self, wanted: bool) {
+        self.2.store(wanted, Ordering::Release);
+    }
+
+    /// Whether to register again soon (see the type's doc).
+    pub fn wanted(&self) -> bool {
+        self.2.load(Ordering::Acquire)
     }
 }
 

@@ -30,6 +30,9 @@ pub struct HaConnectionRuntimeInfo {
     pub in_sync: bool,
     pub transferred_byte_in_second: i64,
     pub transfer_from_where: i64,
+    /// ActorMQ's addition: an `asyncLearner` slave, never counted (never
+    /// in sync); absent in Java's JSON, so false there.
+    pub async_learner: bool,
 }
 
 /// `HARuntimeInfo.HAClientRuntimeInfo`: a slave's follower.
@@ -62,13 +65,14 @@ impl HaRuntimeInfo {
             for s in slaves {
                 let ack = s.acked.max(0);
                 let diff = (max_offset - ack).max(0);
-                let in_sync = s.acked >= 0 && diff <= max_gap;
+                let in_sync = !s.learner && s.acked >= 0 && diff < max_gap;
                 info.in_sync_slave_nums += in_sync as i32;
                 info.ha_connection_info.push(HaConnectionRuntimeInfo {
                     addr: s.addr,
                     slave_ack_offset: s.acked,
                     diff,
                     in_sync,
+                    async_learner: s.learner,
                     ..Default::default()
                 });
             }

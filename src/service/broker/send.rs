@@ -343,19 +343,30 @@ impl BrokerService {
         };
         encoded.map_err(Refusal::MessageIllegal)?;
 
+        // Replication (`actors::ha`): a SYNC_MASTER send with WAIT (Java's
+        // `needHandleHA`) checks the in-sync replicas before the append and
+        // answers once enough slaves have the records.
+        let quorum = match ctx.role.role() {
+            crate::config::BrokerRole::SyncMaster if wait => Some(
+                ctx.ha
+                    .group
+                    .quorum(&ctx.cfg.ha, ctx.reader.max_offset())
+                    .map_err(|_| Refusal::Failed("in-sync replicas not enough".into()))?,
+            ),
+            _ => None,
+        };
         let (results, flush) = match commit_log::put(&ctx.commit_log, records, wait).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(put_refusal(e)),
             Err(_) => return Err(Refusal::busy("commit log")),
         };
-        // Replication (`actors::ha`): a SYNC_MASTER answers once a slave has the records.
         let end = results.last().map_or(0, |r| r.phys_offset + r.size as i64);
-        let flush = match ctx.role.role() {
-            crate::config::BrokerRole::SyncMaster => {
+        let flush = match quorum {
+            Some(q) => {
                 let wait = std::time::Duration::from_millis(ctx.cfg.sync_flush_timeout);
-                ctx.ha.group.sync_outcome(end, wait, flush).await
+                ctx.ha.group.sync_outcome(end, wait, flush, q).await
             }
-            _ => (ctx.ha.group.wake(), flush).1,
+            None => (ctx.ha.group.wake(), flush).1,
         };
         Ok(SendReceipt {
             results,
