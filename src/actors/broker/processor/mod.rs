@@ -67,6 +67,8 @@ pub struct BrokerCtx {
     pub role_keeper: Addr<super::role::RoleKeeper>,
     /// Replication: slaves' progress, SYNC_MASTER waiters (see `actors::ha`).
     pub ha: Arc<crate::actors::ha::HaRuntime>,
+    /// POP consumption's in-memory state (locks, long polling, FIFO queues).
+    pub pop: Arc<super::pop_state::PopState>,
 }
 
 pub struct BrokerProcessor {
