@@ -171,8 +171,9 @@ pub struct CheckPoint {
     pub deltas: Vec<i32>,
     #[serde(rename = "bn", default)]
     pub broker_name: String,
-    #[serde(rename = "rp", default)]
-    pub re_put: i32,
+    /// Re-put count (a string in RocketMQ's record, absent when none).
+    #[serde(rename = "rp", default, skip_serializing_if = "Option::is_none")]
+    pub re_put: Option<String>,
 }
 
 impl CheckPoint {
@@ -374,10 +375,11 @@ impl OffsetInfos {
         );
     }
 
-    /// Consume counts of an orderly read: one entry per message and the
-    /// queue's smallest.
+    /// Consume counts of an orderly read: one entry per message delivered
+    /// before (count above 0, as `ConsumerOrderInfoManager` keeps them) and
+    /// the queue's smallest.
     pub fn add_order_counts(&mut self, ty: i32, queue_id: i32, counts: &[(i64, i32)]) {
-        for (offset, c) in counts {
+        for (offset, c) in counts.iter().filter(|(_, c)| *c > 0) {
             push_entry(
                 &mut self.order_counts,
                 format_args!("{ty} qo{queue_id}%{offset} {c}"),
@@ -433,10 +435,10 @@ mod tests {
             revive_offset: 0,
             deltas: vec![0, 2],
             broker_name: "b".into(),
-            re_put: 0,
+            re_put: None,
         };
         let j = serde_json::to_value(&ck).unwrap();
-        for k in ["so", "pt", "it", "bm", "n", "q", "t", "c", "ro", "d", "bn", "rp"] {
+        for k in ["so", "pt", "it", "bm", "n", "q", "t", "c", "ro", "d", "bn"] {
             assert!(j.get(k).is_some(), "{k}");
         }
         assert_eq!(ck.offset_of(1), Some(12));
@@ -479,5 +481,8 @@ mod tests {
         assert_eq!(i.msgs, "0 1 100,101;1 0 7");
         i.add_order_counts(0, 1, &[(100, 2), (101, 1)]);
         assert_eq!(i.order_counts, "0 qo1%100 2;0 qo1%101 1;0 1 1");
+        let mut j = OffsetInfos::default();
+        j.add_order_counts(0, 1, &[(100, 1), (101, 0)]);
+        assert_eq!(j.order_counts, "0 qo1%100 1;0 1 0");
     }
 }

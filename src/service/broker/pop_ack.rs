@@ -90,7 +90,7 @@ impl BrokerService {
             revive_offset: 0,
             deltas: vec![0],
             broker_name: h.broker_name.clone(),
-            re_put: 0,
+            re_put: None,
         };
         self.put_checkpoint(h.revive_qid, &ck).await?;
         let rec = self.ack_record(&req.group, &t, req.queue_id, vec![req.offset]);

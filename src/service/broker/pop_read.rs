@@ -73,7 +73,7 @@ impl BrokerService {
             revive_offset: 0,
             deltas: offsets.iter().map(|o| (o - found.start) as i32).collect(),
             broker_name: ctx.cfg.broker_name.clone(),
-            re_put: 0,
+            re_put: None,
         };
         self.put_checkpoint(reply.revive_qid, &ck).await?;
         self.commit_pop_offset(&req.group, &entry.name, qid, found.outcome.next_begin);
