@@ -67,7 +67,7 @@ fn pull_request(topic: &str, q: i32, offset: i64, max: i32, suspend_ms: i64) -> 
 
 /// Walks the stored records of a pull body: (count, bytes, first 8 body
 /// bytes of each record via `each`).
-fn walk_records(body: &Bytes, mut each: impl FnMut(&[u8])) -> u64 {
+pub(super) fn walk_records(body: &Bytes, mut each: impl FnMut(&[u8])) -> u64 {
     let mut pos = 0usize;
     let mut n = 0;
     while pos + 4 <= body.len() {
