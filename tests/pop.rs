@@ -97,6 +97,27 @@ async fn unacked_is_redelivered_then_dead_lettered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_acks_on_its_retry_topic() {
+    let srv = TestServer::start_default();
+    let (c, b, bn) = (client(), srv.broker(), srv.broker_name.clone());
+    create_topic(&c, b, "RaT", 1).await;
+    create_group(&c, b, "g_ra", 1, false).await;
+    send_n(&c, b, "RaT", 0, 1, "r").await;
+    let p = PopCall { invisible_ms: 1000, ..PopCall::new("g_ra", "RaT") };
+    assert_eq!(pop_raw(&c, b, &bn, &p).await.msgs.len(), 1);
+    let again = pop_until(&c, b, &bn, &p, Duration::from_secs(10)).await;
+    let (m, handle) = &again.msgs[0];
+    assert_eq!(m.reconsume_times, 1);
+    let r = pop_ack(&c, b, "g_ra", "RaT", m, handle).await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    // Acked on %RETRY%g_ra_RaT: neither redelivered nor dead-lettered.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let none = pop_raw(&c, b, &bn, &PopCall { poll_ms: 500, ..p.clone() }).await;
+    assert!(none.msgs.is_empty(), "redelivered after its ack: {:?}", bodies(&none));
+    assert_eq!(topic_config(&c, b, "%DLQ%g_ra").await.code, response::TOPIC_NOT_EXIST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_invisible_time_extends_and_the_new_handle_acks() {
     let srv = TestServer::start_default();
     let (c, b, bn) = (client(), srv.broker(), srv.broker_name.clone());

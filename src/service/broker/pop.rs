@@ -180,11 +180,14 @@ impl BrokerService {
                 req.queue_id, req.topic, req.group
             )));
         }
-        if ctx
-            .groups
-            .send(EnsureGroup(req.group.clone()))
-            .await?
-            .is_none()
+        // The published table first; the manager only for a new group
+        // (auto-created with `autoCreateSubscriptionGroup`).
+        if ctx.services.group_table.get(&req.group).is_none()
+            && ctx
+                .groups
+                .send(EnsureGroup(req.group.clone()))
+                .await?
+                .is_none()
         {
             return Err(Refusal::GroupNotExist(format!(
                 "subscription group [{}] does not exist",
