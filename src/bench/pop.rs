@@ -75,7 +75,8 @@ fn pop_request(t: &Target) -> RemotingCommand {
 fn batch_ack_body(t: &Target, r: &RemotingCommand) -> Option<Bytes> {
     let field = |k: &str| r.ext.get(k).map(str::to_owned);
     let num = |k: &str| field(k).and_then(|v| v.parse::<i64>().ok());
-    let (pop_time, invisible, revive_qid) = (num("popTime")?, num("invisibleTime")?, num("reviveQid")?);
+    let (pop_time, invisible, revive_qid) =
+        (num("popTime")?, num("invisibleTime")?, num("reviveQid")?);
     let mut starts = HashMap::new();
     for e in field("startOffsetInfo")?.split(';') {
         let f: Vec<&str> = e.split(' ').collect();
@@ -114,7 +115,10 @@ async fn consume(c: RemotingClient, t: Target, got: Arc<AtomicU64>, want: u64) -
     let mut empties = 0;
     while got.load(Ordering::Relaxed) < want && empties < 20 {
         let t0 = Instant::now();
-        let r = match c.invoke(&t.addr, pop_request(&t), Duration::from_secs(10)).await {
+        let r = match c
+            .invoke(&t.addr, pop_request(&t), Duration::from_secs(10))
+            .await
+        {
             Ok(r) => r,
             Err(_) => {
                 s.errors += 1;
@@ -187,12 +191,7 @@ pub async fn run_pop(a: &PopBench) -> BenchResult<Report> {
             tokio::spawn(consume(c.clone(), t, got.clone(), a.count))
         })
         .collect();
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::join_samples(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     Ok(Report::from_samples(

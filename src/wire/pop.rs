@@ -95,8 +95,9 @@ impl Handle {
             ));
         }
         fn num<T: std::str::FromStr>(s: &str, what: &str, all: &str) -> Result<T, String> {
-            s.parse()
-                .map_err(|_| format!("illegal receipt handle (extraInfo) [{all}]: bad {what} {s:?}"))
+            s.parse().map_err(|_| {
+                format!("illegal receipt handle (extraInfo) [{all}]: bad {what} {s:?}")
+            })
         }
         let ty: i32 = num(f[4], "topic type", s)?;
         if !(TOPIC_NORMAL..=TOPIC_RETRY_V2).contains(&ty) {
@@ -195,19 +196,24 @@ impl CheckPoint {
     pub fn uniq_key(&self) -> String {
         format!(
             "{}@{}@{}@{}@{}@{}@{CK_TAG}",
-            self.topic, self.queue_id, self.start_offset, self.group, self.pop_time, self.broker_name
+            self.topic,
+            self.queue_id,
+            self.start_offset,
+            self.group,
+            self.pop_time,
+            self.broker_name
         )
     }
 
     /// Identity of the check-point an ack refers to.
     pub fn key(&self) -> CkKey {
-        CkKey {
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            queue_id: self.queue_id,
-            start_offset: self.start_offset,
-            pop_time: self.pop_time,
-        }
+        CkKey::new(
+            &self.topic,
+            &self.group,
+            self.queue_id,
+            self.start_offset,
+            self.pop_time,
+        )
     }
 }
 
@@ -219,6 +225,18 @@ pub struct CkKey {
     pub queue_id: i32,
     pub start_offset: i64,
     pub pop_time: i64,
+}
+
+impl CkKey {
+    pub fn new(topic: &str, group: &str, queue_id: i32, start_offset: i64, pop_time: i64) -> CkKey {
+        CkKey {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            queue_id,
+            start_offset,
+            pop_time,
+        }
+    }
 }
 
 /// An ack record (`AckMsg`); a batch ack (`BatchAckMsg`) carries `aol`.
@@ -246,13 +264,13 @@ pub struct AckRecord {
 
 impl AckRecord {
     pub fn key(&self) -> CkKey {
-        CkKey {
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            queue_id: self.queue_id,
-            start_offset: self.start_offset,
-            pop_time: self.pop_time,
-        }
+        CkKey::new(
+            &self.topic,
+            &self.group,
+            self.queue_id,
+            self.start_offset,
+            self.pop_time,
+        )
     }
 
     /// Every offset this record acks.

@@ -29,7 +29,9 @@ use crate::config::BrokerConfig;
 use crate::service::broker::BrokerService;
 use crate::wire::bodies::{perm, TopicConfig};
 use crate::wire::message;
-use crate::wire::pop::{AckRecord, CheckPoint, CkKey, ACK_TAG, BATCH_ACK_TAG, CK_TAG, REVIVE_GROUP};
+use crate::wire::pop::{
+    AckRecord, CheckPoint, CkKey, ACK_TAG, BATCH_ACK_TAG, CK_TAG, REVIVE_GROUP,
+};
 
 /// Records read per step.
 const BATCH: usize = 256;
@@ -52,7 +54,11 @@ pub fn revive_queue_num(cfg: &BrokerConfig) -> i32 {
 /// arbiter of their own (stopped at shutdown).
 pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
     let (topic, n) = (ctx.pop.revive_topic.clone(), ctx.pop.revive_queues);
-    if ctx.topics.get(&topic).is_none_or(|t| t.config.queue_count() < n) {
+    if ctx
+        .topics
+        .get(&topic)
+        .is_none_or(|t| t.config.queue_count() < n)
+    {
         let mut cfg = TopicConfig::new(&topic, n, perm::READ | perm::WRITE);
         cfg.topic_sys_flag = 0;
         if !matches!(ctx.topic_manager.send(UpsertTopic(cfg)).await, Ok(Ok(_))) {
@@ -63,7 +69,9 @@ pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
     let addrs = (0..n)
         .map(|qid| {
             let svc = BrokerService::new(ctx.clone());
-            supervisor::start_in_arbiter(&arbiter.handle(), "Revive", move |_| Revive::new(svc, qid))
+            supervisor::start_in_arbiter(&arbiter.handle(), "Revive", move |_| {
+                Revive::new(svc, qid)
+            })
         })
         .collect();
     (arbiter, addrs)
@@ -183,7 +191,10 @@ async fn step(svc: BrokerService, qid: i32, mut scan: Scan) -> (Scan, bool) {
     let Ok(Ok(out)) = queue.send(Pull { query, hold: None }).await else {
         return (scan, false);
     };
-    if matches!(out.status, PullStatus::OffsetTooSmall | PullStatus::OffsetOverflowBadly) {
+    if matches!(
+        out.status,
+        PullStatus::OffsetTooSmall | PullStatus::OffsetOverflowBadly
+    ) {
         scan.read_offset = Some(out.next_begin);
         return (scan, true);
     }

@@ -138,14 +138,17 @@ impl BrokerService {
         loop {
             let reply = self.pop_once(&req, &plan).await?;
             let left = deadline.saturating_duration_since(Instant::now());
-            let Some(w) = watch.as_mut().filter(|_| reply.messages.is_empty() && !left.is_zero())
+            let Some(w) = watch
+                .as_mut()
+                .filter(|_| reply.messages.is_empty() && !left.is_zero())
             else {
                 return Ok(reply);
             };
             if slot.is_none() {
-                slot = Some(pop.start_polling(key.clone()).ok_or_else(|| {
-                    Refusal::PollingFull(format!("polling full, key {key}"))
-                })?);
+                slot = Some(
+                    pop.start_polling(key.clone())
+                        .ok_or_else(|| Refusal::PollingFull(format!("polling full, key {key}")))?,
+                );
             }
             w.wait(left).await;
         }
