@@ -96,6 +96,13 @@ impl BrokerService {
                 req.offset, t.max_offset, t.topic, req.queue_id
             )));
         }
+        if req.invisible_ms > super::pop::MAX_INVISIBLE_MS {
+            return Err(Refusal::InvalidParameter(format!(
+                "invisibleTime {} above {} ms",
+                req.invisible_ms,
+                super::pop::MAX_INVISIBLE_MS
+            )));
+        }
         let h = &t.handle;
         let now = crate::wire::now_ms();
         if h.revive_qid == ORDER_REVIVE_QID {
