@@ -179,12 +179,7 @@ pub async fn run_routes(a: &RoutesArgs) -> BenchResult<Report> {
             s
         }));
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::join_samples(tasks).await;
     Ok(Report::from_samples(
         "route lookup",
         all,

@@ -9,6 +9,7 @@ pub mod curves;
 pub mod echo;
 pub mod offsets_load;
 pub mod pair;
+pub mod pop;
 pub mod produce;
 pub mod replication;
 pub mod stats;
@@ -26,6 +27,8 @@ pub enum BenchCmd {
     Produce(produce::ProduceBench),
     /// Pull everything stored in the topic as fast as possible.
     Consume(consume::ConsumeBench),
+    /// POP receive + batch ack of a preloaded topic (RocketMQ 5.x POP).
+    Pop(pop::PopBench),
     /// Produce at a fixed rate and measure produce -> consume latency.
     E2e(consume::E2eBench),
     /// Loopback baseline: remoting frames echoed by a plain TCP server.
@@ -79,6 +82,10 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
         }
         BenchCmd::Consume(a) => {
             let r = consume::run_consume(&a).await?;
+            emit(&[r], None, &a.json)
+        }
+        BenchCmd::Pop(a) => {
+            let r = pop::run_pop(&a).await?;
             emit(&[r], None, &a.json)
         }
         BenchCmd::E2e(a) => {

@@ -28,6 +28,18 @@ impl Samples {
     }
 }
 
+/// Waits for sample-collecting tasks and merges what they measured (a task
+/// that failed contributes nothing).
+pub async fn join_samples(tasks: Vec<tokio::task::JoinHandle<Samples>>) -> Samples {
+    let mut all = Samples::default();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            all.merge(s);
+        }
+    }
+    all
+}
+
 /// One row of the final table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
