@@ -9,8 +9,8 @@
 //! * the count of waiting POPs per key (POLLING_INFO, POLLING_FULL).
 //!
 //! Everything durable lives in the store: check-points and acks in the
-//! revive topic, POP offsets in the `OffsetManager`. Orderly state is soft:
-//! after a restart a FIFO queue re-delivers from its committed offset.
+//! revive topic, POP offsets in the `OffsetManager`, the orderly state in
+//! `config/consumerOrderInfo.json` (written by `PopOrderKeeper`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
