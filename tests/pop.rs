@@ -186,6 +186,37 @@ async fn a_redelivered_message_acks_on_its_retry_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revival_goes_on_after_the_revive_actor_panics() {
+    let srv = TestServer::start(Opts::default().broker(|c| {
+        c.fault_injection_enable = true;
+        c.unknown.insert("reviveQueueNum".into(), "1".into());
+    }));
+    let (c, b, bn) = (client(), srv.broker(), srv.broker_name.clone());
+    create_topic(&c, b, "SupT", 1).await;
+    send_n(&c, b, "SupT", 0, 1, "s").await;
+    let p = PopCall {
+        invisible_ms: 1000,
+        ..PopCall::new("g_sup", "SupT")
+    };
+    assert_eq!(pop_raw(&c, b, &bn, &p).await.msgs.len(), 1);
+    let before = actormq::actors::supervisor::restarts::get("Revive");
+    let r = call(
+        &c,
+        b,
+        request::ACTORMQ_INJECT_FAULT,
+        ext(&[("target", "revive"), ("kind", "panic")]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    // The restarted actor re-reads the check-point from the revive offset.
+    let again = pop_until(&c, b, &bn, &p, Duration::from_secs(10)).await;
+    assert_eq!(bodies(&again), ["s-0"]);
+    assert_eq!(again.msgs[0].0.reconsume_times, 1);
+    assert!(actormq::actors::supervisor::restarts::get("Revive") > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_invisible_time_extends_and_the_new_handle_acks() {
     let srv = TestServer::start_default();
     let (c, b, bn) = (client(), srv.broker(), srv.broker_name.clone());

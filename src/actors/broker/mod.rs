@@ -386,6 +386,7 @@ impl Broker {
                 register(&scope, "indexer", ix.clone().recipient());
             }
             register(&scope, "locks", services.locks.clone().recipient());
+            register(&scope, "popOrder", pop_order.clone().recipient());
         }
         let ctx = Arc::new(BrokerCtx {
             cfg,

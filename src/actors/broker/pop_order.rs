@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::pop_state::{OrderInfo, PopState};
-use crate::actors::supervisor::{guarded_interval, restarts};
+use crate::actors::supervisor::{armed, guarded_interval, restarts};
 use crate::store::metadata::{read_json, MetaWriter};
 
 /// The file's content.
@@ -69,7 +69,11 @@ impl PopOrderKeeper {
 impl Actor for PopOrderKeeper {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
-        guarded_interval(ctx, self.every, "PopOrderKeeper", |act, _| act.persist());
+        armed::fire("PopOrderKeeper", armed::Point::Started);
+        guarded_interval(ctx, self.every, "PopOrderKeeper", |act, _| {
+            armed::fire("PopOrderKeeper", armed::Point::Interval);
+            act.persist()
+        });
     }
 }
 
@@ -93,3 +97,5 @@ impl Handler<PersistOrder> for PopOrderKeeper {
         self.writer.flush();
     }
 }
+
+crate::inject_panic_handler!(PopOrderKeeper, "PopOrderKeeper");

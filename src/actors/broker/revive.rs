@@ -24,7 +24,7 @@ use super::offsets::{CommitOffset, QueryOffset};
 use super::processor::BrokerCtx;
 use super::queue::{Pull, PullQuery, PullStatus};
 use super::topic::UpsertTopic;
-use crate::actors::supervisor::{self, guard_with, restarts};
+use crate::actors::supervisor::{self, armed, guard_with, restarts};
 use crate::config::BrokerConfig;
 use crate::service::broker::BrokerService;
 use crate::wire::bodies::{perm, TopicConfig};
@@ -66,7 +66,7 @@ pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
         }
     }
     let arbiter = Arbiter::new();
-    let addrs = (0..n)
+    let addrs: Vec<Addr<Revive>> = (0..n)
         .map(|qid| {
             let svc = BrokerService::new(ctx.clone());
             supervisor::start_in_arbiter(&arbiter.handle(), "Revive", move |_| {
@@ -74,6 +74,9 @@ pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
             })
         })
         .collect();
+    // Fault-injection target (ACTORMQ_INJECT_FAULT): revive queue 0's actor.
+    let scope = ctx.cfg.store_path_root_dir.display().to_string();
+    supervisor::targets::register(&scope, "revive", addrs[0].clone().recipient());
     (arbiter, addrs)
 }
 
@@ -133,6 +136,7 @@ impl Revive {
 impl Actor for Revive {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        armed::fire("Revive", armed::Point::Started);
         ctx.notify(Step);
     }
 }
@@ -280,3 +284,5 @@ async fn revive_due(svc: &BrokerService, pending: &mut HashMap<CkKey, Pending>) 
         }
     }
 }
+
+crate::inject_panic_handler!(Revive, "Revive");
