@@ -228,6 +228,10 @@ impl BrokerService {
         offset: i64,
     ) -> Result<Target, Refusal> {
         let ctx = self.ctx();
+        // Acks are revive-topic writes: a slave refuses them as sends.
+        if let Some(r) = ctx.role.refuse_write() {
+            return Err(r);
+        }
         names::check_group(group)?;
         let handle = Handle::parse(handle).map_err(Refusal::InvalidParameter)?;
         if handle.broker_name != ctx.cfg.broker_name {
