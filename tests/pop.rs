@@ -186,6 +186,37 @@ async fn a_redelivered_message_acks_on_its_retry_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revival_goes_on_after_the_revive_actor_panics() {
+    let srv = TestServer::start(Opts::default().broker(|c| {
+        c.fault_injection_enable = true;
+        c.unknown.insert("reviveQueueNum".into(), "1".into());
+    }));
+    let (c, b, bn) = (client(), srv.broker(), srv.broker_name.clone());
+    create_topic(&c, b, "SupT", 1).await;
+    send_n(&c, b, "SupT", 0, 1, "s").await;
+    let p = PopCall {
+        invisible_ms: 1000,
+        ..PopCall::new("g_sup", "SupT")
+    };
+    assert_eq!(pop_raw(&c, b, &bn, &p).await.msgs.len(), 1);
+    let before = actormq::actors::supervisor::restarts::get("Revive");
+    let r = call(
+        &c,
+        b,
+        request::ACTORMQ_INJECT_FAULT,
+        ext(&[("target", "revive"), ("kind", "panic")]),
+        None,
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    // The restarted actor re-reads the check-point from the revive offset.
+    let again = pop_until(&c, b, &bn, &p, Duration::from_secs(10)).await;
+    assert_eq!(bodies(&again), ["s-0"]);
+    assert_eq!(again.msgs[0].0.reconsume_times, 1);
+    assert!(actormq::actors::supervisor::restarts::get("Revive") > before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_invisible_time_extends_and_the_new_handle_acks() {
     let srv = TestServer::start_default();
     let (c, b, bn) = (client(), srv.broker(), srv.broker_name.clone());
@@ -479,23 +510,66 @@ async fn bad_headers_and_unknown_handles_get_clear_errors() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_between_pop_and_ack_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("broker.conf");
+/// `actormq standalone` on `dir/store` (broker `broker-pop`, offsets and
+/// FIFO state persisted every 200 ms), its log `dir/run<run>.log`.
+fn pop_node(dir: &std::path::Path, run: usize) -> (ChildServer, String) {
+    let conf = dir.join("broker.conf");
     std::fs::write(
         &conf,
         "brokerClusterName=PopCluster\nbrokerName=broker-pop\nbrokerIP1=127.0.0.1\n\
          mapedFileSizeCommitLog=4194304\nflushConsumerOffsetInterval=200\n",
     )
     .unwrap();
-    let store = dir.path().join("store");
-    let (mut proc, b) = spawn_standalone(
-        &store,
-        &conf,
-        &dir.path().join("run1.log"),
-        Duration::from_secs(10),
+    let log = dir.join(format!("run{run}.log"));
+    spawn_standalone(&dir.join("store"), &conf, &log, Duration::from_secs(10))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_state_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, b) = pop_node(dir.path(), 1);
+    let c = client();
+    create_topic(&c, &b, "FifoCrash", 1).await;
+    create_group(&c, &b, "g_fc", 16, true).await;
+    send_n(&c, &b, "FifoCrash", 0, 3, "f").await;
+    let p = PopCall {
+        max: 2,
+        invisible_ms: 30_000,
+        order: true,
+        ..PopCall::new("g_fc", "FifoCrash")
+    };
+    let first = pop_raw(&c, &b, "broker-pop", &p).await;
+    assert_eq!(bodies(&first), ["f-0", "f-1"]);
+    let (m0, h0) = &first.msgs[0];
+    assert_eq!(
+        pop_ack(&c, &b, "g_fc", "FifoCrash", m0, h0).await.code,
+        response::SUCCESS
     );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    proc.kill9();
+
+    let (_proc2, b) = pop_node(dir.path(), 2);
+    // f-1 is still invisible: the queue stays blocked across the crash.
+    assert_nothing(
+        &c,
+        &b,
+        "broker-pop",
+        &p,
+        0,
+        "FIFO queue unblocked by a restart",
+    )
+    .await;
+    let (m1, h1) = &first.msgs[1];
+    let r = pop_ack(&c, &b, "g_fc", "FifoCrash", m1, h1).await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+    let next = pop_raw(&c, &b, "broker-pop", &p).await;
+    assert_eq!(bodies(&next), ["f-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_pop_and_ack_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, b) = pop_node(dir.path(), 1);
     let c = client();
     create_topic(&c, &b, "CrashPop", 1).await;
     send_n(&c, &b, "CrashPop", 0, 5, "k").await;
@@ -516,12 +590,7 @@ async fn kill_9_between_pop_and_ack_loses_nothing() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     proc.kill9();
 
-    let (_proc2, b) = spawn_standalone(
-        &store,
-        &conf,
-        &dir.path().join("run2.log"),
-        Duration::from_secs(10),
-    );
+    let (_proc2, b) = pop_node(dir.path(), 2);
     let mut seen = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline && !["k-2", "k-3", "k-4"].iter().all(|k| seen.contains(*k)) {

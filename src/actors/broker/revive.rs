@@ -24,7 +24,7 @@ use super::offsets::{CommitOffset, QueryOffset};
 use super::processor::BrokerCtx;
 use super::queue::{Pull, PullQuery, PullStatus};
 use super::topic::UpsertTopic;
-use crate::actors::supervisor::{self, restarts};
+use crate::actors::supervisor::{self, armed, restarts};
 use crate::config::BrokerConfig;
 use crate::service::broker::BrokerService;
 use crate::wire::bodies::{perm, TopicConfig};
@@ -66,7 +66,7 @@ pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
         }
     }
     let arbiter = Arbiter::new();
-    let addrs = (0..n)
+    let addrs: Vec<Addr<Revive>> = (0..n)
         .map(|qid| {
             let svc = BrokerService::new(ctx.clone());
             supervisor::start_in_arbiter(&arbiter.handle(), "Revive", move |_| {
@@ -74,6 +74,9 @@ pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
             })
         })
         .collect();
+    // Fault-injection target (ACTORMQ_INJECT_FAULT): revive queue 0's actor.
+    let scope = ctx.cfg.store_path_root_dir.display().to_string();
+    supervisor::targets::register(&scope, "revive", addrs[0].clone().recipient());
     (arbiter, addrs)
 }
 
@@ -131,6 +134,7 @@ impl Revive {
 impl Actor for Revive {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        armed::fire("Revive", armed::Point::Started);
         ctx.notify(Step);
     }
 }
@@ -276,5 +280,86 @@ async fn revive_due(svc: &BrokerService, pending: &mut HashMap<CkKey, Pending>) 
                 break;
             }
         }
+    }
+}
+
+crate::inject_panic_handler!(Revive, "Revive");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::message::{keys, with_property, MessageExt};
+
+    fn record(tag: &str, body: &impl serde::Serialize, queue_offset: i64) -> MessageExt {
+        let host = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        MessageExt {
+            store_size: 0,
+            magic: 0,
+            body_crc: 0,
+            queue_id: 0,
+            flag: 0,
+            queue_offset,
+            commit_log_offset: 0,
+            sys_flag: 0,
+            born_timestamp: 0,
+            born_host: host,
+            store_timestamp: 0,
+            store_host: host,
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body: serde_json::to_vec(body).unwrap().into(),
+            topic: "rmq_sys_REVIVE_LOG_c".into(),
+            properties: with_property("", keys::TAGS, tag),
+        }
+    }
+
+    fn ck() -> CheckPoint {
+        CheckPoint {
+            start_offset: 10,
+            pop_time: 1,
+            invisible_ms: 1000,
+            bitmap: 0,
+            num: 3,
+            queue_id: 0,
+            topic: "T".into(),
+            group: "g".into(),
+            revive_offset: 0,
+            deltas: vec![0, 1, 5],
+            broker_name: "b".into(),
+            re_put: None,
+        }
+    }
+
+    fn ack(offsets: &[i64]) -> AckRecord {
+        AckRecord {
+            ack_offset: offsets[0],
+            start_offset: 10,
+            group: "g".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            pop_time: 1,
+            broker_name: "b".into(),
+            ack_offsets: if offsets.len() > 1 {
+                offsets.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn acks_clear_a_check_point_bit_by_bit() {
+        let mut pending = HashMap::new();
+        apply(&mut pending, &record(CK_TAG, &ck(), 7));
+        assert_eq!(pending[&ck().key()].ro, 7);
+        apply(&mut pending, &record(ACK_TAG, &ack(&[11]), 8));
+        assert_eq!(pending[&ck().key()].acked, 0b010);
+        // An ack of another pop time is not this check-point's.
+        let mut other = ack(&[10]);
+        other.pop_time = 2;
+        apply(&mut pending, &record(ACK_TAG, &other, 9));
+        assert_eq!(pending[&ck().key()].acked, 0b010);
+        apply(&mut pending, &record(BATCH_ACK_TAG, &ack(&[10, 15]), 10));
+        assert!(pending.is_empty(), "fully acked check-point kept");
     }
 }

@@ -152,16 +152,14 @@ impl BrokerService {
     ) -> ChangeInvisibleReply {
         let h = &t.handle;
         let key = queue_key(&t.topic, &req.group, req.queue_id);
-        let mut next_visible = now + req.invisible_ms as i64;
-        if let Ok(mut m) = self.ctx().pop.order.lock() {
-            if let Some(info) = m.get_mut(&key).filter(|i| i.pop_time == h.pop_time) {
-                if let Some(i) = info.offsets.iter().position(|o| *o == req.offset) {
-                    info.next_visible[i] = next_visible;
-                }
-            } else {
-                next_visible = h.next_visible();
-            }
-        }
+        let wanted = now + req.invisible_ms as i64;
+        let moved = self.ctx().pop.with_order(|m| {
+            let info = m.get_mut(&key).filter(|i| i.pop_time == h.pop_time)?;
+            let i = info.offsets.iter().position(|o| *o == req.offset)?;
+            info.next_visible[i] = wanted;
+            Some(wanted)
+        });
+        let next_visible = moved.flatten().unwrap_or_else(|| h.next_visible());
         let invisible = (next_visible - h.pop_time).max(0);
         let handle = Handle {
             invisible_ms: invisible,
@@ -190,12 +188,9 @@ impl BrokerService {
     ) -> Result<(), Refusal> {
         let ctx = self.ctx();
         let key = queue_key(topic, group, qid);
-        let commit = {
-            let Ok(mut m) = ctx.pop.order.lock() else {
-                return Ok(());
-            };
+        let acked = ctx.pop.with_order(|m| {
             let Some(info) = m.get_mut(&key).filter(|i| i.pop_time == pop_time) else {
-                return Ok(()); // stale handle: a later POP re-delivered
+                return Ok(None); // stale handle: a later POP re-delivered
             };
             let Some(i) = info.offsets.iter().position(|o| *o == offset) else {
                 return Err(Refusal::MessageIllegal(format!(
@@ -207,8 +202,9 @@ impl BrokerService {
             if info.all_acked() {
                 m.remove(&key);
             }
-            c
-        };
+            Ok(c)
+        });
+        let commit = acked.transpose()?.flatten();
         if let Some(c) = commit {
             self.commit_pop_offset(group, topic, qid, c);
         }
@@ -232,6 +228,10 @@ impl BrokerService {
         offset: i64,
     ) -> Result<Target, Refusal> {
         let ctx = self.ctx();
+        // Acks are revive-topic writes: a slave refuses them as sends.
+        if let Some(r) = ctx.role.refuse_write() {
+            return Err(r);
+        }
         names::check_group(group)?;
         let handle = Handle::parse(handle).map_err(Refusal::InvalidParameter)?;
         if handle.broker_name != ctx.cfg.broker_name {

@@ -158,7 +158,7 @@ impl BrokerService {
             counts: counts.clone(),
             attempt_id: req.attempt_id.clone(),
         };
-        ctx.pop.set_order_info(key, Some(info));
+        ctx.pop.set_order_info(key, info);
         self.commit_pop_offset(&req.group, &entry.name, qid, found.start);
         reply
             .infos
