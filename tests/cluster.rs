@@ -419,6 +419,12 @@ fn the_example_files_are_valid() {
     let two = actormq::cluster::ClusterSpec::load(&dir.join("cluster-2m.toml")).unwrap();
     let roles: Vec<&str> = two.children.iter().map(|c| c.role.as_str()).collect();
     assert_eq!(roles, ["namesrv", "SYNC_MASTER", "SLAVE"]);
+    let four = actormq::cluster::ClusterSpec::load(&dir.join("cluster-2m2s-async.toml")).unwrap();
+    let roles: Vec<&str> = four.children.iter().map(|c| c.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        ["namesrv", "ASYNC_MASTER", "SLAVE", "ASYNC_MASTER", "SLAVE"]
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::target::{client, BenchResult};
 use crate::actors::ha::status::{HaRuntimeInfo, GET_BROKER_HA_STATUS};
+use crate::client::RemotingClient;
 use crate::wire::codes::response;
 use crate::wire::RemotingCommand;
 
@@ -160,14 +161,7 @@ impl Pair {
 
     /// The master's HA state.
     pub async fn status(&self) -> BenchResult<HaRuntimeInfo> {
-        let cmd = RemotingCommand::request(GET_BROKER_HA_STATUS);
-        let r = client()
-            .invoke(&self.master, cmd, Duration::from_secs(3))
-            .await?;
-        if r.code != response::SUCCESS {
-            return Err(format!("haStatus: code {} {:?}", r.code, r.remark).into());
-        }
-        Ok(serde_json::from_slice(&r.body_bytes())?)
+        ha_status(&client(), &self.master).await
     }
 
     /// The slave's acknowledged offset as the master sees it (None before
@@ -180,6 +174,16 @@ impl Pair {
             .map(|c| c.slave_ack_offset)
             .filter(|a| *a >= 0))
     }
+}
+
+/// GET_BROKER_HA_STATUS of `broker`.
+pub async fn ha_status(c: &RemotingClient, broker: &str) -> BenchResult<HaRuntimeInfo> {
+    let cmd = RemotingCommand::request(GET_BROKER_HA_STATUS);
+    let r = c.invoke(broker, cmd, Duration::from_secs(3)).await?;
+    if r.code != response::SUCCESS {
+        return Err(format!("haStatus: code {} {:?}", r.code, r.remark).into());
+    }
+    Ok(serde_json::from_slice(&r.body_bytes())?)
 }
 
 impl Drop for Pair {

@@ -4,7 +4,7 @@
 //!
 //! * SYNC_MASTER and ASYNC_MASTER send throughput and latency, `-w` (64)
 //!   sends in flight on one connection, `--size` (1 KiB) bodies;
-//! * replication lag at a fixed rate (`--rate`, 50 K msg/s) on an
+//! * replication lag at fixed rates (`--rate`, 50 K and 20 K msg/s) on an
 //!   ASYNC_MASTER: for each acknowledged send, the time from the master's
 //!   answer until the master saw the slave acknowledge the record's end
 //!   (the master's HA status polled every millisecond); the rate reached is
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pair::Pair;
+use super::pair::{ha_status, Pair};
 use super::produce::{run_produce, ProduceBench, SendMode};
 use super::stats::{Report, Samples};
 use super::target::{client, prepare_topic, send_request, BenchResult, Transport};
@@ -47,9 +47,10 @@ pub struct ReplicationBench {
     /// Sends in flight in the throughput rows.
     #[arg(short = 'w', long, default_value_t = 64)]
     pub window: usize,
-    /// Target send rate of the lag row, messages per second.
-    #[arg(long, default_value_t = 50_000)]
-    pub rate: u64,
+    /// Target send rates of the lag rows, messages per second (one row
+    /// each; repeat the flag or separate with commas).
+    #[arg(long, value_delimiter = ',', default_values_t = [50_000, 20_000])]
+    pub rate: Vec<u64>,
     /// MiB of records an empty slave copies in the catch-up row.
     #[arg(long = "catchup-mib", default_value_t = 512)]
     pub catchup_mib: u64,
@@ -78,9 +79,12 @@ async fn rows(root: &Path, a: &ReplicationBench) -> BenchResult<Vec<Report>> {
         100.0 * sync.msgs_per_sec / asy.msgs_per_sec.max(1e-9),
         sync.p99_ms / asy.p99_ms.max(1e-9)
     ));
-    let lag = lag_row(&root.join("lag"), a).await?;
-    let catch_up = catch_up_row(&root.join("catchup"), a).await?;
-    Ok(vec![asy, sync, lag, catch_up])
+    let mut rows = vec![asy, sync];
+    for rate in &a.rate {
+        rows.push(lag_row(&root.join("lag"), a, *rate).await?);
+    }
+    rows.push(catch_up_row(&root.join("catchup"), a).await?);
+    Ok(rows)
 }
 
 fn produce_args(pair: &Pair, topic: &str, a: &ReplicationBench) -> ProduceBench {
@@ -119,15 +123,7 @@ fn poll_acks(pair: &Pair, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<
         let mut best = -1;
         while !stop.load(Ordering::Acquire) {
             tick.tick().await;
-            let cmd = crate::wire::RemotingCommand::request(
-                crate::actors::ha::status::GET_BROKER_HA_STATUS,
-            );
-            let Ok(r) = c.invoke(&master, cmd, Duration::from_secs(3)).await else {
-                continue;
-            };
-            let Ok(st) =
-                serde_json::from_slice::<crate::actors::ha::status::HaRuntimeInfo>(&r.body_bytes())
-            else {
+            let Ok(st) = ha_status(&c, &master).await else {
                 continue;
             };
             if let Some(ack) = st.ha_connection_info.first().map(|c| c.slave_ack_offset) {
@@ -148,7 +144,7 @@ fn stored_end(r: &crate::wire::RemotingCommand, record: i64) -> Option<i64> {
     msgid::decode_offset_msg_id(&h.msg_id).map(|(_, phys)| phys + record)
 }
 
-async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
+async fn lag_row(dir: &Path, a: &ReplicationBench, rate: u64) -> BenchResult<Report> {
     let mut pair = Pair::master(dir, "ASYNC_MASTER", SEGMENT).await?;
     pair.start_slave().await?;
     let topic = "BenchReplicationLag";
@@ -165,29 +161,85 @@ async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let poller = poll_acks(&pair, stop.clone());
+    let target = Target {
+        queues,
+        topic,
+        body,
+        record,
+    };
+    let sent = paced_sends(&target, rate, Duration::from_secs(a.duration)).await;
+    let last = sent.acked.iter().map(|(_, e)| *e).max().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pair.slave_ack().await?.unwrap_or(-1) < last && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::Release);
+    let polls = poller.await?;
+    let mut s = Samples::default();
+    for (answered, end) in &sent.acked {
+        // The first poll that saw the slave past the record's end.
+        match polls.get(polls.partition_point(|(_, ack)| ack < end)) {
+            Some((seen, _)) => {
+                s.record(seen.saturating_duration_since(*answered), 1, a.size as u64)
+            }
+            None => s.errors += 1,
+        }
+    }
+    s.errors += sent.failed;
+    let notes = format!(
+        "{} B, target {} msg/s, reached {:.0} msg/s ({} skipped at {} in flight), lag = master's answer → slave ack seen (1 ms polls)",
+        a.size,
+        rate,
+        sent.acked.len() as f64 / sent.elapsed.as_secs_f64(),
+        sent.skipped,
+        LAG_IN_FLIGHT
+    );
+    let name = format!("replication lag ASYNC_MASTER @{}K/s", rate / 1000);
+    Ok(Report::from_samples(&name, s, sent.elapsed, notes))
+}
+
+/// Where the lag row sends.
+struct Target {
+    queues: Arc<Vec<super::target::TargetQueue>>,
+    topic: &'static str,
+    body: Bytes,
+    /// Stored size of one record.
+    record: i64,
+}
+
+/// What [`paced_sends`] did.
+struct Paced {
+    /// (when the master answered, end offset of the stored record).
+    acked: Vec<(Instant, i64)>,
+    skipped: u64,
+    failed: u64,
+    elapsed: Duration,
+}
+
+/// Sends at `rate` messages per second for `duration` (a tick every
+/// millisecond sends what is due; a send due while `LAG_IN_FLIGHT` are out
+/// is skipped), then waits for the outstanding ones.
+async fn paced_sends(t: &Target, rate: u64, duration: Duration) -> Paced {
+    let c = client();
     let acked: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
-    let permits = Arc::new(tokio::sync::Semaphore::new(LAG_IN_FLIGHT));
-    let (mut issued, mut skipped, mut errors) = (0u64, 0u64, 0u64);
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let permits = Arc::new(tokio::sync::Semaphore::new(LAG_IN_FLIGHT));
+    let (mut issued, mut skipped) = (0u64, 0u64);
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
-    while start.elapsed() < Duration::from_secs(a.duration) {
+    while start.elapsed() < duration {
         tick.tick().await;
-        let due = (a.rate as f64 * start.elapsed().as_secs_f64()) as u64;
+        let due = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
         while issued + skipped < due {
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 skipped = due - issued;
                 break;
             };
-            let q = &queues[(issued % queues.len() as u64) as usize];
+            let q = &t.queues[(issued % t.queues.len() as u64) as usize];
             issued += 1;
-            let req = send_request(topic, q.queue_id, &body, 1, "");
-            let (c, addr, acked, failed) = (
-                c.clone(),
-                q.broker_addr.clone(),
-                acked.clone(),
-                failed.clone(),
-            );
+            let req = send_request(t.topic, q.queue_id, &t.body, 1, "");
+            let (c, addr, record) = (c.clone(), q.broker_addr.clone(), t.record);
+            let (acked, failed) = (acked.clone(), failed.clone());
             tokio::spawn(async move {
                 let r = c.invoke(&addr, req, Duration::from_secs(10)).await;
                 match r.ok().and_then(|r| stored_end(&r, record)) {
@@ -202,40 +254,13 @@ async fn lag_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
         }
     }
     let _ = permits.acquire_many(LAG_IN_FLIGHT as u32).await;
-    let elapsed = start.elapsed();
     let acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
-    let last = acked.iter().map(|(_, e)| *e).max().unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pair.slave_ack().await?.unwrap_or(-1) < last && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    stop.store(true, Ordering::Release);
-    let polls = poller.await?;
-    let mut s = Samples::default();
-    for (answered, end) in &acked {
-        let i = polls.partition_point(|(_, ack)| ack < end);
-        match polls.get(i) {
-            Some((seen, _)) => {
-                s.record(seen.saturating_duration_since(*answered), 1, a.size as u64)
-            }
-            None => errors += 1,
-        }
-    }
-    s.errors = errors + failed.load(Ordering::Relaxed);
-    let notes = format!(
-        "{} B, target {} msg/s, reached {:.0} msg/s ({} skipped at {} in flight), lag = master's answer → slave ack seen (1 ms polls)",
-        a.size,
-        a.rate,
-        acked.len() as f64 / elapsed.as_secs_f64(),
+    Paced {
+        acked,
         skipped,
-        LAG_IN_FLIGHT
-    );
-    Ok(Report::from_samples(
-        "replication lag ASYNC_MASTER",
-        s,
-        elapsed,
-        notes,
-    ))
+        failed: failed.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Writes `bytes` to a new file in `dir` in 1 MiB writes, fsyncs it and
@@ -261,26 +286,33 @@ fn disk_write_speed(dir: &Path, bytes: u64) -> BenchResult<f64> {
 
 async fn catch_up_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
     let want = a.catchup_mib.max(1) << 20;
-    // One segment holds it all: an empty slave copies the last segment.
-    let segment = want + (64 << 20);
+    // One segment holds it all (an empty slave copies the last segment),
+    // with room for the records' headers.
+    let segment = 2 * want + (64 << 20);
     let mut pair = Pair::master(dir, "ASYNC_MASTER", segment).await?;
-    let per_batch = (a.size.max(1) as u64) * 32;
+    let record = a.size.max(1) as u64 + 200;
+    let count = (want / record).max(32) / 32 * 32;
     run_produce(&ProduceBench {
         window: 4,
         mode: SendMode::Batch,
         batch: 32,
-        count: Some(want / per_batch * 32),
+        count: Some(count),
         duration: 3_600,
         ..produce_args(&pair, "BenchReplicationCatchUp", a)
     })
     .await?;
     let end = pair.status().await?.master_commit_log_max_offset;
+    if end as u64 >= segment {
+        return Err(format!("{end} bytes do not fit one {segment}-byte segment").into());
+    }
     let disk = {
         let (dir, end) = (dir.to_owned(), end as u64);
         tokio::task::spawn_blocking(move || disk_write_speed(&dir, end)).await??
     };
     pair.start_slave().await?;
     // From the slave's first report on: the copy, not the process start.
+    // (Its very first report is 0, its empty log; the copy starts at the
+    // segment's start, 0 here, so nothing is counted twice.)
     let (t0, from) = (Instant::now(), pair.slave_ack().await?.unwrap_or(0));
     let deadline = t0 + Duration::from_secs(600);
     while pair.slave_ack().await?.unwrap_or(0) < end {
@@ -292,7 +324,7 @@ async fn catch_up_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
     let took = t0.elapsed().max(Duration::from_millis(1));
     let copied = (end - from).max(0) as f64;
     let mib_s = copied / took.as_secs_f64() / (1024.0 * 1024.0);
-    let msgs = (copied / (end as f64).max(1.0) * (want / a.size.max(1) as u64) as f64) as u64;
+    let msgs = (copied / (end as f64).max(1.0) * count as f64) as u64;
     let mut r = Report::from_samples(
         "replication catch-up",
         Samples::default(),

@@ -186,14 +186,19 @@ impl GroupTransfer {
         connected && master_end - self.pushed() < self.max_gap()
     }
 
-    /// Java's `inSyncReplicasNums`: the master plus every counted slave
-    /// less than `haMaxGapNotInSync` behind `master_end`.
+    /// Java's `isInSyncSlave`: a counted slave that reported and is less
+    /// than `haMaxGapNotInSync` behind `master_end`.
+    pub fn in_sync(&self, s: &SlaveState, master_end: i64) -> bool {
+        !s.learner && s.acked >= 0 && master_end - s.acked < self.max_gap()
+    }
+
+    /// Java's `inSyncReplicasNums`: the master plus every slave in sync at
+    /// `master_end`.
     pub fn in_sync_replicas(&self, master_end: i64) -> usize {
-        let gap = self.max_gap();
-        1 + self
-            .counted_acks()
-            .iter()
-            .filter(|a| master_end - **a < gap)
+        let slaves = self.lock_slaves();
+        1 + slaves
+            .values()
+            .filter(|s| self.in_sync(s, master_end))
             .count()
     }
 

@@ -52,8 +52,8 @@ pub struct HaClientRuntimeInfo {
 
 impl HaRuntimeInfo {
     /// The state now: `is_master` from the role, `max_offset` the local
-    /// commit-log end, `max_gap` Java's `haMaxGapNotInSync`.
-    pub fn collect(ha: &HaRuntime, is_master: bool, max_offset: i64, max_gap: i64) -> Self {
+    /// commit-log end.
+    pub fn collect(ha: &HaRuntime, is_master: bool, max_offset: i64) -> Self {
         let mut info = HaRuntimeInfo {
             master: is_master,
             master_commit_log_max_offset: max_offset,
@@ -65,7 +65,7 @@ impl HaRuntimeInfo {
             for s in slaves {
                 let ack = s.acked.max(0);
                 let diff = (max_offset - ack).max(0);
-                let in_sync = !s.learner && s.acked >= 0 && diff < max_gap;
+                let in_sync = ha.group.in_sync(&s, max_offset);
                 info.in_sync_slave_nums += in_sync as i32;
                 info.ha_connection_info.push(HaConnectionRuntimeInfo {
                     addr: s.addr,

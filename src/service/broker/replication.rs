@@ -52,7 +52,6 @@ impl BrokerService {
             &ctx.ha,
             !ctx.role.is_slave(),
             ctx.reader.max_offset(),
-            ctx.cfg.ha.max_gap_not_in_sync,
         )
     }
 }
