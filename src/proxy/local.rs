@@ -1,0 +1,230 @@
+//! LOCAL mode: the proxy inside the broker's process, calling
+//! [`BrokerService`] directly (RocketMQ's `LocalServiceManager`). Routes
+//! come from the broker's own topic table, one broker, id 0.
+//!
+//! Service calls run on one of the broker's I/O arbiters (their futures
+//! belong to an actix thread); the gRPC handler awaits the answer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::backend::*;
+use crate::actors::broker::groups::EnsureGroup;
+use crate::actors::server::IoPool;
+use crate::service::broker::{
+    BrokerService, EndTransactionRequest, HeartbeatRequest, SendRequest, TransactionDecision,
+    UnregisterRequest,
+};
+use crate::service::{Caller, Refusal};
+use crate::wire::bodies::{
+    BrokerData, ConsumerData, HeartbeatData, ProducerData, QueueData, TopicRouteData,
+};
+use crate::wire::message::sysflag;
+use crate::wire::names::AUTO_CREATE_TOPIC;
+
+pub struct LocalBackend {
+    svc: BrokerService,
+    pool: IoPool,
+}
+
+impl LocalBackend {
+    pub fn new(svc: BrokerService, pool: IoPool) -> Arc<LocalBackend> {
+        Arc::new(LocalBackend { svc, pool })
+    }
+
+    /// Runs `f` on a broker arbiter and answers its result.
+    fn run<T, F, Fut>(&self, f: F) -> Reply<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(BrokerService) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, Refusal>> + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let svc = self.svc.clone();
+        let sent = self.pool.pick().spawn_fn(move || {
+            actix::spawn(async move {
+                let _ = tx.send(f(svc).await);
+            });
+        });
+        Box::pin(async move {
+            if !sent {
+                return Err(Refusal::busy("broker"));
+            }
+            rx.await.unwrap_or_else(|_| Err(Refusal::busy("broker")))
+        })
+    }
+}
+
+/// The topic's `message.type` attribute (as set with `+message.type=FIFO`).
+pub fn message_type_of(attrs: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    attrs
+        .get("message.type")
+        .or_else(|| attrs.get("+message.type"))
+        .map(|t| t.to_ascii_uppercase())
+}
+
+fn local_route(svc: &BrokerService, topic: &str) -> Result<TopicInfo, Refusal> {
+    let ctx = svc.ctx();
+    let t = ctx.topics.get(topic).ok_or_else(|| Refusal::topic_not_exist(topic))?;
+    let c = &t.config;
+    let name = ctx.cfg.broker_name.clone();
+    let route = TopicRouteData {
+        order_topic_conf: None,
+        queue_datas: vec![QueueData {
+            broker_name: name.clone(),
+            read_queue_nums: c.read_queue_nums,
+            write_queue_nums: c.write_queue_nums,
+            perm: c.perm,
+            topic_sys_flag: c.topic_sys_flag,
+        }],
+        broker_datas: vec![BrokerData {
+            cluster: ctx.cfg.broker_cluster_name.clone(),
+            broker_name: name,
+            broker_addrs: [(0i64, ctx.cfg.broker_addr())].into_iter().collect(),
+            zone_name: None,
+            ..Default::default()
+        }],
+        filter_server_table: Default::default(),
+    };
+    Ok(TopicInfo { route, message_type: message_type_of(&c.attributes) })
+}
+
+fn heartbeat_data(reg: &Registration) -> HeartbeatData {
+    HeartbeatData {
+        client_id: reg.client_id.clone(),
+        producer_data_set: reg
+            .producer_groups
+            .iter()
+            .map(|g| ProducerData { group_name: g.clone() })
+            .collect(),
+        consumer_data_set: reg
+            .consumer
+            .iter()
+            .map(|c| ConsumerData {
+                group_name: c.group.clone(),
+                consume_type: c.consume_type.into(),
+                message_model: "CLUSTERING".into(),
+                consume_from_where: "CONSUME_FROM_LAST_OFFSET".into(),
+                subscription_data_set: c.subscriptions.clone(),
+                unit_mode: false,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+impl Backend for LocalBackend {
+    fn auth(&self) -> Option<Arc<crate::auth::Auth>> {
+        self.svc.ctx().auth.clone()
+    }
+
+    fn topic(&self, _caller: Caller, topic: String) -> Reply<TopicInfo> {
+        let r = local_route(&self.svc, &topic);
+        Box::pin(async move { r })
+    }
+
+    fn send(&self, caller: Caller, cmd: SendCmd) -> Reply<Sent> {
+        self.run(move |svc| async move {
+            let queue_id = match (&cmd.shard_key, svc.ctx().topics.get(&cmd.topic)) {
+                (Some(k), Some(t)) => fifo_queue_index(k, t.config.write_queue_nums.max(1) as usize) as i32,
+                _ => -1,
+            };
+            let req = SendRequest {
+                topic: &cmd.topic,
+                default_topic: AUTO_CREATE_TOPIC,
+                default_topic_queue_nums: 4,
+                queue_id,
+                sys_flag: cmd.sys_flag,
+                flag: 0,
+                born_timestamp: cmd.born_timestamp,
+                properties: &cmd.properties,
+                reconsume_times: cmd.reconsume_times,
+                max_reconsume_times: None,
+                body: cmd.body.clone(),
+                batch: false,
+            };
+            let r = svc.send(&caller, req).await?;
+            let first = r.results.first().ok_or_else(|| Refusal::Failed("nothing stored".into()))?;
+            Ok(Sent {
+                broker_name: svc.ctx().cfg.broker_name.clone(),
+                queue_id: r.queue_id,
+                queue_offset: first.queue_offset,
+                commit_log_offset: first.phys_offset,
+                msg_id: r.transaction_id.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default(),
+                flush_ok: r.flush == crate::actors::broker::commit_log::FlushOutcome::Ok,
+            })
+        })
+    }
+
+    fn end_transaction(&self, caller: Caller, cmd: EndTx) -> Reply<()> {
+        self.run(move |svc| async move {
+            let decision = match cmd.commit_or_rollback {
+                sysflag::TRANSACTION_COMMIT_TYPE => TransactionDecision::Commit,
+                sysflag::TRANSACTION_ROLLBACK_TYPE => TransactionDecision::Rollback,
+                _ => TransactionDecision::Unknown,
+            };
+            let req = EndTransactionRequest {
+                producer_group: cmd.producer_group,
+                half_queue_offset: cmd.half_queue_offset,
+                half_offset: cmd.half_offset,
+                decision,
+                from_check: cmd.from_check,
+                msg_id: cmd.msg_id,
+            };
+            svc.end_transaction(&caller, req).await
+        })
+    }
+
+    fn register(&self, caller: Caller, reg: Registration) -> Reply<()> {
+        self.run(move |svc| async move {
+            let hb = HeartbeatRequest {
+                data: heartbeat_data(&reg),
+                connection: reg.connection.clone(),
+                language: reg.language.clone(),
+                version: 0,
+            };
+            svc.heartbeat(&caller, hb).await
+        })
+    }
+
+    fn unregister(&self, caller: Caller, client_id: String, producer_groups: Vec<String>, consumer_group: Option<String>) -> Reply<()> {
+        self.run(move |svc| async move {
+            for g in producer_groups {
+                let u = UnregisterRequest { client_id: client_id.clone(), producer_group: Some(g), consumer_group: None };
+                svc.unregister(&caller, u).await?;
+            }
+            if consumer_group.is_some() {
+                let u = UnregisterRequest { client_id, producer_group: None, consumer_group };
+                svc.unregister(&caller, u).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn group(&self, _caller: Caller, group: String) -> Reply<GroupSettings> {
+        let groups = self.svc.ctx().groups.clone();
+        Box::pin(async move {
+            match groups.send(EnsureGroup(group.clone())).await {
+                Ok(Some(c)) => Ok(GroupSettings { retry_max_times: c.retry_max_times, orderly: c.consume_message_orderly }),
+                Ok(None) => Err(Refusal::GroupNotExist(format!("subscription group not exist, {group}"))),
+                Err(_) => Err(Refusal::busy("group manager")),
+            }
+        })
+    }
+
+    fn pop(&self, _caller: Caller, _cmd: PopCmd) -> Reply<Popped> {
+        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    }
+
+    fn ack(&self, _caller: Caller, _cmd: HandleCmd) -> Reply<()> {
+        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    }
+
+    fn change_invisible(&self, _caller: Caller, _cmd: HandleCmd, _invisible_ms: i64) -> Reply<String> {
+        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    }
+
+    fn to_dlq(&self, _caller: Caller, _cmd: DlqCmd) -> Reply<()> {
+        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    }
+}
