@@ -55,6 +55,13 @@ pub enum Refusal {
     Failed(String),
     #[error("{0}")]
     Unsupported(String),
+    /// An ack or invisible-time change for an offset the queue does not
+    /// hold (POP).
+    #[error("{0}")]
+    NoMessage(String),
+    /// Too many POPs are long-polling (`popPollingSize`, `maxPopPollingSize`).
+    #[error("{0}")]
+    PollingFull(String),
 }
 
 impl Refusal {
@@ -76,6 +83,8 @@ impl Refusal {
             Refusal::IllegalOperation(_) => rs::ILLEGAL_OPERATION,
             Refusal::Failed(_) => rs::SYSTEM_ERROR,
             Refusal::Unsupported(_) => rs::REQUEST_CODE_NOT_SUPPORTED,
+            Refusal::NoMessage(_) => rs::NO_MESSAGE,
+            Refusal::PollingFull(_) => rs::POLLING_FULL,
         }
     }
 
@@ -183,6 +192,8 @@ mod tests {
             Refusal::IllegalOperation(String::new()),
             Refusal::Failed(String::new()),
             Refusal::Unsupported(String::new()),
+            Refusal::NoMessage(String::new()),
+            Refusal::PollingFull(String::new()),
         ];
         let mut codes: Vec<i32> = all.iter().map(Refusal::remoting_code).collect();
         assert!(codes.iter().all(|c| *c != rs::SUCCESS));

@@ -12,6 +12,7 @@ pub mod json_header;
 pub mod message;
 pub mod msgid;
 pub mod names;
+pub mod pop;
 pub mod register_body;
 
 pub use command::{ExtFields, RemotingCommand};

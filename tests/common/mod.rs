@@ -859,3 +859,131 @@ pub fn consumer_data(group: &str, model: &str, topics: &[(&str, &str, &str)]) ->
         })).collect::<Vec<_>>(),
     })
 }
+
+// ------------------------------------------------------------ POP helpers
+
+/// One POP_MESSAGE as a test builds it.
+#[derive(Debug, Clone)]
+pub struct PopCall<'a> {
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub queue_id: i32,
+    pub max: i32,
+    pub invisible_ms: i64,
+    pub poll_ms: i64,
+    pub order: bool,
+    pub attempt_id: Option<&'a str>,
+}
+
+impl<'a> PopCall<'a> {
+    pub fn new(group: &'a str, topic: &'a str) -> PopCall<'a> {
+        PopCall {
+            group,
+            topic,
+            queue_id: -1,
+            max: 32,
+            invisible_ms: 60_000,
+            poll_ms: 0,
+            order: false,
+            attempt_id: None,
+        }
+    }
+}
+
+/// A POP response with each message's receipt handle, built as RocketMQ's
+/// remoting client does (`MQClientAPIImpl#processPopResponse`): `POP_CK`
+/// when the record has one, else from `startOffsetInfo` / `msgOffsetInfo`.
+#[derive(Debug)]
+pub struct Popped {
+    pub code: i32,
+    pub remark: Option<String>,
+    pub ext: ExtFields,
+    /// (message, handle) pairs.
+    pub msgs: Vec<(MessageExt, String)>,
+}
+
+pub async fn pop_raw(c: &RemotingClient, broker: &str, broker_name: &str, p: &PopCall<'_>) -> Popped {
+    let mut e = ext(&[("consumerGroup", p.group), ("topic", p.topic), ("expType", "TAG"), ("exp", "*")]);
+    e.insert("queueId", p.queue_id.to_string());
+    e.insert("maxMsgNums", p.max.to_string());
+    e.insert("invisibleTime", p.invisible_ms.to_string());
+    e.insert("pollTime", p.poll_ms.to_string());
+    e.insert("bornTime", now_ms().to_string());
+    e.insert("initMode", "0");
+    e.insert("order", p.order.to_string());
+    if let Some(a) = p.attempt_id {
+        e.insert("attemptId", a);
+    }
+    let mut cmd = RemotingCommand::request(actormq::wire::codes::request::POP_MESSAGE);
+    cmd.ext = e;
+    let r = c
+        .invoke(broker, cmd, CALL + Duration::from_millis(p.poll_ms.max(0) as u64))
+        .await
+        .unwrap_or_else(|e| panic!("pop {} failed: {e}", p.topic));
+    let msgs = if r.code == response::SUCCESS {
+        let h = actormq::wire::headers::pop::PopMessageResponseHeader::from_ext(&r.ext).expect("pop response header");
+        decode_checked(&r.body_bytes())
+            .into_iter()
+            .map(|m| {
+                let handle = handle_of(&m, &h, p.group, broker_name);
+                (m, handle)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Popped { code: r.code, remark: r.remark.clone(), ext: r.ext.clone(), msgs }
+}
+
+fn handle_of(
+    m: &MessageExt,
+    h: &actormq::wire::headers::pop::PopMessageResponseHeader,
+    group: &str,
+    broker_name: &str,
+) -> String {
+    if let Some(ck) = m.property("POP_CK") {
+        return ck.to_owned();
+    }
+    let (ty, _) = actormq::wire::pop::classify(&m.topic, group);
+    let start = h
+        .start_offset_info
+        .as_deref()
+        .unwrap_or_default()
+        .split(';')
+        .find_map(|e| {
+            let f: Vec<&str> = e.split(' ').collect();
+            (f.len() == 3 && f[0] == ty.to_string() && f[1] == m.queue_id.to_string())
+                .then(|| f[2].to_owned())
+        })
+        .expect("startOffsetInfo entry of the message's queue");
+    format!(
+        "{start} {} {} {} {ty} {broker_name} {} {}",
+        h.pop_time, h.invisible_time, h.revive_qid, m.queue_id, m.queue_offset
+    )
+}
+
+/// ACK_MESSAGE for a popped message (the real topic from its handle).
+pub async fn pop_ack(c: &RemotingClient, broker: &str, group: &str, topic: &str, m: &MessageExt, handle: &str) -> RemotingCommand {
+    let h = actormq::wire::pop::Handle::parse(handle).expect("handle");
+    let real = actormq::wire::pop::real_topic(topic, group, h.topic_type);
+    let mut e = ext(&[("consumerGroup", group), ("topic", &real), ("extraInfo", handle)]);
+    e.insert("queueId", h.queue_id.to_string());
+    e.insert("offset", m.queue_offset.to_string());
+    call(c, broker, actormq::wire::codes::request::ACK_MESSAGE, e, None).await
+}
+
+/// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP with `retryMaxTimes` (and FIFO when `orderly`).
+pub async fn create_group(c: &RemotingClient, broker: &str, group: &str, retry_max: i32, orderly: bool) {
+    let body = format!(
+        r#"{{"groupName":"{group}","consumeEnable":true,"retryMaxTimes":{retry_max},"retryQueueNums":1,"consumeMessageOrderly":{orderly}}}"#
+    );
+    let r = call(
+        c,
+        broker,
+        request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
+        ExtFields::default(),
+        Some(Bytes::from(body)),
+    )
+    .await;
+    assert_eq!(r.code, response::SUCCESS, "create group {group}: {:?}", r.remark);
+}

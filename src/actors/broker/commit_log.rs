@@ -45,6 +45,8 @@ pub struct CommitLogWriter {
     handled_end: i64,
     /// For re-reading records on restart (delay levels of parked records).
     store_cfg: crate::store::StoreConfig,
+    /// Wakes POPs long-polling a topic that just got records.
+    arrivals: Option<Arc<super::pop_state::Arrivals>>,
 }
 
 impl CommitLogWriter {
@@ -77,7 +79,14 @@ impl CommitLogWriter {
             sync_flush_timeout,
             indexer: None,
             disk_full: None,
+            arrivals: None,
         }
+    }
+
+    /// Tells long-polling POPs about every dispatched topic.
+    pub fn with_arrivals(mut self, arrivals: Arc<super::pop_state::Arrivals>) -> Self {
+        self.arrivals = Some(arrivals);
+        self
     }
 
     /// The store settings (needed to re-read parked records on restart).
@@ -131,6 +140,11 @@ impl CommitLogWriter {
                 None => {
                     tracing::warn!(%topic, qid, "no queue actor for dispatch; it will be rebuilt on recovery")
                 }
+            }
+            // After the dispatch is queued: a woken POP's read reaches the
+            // queue behind it.
+            if let Some(a) = &self.arrivals {
+                a.notify(&topic);
             }
         }
         if end > 0 {

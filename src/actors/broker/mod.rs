@@ -21,8 +21,10 @@ pub mod groups;
 pub mod indexer;
 pub mod locks;
 pub mod offsets;
+pub mod pop_state;
 pub mod processor;
 pub mod queue;
+pub mod revive;
 pub mod registrar;
 pub mod role;
 pub mod schedule;
@@ -77,6 +79,8 @@ pub struct Broker {
     /// The store's `lock` file, held until shutdown (see `store::lock`).
     store_lock: Option<store::StoreLock>,
     slave_sync: Addr<ha::slave_sync::SlaveSync>,
+    /// The revive actors (POP) and their arbiter.
+    revive: Option<(Arbiter, Vec<Addr<revive::Revive>>)>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -186,6 +190,10 @@ impl Broker {
             reader.clone(),
             recovered.was_clean_shutdown,
         );
+        let pop = Arc::new(pop_state::PopState::new(
+            crate::wire::pop::revive_topic(&cfg.broker_cluster_name),
+            revive::revive_queue_num(&cfg),
+        ));
         let commit_arbiter = Arbiter::new();
         let writer_arbiter = if cfg.commit_log_own_thread {
             commit_arbiter.handle()
@@ -204,7 +212,8 @@ impl Broker {
         let writer = index
             .attach(writer)
             .with_disk_full(disk_full.clone())
-            .with_store_cfg(store_cfg.clone());
+            .with_store_cfg(store_cfg.clone())
+            .with_arrivals(pop.arrivals.clone());
         let commit_log =
             supervisor::start_in_arbiter(&writer_arbiter, "CommitLog", move |_| writer);
         let cleaner = cleaner::start(
@@ -387,7 +396,9 @@ impl Broker {
             held_pulls: Default::default(),
             max_held_pulls,
             ha: ha_runtime,
+            pop,
         });
+        let revive = Some(revive::start(&ctx).await);
         let accept = serve_tls(
             listener,
             Arc::new(BrokerProcessor { ctx: ctx.clone() }),
@@ -408,6 +419,7 @@ impl Broker {
             ha: (ha_service, ha_client),
             store_lock: Some(store_lock),
             slave_sync,
+            revive,
         })
     }
 
@@ -430,6 +442,9 @@ impl Broker {
         let _ = self.slave_sync.send(ha::slave_sync::StopSync).await;
         let _ = self.ha.0.send(ha::service::Close).await;
         self.ctx.services.stop();
+        if let Some((a, _)) = self.revive.take() {
+            a.stop();
+        }
         let _ = tokio::time::timeout(
             Duration::from_secs(5),
             self.ctx.registrar.send(registrar::UnregisterAll),

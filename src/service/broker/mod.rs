@@ -13,6 +13,7 @@
 //! | `locks.rs` | ordered-consumption queue locks | LOCK_BATCH_MQ, UNLOCK_BATCH_MQ |
 //! | `transaction.rs` | end a transaction | END_TRANSACTION |
 //! | `admin.rs` | topics, groups, configs, stats | UPDATE_AND_CREATE_TOPIC, DELETE_TOPIC_IN_BROKER, GET_*_CONFIG, subscription groups, GET_BROKER_RUNTIME_INFO |
+//! | `pop*.rs` | POP consumption: pop (`pop.rs`, `pop_read.rs`), acks and invisible time (`pop_ack.rs`), peek / notification / polling info (`pop_peek.rs`), redelivery (`pop_revive.rs`) | POP_MESSAGE, ACK_MESSAGE, BATCH_ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME, PEEK_MESSAGE, NOTIFICATION, POLLING_INFO |
 //! | `progress.rs` | consumer progress | GET_CONSUME_STATS, GET_CONSUMER_CONNECTION_LIST, GET_CONSUMER_RUNNING_INFO, INVOKE_BROKER_TO_RESET_OFFSET |
 
 mod admin;
@@ -20,6 +21,11 @@ mod auth_admin;
 mod clients;
 mod locks;
 mod offsets;
+mod pop;
+mod pop_ack;
+mod pop_peek;
+mod pop_read;
+mod pop_revive;
 mod progress;
 mod pull;
 mod query;
@@ -40,6 +46,8 @@ pub use auth_admin::*;
 pub use clients::*;
 pub use locks::*;
 pub use offsets::*;
+pub use pop::*;
+pub use pop_peek::*;
 pub use progress::*;
 pub use pull::*;
 pub use query::*;

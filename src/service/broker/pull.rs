@@ -61,7 +61,7 @@ pub struct PullReply {
 }
 
 /// Tag hash codes of a TAG expression; `None` means everything.
-fn tag_codes(expr: &str) -> Option<Vec<i64>> {
+pub(super) fn tag_codes(expr: &str) -> Option<Vec<i64>> {
     let tags = parse_tags(expr);
     if tags.is_empty() {
         None
@@ -72,7 +72,7 @@ fn tag_codes(expr: &str) -> Option<Vec<i64>> {
 
 /// Refused when the group may not consume (`consumeEnable=false`, or
 /// broadcasting without `consumeBroadcastEnable`).
-fn group_check(ctx: &BrokerCtx, group: &str) -> Result<(), Refusal> {
+pub(super) fn group_check(ctx: &BrokerCtx, group: &str) -> Result<(), Refusal> {
     let Some(g) = ctx.services.group_table.get(group) else {
         return Ok(());
     };
@@ -94,7 +94,7 @@ fn group_check(ctx: &BrokerCtx, group: &str) -> Result<(), Refusal> {
     })
 }
 
-type Filters = (Option<Vec<i64>>, Option<Arc<crate::filter::Expr>>);
+pub(super) type Filters = (Option<Vec<i64>>, Option<Arc<crate::filter::Expr>>);
 
 /// The tag codes or SQL92 expression the pull must apply: from the request
 /// when it carries its subscription, else from the group's heartbeat.

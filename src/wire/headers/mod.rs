@@ -15,6 +15,7 @@ pub mod client;
 pub mod consume;
 pub mod namesrv;
 pub mod offset;
+pub mod pop;
 pub mod pull;
 pub mod query;
 pub mod send;

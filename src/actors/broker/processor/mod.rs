@@ -10,6 +10,7 @@ mod connection;
 mod consume_admin;
 mod ha_status;
 mod offset;
+mod pop;
 mod progress;
 mod pull;
 mod query;
@@ -67,6 +68,8 @@ pub struct BrokerCtx {
     pub role_keeper: Addr<super::role::RoleKeeper>,
     /// Replication: slaves' progress, SYNC_MASTER waiters (see `actors::ha`).
     pub ha: Arc<crate::actors::ha::HaRuntime>,
+    /// POP consumption's in-memory state (locks, long polling, FIFO queues).
+    pub pop: Arc<super::pop_state::PopState>,
 }
 
 pub struct BrokerProcessor {
@@ -164,6 +167,13 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         }
         rq::QUERY_MESSAGE | rq::VIEW_MESSAGE_BY_ID => query::serve(svc, caller, req).await,
         rq::CONSUMER_SEND_MSG_BACK => retry::send_back(svc, caller, req).await,
+        rq::POP_MESSAGE
+        | rq::ACK_MESSAGE
+        | rq::BATCH_ACK_MESSAGE
+        | rq::PEEK_MESSAGE
+        | rq::CHANGE_MESSAGE_INVISIBLETIME
+        | rq::NOTIFICATION
+        | rq::POLLING_INFO => pop::serve(svc, caller, req).await,
         rq::END_TRANSACTION => transaction::end_transaction(svc, caller, req).await,
         rq::LOCK_BATCH_MQ
         | rq::UNLOCK_BATCH_MQ
