@@ -280,3 +280,86 @@ fn grpc_local_producer_transactions() {
 fn grpc_cluster_producer_transactions() {
     producer_transactions(Mode::Cluster);
 }
+
+/// SimpleConsumer: receive and ack; a fast nack (ChangeInvisibleDuration
+/// to 1 s) brings the message back with the next delivery attempt; a tag
+/// filter keeps other tags out.
+fn simple_consumer(mode: Mode) {
+    let Some(py) = python() else { return };
+    let node = start(mode);
+    let c = client();
+    rt().block_on(create_typed(&c, &node.broker, "G5Simple", 4, None));
+    let results = run(&py, &node, "simple", &["G5Simple", "G5SimpleGroup"], Duration::from_secs(120));
+    let summary = results.iter().find(|r| r[0] == "SUMMARY").expect("summary");
+    assert_eq!(summary[1..], ["sent", "5", "acked", "5", "again", "2"], "{results:?}");
+    let acked: Vec<&Vec<String>> = results.iter().filter(|r| r[0] == "ACKED").collect();
+    assert_eq!(acked.len(), 5, "a message came twice or a filtered one came: {results:?}");
+}
+
+/// Never acked: redelivered after its invisible time until the group's
+/// max attempts (retryMaxTimes 2 → 3 deliveries), then in `%DLQ%<group>`.
+fn dead_letters(mode: Mode) {
+    let Some(py) = python() else { return };
+    let node = start(mode);
+    let c = client();
+    rt().block_on(async {
+        create_typed(&c, &node.broker, "G5Dlq", 1, None).await;
+        create_group(&c, &node.broker, "G5DlqGroup", 2, false).await;
+    });
+    let results = run(&py, &node, "dlq", &["G5Dlq", "G5DlqGroup"], Duration::from_secs(200));
+    let attempts: Vec<&str> = results.iter().filter(|r| r[0] == "ATTEMPT").map(|r| r[1].as_str()).collect();
+    assert_eq!(attempts, ["1", "2", "3"], "{results:?}");
+    let mid = results.iter().find(|r| r[0] == "DLQSUMMARY").expect("summary")[1].clone();
+    rt().block_on(async {
+        let found = eventually(Duration::from_secs(20), || async {
+            let v = pull_all(&c, &node.broker, "%DLQ%G5DlqGroup", 0).await;
+            v.iter().any(|m| uniq(m) == mid).then_some(())
+        })
+        .await;
+        assert!(found.is_some(), "the message is not in the DLQ");
+    });
+}
+
+/// PushConsumer: two groups of two consumers each; every message reaches
+/// each group exactly once.
+fn push_consumers(mode: Mode) {
+    let Some(py) = python() else { return };
+    let node = start(mode);
+    let c = client();
+    rt().block_on(create_typed(&c, &node.broker, "G5Push", 4, None));
+    let results = run(&py, &node, "push", &["G5Push", "G5PushA,G5PushB", "50"], Duration::from_secs(150));
+    for g in ["G5PushA", "G5PushB"] {
+        let r = results.iter().find(|r| r[0] == "PUSH" && r[1] == g).expect("group result");
+        assert_eq!(r[2..], ["got", "50", "distinct", "50", "missing", "0"], "{g}: {results:?}");
+    }
+}
+
+#[test]
+fn grpc_local_simple_consumer() {
+    simple_consumer(Mode::Local);
+}
+
+#[test]
+fn grpc_cluster_simple_consumer() {
+    simple_consumer(Mode::Cluster);
+}
+
+#[test]
+fn grpc_local_redelivery_and_dlq() {
+    dead_letters(Mode::Local);
+}
+
+#[test]
+fn grpc_cluster_redelivery_and_dlq() {
+    dead_letters(Mode::Cluster);
+}
+
+#[test]
+fn grpc_local_push_consumer() {
+    push_consumers(Mode::Local);
+}
+
+#[test]
+fn grpc_cluster_push_consumer() {
+    push_consumers(Mode::Cluster);
+}

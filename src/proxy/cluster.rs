@@ -19,6 +19,10 @@ use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::admin::TopicOnlyHeader;
 use crate::wire::headers::client::UnregisterClientRequestHeader;
 use crate::wire::headers::consume::{ConsumerSendMsgBackRequestHeader, EndTransactionRequestHeader};
+use crate::wire::headers::pop::{
+    AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
+    PopMessageRequestHeader, PopMessageResponseHeader,
+};
 use crate::wire::headers::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use crate::wire::headers::CommandHeader;
 use crate::wire::names::AUTO_CREATE_TOPIC;
@@ -292,16 +296,91 @@ impl Backend for ClusterBackend {
         })
     }
 
-    fn pop(&self, _caller: Caller, _cmd: PopCmd) -> Reply<Popped> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available yet".into())) })
+    fn pop(&self, _caller: Caller, cmd: PopCmd) -> Reply<Popped> {
+        let this = self.clone();
+        Box::pin(async move {
+            let route = this.routes.route(&cmd.topic).await.map_err(refusal)?;
+            let broker = if route.broker_addr(&cmd.broker_name).is_some() {
+                cmd.broker_name.clone()
+            } else {
+                let names: Vec<&String> = route.data.broker_datas.iter().map(|b| &b.broker_name).collect();
+                let turn = this.next.fetch_add(1, Ordering::Relaxed);
+                names.get(turn % names.len().max(1)).map(|n| n.to_string()).unwrap_or_default()
+            };
+            let addr = this.master(&route, &broker)?;
+            let h = PopMessageRequestHeader {
+                consumer_group: cmd.group.clone(),
+                topic: cmd.topic.clone(),
+                queue_id: -1,
+                max_msg_nums: cmd.max_msgs,
+                invisible_time: cmd.invisible_ms,
+                poll_time: cmd.poll_ms,
+                born_time: 0,
+                init_mode: 1,
+                exp_type: Some(cmd.expression_type.clone()),
+                exp: Some(cmd.expression.clone()),
+                order: Some(cmd.order),
+                attempt_id: cmd.attempt_id.clone(),
+            };
+            let mut req = RemotingCommand::request(rq::POP_MESSAGE);
+            req.ext = h.to_ext();
+            let wait = TIMEOUT + Duration::from_millis(cmd.poll_ms.max(0) as u64);
+            let resp = this.routes.client().invoke(&addr, req, wait).await.map_err(refusal)?;
+            match resp.code {
+                rs::SUCCESS => popped(&resp, &cmd.group, &broker),
+                rs::POLLING_TIMEOUT | rs::PULL_NOT_FOUND => Ok(Popped { timed_out: true, ..Default::default() }),
+                rs::POLLING_FULL => Ok(Popped { polling_full: true, ..Default::default() }),
+                code => Err(Refusal::from_remoting(code, resp.remark.unwrap_or_default())),
+            }
+        })
     }
 
-    fn ack(&self, _caller: Caller, _cmd: HandleCmd) -> Reply<()> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available yet".into())) })
+    fn ack(&self, _caller: Caller, cmd: HandleCmd) -> Reply<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            let addr = this.broker_addr(&cmd.broker_name).await?;
+            let h = AckMessageRequestHeader {
+                consumer_group: cmd.group,
+                topic: cmd.topic,
+                queue_id: cmd.queue_id,
+                extra_info: cmd.extra_info,
+                offset: cmd.offset,
+            };
+            let mut req = RemotingCommand::request(rq::ACK_MESSAGE);
+            req.ext = h.to_ext();
+            this.invoke(&addr, req, &[rs::SUCCESS]).await.map(|_| ())
+        })
     }
 
-    fn change_invisible(&self, _caller: Caller, _cmd: HandleCmd, _invisible_ms: i64) -> Reply<String> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available yet".into())) })
+    fn change_invisible(&self, _caller: Caller, cmd: HandleCmd, invisible_ms: i64) -> Reply<String> {
+        let this = self.clone();
+        Box::pin(async move {
+            let addr = this.broker_addr(&cmd.broker_name).await?;
+            let old = crate::wire::pop::Handle::parse(&cmd.extra_info).map_err(Refusal::InvalidParameter)?;
+            let h = ChangeInvisibleTimeRequestHeader {
+                consumer_group: cmd.group,
+                topic: cmd.topic,
+                queue_id: cmd.queue_id,
+                extra_info: cmd.extra_info,
+                offset: cmd.offset,
+                invisible_time: invisible_ms,
+            };
+            let mut req = RemotingCommand::request(rq::CHANGE_MESSAGE_INVISIBLETIME);
+            req.ext = h.to_ext();
+            let resp = this.invoke(&addr, req, &[rs::SUCCESS]).await?;
+            let r = ChangeInvisibleTimeResponseHeader::from_ext(&resp.ext).map_err(|e| Refusal::Failed(e.to_string()))?;
+            // The new handle as RocketMQ's remoting client builds it.
+            let new = crate::wire::pop::Handle {
+                ck_start_offset: cmd.offset,
+                pop_time: r.pop_time,
+                invisible_ms: r.invisible_time,
+                revive_qid: r.revive_qid,
+                queue_offset: Some(cmd.offset),
+                commit_log_offset: None,
+                ..old
+            };
+            Ok(new.render())
+        })
     }
 
     fn to_dlq(&self, _caller: Caller, cmd: DlqCmd) -> Reply<()> {
@@ -322,4 +401,49 @@ impl Backend for ClusterBackend {
             this.invoke(&addr, req, &[rs::SUCCESS]).await.map(|_| ())
         })
     }
+}
+
+/// A POP response's messages with their handles, as RocketMQ's remoting
+/// client builds them (`MQClientAPIImpl.processPopResponse`): `POP_CK` when
+/// the record has one, else from `startOffsetInfo`; orderly reads take
+/// their delivery counts from `orderCountInfo`.
+fn popped(resp: &RemotingCommand, group: &str, broker: &str) -> Result<Popped, Refusal> {
+    let h = PopMessageResponseHeader::from_ext(&resp.ext).map_err(|e| Refusal::Failed(e.to_string()))?;
+    let records = crate::wire::message::decode_records(&resp.body_bytes()).map_err(|e| Refusal::Failed(e.to_string()))?;
+    let entries = |s: &Option<String>| -> Vec<Vec<String>> {
+        s.as_deref()
+            .unwrap_or("")
+            .split(';')
+            .filter(|e| !e.is_empty())
+            .map(|e| e.split(' ').map(str::to_owned).collect())
+            .collect()
+    };
+    let starts = entries(&h.start_offset_info);
+    let counts = entries(&h.order_count_info);
+    let mut out = Vec::with_capacity(records.len());
+    for mut m in records {
+        let (ty, _) = crate::wire::pop::classify(&m.topic, group);
+        let handle = match m.property(crate::wire::message::keys::POP_CK) {
+            Some(ck) => ck.to_owned(),
+            None => {
+                let start = starts
+                    .iter()
+                    .find(|f| f.len() == 3 && f[0] == ty.to_string() && f[1] == m.queue_id.to_string())
+                    .map(|f| f[2].clone())
+                    .unwrap_or_else(|| m.queue_offset.to_string());
+                format!(
+                    "{start} {} {} {} {ty} {broker} {} {}",
+                    h.pop_time, h.invisible_time, h.revive_qid, m.queue_id, m.queue_offset
+                )
+            }
+        };
+        let key = format!("qo{}%{}", m.queue_id, m.queue_offset);
+        if let Some(c) = counts.iter().find(|f| f.len() == 3 && f[1] == key).and_then(|f| f[2].parse::<i32>().ok()) {
+            if c > 0 {
+                m.reconsume_times = c;
+            }
+        }
+        out.push((m, handle));
+    }
+    Ok(Popped { messages: out, ..Default::default() })
 }

@@ -12,8 +12,8 @@ use super::backend::*;
 use crate::actors::broker::groups::EnsureGroup;
 use crate::actors::server::IoPool;
 use crate::service::broker::{
-    BrokerService, EndTransactionRequest, HeartbeatRequest, SendRequest, TransactionDecision,
-    UnregisterRequest,
+    AckRequest, BrokerService, ChangeInvisibleRequest, EndTransactionRequest, HeartbeatRequest,
+    PopRequest, SendBackRequest, SendRequest, TransactionDecision, UnregisterRequest,
 };
 use crate::service::{Caller, Refusal};
 use crate::wire::bodies::{
@@ -212,19 +212,69 @@ impl Backend for LocalBackend {
         })
     }
 
-    fn pop(&self, _caller: Caller, _cmd: PopCmd) -> Reply<Popped> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    fn pop(&self, caller: Caller, cmd: PopCmd) -> Reply<Popped> {
+        self.run(move |svc| async move {
+            let req = PopRequest {
+                group: cmd.group,
+                topic: cmd.topic,
+                queue_id: -1,
+                max_msgs: cmd.max_msgs.max(1) as u32,
+                invisible_ms: cmd.invisible_ms.max(0) as u64,
+                poll_ms: cmd.poll_ms.max(0) as u64,
+                order: cmd.order,
+                expression_type: cmd.expression_type,
+                expression: cmd.expression,
+                // ConsumeInitMode.MAX, as the Java proxy asks.
+                init_mode: 1,
+                attempt_id: cmd.attempt_id,
+            };
+            match svc.pop(&caller, req).await {
+                Ok(r) => Ok(Popped {
+                    messages: r.messages.into_iter().map(|m| (m.message, m.receipt_handle)).collect(),
+                    ..Default::default()
+                }),
+                Err(Refusal::PollingFull(_)) => Ok(Popped { polling_full: true, ..Default::default() }),
+                Err(e) => Err(e),
+            }
+        })
     }
 
-    fn ack(&self, _caller: Caller, _cmd: HandleCmd) -> Reply<()> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    fn ack(&self, caller: Caller, cmd: HandleCmd) -> Reply<()> {
+        self.run(move |svc| async move {
+            let req = AckRequest {
+                group: cmd.group,
+                topic: cmd.topic,
+                queue_id: cmd.queue_id,
+                receipt_handle: cmd.extra_info,
+                offset: cmd.offset,
+            };
+            svc.ack(&caller, req).await
+        })
     }
 
-    fn change_invisible(&self, _caller: Caller, _cmd: HandleCmd, _invisible_ms: i64) -> Reply<String> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    fn change_invisible(&self, caller: Caller, cmd: HandleCmd, invisible_ms: i64) -> Reply<String> {
+        self.run(move |svc| async move {
+            let req = ChangeInvisibleRequest {
+                group: cmd.group,
+                topic: cmd.topic,
+                queue_id: cmd.queue_id,
+                receipt_handle: cmd.extra_info,
+                offset: cmd.offset,
+                invisible_ms: invisible_ms.max(0) as u64,
+            };
+            svc.change_invisible(&caller, req).await.map(|r| r.receipt_handle)
+        })
     }
 
-    fn to_dlq(&self, _caller: Caller, _cmd: DlqCmd) -> Reply<()> {
-        Box::pin(async { Err(Refusal::Unsupported("POP is not available in this broker yet".into())) })
+    fn to_dlq(&self, caller: Caller, cmd: DlqCmd) -> Reply<()> {
+        self.run(move |svc| async move {
+            let req = SendBackRequest {
+                offset: cmd.commit_log_offset,
+                group: cmd.group,
+                delay_level: -1,
+                max_reconsume_times: Some(0),
+            };
+            svc.send_back(&caller, req).await
+        })
     }
 }

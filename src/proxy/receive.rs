@@ -15,62 +15,12 @@ use super::settings;
 use super::status::{ok, overall, status, Failure};
 use crate::wire::bodies::{parse_tags, perm, SubscriptionData};
 use crate::wire::message::tags_code;
+use crate::wire::pop::real_topic;
 use crate::wire::{names, now_ms};
-
-/// Topic types in a receipt handle (`<t>` of `POP_CK`).
-const TYPE_NORMAL: i32 = 0;
-const TYPE_RETRY_V2: i32 = 2;
 
 /// A receipt handle as clients hold it: the broker's POP_CK handle plus the
 /// record's commit-log offset (the proxy's `ReceiptHandle`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handle {
-    pub start_offset: i64,
-    pub retrieve_time: i64,
-    pub invisible_time: i64,
-    pub revive_queue_id: i32,
-    pub topic_type: i32,
-    pub broker_name: String,
-    pub queue_id: i32,
-    pub offset: i64,
-    pub commit_log_offset: i64,
-    /// The broker's part (the first eight fields), its `extraInfo`.
-    pub broker_handle: String,
-}
-
-impl Handle {
-    pub fn parse(s: &str) -> Option<Handle> {
-        let f: Vec<&str> = s.split(' ').collect();
-        if f.len() < 8 {
-            return None;
-        }
-        Some(Handle {
-            start_offset: f[0].parse().ok()?,
-            retrieve_time: f[1].parse().ok()?,
-            invisible_time: f[2].parse().ok()?,
-            revive_queue_id: f[3].parse().ok()?,
-            topic_type: f[4].parse().ok()?,
-            broker_name: f[5].to_owned(),
-            queue_id: f[6].parse().ok()?,
-            offset: f[7].parse().ok()?,
-            commit_log_offset: f.get(8).and_then(|v| v.parse().ok()).unwrap_or(-1),
-            broker_handle: f[..8].join(" "),
-        })
-    }
-
-    pub fn expired(&self, now: i64) -> bool {
-        self.retrieve_time + self.invisible_time <= now
-    }
-
-    /// The topic the message really sits in (its retry topic once retried).
-    pub fn real_topic(&self, topic: &str, group: &str) -> String {
-        match self.topic_type {
-            TYPE_NORMAL => topic.to_owned(),
-            TYPE_RETRY_V2 => format!("{}{group}+{topic}", names::RETRY_PREFIX),
-            _ => format!("{}{group}_{topic}", names::RETRY_PREFIX),
-        }
-    }
-}
+pub use crate::wire::pop::Handle;
 
 fn invalid_handle(why: &str) -> Failure {
     Failure::new(Code::InvalidReceiptHandle, why)
@@ -78,8 +28,8 @@ fn invalid_handle(why: &str) -> Failure {
 
 /// A live handle of this request, or why not.
 fn live_handle(text: &str) -> Result<Handle, Failure> {
-    let h = Handle::parse(text).ok_or_else(|| invalid_handle("receipt handle is invalid"))?;
-    if h.expired(now_ms()) {
+    let h = Handle::parse(text).map_err(|e| invalid_handle(&e))?;
+    if h.next_visible() <= now_ms() {
         return Err(invalid_handle("receipt handle is expired"));
     }
     Ok(h)
@@ -293,7 +243,7 @@ async fn receive_inner(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadlin
             continue;
         }
         // Past the group's attempts: to the DLQ, and acked.
-        if let Some(h) = Handle::parse(&text) {
+        if let Ok(h) = Handle::parse(&text) {
             let _ = dead_letter(p, &m, &group, &topic, &h, &msg.uniq_key().map(str::to_owned).unwrap_or_else(|| msg.offset_msg_id())).await;
         }
     }
@@ -307,10 +257,10 @@ fn handle_cmd(group: &str, topic: &str, h: &Handle) -> HandleCmd {
     HandleCmd {
         broker_name: h.broker_name.clone(),
         group: group.to_owned(),
-        topic: h.real_topic(topic, group),
+        topic: real_topic(topic, group, h.topic_type),
         queue_id: h.queue_id,
-        offset: h.offset,
-        extra_info: h.broker_handle.clone(),
+        offset: h.queue_offset.unwrap_or(h.ck_start_offset),
+        extra_info: h.render(),
     }
 }
 
@@ -357,21 +307,21 @@ pub async fn change_invisible(p: &Proxy, m: Meta, r: pb::ChangeInvisibleDuration
     let new = p.backend.change_invisible(m.caller, handle_cmd(&group, &topic, &h), ms).await?;
     Ok(pb::ChangeInvisibleDurationResponse {
         status: Some(ok()),
-        receipt_handle: format!("{new} {}", h.commit_log_offset),
+        receipt_handle: format!("{new} {}", h.commit_log_offset.unwrap_or(-1)),
     })
 }
 
 /// Sends the message of `h` to the group's DLQ, then acks it.
 async fn dead_letter(p: &Proxy, m: &Meta, group: &str, topic: &str, h: &Handle, msg_id: &str) -> Result<(), Failure> {
-    if h.commit_log_offset < 0 {
+    let Some(commit_log_offset) = h.commit_log_offset.filter(|o| *o >= 0) else {
         return Err(invalid_handle("the receipt handle has no commit log offset"));
-    }
+    };
     let cmd = DlqCmd {
         broker_name: h.broker_name.clone(),
         group: group.to_owned(),
-        commit_log_offset: h.commit_log_offset,
+        commit_log_offset,
         origin_msg_id: msg_id.to_owned(),
-        origin_topic: h.real_topic(topic, group),
+        origin_topic: real_topic(topic, group, h.topic_type),
     };
     p.backend.to_dlq(m.caller.clone(), cmd).await?;
     p.backend.ack(m.caller.clone(), handle_cmd(group, topic, h)).await?;
@@ -382,28 +332,13 @@ pub async fn forward_to_dlq(p: &Proxy, m: Meta, r: pb::ForwardMessageToDeadLette
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;
-    let h = Handle::parse(&r.receipt_handle).ok_or_else(|| invalid_handle("receipt handle is invalid"))?;
+    let h = Handle::parse(&r.receipt_handle).map_err(|e| invalid_handle(&e))?;
     dead_letter(p, &m, &group, &topic, &h, &r.message_id).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_receipt_handle_is_the_broker_handle_and_the_commit_log_offset() {
-        let h = Handle::parse("100 1718000000000 60000 3 0 broker-a 1 101 482193").unwrap();
-        assert_eq!(h.broker_name, "broker-a");
-        assert_eq!((h.queue_id, h.offset, h.commit_log_offset), (1, 101, 482193));
-        assert_eq!(h.broker_handle, "100 1718000000000 60000 3 0 broker-a 1 101");
-        assert!(h.expired(1718000060000));
-        assert!(!h.expired(1718000059999));
-        assert_eq!(h.real_topic("T", "G"), "T");
-        let r = Handle::parse("1 2 3 4 1 b 0 5").unwrap();
-        assert_eq!(r.commit_log_offset, -1);
-        assert_eq!(r.real_topic("T", "G"), "%RETRY%G_T");
-        assert!(Handle::parse("1 2 3").is_none());
-    }
 
     #[test]
     fn grpc_timeouts_parse_in_every_unit() {

@@ -106,6 +106,8 @@ impl Refusal {
             rs::CONSUME_MSG_TIMEOUT => Refusal::ClientTimeout(remark),
             rs::ILLEGAL_OPERATION => Refusal::IllegalOperation(remark),
             rs::REQUEST_CODE_NOT_SUPPORTED => Refusal::Unsupported(remark),
+            rs::NO_MESSAGE => Refusal::NoMessage(remark),
+            rs::POLLING_FULL => Refusal::PollingFull(remark),
             _ => Refusal::Failed(format!("broker answered code {code}: {remark}")),
         }
     }
@@ -141,6 +143,8 @@ impl Refusal {
             Refusal::ClientTimeout(_) => Code::ProxyTimeout,
             Refusal::IllegalOperation(_) => Code::BadRequest,
             Refusal::Unsupported(_) => Code::NotImplemented,
+            Refusal::NoMessage(_) => Code::InvalidReceiptHandle,
+            Refusal::PollingFull(_) => Code::TooManyRequests,
         }
     }
 

@@ -98,12 +98,14 @@ def send_transactions(endpoint, topic):
 def simple(endpoint, topic, group):
     """Receive and ack; change invisible duration (a fast nack) and see the
     message again with a higher delivery attempt."""
+    c = SimpleConsumer(config(endpoint), group, {topic: FilterExpression("TagA")}, await_duration=5)
+    c.startup()
+    c.receive(16, 15)  # the group's first POP fixes its start offsets
     p = Producer(config(endpoint), (topic,))
     p.startup()
     sent = [p.send(message(topic, f"simple-{i}", tag="TagA")).message_id for i in range(5)]
+    p.send(message(topic, "filtered-out", tag="TagB"))
     p.shutdown()
-    c = SimpleConsumer(config(endpoint), group, {topic: FilterExpression("TagA")}, await_duration=5)
-    c.startup()
     try:
         got, nacked, deadline = {}, None, time.time() + 60
         while len(got) < len(sent) and time.time() < deadline:
@@ -124,12 +126,13 @@ def simple(endpoint, topic, group):
 def dlq(endpoint, topic, group):
     """Never acked: redelivered after the invisible time until the group's
     max attempts, then no more (it went to the DLQ)."""
+    c = SimpleConsumer(config(endpoint), group, {topic: FilterExpression()}, await_duration=5)
+    c.startup()
+    c.receive(1, 10)
     p = Producer(config(endpoint), (topic,))
     p.startup()
     mid = p.send(message(topic, "poison")).message_id
     p.shutdown()
-    c = SimpleConsumer(config(endpoint), group, {topic: FilterExpression()}, await_duration=5)
-    c.startup()
     try:
         attempts, last, start = [], time.time(), time.time()
         # Stop once 20 s pass without another delivery (or after 150 s).
@@ -156,10 +159,6 @@ class Listener(MessageListener):
 
 
 def push(endpoint, topic, groups, count):
-    p = Producer(config(endpoint), (topic,))
-    p.startup()
-    sent = {p.send(message(topic, f"push-{i}")).message_id for i in range(count)}
-    p.shutdown()
     lock = threading.Lock()
     seen = []
     consumers = []
@@ -168,6 +167,11 @@ def push(endpoint, topic, groups, count):
             c = PushConsumer(config(endpoint), g, Listener(g, seen, lock), {topic: FilterExpression()})
             c.startup()
             consumers.append(c)
+    time.sleep(3)
+    p = Producer(config(endpoint), (topic,))
+    p.startup()
+    sent = {p.send(message(topic, f"push-{i}")).message_id for i in range(count)}
+    p.shutdown()
     deadline = time.time() + 90
     want = count * len(groups.split(","))
     while time.time() < deadline:
