@@ -302,7 +302,8 @@ fn dead_letters(mode: Mode) {
     let Some(py) = python() else { return };
     let node = start(mode);
     let c = client();
-    rt().block_on(async {
+    let rt = rt();
+    rt.block_on(async {
         create_typed(&c, &node.broker, "G5Dlq", 1, None).await;
         create_group(&c, &node.broker, "G5DlqGroup", 2, false).await;
     });
@@ -310,7 +311,7 @@ fn dead_letters(mode: Mode) {
     let attempts: Vec<&str> = results.iter().filter(|r| r[0] == "ATTEMPT").map(|r| r[1].as_str()).collect();
     assert_eq!(attempts, ["1", "2", "3"], "{results:?}");
     let mid = results.iter().find(|r| r[0] == "DLQSUMMARY").expect("summary")[1].clone();
-    rt().block_on(async {
+    rt.block_on(async {
         let found = eventually(Duration::from_secs(20), || async {
             let v = pull_all(&c, &node.broker, "%DLQ%G5DlqGroup", 0).await;
             v.iter().any(|m| uniq(m) == mid).then_some(())

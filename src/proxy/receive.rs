@@ -203,12 +203,22 @@ pub async fn receive(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadline:
 }
 
 async fn receive_inner(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadline: Option<Duration>) -> Result<Vec<pb::ReceiveMessageResponse>, Failure> {
-    let Some(s) = p.clients.settings(&m.client_id) else {
-        return Err(Failure::new(Code::UnrecognizedClientType, "cannot find client settings for this client"));
-    };
-    p.clients.touch(&m.client_id);
     let group = name(&r.group);
     check_group(&group)?;
+    // Lenient where the Java proxy fails (rocketmq #5728): a receive that
+    // overtakes the client's first Settings gets the group's.
+    let s = match p.clients.settings(&m.client_id) {
+        Some(s) => s,
+        None => {
+            let g = p.backend.group(m.caller.clone(), group.clone()).await?;
+            let s = pb::Settings {
+                pub_sub: Some(PubSub::Subscription(pb::Subscription::default())),
+                ..Default::default()
+            };
+            settings::consumer_reply(s, &p.cfg, g)
+        }
+    };
+    p.clients.touch(&m.client_id);
     let mq = r.message_queue.clone().unwrap_or_default();
     let topic = name(&mq.topic);
     check_topic(&topic)?;
