@@ -48,6 +48,8 @@ pub async fn run_curves(a: &CurvesArgs) -> BenchResult<Vec<Report>> {
         count: None,
         json: None,
         transport: Default::default(),
+        protocol: Default::default(),
+        endpoint: String::new(),
     };
     if a.which.contains("size") {
         for size in [128usize, 1024, 4096, 16384, 65536] {

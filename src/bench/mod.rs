@@ -7,6 +7,7 @@
 pub mod consume;
 pub mod curves;
 pub mod echo;
+pub mod grpc;
 pub mod offsets_load;
 pub mod produce;
 pub mod stats;
@@ -22,6 +23,8 @@ pub use target::BenchResult;
 pub enum BenchCmd {
     /// Send load: sync / one-way / batch, C connections x W in flight.
     Produce(produce::ProduceBench),
+    /// Receive + ack through the 5.x gRPC proxy until the topic is drained.
+    GrpcReceive(grpc::ReceiveBench),
     /// Pull everything stored in the topic as fast as possible.
     Consume(consume::ConsumeBench),
     /// Produce at a fixed rate and measure produce -> consume latency.
@@ -68,7 +71,22 @@ fn emit(
 pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
     match cmd {
         BenchCmd::Produce(a) => {
-            let r = produce::run_produce(&a).await?;
+            use produce::Protocol;
+            let mut rows = Vec::new();
+            if a.protocol != Protocol::Grpc {
+                rows.push(produce::run_produce(&a).await?);
+            }
+            if a.protocol != Protocol::Remoting {
+                let mut g = grpc::run_grpc_produce(&a, &a.endpoint).await?;
+                if let Some(r) = rows.first() {
+                    g.notes.push_str(&format!(", x{:.2} of remoting", g.msgs_per_sec / r.msgs_per_sec.max(1e-9)));
+                }
+                rows.push(g);
+            }
+            emit(&rows, None, &a.json)
+        }
+        BenchCmd::GrpcReceive(a) => {
+            let r = grpc::run_grpc_receive(&a).await?;
             emit(&[r], None, &a.json)
         }
         BenchCmd::Consume(a) => {
@@ -111,6 +129,8 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
                 count: None,
                 json: None,
                 transport: Default::default(),
+                protocol: Default::default(),
+                endpoint: String::new(),
             })
             .await?;
             let mut r = offsets_load::run_offsets_load(&a).await?;
@@ -161,6 +181,8 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         count: None,
         json: None,
         transport: Default::default(),
+        protocol: Default::default(),
+        endpoint: String::new(),
     };
     let mut rows = vec![echo1.clone()];
     let plain = produce::run_produce(&base).await?;

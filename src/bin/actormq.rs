@@ -283,7 +283,13 @@ fn run_servers(
                 let svc = actormq::service::broker::BrokerService::new(b.ctx.clone());
                 let backend = actormq::proxy::local::LocalBackend::new(svc, pool.clone());
                 let port = p.grpc_server_port;
-                let s = actormq::proxy::ProxyServer::start(p, "0.0.0.0", backend)
+                // Served on the first I/O thread, where the calls it makes run.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pool.first().spawn_fn(move || {
+                    let _ = tx.send(tokio::runtime::Handle::current());
+                });
+                let rt = rx.await.ok();
+                let s = actormq::proxy::ProxyServer::start(p, "0.0.0.0", backend, rt)
                     .await
                     .unwrap_or_else(|e| fail(format!("cannot serve gRPC on port {port}: {e}")));
                 println!("The gRPC proxy (LOCAL mode) boot success, port {}", s.addr.port());
@@ -460,7 +466,7 @@ fn main() {
             init_logging();
             run_tool(async move {
                 let backend = actormq::proxy::cluster::ClusterBackend::new(&c.namesrv_addr);
-                let s = actormq::proxy::ProxyServer::start(c, "0.0.0.0", backend).await?;
+                let s = actormq::proxy::ProxyServer::start(c, "0.0.0.0", backend, None).await?;
                 println!("The gRPC proxy (CLUSTER mode) boot success, port {}", s.addr.port());
                 shutdown_signal().await;
                 s.stop().await;

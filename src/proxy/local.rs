@@ -41,7 +41,7 @@ impl LocalBackend {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let svc = self.svc.clone();
-        let sent = self.pool.pick().spawn_fn(move || {
+        let sent = self.pool.first().spawn_fn(move || {
             actix::spawn(async move {
                 let _ = tx.send(f(svc).await);
             });

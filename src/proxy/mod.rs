@@ -47,40 +47,50 @@ pub struct ProxyServer {
 }
 
 impl ProxyServer {
-    /// Binds `cfg.grpc_server_port` on `listen` and serves `backend`.
+    /// Binds `cfg.grpc_server_port` on `listen` and serves `backend` on
+    /// the current runtime, or on `runtime` when given (LOCAL mode runs it
+    /// on a broker I/O thread, beside the services it calls).
     pub async fn start(
         cfg: ProxyConfig,
         listen: &str,
         backend: Arc<dyn Backend>,
+        runtime: Option<tokio::runtime::Handle>,
     ) -> std::io::Result<ProxyServer> {
-        let listener = tokio::net::TcpListener::bind((listen, cfg.grpc_server_port)).await?;
-        let addr = listener.local_addr()?;
-        let auth = backend.auth();
-        let svc = grpc::Messaging::new(Arc::new(cfg), backend, addr);
-        let max = 130 * 1024 * 1024;
-        let server = pb::messaging_service_server::MessagingServiceServer::new(svc)
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+        let std_listener = std::net::TcpListener::bind((listen, cfg.grpc_server_port))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let incoming = tokio_stream_incoming(listener);
-        let router = tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .tcp_nodelay(true)
-            .add_service(tonic::service::interceptor::InterceptedService::new(
-                server,
-                grpc::Interceptor { auth },
-            ));
-        let task = tokio::spawn(async move {
+        let serve = async move {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::warn!(error = %e, "gRPC listener"),
+            };
+            let auth = backend.auth();
+            let svc = grpc::Messaging::new(Arc::new(cfg), backend, addr);
+            let max = 130 * 1024 * 1024;
+            let server = pb::messaging_service_server::MessagingServiceServer::new(svc)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max);
+            let router = tonic::transport::Server::builder()
+                .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+                .add_service(tonic::service::interceptor::InterceptedService::new(
+                    server,
+                    grpc::Interceptor { auth },
+                ));
             let shutdown = async {
                 let _ = rx.await;
             };
             if let Err(e) = router
-                .serve_with_incoming_shutdown(incoming, shutdown)
+                .serve_with_incoming_shutdown(incoming(listener), shutdown)
                 .await
             {
                 tracing::warn!(error = %e, "gRPC server stopped");
             }
-        });
+        };
+        let task = match runtime {
+            Some(rt) => rt.spawn(serve),
+            None => tokio::spawn(serve),
+        };
         Ok(ProxyServer {
             addr,
             stop: Some(tx),
@@ -99,7 +109,7 @@ impl ProxyServer {
 }
 
 /// Accepted connections as the stream tonic serves (with TCP_NODELAY).
-fn tokio_stream_incoming(
+fn incoming(
     listener: tokio::net::TcpListener,
 ) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     futures_util::stream::unfold(listener, |l| async move {
