@@ -281,6 +281,25 @@ pub fn registration(p: &Proxy, meta: &Meta, s: &pb::Settings) -> Result<Registra
     Ok(reg)
 }
 
+/// What a call needs under ACL 2.0, checked as the remoting request it
+/// stands for would be (`code` and its `topic` / `consumerGroup` fields),
+/// against the same users and policies.
+pub fn authorize(p: &Proxy, m: &Meta, code: i32, topic: &str, group: Option<&str>) -> Result<(), Failure> {
+    let Some(auth) = p.backend.auth() else {
+        return Ok(());
+    };
+    let mut ext = crate::wire::ExtFields::default();
+    ext.insert("topic", topic);
+    if let Some(g) = group {
+        ext.insert("consumerGroup", g);
+    }
+    if let Some(u) = &m.caller.user {
+        ext.insert(crate::auth::signature::ACCESS_KEY, u.as_ref());
+    }
+    auth.authorize_remoting(code, &ext, &[], Some(m.caller.remote.ip()))
+        .map_err(|e| Failure::new(Code::Forbidden, e.to_string()))
+}
+
 /// Heartbeat: re-registers the client from its stored Settings.
 async fn heartbeat(p: &Proxy, meta: Meta, _r: pb::HeartbeatRequest) -> Result<(), Failure> {
     let Some(s) = p.clients.settings(&meta.client_id) else {

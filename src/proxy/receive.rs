@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::backend::{ConsumerReg, DlqCmd, HandleCmd, PopCmd};
 use super::convert::{self, dur_ms};
-use super::grpc::{Meta, Proxy};
+use super::grpc::{authorize, Meta, Proxy};
+use crate::wire::codes::request::PULL_MESSAGE;
 use super::pb::{self, receive_message_response::Content, settings::PubSub, ClientType, Code, FilterType};
 use super::send::own_endpoints;
 use super::settings;
@@ -93,6 +94,7 @@ pub async fn query_assignment(p: &Proxy, m: Meta, r: pb::QueryAssignmentRequest)
     let (topic, group) = (name(&r.topic), name(&r.group));
     check_topic(&topic)?;
     check_group(&group)?;
+    authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
     let info = p.backend.topic(m.caller.clone(), topic.clone()).await?;
     let orderly = p.backend.group(m.caller, group).await?.orderly;
     let endpoints = own_endpoints(p, r.endpoints.as_ref());
@@ -222,6 +224,7 @@ async fn receive_inner(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadlin
     let mq = r.message_queue.clone().unwrap_or_default();
     let topic = name(&mq.topic);
     check_topic(&topic)?;
+    authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
     let (poll_ms, invisible_ms) = times(p, &s, &r, deadline)?;
     let sub = subscription(&topic, r.filter_expression.as_ref())?;
     let fifo = match &s.pub_sub {
@@ -292,6 +295,7 @@ pub async fn ack(p: &Proxy, m: Meta, r: pb::AckMessageRequest) -> Result<pb::Ack
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;
+    authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
     let mut entries = Vec::with_capacity(r.entries.len());
     for e in &r.entries {
         let st = ack_one(p, &m, &group, &topic, e).await;
@@ -309,6 +313,7 @@ pub async fn change_invisible(p: &Proxy, m: Meta, r: pb::ChangeInvisibleDuration
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;
+    authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
     let ms = r.invisible_duration.as_ref().map_or(0, dur_ms);
     if !(0..=p.cfg.max_invisible_time_mills).contains(&ms) {
         return Err(Failure::new(Code::IllegalInvisibleTime, "the invisible time is out of range"));
@@ -342,6 +347,7 @@ pub async fn forward_to_dlq(p: &Proxy, m: Meta, r: pb::ForwardMessageToDeadLette
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;
+    authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
     let h = Handle::parse(&r.receipt_handle).map_err(|e| invalid_handle(&e))?;
     dead_letter(p, &m, &group, &topic, &h, &r.message_id).await
 }

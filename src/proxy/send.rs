@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use super::backend::EndTx;
 use super::convert;
-use super::grpc::{Meta, Proxy};
+use super::grpc::{authorize, Meta, Proxy};
+use crate::wire::codes::request as rq;
 use super::pb::{self, Code, Permission};
 use super::status::{ok, overall, status, Failure};
 use crate::wire::bodies::perm;
@@ -123,6 +124,7 @@ fn broker_queues(topic: &str, q: &crate::wire::bodies::QueueData, broker: &pb::B
 pub async fn query_route(p: &Proxy, m: Meta, r: pb::QueryRouteRequest) -> Result<pb::QueryRouteResponse, Failure> {
     let topic = r.topic.map(|t| t.name).unwrap_or_default();
     crate::wire::names::check_topic(&topic).map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
+    authorize(p, &m, rq::GET_ROUTEINFO_BY_TOPIC, &topic, None)?;
     let info = p.backend.topic(m.caller, topic.clone()).await?;
     let endpoints = own_endpoints(p, r.endpoints.as_ref());
     let types = convert::accepted_types(info.message_type.as_deref());
@@ -190,6 +192,7 @@ pub async fn send_message(p: &Proxy, m: Meta, r: pb::SendMessageRequest) -> Resu
         return Err(Failure::new(Code::MessageCorrupted, "messages of one request must share a topic"));
     }
     crate::wire::names::check_topic(&t).map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
+    authorize(p, &m, rq::SEND_MESSAGE, &t, None)?;
     let info = p.backend.topic(m.caller.clone(), t).await?;
     let mut entries = Vec::with_capacity(r.messages.len());
     for msg in &r.messages {
@@ -204,6 +207,7 @@ pub async fn end_transaction(p: &Proxy, m: Meta, r: pb::EndTransactionRequest) -
         return Err(Failure::new(Code::InvalidTransactionId, "transaction id cannot be blank"));
     }
     let topic = r.topic.map(|t| t.name).unwrap_or_default();
+    authorize(p, &m, rq::END_TRANSACTION, &topic, None)?;
     let Some(d) = p.txs.take(&topic, &r.transaction_id) else {
         return Err(Failure::new(Code::InternalServerError, "cannot found transaction data"));
     };

@@ -17,8 +17,8 @@ from rocketmq import (ClientConfiguration, ConsumeResult, Credentials,
                       TransactionResolution)
 
 
-def config(endpoint):
-    return ClientConfiguration(endpoint, Credentials(), request_timeout=10)
+def config(endpoint, ak="", sk=""):
+    return ClientConfiguration(endpoint, Credentials(ak, sk), request_timeout=10)
 
 
 def out(*parts):
@@ -187,6 +187,20 @@ def push(endpoint, topic, groups, count):
         out("PUSH", g, "got", len(ids), "distinct", len(set(ids)), "missing", len(sent - set(ids)))
 
 
+def acl(endpoint, topic, ak, sk):
+    """One send with these credentials: SENT, or REFUSED and why."""
+    try:
+        p = Producer(config(endpoint, ak, sk), (topic,))
+        p.startup()
+        try:
+            r = p.send(message(topic, "acl"))
+            out("ACL", "SENT", r.message_id)
+        finally:
+            p.shutdown()
+    except Exception as e:  # noqa: BLE001 - every refusal counts
+        out("ACL", "REFUSED", repr(e).replace("\n", " "))
+
+
 def main():
     mode, endpoint, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     {
@@ -194,6 +208,7 @@ def main():
         "transactions": lambda: send_transactions(endpoint, *args),
         "simple": lambda: simple(endpoint, *args),
         "dlq": lambda: dlq(endpoint, *args),
+        "acl": lambda: acl(endpoint, *args),
         "push": lambda: push(endpoint, args[0], args[1], int(args[2])),
     }[mode]()
     print(f"{mode}: ok", flush=True)
