@@ -77,14 +77,25 @@ fn start(mode: Mode) -> Node {
         local_grpc.to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut procs = vec![ChildServer::spawn("standalone", &args, &dir.path().join("node.log"))];
+    let mut procs = vec![ChildServer::spawn(
+        "standalone",
+        &args,
+        &dir.path().join("node.log"),
+    )];
     let broker = format!("127.0.0.1:{b_port}");
     if let Mode::Cluster = mode {
-        assert!(wait_port(&broker, Duration::from_secs(30)), "broker did not start");
+        assert!(
+            wait_port(&broker, Duration::from_secs(30)),
+            "broker did not start"
+        );
         let ns = format!("127.0.0.1:{ns_port}");
         let g = g_port.to_string();
         let log = dir.path().join("proxy.log");
-        procs.push(ChildServer::spawn("proxy", &["proxy", "-n", &ns, "--grpc-port", &g], &log));
+        procs.push(ChildServer::spawn(
+            "proxy",
+            &["proxy", "-n", &ns, "--grpc-port", &g],
+            &log,
+        ));
     }
     let endpoint = format!("127.0.0.1:{g_port}");
     for addr in [&broker, &endpoint] {
@@ -93,7 +104,12 @@ fn start(mode: Mode) -> Node {
             panic!("{addr} did not open; log:\n{log}");
         }
     }
-    Node { _procs: procs, broker, endpoint, dir }
+    Node {
+        _procs: procs,
+        broker,
+        endpoint,
+        dir,
+    }
 }
 
 impl Node {
@@ -107,7 +123,13 @@ impl Node {
 }
 
 /// Creates a topic with RocketMQ's `message.type` attribute.
-async fn create_typed(c: &RemotingClient, broker: &str, topic: &str, queues: i32, ty: Option<&str>) {
+async fn create_typed(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queues: i32,
+    ty: Option<&str>,
+) {
     let h = CreateTopicRequestHeader {
         topic: topic.into(),
         default_topic: "TBW102".into(),
@@ -120,7 +142,14 @@ async fn create_typed(c: &RemotingClient, broker: &str, topic: &str, queues: i32
         attributes: ty.map(|t| format!("+message.type={t}")),
         force: None,
     };
-    let r = call(c, broker, request::UPDATE_AND_CREATE_TOPIC, h.to_ext(), None).await;
+    let r = call(
+        c,
+        broker,
+        request::UPDATE_AND_CREATE_TOPIC,
+        h.to_ext(),
+        None,
+    )
+    .await;
     assert_eq!(r.code, response::SUCCESS, "create {topic}: {:?}", r.remark);
 }
 
@@ -155,7 +184,11 @@ fn run(py: &str, node: &Node, mode: &str, args: &[&str], timeout: Duration) -> V
     };
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     let ok = status.is_some_and(|s| s.success()) && output.contains(&format!("{mode}: ok"));
-    assert!(ok, "python {mode} failed ({status:?}):\n{output}\nservers:\n{}", node.logs());
+    assert!(
+        ok,
+        "python {mode} failed ({status:?}):\n{output}\nservers:\n{}",
+        node.logs()
+    );
     output
         .lines()
         .filter_map(|l| l.strip_prefix("RESULT "))
@@ -176,7 +209,10 @@ fn uniq(m: &MessageExt) -> String {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Normal, FIFO and delayed sends, checked by pulling what was stored.
@@ -190,7 +226,13 @@ fn producer_sends(mode: Mode) {
         create_typed(&c, &node.broker, "G5Fifo", 4, Some("FIFO")).await;
         create_typed(&c, &node.broker, "G5Delay", 2, Some("DELAY")).await;
     });
-    let results = run(&py, &node, "send", &["G5Normal", "G5Fifo", "G5Delay"], Duration::from_secs(90));
+    let results = run(
+        &py,
+        &node,
+        "send",
+        &["G5Normal", "G5Fifo", "G5Delay"],
+        Duration::from_secs(90),
+    );
     rt.block_on(async {
         // Normal: every message stored once, with tag, keys and properties.
         let stored = pull_topic(&c, &node.broker, "G5Normal", 4).await;
@@ -198,7 +240,10 @@ fn producer_sends(mode: Mode) {
         assert_eq!(normal.len(), 10);
         assert_eq!(stored.len(), 10, "{mode:?}");
         for r in &normal {
-            let m = stored.iter().find(|m| uniq(m) == r[1]).unwrap_or_else(|| panic!("{} not stored", r[1]));
+            let m = stored
+                .iter()
+                .find(|m| uniq(m) == r[1])
+                .unwrap_or_else(|| panic!("{} not stored", r[1]));
             assert_eq!(String::from_utf8_lossy(&m.body), r[2]);
             assert_eq!(m.tags(), Some("TagA"));
             assert!(m.keys().is_some_and(|k| k.starts_with("key-")));
@@ -210,19 +255,32 @@ fn producer_sends(mode: Mode) {
         let mut by_group: HashMap<String, Vec<(i32, i64, String)>> = HashMap::new();
         for q in 0..4 {
             for m in pull_all(&c, &node.broker, "G5Fifo", q).await {
-                let g = m.property(keys::SHARDING_KEY).unwrap_or_default().to_owned();
-                by_group.entry(g).or_default().push((q, m.queue_offset, String::from_utf8_lossy(&m.body).into_owned()));
+                let g = m
+                    .property(keys::SHARDING_KEY)
+                    .unwrap_or_default()
+                    .to_owned();
+                by_group.entry(g).or_default().push((
+                    q,
+                    m.queue_offset,
+                    String::from_utf8_lossy(&m.body).into_owned(),
+                ));
             }
         }
         for g in ["order-a", "order-b"] {
             let msgs = &by_group[g];
-            assert!(msgs.iter().all(|(q, _, _)| *q == msgs[0].0), "{g} spread over queues: {msgs:?}");
+            assert!(
+                msgs.iter().all(|(q, _, _)| *q == msgs[0].0),
+                "{g} spread over queues: {msgs:?}"
+            );
             let bodies: Vec<&str> = msgs.iter().map(|(_, _, b)| b.as_str()).collect();
             let want: Vec<String> = (0..5).map(|i| format!("{g}-{i}")).collect();
             assert_eq!(bodies, want);
         }
         // Delay: delivered through the timer, not before its time.
-        let delay = results.iter().find(|r| r[0] == "DELAY").expect("delay result");
+        let delay = results
+            .iter()
+            .find(|r| r[0] == "DELAY")
+            .expect("delay result");
         let sent_at: i64 = delay[2].parse().unwrap();
         let got = eventually(Duration::from_secs(20), || async {
             let v = pull_topic(&c, &node.broker, "G5Delay", 2).await;
@@ -230,7 +288,11 @@ fn producer_sends(mode: Mode) {
         })
         .await
         .expect("the delayed message never arrived");
-        assert!(got.store_timestamp >= sent_at + 2_500, "stored {} ms after the send", got.store_timestamp - sent_at);
+        assert!(
+            got.store_timestamp >= sent_at + 2_500,
+            "stored {} ms after the send",
+            got.store_timestamp - sent_at
+        );
     });
 }
 
@@ -241,9 +303,27 @@ fn producer_transactions(mode: Mode) {
     let node = start(mode);
     let c = client();
     let rt = rt();
-    rt.block_on(create_typed(&c, &node.broker, "G5Tx", 2, Some("TRANSACTION")));
-    let results = run(&py, &node, "transactions", &["G5Tx"], Duration::from_secs(120));
-    let id = |k: &str| results.iter().find(|r| r[0] == k).map(|r| r[1].clone()).unwrap_or_else(|| panic!("no {k}"));
+    rt.block_on(create_typed(
+        &c,
+        &node.broker,
+        "G5Tx",
+        2,
+        Some("TRANSACTION"),
+    ));
+    let results = run(
+        &py,
+        &node,
+        "transactions",
+        &["G5Tx"],
+        Duration::from_secs(120),
+    );
+    let id = |k: &str| {
+        results
+            .iter()
+            .find(|r| r[0] == k)
+            .map(|r| r[1].clone())
+            .unwrap_or_else(|| panic!("no {k}"))
+    };
     let (commit, rollback, pending) = (id("TXCOMMIT"), id("TXROLLBACK"), id("TXPENDING"));
     assert_eq!(id("TXCHECKED"), pending, "the check named another message");
     rt.block_on(async {
@@ -289,11 +369,25 @@ fn simple_consumer(mode: Mode) {
     let node = start(mode);
     let c = client();
     rt().block_on(create_typed(&c, &node.broker, "G5Simple", 4, None));
-    let results = run(&py, &node, "simple", &["G5Simple", "G5SimpleGroup"], Duration::from_secs(120));
+    let results = run(
+        &py,
+        &node,
+        "simple",
+        &["G5Simple", "G5SimpleGroup"],
+        Duration::from_secs(120),
+    );
     let summary = results.iter().find(|r| r[0] == "SUMMARY").expect("summary");
-    assert_eq!(summary[1..], ["sent", "5", "acked", "5", "again", "2"], "{results:?}");
+    assert_eq!(
+        summary[1..],
+        ["sent", "5", "acked", "5", "again", "2"],
+        "{results:?}"
+    );
     let acked: Vec<&Vec<String>> = results.iter().filter(|r| r[0] == "ACKED").collect();
-    assert_eq!(acked.len(), 5, "a message came twice or a filtered one came: {results:?}");
+    assert_eq!(
+        acked.len(),
+        5,
+        "a message came twice or a filtered one came: {results:?}"
+    );
 }
 
 /// Never acked: redelivered after its invisible time until the group's
@@ -307,10 +401,24 @@ fn dead_letters(mode: Mode) {
         create_typed(&c, &node.broker, "G5Dlq", 1, None).await;
         create_group(&c, &node.broker, "G5DlqGroup", 2, false).await;
     });
-    let results = run(&py, &node, "dlq", &["G5Dlq", "G5DlqGroup"], Duration::from_secs(200));
-    let attempts: Vec<&str> = results.iter().filter(|r| r[0] == "ATTEMPT").map(|r| r[1].as_str()).collect();
+    let results = run(
+        &py,
+        &node,
+        "dlq",
+        &["G5Dlq", "G5DlqGroup"],
+        Duration::from_secs(200),
+    );
+    let attempts: Vec<&str> = results
+        .iter()
+        .filter(|r| r[0] == "ATTEMPT")
+        .map(|r| r[1].as_str())
+        .collect();
     assert_eq!(attempts, ["1", "2", "3"], "{results:?}");
-    let mid = results.iter().find(|r| r[0] == "DLQSUMMARY").expect("summary")[1].clone();
+    let mid = results
+        .iter()
+        .find(|r| r[0] == "DLQSUMMARY")
+        .expect("summary")[1]
+        .clone();
     rt.block_on(async {
         let found = eventually(Duration::from_secs(20), || async {
             let v = pull_all(&c, &node.broker, "%DLQ%G5DlqGroup", 0).await;
@@ -328,10 +436,23 @@ fn push_consumers(mode: Mode) {
     let node = start(mode);
     let c = client();
     rt().block_on(create_typed(&c, &node.broker, "G5Push", 4, None));
-    let results = run(&py, &node, "push", &["G5Push", "G5PushA,G5PushB", "50"], Duration::from_secs(150));
+    let results = run(
+        &py,
+        &node,
+        "push",
+        &["G5Push", "G5PushA,G5PushB", "50"],
+        Duration::from_secs(150),
+    );
     for g in ["G5PushA", "G5PushB"] {
-        let r = results.iter().find(|r| r[0] == "PUSH" && r[1] == g).expect("group result");
-        assert_eq!(r[2..], ["got", "50", "distinct", "50", "missing", "0"], "{g}: {results:?}");
+        let r = results
+            .iter()
+            .find(|r| r[0] == "PUSH" && r[1] == g)
+            .expect("group result");
+        assert_eq!(
+            r[2..],
+            ["got", "50", "distinct", "50", "missing", "0"],
+            "{g}: {results:?}"
+        );
     }
 }
 
@@ -395,29 +516,69 @@ fn grpc_local_acl() {
     let (g_port, b_port, ns_port) = (free_port(), free_port(), free_port());
     let store = dir.path().join("store");
     let args = [
-        "standalone", "--namesrv-port", &ns_port.to_string(), "--broker-port", &b_port.to_string(),
-        "--store", store.to_str().unwrap(), "-c", conf.to_str().unwrap(), "--grpc-port", &g_port.to_string(),
+        "standalone",
+        "--namesrv-port",
+        &ns_port.to_string(),
+        "--broker-port",
+        &b_port.to_string(),
+        "--store",
+        store.to_str().unwrap(),
+        "-c",
+        conf.to_str().unwrap(),
+        "--grpc-port",
+        &g_port.to_string(),
     ]
     .map(str::to_owned);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let proc = ChildServer::spawn("standalone", &args, &dir.path().join("node.log"));
     let broker = format!("127.0.0.1:{b_port}");
     let endpoint = format!("127.0.0.1:{g_port}");
-    assert!(wait_port(&broker, Duration::from_secs(30)) && wait_port(&endpoint, Duration::from_secs(30)));
-    let node = Node { _procs: vec![proc], broker: broker.clone(), endpoint, dir };
+    assert!(
+        wait_port(&broker, Duration::from_secs(30))
+            && wait_port(&endpoint, Duration::from_secs(30))
+    );
+    let node = Node {
+        _procs: vec![proc],
+        broker: broker.clone(),
+        endpoint,
+        dir,
+    };
     rt().block_on(async {
         let c = client();
         for t in ["G5Acl", "G5AclOther"] {
-            as_root(&c, &broker, 17, &[("topic", t), ("readQueueNums", "2"), ("writeQueueNums", "2"), ("perm", "6")], "").await;
+            as_root(
+                &c,
+                &broker,
+                17,
+                &[
+                    ("topic", t),
+                    ("readQueueNums", "2"),
+                    ("writeQueueNums", "2"),
+                    ("perm", "6"),
+                ],
+                "",
+            )
+            .await;
         }
-        as_root(&c, &broker, 3001, &[("username", "py")], r#"{"username":"py","password":"py-secret","userType":"Normal"}"#).await;
+        as_root(
+            &c,
+            &broker,
+            3001,
+            &[("username", "py")],
+            r#"{"username":"py","password":"py-secret","userType":"Normal"}"#,
+        )
+        .await;
         let acl = r#"{"subject":"User:py","policies":[{"policyType":"Custom","entries":[
             {"resource":"Topic:G5Acl","actions":["Pub","Sub"],"decision":"Allow"}]}]}"#;
         as_root(&c, &broker, 3006, &[("subject", "User:py")], acl).await;
     });
     let outcome = |topic: &str, ak: &str, sk: &str| {
         let r = run(&py, &node, "acl", &[topic, ak, sk], Duration::from_secs(60));
-        let line = r.iter().find(|l| l[0] == "ACL").expect("acl result").clone();
+        let line = r
+            .iter()
+            .find(|l| l[0] == "ACL")
+            .expect("acl result")
+            .clone();
         (line[1].clone(), line[2..].join(" "))
     };
     let (o, why) = outcome("G5Acl", "py", "py-secret");
@@ -425,10 +586,20 @@ fn grpc_local_acl() {
     let (o, why) = outcome("G5Acl", "py", "wrong-secret");
     assert_eq!(o, "REFUSED", "a wrong secret is refused");
     // The client reports the refused QueryRoute as a route failure.
-    assert!(why.contains("route") || why.to_lowercase().contains("signature"), "{why}");
-    assert_eq!(outcome("G5Acl", "stranger", "x").0, "REFUSED", "an unknown user is refused");
+    assert!(
+        why.contains("route") || why.to_lowercase().contains("signature"),
+        "{why}"
+    );
+    assert_eq!(
+        outcome("G5Acl", "stranger", "x").0,
+        "REFUSED",
+        "an unknown user is refused"
+    );
     let (o, why) = outcome("G5AclOther", "py", "py-secret");
     assert_eq!(o, "REFUSED", "a topic without Pub is refused");
     // Refused at QueryRoute already: the route needs Pub or Sub on the topic.
-    assert!(why.contains("no permission") || why.contains("route"), "{why}");
+    assert!(
+        why.contains("no permission") || why.contains("route"),
+        "{why}"
+    );
 }

@@ -19,8 +19,15 @@ use crate::proxy::pb::{self, messaging_service_client::MessagingServiceClient, C
 type Client = MessagingServiceClient<Channel>;
 
 async fn connect(endpoint: &str) -> BenchResult<Client> {
-    let url = if endpoint.contains("://") { endpoint.to_owned() } else { format!("http://{endpoint}") };
-    let ch = Channel::from_shared(url)?.tcp_nodelay(true).connect().await?;
+    let url = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let ch = Channel::from_shared(url)?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
     Ok(MessagingServiceClient::new(ch)
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024))
@@ -33,13 +40,22 @@ fn request<T>(msg: T, client_id: &str) -> tonic::Request<T> {
     if let Ok(v) = client_id.parse() {
         md.insert("x-mq-client-id", v);
     }
-    md.insert("x-mq-language", tonic::metadata::MetadataValue::from_static("RUST"));
-    md.insert("x-mq-protocol", tonic::metadata::MetadataValue::from_static("v2"));
+    md.insert(
+        "x-mq-language",
+        tonic::metadata::MetadataValue::from_static("RUST"),
+    );
+    md.insert(
+        "x-mq-protocol",
+        tonic::metadata::MetadataValue::from_static("v2"),
+    );
     r
 }
 
 fn resource(name: &str) -> Option<pb::Resource> {
-    Some(pb::Resource { resource_namespace: String::new(), name: name.to_owned() })
+    Some(pb::Resource {
+        resource_namespace: String::new(),
+        name: name.to_owned(),
+    })
 }
 
 fn message(topic: &str, body: &Bytes) -> pb::Message {
@@ -71,7 +87,9 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
     let counted = a.count.is_some();
     let more = move || {
         if counted {
-            budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1)).is_ok()
+            budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| l.checked_sub(1))
+                .is_ok()
         } else {
             Instant::now() < deadline
         }
@@ -88,7 +106,12 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
             tasks.push(tokio::spawn(async move {
                 let mut s = Samples::default();
                 while more() {
-                    let req = request(pb::SendMessageRequest { messages: vec![message(&topic, &body)] }, &id);
+                    let req = request(
+                        pb::SendMessageRequest {
+                            messages: vec![message(&topic, &body)],
+                        },
+                        &id,
+                    );
                     let t0 = Instant::now();
                     match client.send_message(req).await {
                         Ok(r) if ok(&r.get_ref().status) => {
@@ -110,7 +133,10 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
     }
     let elapsed = start.elapsed();
     bar.abort();
-    let notes = format!("{} B, {} channel x {} in flight, gRPC via {endpoint}", a.size, a.connections, a.window);
+    let notes = format!(
+        "{} B, {} channel x {} in flight, gRPC via {endpoint}",
+        a.size, a.connections, a.window
+    );
     Ok(Report::from_samples("produce grpc", all, elapsed, notes))
 }
 
@@ -138,11 +164,18 @@ pub struct ReceiveBench {
 
 /// One receive + ack round: messages received and acked.
 async fn receive_round(client: &mut Client, a: &ReceiveBench, id: &str) -> Result<u64, ()> {
-    let mq = pb::MessageQueue { topic: resource(&a.topic), id: -1, ..Default::default() };
+    let mq = pb::MessageQueue {
+        topic: resource(&a.topic),
+        id: -1,
+        ..Default::default()
+    };
     let req = pb::ReceiveMessageRequest {
         group: resource(&a.group),
         message_queue: Some(mq),
-        filter_expression: Some(pb::FilterExpression { r#type: pb::FilterType::Tag as i32, expression: "*".into() }),
+        filter_expression: Some(pb::FilterExpression {
+            r#type: pb::FilterType::Tag as i32,
+            expression: "*".into(),
+        }),
         batch_size: a.batch,
         invisible_duration: Some(crate::proxy::convert::ms_dur(30_000)),
         auto_renew: false,
@@ -151,7 +184,11 @@ async fn receive_round(client: &mut Client, a: &ReceiveBench, id: &str) -> Resul
     };
     let mut req = request(req, id);
     req.set_timeout(Duration::from_secs(10));
-    let mut stream = client.receive_message(req).await.map_err(|_| ())?.into_inner();
+    let mut stream = client
+        .receive_message(req)
+        .await
+        .map_err(|_| ())?
+        .into_inner();
     let mut entries = Vec::new();
     while let Ok(Some(item)) = stream.message().await {
         if let Some(pb::receive_message_response::Content::Message(m)) = item.content {
@@ -167,7 +204,11 @@ async fn receive_round(client: &mut Client, a: &ReceiveBench, id: &str) -> Resul
     if n == 0 {
         return Ok(0);
     }
-    let ack = pb::AckMessageRequest { group: resource(&a.group), topic: resource(&a.topic), entries };
+    let ack = pb::AckMessageRequest {
+        group: resource(&a.group),
+        topic: resource(&a.topic),
+        entries,
+    };
     match client.ack_message(request(ack, id)).await {
         Ok(r) if ok(&r.get_ref().status) => Ok(n),
         _ => Err(()),
@@ -216,6 +257,14 @@ pub async fn run_grpc_receive(a: &ReceiveBench) -> BenchResult<Report> {
         }
     }
     bar.abort();
-    let notes = format!("receive {} + ack, {} in flight, gRPC via {}", a.batch, a.window, a.endpoint);
-    Ok(Report::from_samples("receive+ack grpc", all, end.duration_since(start), notes))
+    let notes = format!(
+        "receive {} + ack, {} in flight, gRPC via {}",
+        a.batch, a.window, a.endpoint
+    );
+    Ok(Report::from_samples(
+        "receive+ack grpc",
+        all,
+        end.duration_since(start),
+        notes,
+    ))
 }

@@ -79,7 +79,10 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
             if a.protocol != Protocol::Remoting {
                 let mut g = grpc::run_grpc_produce(&a, &a.endpoint).await?;
                 if let Some(r) = rows.first() {
-                    g.notes.push_str(&format!(", x{:.2} of remoting", g.msgs_per_sec / r.msgs_per_sec.max(1e-9)));
+                    g.notes.push_str(&format!(
+                        ", x{:.2} of remoting",
+                        g.msgs_per_sec / r.msgs_per_sec.max(1e-9)
+                    ));
                 }
                 rows.push(g);
             }

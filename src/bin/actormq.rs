@@ -292,7 +292,10 @@ fn run_servers(
                 let s = actormq::proxy::ProxyServer::start(p, "0.0.0.0", backend, rt)
                     .await
                     .unwrap_or_else(|e| fail(format!("cannot serve gRPC on port {port}: {e}")));
-                println!("The gRPC proxy (LOCAL mode) boot success, port {}", s.addr.port());
+                println!(
+                    "The gRPC proxy (LOCAL mode) boot success, port {}",
+                    s.addr.port()
+                );
                 Some(s)
             }
             _ => None,
@@ -467,7 +470,10 @@ fn main() {
             run_tool(async move {
                 let backend = actormq::proxy::cluster::ClusterBackend::new(&c.namesrv_addr);
                 let s = actormq::proxy::ProxyServer::start(c, "0.0.0.0", backend, None).await?;
-                println!("The gRPC proxy (CLUSTER mode) boot success, port {}", s.addr.port());
+                println!(
+                    "The gRPC proxy (CLUSTER mode) boot success, port {}",
+                    s.addr.port()
+                );
                 shutdown_signal().await;
                 s.stop().await;
                 Ok(())

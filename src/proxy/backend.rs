@@ -148,7 +148,13 @@ pub trait Backend: Send + Sync + 'static {
     fn send(&self, caller: Caller, cmd: SendCmd) -> Reply<Sent>;
     fn end_transaction(&self, caller: Caller, cmd: EndTx) -> Reply<()>;
     fn register(&self, caller: Caller, reg: Registration) -> Reply<()>;
-    fn unregister(&self, caller: Caller, client_id: String, producer_groups: Vec<String>, consumer_group: Option<String>) -> Reply<()>;
+    fn unregister(
+        &self,
+        caller: Caller,
+        client_id: String,
+        producer_groups: Vec<String>,
+        consumer_group: Option<String>,
+    ) -> Reply<()>;
     fn group(&self, caller: Caller, group: String) -> Reply<GroupSettings>;
     fn pop(&self, caller: Caller, cmd: PopCmd) -> Reply<Popped>;
     fn ack(&self, caller: Caller, cmd: HandleCmd) -> Reply<()>;
@@ -163,7 +169,9 @@ pub trait Backend: Send + Sync + 'static {
 pub fn fifo_queue_index(group: &str, queues: usize) -> usize {
     let mut state = i64::from(crate::wire::message::java_hash(group));
     let mut next_double = || {
-        state = state.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        state = state
+            .wrapping_mul(2_862_933_555_777_941_757)
+            .wrapping_add(1);
         f64::from(((state as u64) >> 33) as i32 + 1) / 2f64.powi(31)
     };
     let mut candidate: i64 = 0;
@@ -186,8 +194,9 @@ mod tests {
         assert_eq!(fifo_queue_index("g", 1), 0);
         let a = fifo_queue_index("order-1", 8);
         assert_eq!(a, fifo_queue_index("order-1", 8));
-        let used: std::collections::BTreeSet<usize> =
-            (0..64).map(|i| fifo_queue_index(&format!("k{i}"), 8)).collect();
+        let used: std::collections::BTreeSet<usize> = (0..64)
+            .map(|i| fifo_queue_index(&format!("k{i}"), 8))
+            .collect();
         assert!(used.len() > 4 && used.iter().all(|q| *q < 8));
     }
 }

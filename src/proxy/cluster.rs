@@ -14,11 +14,15 @@ use super::backend::*;
 use crate::client::{ClientError, Routes};
 use crate::service::connection::ClientConn;
 use crate::service::{Caller, Refusal};
-use crate::wire::bodies::{ConsumerData, HeartbeatData, ProducerData, SubscriptionGroupConfig, TopicConfig};
+use crate::wire::bodies::{
+    ConsumerData, HeartbeatData, ProducerData, SubscriptionGroupConfig, TopicConfig,
+};
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::admin::TopicOnlyHeader;
 use crate::wire::headers::client::UnregisterClientRequestHeader;
-use crate::wire::headers::consume::{ConsumerSendMsgBackRequestHeader, EndTransactionRequestHeader};
+use crate::wire::headers::consume::{
+    ConsumerSendMsgBackRequestHeader, EndTransactionRequestHeader,
+};
 use crate::wire::headers::pop::{
     AckMessageRequestHeader, ChangeInvisibleTimeRequestHeader, ChangeInvisibleTimeResponseHeader,
     PopMessageRequestHeader, PopMessageResponseHeader,
@@ -63,11 +67,25 @@ impl ClusterBackend {
                 None
             }),
         );
-        Arc::new(ClusterBackend { routes, next: Arc::default(), conns })
+        Arc::new(ClusterBackend {
+            routes,
+            next: Arc::default(),
+            conns,
+        })
     }
 
-    async fn invoke(&self, addr: &str, cmd: RemotingCommand, ok: &[i32]) -> Result<RemotingCommand, Refusal> {
-        let resp = self.routes.client().invoke(addr, cmd, TIMEOUT).await.map_err(refusal)?;
+    async fn invoke(
+        &self,
+        addr: &str,
+        cmd: RemotingCommand,
+        ok: &[i32],
+    ) -> Result<RemotingCommand, Refusal> {
+        let resp = self
+            .routes
+            .client()
+            .invoke(addr, cmd, TIMEOUT)
+            .await
+            .map_err(refusal)?;
         crate::client::expect_code(resp, ok).map_err(refusal)
     }
 
@@ -92,10 +110,17 @@ impl ClusterBackend {
 
 fn relay_check(conns: &Mutex<HashMap<String, ClientConn>>, cmd: RemotingCommand) {
     use crate::wire::headers::consume::CheckTransactionStateRequestHeader;
-    let Ok(h) = CheckTransactionStateRequestHeader::from_ext(&cmd.ext) else { return };
+    let Ok(h) = CheckTransactionStateRequestHeader::from_ext(&cmd.ext) else {
+        return;
+    };
     let body = cmd.body_bytes();
-    let Ok(m) = crate::wire::message::decode_record(&body, 0, false) else { return };
-    let group = m.property(crate::wire::message::keys::PGROUP).unwrap_or(&m.topic).to_owned();
+    let Ok(m) = crate::wire::message::decode_record(&body, 0, false) else {
+        return;
+    };
+    let group = m
+        .property(crate::wire::message::keys::PGROUP)
+        .unwrap_or(&m.topic)
+        .to_owned();
     let targets: Vec<ClientConn> = conns
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -117,24 +142,40 @@ impl Backend for ClusterBackend {
         let routes = self.routes.clone();
         let client = routes.client().clone();
         Box::pin(async move {
-            let route = routes.fetch(&topic).await.map_err(refusal)?.ok_or_else(|| Refusal::topic_not_exist(&topic))?;
-            let addr = route.broker_datas.iter().find_map(|b| b.master_addr().map(str::to_owned));
+            let route = routes
+                .fetch(&topic)
+                .await
+                .map_err(refusal)?
+                .ok_or_else(|| Refusal::topic_not_exist(&topic))?;
+            let addr = route
+                .broker_datas
+                .iter()
+                .find_map(|b| b.master_addr().map(str::to_owned));
             let mut message_type = None;
             if let Some(addr) = addr {
                 let mut cmd = RemotingCommand::request(rq::GET_TOPIC_CONFIG);
-                cmd.ext = TopicOnlyHeader { topic: topic.clone() }.to_ext();
+                cmd.ext = TopicOnlyHeader {
+                    topic: topic.clone(),
+                }
+                .to_ext();
                 if let Ok(r) = client.invoke(&addr, cmd, TIMEOUT).await {
                     #[derive(serde::Deserialize)]
                     #[serde(rename_all = "camelCase")]
                     struct Body {
                         topic_config: TopicConfig,
                     }
-                    if let Some(b) = (r.code == rs::SUCCESS).then(|| serde_json::from_slice::<Body>(&r.body_bytes()).ok()).flatten() {
+                    if let Some(b) = (r.code == rs::SUCCESS)
+                        .then(|| serde_json::from_slice::<Body>(&r.body_bytes()).ok())
+                        .flatten()
+                    {
                         message_type = super::local::message_type_of(&b.topic_config.attributes);
                     }
                 }
             }
-            Ok(TopicInfo { route, message_type })
+            Ok(TopicInfo {
+                route,
+                message_type,
+            })
         })
     }
 
@@ -146,7 +187,10 @@ impl Backend for ClusterBackend {
             let route = routes.publish_route(&cmd.topic).await.map_err(refusal)?;
             let mut queues = crate::client::route::write_queues(&cmd.topic, &route.data);
             if queues.is_empty() {
-                return Err(Refusal::NoPermission(format!("no writable queue for {}", cmd.topic)));
+                return Err(Refusal::NoPermission(format!(
+                    "no writable queue for {}",
+                    cmd.topic
+                )));
             }
             queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
             let i = match &cmd.shard_key {
@@ -174,14 +218,24 @@ impl Backend for ClusterBackend {
             let mut req = RemotingCommand::request(rq::SEND_MESSAGE_V2);
             req.ext = h.to_v2().to_ext();
             let req = req.with_body(cmd.body);
-            let ok = [rs::SUCCESS, rs::FLUSH_DISK_TIMEOUT, rs::FLUSH_SLAVE_TIMEOUT, rs::SLAVE_NOT_AVAILABLE];
+            let ok = [
+                rs::SUCCESS,
+                rs::FLUSH_DISK_TIMEOUT,
+                rs::FLUSH_SLAVE_TIMEOUT,
+                rs::SLAVE_NOT_AVAILABLE,
+            ];
             let resp = this.invoke(&addr, req, &ok).await?;
-            let r = SendMessageResponseHeader::from_ext(&resp.ext).map_err(|e| Refusal::Failed(e.to_string()))?;
-            let commit_log_offset = crate::wire::msgid::decode_offset_msg_id(&r.msg_id).map_or(-1, |(_, o)| o);
-            let uniq = crate::wire::message::property(h.properties.as_deref().unwrap_or(""), crate::wire::message::keys::UNIQ_KEY)
-                .map(str::to_owned)
-                .or(r.transaction_id)
-                .unwrap_or_else(|| r.msg_id.clone());
+            let r = SendMessageResponseHeader::from_ext(&resp.ext)
+                .map_err(|e| Refusal::Failed(e.to_string()))?;
+            let commit_log_offset =
+                crate::wire::msgid::decode_offset_msg_id(&r.msg_id).map_or(-1, |(_, o)| o);
+            let uniq = crate::wire::message::property(
+                h.properties.as_deref().unwrap_or(""),
+                crate::wire::message::keys::UNIQ_KEY,
+            )
+            .map(str::to_owned)
+            .or(r.transaction_id)
+            .unwrap_or_else(|| r.msg_id.clone());
             Ok(Sent {
                 broker_name: mq.broker_name.clone(),
                 queue_id: r.queue_id,
@@ -209,7 +263,11 @@ impl Backend for ClusterBackend {
             };
             let mut req = RemotingCommand::request(rq::END_TRANSACTION);
             req.ext = h.to_ext();
-            this.routes.client().invoke_oneway(&addr, req).await.map_err(refusal)
+            this.routes
+                .client()
+                .invoke_oneway(&addr, req)
+                .await
+                .map_err(refusal)
         })
     }
 
@@ -223,11 +281,20 @@ impl Backend for ClusterBackend {
             // Producers: the proxy's own client id per group, so checks
             // come back here and are relayed to one live producer.
             for g in &reg.producer_groups {
-                this.conns.lock().unwrap_or_else(|e| e.into_inner()).insert(format!("{g}@{}", reg.client_id), reg.connection.clone());
+                this.conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(format!("{g}@{}", reg.client_id), reg.connection.clone());
             }
             let data = HeartbeatData {
                 client_id: crate::client::client_id(),
-                producer_data_set: reg.producer_groups.iter().map(|g| ProducerData { group_name: g.clone() }).collect(),
+                producer_data_set: reg
+                    .producer_groups
+                    .iter()
+                    .map(|g| ProducerData {
+                        group_name: g.clone(),
+                    })
+                    .collect(),
                 consumer_data_set: reg
                     .consumer
                     .iter()
@@ -257,7 +324,13 @@ impl Backend for ClusterBackend {
         })
     }
 
-    fn unregister(&self, _caller: Caller, client_id: String, producer_groups: Vec<String>, consumer_group: Option<String>) -> Reply<()> {
+    fn unregister(
+        &self,
+        _caller: Caller,
+        client_id: String,
+        producer_groups: Vec<String>,
+        consumer_group: Option<String>,
+    ) -> Reply<()> {
         let this = self.clone();
         Box::pin(async move {
             let mut conns = this.conns.lock().unwrap_or_else(|e| e.into_inner());
@@ -265,8 +338,14 @@ impl Backend for ClusterBackend {
                 conns.remove(&format!("{g}@{client_id}"));
             }
             drop(conns);
-            let Some(group) = consumer_group else { return Ok(()) };
-            let _ = UnregisterClientRequestHeader { client_id, producer_group: None, consumer_group: Some(group) };
+            let Some(group) = consumer_group else {
+                return Ok(());
+            };
+            let _ = UnregisterClientRequestHeader {
+                client_id,
+                producer_group: None,
+                consumer_group: Some(group),
+            };
             // Brokers drop the proxy's consumer registrations when its
             // heartbeats stop naming the group; nothing more to send.
             Ok(())
@@ -276,10 +355,19 @@ impl Backend for ClusterBackend {
     fn group(&self, _caller: Caller, group: String) -> Reply<GroupSettings> {
         let this = self.clone();
         Box::pin(async move {
-            let info = crate::client::Admin::with_routes(this.routes.clone()).cluster_info().await.map_err(refusal)?;
-            let addr = info.broker_addr_table.values().find_map(|b| b.master_addr().map(str::to_owned));
+            let info = crate::client::Admin::with_routes(this.routes.clone())
+                .cluster_info()
+                .await
+                .map_err(refusal)?;
+            let addr = info
+                .broker_addr_table
+                .values()
+                .find_map(|b| b.master_addr().map(str::to_owned));
             let Some(addr) = addr else {
-                return Ok(GroupSettings { retry_max_times: 16, orderly: false });
+                return Ok(GroupSettings {
+                    retry_max_times: 16,
+                    orderly: false,
+                });
             };
             let req = RemotingCommand::request(rq::GET_ALL_SUBSCRIPTIONGROUP_CONFIG);
             let resp = this.invoke(&addr, req, &[rs::SUCCESS]).await?;
@@ -290,8 +378,14 @@ impl Backend for ClusterBackend {
             }
             let groups: Groups = serde_json::from_slice(&resp.body_bytes()).unwrap_or_default();
             Ok(match groups.subscription_group_table.get(&group) {
-                Some(c) => GroupSettings { retry_max_times: c.retry_max_times, orderly: c.consume_message_orderly },
-                None => GroupSettings { retry_max_times: 16, orderly: false },
+                Some(c) => GroupSettings {
+                    retry_max_times: c.retry_max_times,
+                    orderly: c.consume_message_orderly,
+                },
+                None => GroupSettings {
+                    retry_max_times: 16,
+                    orderly: false,
+                },
             })
         })
     }
@@ -303,9 +397,17 @@ impl Backend for ClusterBackend {
             let broker = if route.broker_addr(&cmd.broker_name).is_some() {
                 cmd.broker_name.clone()
             } else {
-                let names: Vec<&String> = route.data.broker_datas.iter().map(|b| &b.broker_name).collect();
+                let names: Vec<&String> = route
+                    .data
+                    .broker_datas
+                    .iter()
+                    .map(|b| &b.broker_name)
+                    .collect();
                 let turn = this.next.fetch_add(1, Ordering::Relaxed);
-                names.get(turn % names.len().max(1)).map(|n| n.to_string()).unwrap_or_default()
+                names
+                    .get(turn % names.len().max(1))
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             };
             let addr = this.master(&route, &broker)?;
             let h = PopMessageRequestHeader {
@@ -325,12 +427,26 @@ impl Backend for ClusterBackend {
             let mut req = RemotingCommand::request(rq::POP_MESSAGE);
             req.ext = h.to_ext();
             let wait = TIMEOUT + Duration::from_millis(cmd.poll_ms.max(0) as u64);
-            let resp = this.routes.client().invoke(&addr, req, wait).await.map_err(refusal)?;
+            let resp = this
+                .routes
+                .client()
+                .invoke(&addr, req, wait)
+                .await
+                .map_err(refusal)?;
             match resp.code {
                 rs::SUCCESS => popped(&resp, &cmd.group, &broker),
-                rs::POLLING_TIMEOUT | rs::PULL_NOT_FOUND => Ok(Popped { timed_out: true, ..Default::default() }),
-                rs::POLLING_FULL => Ok(Popped { polling_full: true, ..Default::default() }),
-                code => Err(Refusal::from_remoting(code, resp.remark.unwrap_or_default())),
+                rs::POLLING_TIMEOUT | rs::PULL_NOT_FOUND => Ok(Popped {
+                    timed_out: true,
+                    ..Default::default()
+                }),
+                rs::POLLING_FULL => Ok(Popped {
+                    polling_full: true,
+                    ..Default::default()
+                }),
+                code => Err(Refusal::from_remoting(
+                    code,
+                    resp.remark.unwrap_or_default(),
+                )),
             }
         })
     }
@@ -352,11 +468,17 @@ impl Backend for ClusterBackend {
         })
     }
 
-    fn change_invisible(&self, _caller: Caller, cmd: HandleCmd, invisible_ms: i64) -> Reply<String> {
+    fn change_invisible(
+        &self,
+        _caller: Caller,
+        cmd: HandleCmd,
+        invisible_ms: i64,
+    ) -> Reply<String> {
         let this = self.clone();
         Box::pin(async move {
             let addr = this.broker_addr(&cmd.broker_name).await?;
-            let old = crate::wire::pop::Handle::parse(&cmd.extra_info).map_err(Refusal::InvalidParameter)?;
+            let old = crate::wire::pop::Handle::parse(&cmd.extra_info)
+                .map_err(Refusal::InvalidParameter)?;
             let h = ChangeInvisibleTimeRequestHeader {
                 consumer_group: cmd.group,
                 topic: cmd.topic,
@@ -368,7 +490,8 @@ impl Backend for ClusterBackend {
             let mut req = RemotingCommand::request(rq::CHANGE_MESSAGE_INVISIBLETIME);
             req.ext = h.to_ext();
             let resp = this.invoke(&addr, req, &[rs::SUCCESS]).await?;
-            let r = ChangeInvisibleTimeResponseHeader::from_ext(&resp.ext).map_err(|e| Refusal::Failed(e.to_string()))?;
+            let r = ChangeInvisibleTimeResponseHeader::from_ext(&resp.ext)
+                .map_err(|e| Refusal::Failed(e.to_string()))?;
             // The new handle as RocketMQ's remoting client builds it.
             let new = crate::wire::pop::Handle {
                 ck_start_offset: cmd.offset,
@@ -408,8 +531,10 @@ impl Backend for ClusterBackend {
 /// the record has one, else from `startOffsetInfo`; orderly reads take
 /// their delivery counts from `orderCountInfo`.
 fn popped(resp: &RemotingCommand, group: &str, broker: &str) -> Result<Popped, Refusal> {
-    let h = PopMessageResponseHeader::from_ext(&resp.ext).map_err(|e| Refusal::Failed(e.to_string()))?;
-    let records = crate::wire::message::decode_records(&resp.body_bytes()).map_err(|e| Refusal::Failed(e.to_string()))?;
+    let h = PopMessageResponseHeader::from_ext(&resp.ext)
+        .map_err(|e| Refusal::Failed(e.to_string()))?;
+    let records = crate::wire::message::decode_records(&resp.body_bytes())
+        .map_err(|e| Refusal::Failed(e.to_string()))?;
     let entries = |s: &Option<String>| -> Vec<Vec<String>> {
         s.as_deref()
             .unwrap_or("")
@@ -428,7 +553,9 @@ fn popped(resp: &RemotingCommand, group: &str, broker: &str) -> Result<Popped, R
             None => {
                 let start = starts
                     .iter()
-                    .find(|f| f.len() == 3 && f[0] == ty.to_string() && f[1] == m.queue_id.to_string())
+                    .find(|f| {
+                        f.len() == 3 && f[0] == ty.to_string() && f[1] == m.queue_id.to_string()
+                    })
                     .map(|f| f[2].clone())
                     .unwrap_or_else(|| m.queue_offset.to_string());
                 format!(
@@ -438,12 +565,19 @@ fn popped(resp: &RemotingCommand, group: &str, broker: &str) -> Result<Popped, R
             }
         };
         let key = format!("qo{}%{}", m.queue_id, m.queue_offset);
-        if let Some(c) = counts.iter().find(|f| f.len() == 3 && f[1] == key).and_then(|f| f[2].parse::<i32>().ok()) {
+        if let Some(c) = counts
+            .iter()
+            .find(|f| f.len() == 3 && f[1] == key)
+            .and_then(|f| f[2].parse::<i32>().ok())
+        {
             if c > 0 {
                 m.reconsume_times = c;
             }
         }
         out.push((m, handle));
     }
-    Ok(Popped { messages: out, ..Default::default() })
+    Ok(Popped {
+        messages: out,
+        ..Default::default()
+    })
 }

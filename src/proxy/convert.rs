@@ -14,22 +14,68 @@ use crate::wire::message::{self, keys, sysflag, MessageExt};
 
 /// Property names clients may not set (`MessageConst.STRING_HASH_SET`).
 const RESERVED: &[&str] = &[
-    keys::KEYS, keys::TAGS, keys::WAIT, keys::DELAY, keys::RETRY_TOPIC, keys::REAL_TOPIC,
-    keys::REAL_QID, keys::TRAN_MSG, keys::PGROUP, keys::MIN_OFFSET, keys::MAX_OFFSET,
-    keys::BUYER_ID, keys::ORIGIN_MESSAGE_ID, keys::TRANSFER_FLAG, keys::CORRECTION_FLAG,
-    keys::MQ2_FLAG, keys::RECONSUME_TIME, keys::MSG_REGION, keys::TRACE_ON, keys::UNIQ_KEY,
-    keys::MAX_RECONSUME_TIMES, keys::CONSUME_START_TIME, keys::TRAN_PREPARED_QUEUE_OFFSET,
-    keys::TRANSACTION_CHECK_TIMES, keys::CHECK_IMMUNITY_TIME_IN_SECONDS, keys::SHARDING_KEY,
-    keys::POP_CK, keys::POP_CK_OFFSET, keys::FIRST_POP_TIME, keys::TRACE_CONTEXT,
-    keys::TIMER_DELAY_SEC, keys::TIMER_DELIVER_MS, keys::BORN_HOST, keys::BORN_TIMESTAMP,
-    keys::DLQ_ORIGIN_TOPIC, keys::DLQ_ORIGIN_MESSAGE_ID, keys::INSTANCE_ID,
-    keys::CORRELATION_ID, keys::REPLY_TO_CLIENT, keys::TTL, keys::ARRIVE_TIME,
-    keys::PUSH_REPLY_TIME, keys::CLUSTER, keys::MSG_TYPE, keys::INNER_NUM, keys::INNER_BASE,
-    keys::EXTEND_UNIQ_INFO, keys::DUP_INFO, keys::TRANSACTION_ID, keys::TIMER_OUT_MS,
-    keys::TIMER_ENQUEUE_MS, keys::TIMER_DEQUEUE_MS, keys::TIMER_ROLL_TIMES,
-    keys::TIMER_DEL_UNIQKEY, keys::TIMER_DELAY_LEVEL, keys::TIMER_DELAY_MS,
-    keys::START_DELIVER_TIME, keys::FORWARD_QUEUE_ID, keys::REDIRECT,
-    keys::INNER_MULTI_DISPATCH, keys::INNER_MULTI_QUEUE_OFFSET, keys::CRC32,
+    keys::KEYS,
+    keys::TAGS,
+    keys::WAIT,
+    keys::DELAY,
+    keys::RETRY_TOPIC,
+    keys::REAL_TOPIC,
+    keys::REAL_QID,
+    keys::TRAN_MSG,
+    keys::PGROUP,
+    keys::MIN_OFFSET,
+    keys::MAX_OFFSET,
+    keys::BUYER_ID,
+    keys::ORIGIN_MESSAGE_ID,
+    keys::TRANSFER_FLAG,
+    keys::CORRECTION_FLAG,
+    keys::MQ2_FLAG,
+    keys::RECONSUME_TIME,
+    keys::MSG_REGION,
+    keys::TRACE_ON,
+    keys::UNIQ_KEY,
+    keys::MAX_RECONSUME_TIMES,
+    keys::CONSUME_START_TIME,
+    keys::TRAN_PREPARED_QUEUE_OFFSET,
+    keys::TRANSACTION_CHECK_TIMES,
+    keys::CHECK_IMMUNITY_TIME_IN_SECONDS,
+    keys::SHARDING_KEY,
+    keys::POP_CK,
+    keys::POP_CK_OFFSET,
+    keys::FIRST_POP_TIME,
+    keys::TRACE_CONTEXT,
+    keys::TIMER_DELAY_SEC,
+    keys::TIMER_DELIVER_MS,
+    keys::BORN_HOST,
+    keys::BORN_TIMESTAMP,
+    keys::DLQ_ORIGIN_TOPIC,
+    keys::DLQ_ORIGIN_MESSAGE_ID,
+    keys::INSTANCE_ID,
+    keys::CORRELATION_ID,
+    keys::REPLY_TO_CLIENT,
+    keys::TTL,
+    keys::ARRIVE_TIME,
+    keys::PUSH_REPLY_TIME,
+    keys::CLUSTER,
+    keys::MSG_TYPE,
+    keys::INNER_NUM,
+    keys::INNER_BASE,
+    keys::EXTEND_UNIQ_INFO,
+    keys::DUP_INFO,
+    keys::TRANSACTION_ID,
+    keys::TIMER_OUT_MS,
+    keys::TIMER_ENQUEUE_MS,
+    keys::TIMER_DEQUEUE_MS,
+    keys::TIMER_ROLL_TIMES,
+    keys::TIMER_DEL_UNIQKEY,
+    keys::TIMER_DELAY_LEVEL,
+    keys::TIMER_DELAY_MS,
+    keys::START_DELIVER_TIME,
+    keys::FORWARD_QUEUE_ID,
+    keys::REDIRECT,
+    keys::INNER_MULTI_DISPATCH,
+    keys::INNER_MULTI_QUEUE_OFFSET,
+    keys::CRC32,
 ];
 
 pub fn is_reserved(key: &str) -> bool {
@@ -80,7 +126,10 @@ fn check_user_properties(
     if props.len() > cfg.user_property_max_num {
         return Err(fail(
             Code::MessagePropertiesTooLarge,
-            format!("too many user properties, max is {}", cfg.user_property_max_num),
+            format!(
+                "too many user properties, max is {}",
+                cfg.user_property_max_num
+            ),
         ));
     }
     let mut size: usize = props.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -88,7 +137,10 @@ fn check_user_properties(
     if size > cfg.max_user_property_size {
         return Err(fail(
             Code::MessagePropertiesTooLarge,
-            format!("the total size of user properties exceeds {}", cfg.max_user_property_size),
+            format!(
+                "the total size of user properties exceeds {}",
+                cfg.max_user_property_size
+            ),
         ));
     }
     for (k, v) in props {
@@ -103,34 +155,53 @@ fn check_user_properties(
 }
 
 /// Tag, keys, message id, group and delivery time of one message.
-fn check_system_properties(sp: &pb::SystemProperties, cfg: &ProxyConfig, now: i64) -> Result<(), Failure> {
+fn check_system_properties(
+    sp: &pb::SystemProperties,
+    cfg: &ProxyConfig,
+    now: i64,
+) -> Result<(), Failure> {
     if let Some(tag) = &sp.tag {
         if blank(tag) || tag.contains('|') || has_control(tag) {
-            return Err(fail(Code::IllegalMessageTag, format!("tag {tag} is not allowed")));
+            return Err(fail(
+                Code::IllegalMessageTag,
+                format!("tag {tag} is not allowed"),
+            ));
         }
     }
     if sp.keys.iter().any(|k| blank(k) || has_control(k)) {
-        return Err(fail(Code::IllegalMessageKey, "a message key is blank or has control characters"));
+        return Err(fail(
+            Code::IllegalMessageKey,
+            "a message key is blank or has control characters",
+        ));
     }
     if blank(&sp.message_id) {
         return Err(fail(Code::IllegalMessageId, "message id cannot be blank"));
     }
     if let Some(d) = &sp.orphaned_transaction_recovery_duration {
         if dur_ms(d) / 1000 > cfg.max_transaction_recovery_second {
-            return Err(fail(Code::BadRequest, "the transaction recovery time is too large"));
+            return Err(fail(
+                Code::BadRequest,
+                "the transaction recovery time is too large",
+            ));
         }
     }
     if let Some(t) = &sp.delivery_timestamp {
         if ts_ms(t) - now > cfg.max_delay_time_mills {
             return Err(fail(
                 Code::IllegalDeliveryTime,
-                format!("the delivery time is more than {} ms ahead", cfg.max_delay_time_mills),
+                format!(
+                    "the delivery time is more than {} ms ahead",
+                    cfg.max_delay_time_mills
+                ),
             ));
         }
     }
     if let Some(g) = &sp.message_group {
         if blank(g) || g.len() >= cfg.max_message_group_size || has_control(g) {
-            return Err(fail(Code::IllegalMessageGroup, format!("message group {g} is not allowed")));
+            return Err(fail(
+                Code::IllegalMessageGroup,
+                format!("message group {g} is not allowed"),
+            ));
         }
     }
     Ok(())
@@ -160,7 +231,10 @@ fn properties(m: &pb::Message, sp: &pb::SystemProperties, topic: &str, peer: &st
     if sp.message_type == MessageType::Transaction as i32 {
         out.push((keys::TRAN_MSG, "true".into()));
         if let Some(d) = &sp.orphaned_transaction_recovery_duration {
-            out.push((keys::CHECK_IMMUNITY_TIME_IN_SECONDS, (dur_ms(d) / 1000).to_string()));
+            out.push((
+                keys::CHECK_IMMUNITY_TIME_IN_SECONDS,
+                (dur_ms(d) / 1000).to_string(),
+            ));
         }
     }
     if let Some(n) = sp.delivery_attempt {
@@ -170,7 +244,11 @@ fn properties(m: &pb::Message, sp: &pb::SystemProperties, topic: &str, peer: &st
     if let Some(tc) = sp.trace_context.as_ref().filter(|t| !t.is_empty()) {
         out.push((keys::TRACE_CONTEXT, tc.clone()));
     }
-    let born_host = if sp.born_host.is_empty() { peer } else { &sp.born_host };
+    let born_host = if sp.born_host.is_empty() {
+        peer
+    } else {
+        &sp.born_host
+    };
     out.push((keys::BORN_HOST, born_host.to_owned()));
     if let Some(b) = &sp.born_timestamp {
         out.push((keys::BORN_TIMESTAMP, ts_ms(b).to_string()));
@@ -192,7 +270,12 @@ pub fn kind_of(sp: &pb::SystemProperties) -> MessageType {
 }
 
 /// Checks one message of a SendMessage and builds what is stored.
-pub fn to_send(m: &pb::Message, cfg: &ProxyConfig, peer: &str, now: i64) -> Result<SendCmd, Failure> {
+pub fn to_send(
+    m: &pb::Message,
+    cfg: &ProxyConfig,
+    peer: &str,
+    now: i64,
+) -> Result<SendCmd, Failure> {
     let topic = m.topic.as_ref().map(|t| t.name.as_str()).unwrap_or("");
     crate::wire::names::check_topic(topic).map_err(|e| fail(Code::IllegalTopic, e.to_string()))?;
     let default_sp = pb::SystemProperties::default();
@@ -238,10 +321,15 @@ pub fn type_accepted(topic_type: Option<&str>, kind: MessageType) -> bool {
 /// The types a topic accepts, for `MessageQueue.accept_message_types`.
 pub fn accepted_types(topic_type: Option<&str>) -> Vec<i32> {
     match topic_type.unwrap_or("NORMAL") {
-        "MIXED" => [MessageType::Normal, MessageType::Fifo, MessageType::Delay, MessageType::Transaction]
-            .iter()
-            .map(|t| *t as i32)
-            .collect(),
+        "MIXED" => [
+            MessageType::Normal,
+            MessageType::Fifo,
+            MessageType::Delay,
+            MessageType::Transaction,
+        ]
+        .iter()
+        .map(|t| *t as i32)
+        .collect(),
         t => vec![MessageType::from_str_name(t).unwrap_or(MessageType::Unspecified) as i32],
     }
 }
@@ -256,7 +344,10 @@ fn md5_hex(body: &[u8]) -> String {
 /// the encoding is always IDENTITY.
 fn plain_body(m: &MessageExt) -> Bytes {
     if m.sys_flag & sysflag::COMPRESSED != 0 {
-        if let Ok(b) = crate::wire::inflate::inflate_capped(&m.body, crate::wire::inflate::MAX_INFLATED_MESSAGE * 32) {
+        if let Ok(b) = crate::wire::inflate::inflate_capped(
+            &m.body,
+            crate::wire::inflate::MAX_INFLATED_MESSAGE * 32,
+        ) {
             return Bytes::from(b);
         }
     }
@@ -281,8 +372,11 @@ fn stored_kind(m: &MessageExt) -> MessageType {
 pub fn from_stored(m: &MessageExt, topic: &str, receipt_handle: Option<String>) -> pb::Message {
     let props = message::decode_properties(&m.properties);
     let get = |k: &str| props.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
-    let user_properties: HashMap<String, String> =
-        props.iter().filter(|(k, _)| !is_reserved(k)).cloned().collect();
+    let user_properties: HashMap<String, String> = props
+        .iter()
+        .filter(|(k, _)| !is_reserved(k))
+        .cloned()
+        .collect();
     let body = plain_body(m);
     let delivery = get(keys::TIMER_DELIVER_MS)
         .and_then(|v| v.parse::<i64>().ok())
@@ -298,7 +392,12 @@ pub fn from_stored(m: &MessageExt, topic: &str, receipt_handle: Option<String>) 
     let sp = pb::SystemProperties {
         tag: get(keys::TAGS),
         keys: get(keys::KEYS)
-            .map(|k| k.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|k| {
+                k.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
         message_id: get(keys::UNIQ_KEY).unwrap_or_else(|| m.offset_msg_id()),
         body_digest: Some(pb::Digest {

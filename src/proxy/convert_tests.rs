@@ -2,7 +2,10 @@ use super::*;
 
 fn msg(topic: &str) -> pb::Message {
     pb::Message {
-        topic: Some(pb::Resource { resource_namespace: String::new(), name: topic.into() }),
+        topic: Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: topic.into(),
+        }),
         user_properties: [("k".to_owned(), "v".to_owned())].into_iter().collect(),
         system_properties: Some(pb::SystemProperties {
             tag: Some("TagA".into()),
@@ -26,7 +29,10 @@ fn a_grpc_message_becomes_stored_properties() {
     assert_eq!(p(keys::PGROUP).as_deref(), Some("T"));
     assert_eq!(p("k").as_deref(), Some("v"));
     assert_eq!(c.shard_key.as_deref(), Some("g1"));
-    assert_eq!(kind_of(msg("T").system_properties.as_ref().unwrap()), MessageType::Fifo);
+    assert_eq!(
+        kind_of(msg("T").system_properties.as_ref().unwrap()),
+        MessageType::Fifo
+    );
 }
 
 #[test]
@@ -87,7 +93,10 @@ fn a_stored_message_reads_back_with_its_digest_and_attempt() {
     assert_eq!(g.topic.unwrap().name, "T");
     assert_eq!(sp.message_id, "U1");
     assert_eq!(sp.delivery_attempt, Some(3));
-    assert_eq!(sp.body_digest.unwrap().checksum, "900150983CD24FB0D6963F7D28E17F72");
+    assert_eq!(
+        sp.body_digest.unwrap().checksum,
+        "900150983CD24FB0D6963F7D28E17F72"
+    );
     assert_eq!(g.user_properties.get("a").map(String::as_str), Some("b"));
     assert!(!g.user_properties.contains_key("TAGS"));
     assert_eq!(sp.born_timestamp.map(|t| ts_ms(&t)), Some(1500));

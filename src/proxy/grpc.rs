@@ -70,7 +70,10 @@ impl Meta {
         let text = |k: &str| md.get(k).and_then(|v| v.to_str().ok()).unwrap_or("");
         let client_id = text("x-mq-client-id").trim().to_owned();
         if client_id.is_empty() {
-            return Err(Failure::new(Code::ClientIdRequired, "x-mq-client-id is required"));
+            return Err(Failure::new(
+                Code::ClientIdRequired,
+                "x-mq-client-id is required",
+            ));
         }
         let remote = req
             .remote_addr()
@@ -133,9 +136,14 @@ impl MessagingService for Messaging {
         req: Request<pb::QueryRouteRequest>,
     ) -> Result<Response<pb::QueryRouteResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::QueryRouteResponse { status: Some(status), message_queues: vec![] }, |m, r| async move {
-            super::send::query_route(&p, m, r).await
-        })
+        unary(
+            req,
+            |status| pb::QueryRouteResponse {
+                status: Some(status),
+                message_queues: vec![],
+            },
+            |m, r| async move { super::send::query_route(&p, m, r).await },
+        )
         .await
     }
 
@@ -144,10 +152,16 @@ impl MessagingService for Messaging {
         req: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::HeartbeatResponse { status: Some(status) }, |m, r| async move {
-            heartbeat(&p, m, r).await?;
-            Ok(pb::HeartbeatResponse { status: Some(ok()) })
-        })
+        unary(
+            req,
+            |status| pb::HeartbeatResponse {
+                status: Some(status),
+            },
+            |m, r| async move {
+                heartbeat(&p, m, r).await?;
+                Ok(pb::HeartbeatResponse { status: Some(ok()) })
+            },
+        )
         .await
     }
 
@@ -156,9 +170,14 @@ impl MessagingService for Messaging {
         req: Request<pb::SendMessageRequest>,
     ) -> Result<Response<pb::SendMessageResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::SendMessageResponse { status: Some(status), entries: vec![] }, |m, r| async move {
-            super::send::send_message(&p, m, r).await
-        })
+        unary(
+            req,
+            |status| pb::SendMessageResponse {
+                status: Some(status),
+                entries: vec![],
+            },
+            |m, r| async move { super::send::send_message(&p, m, r).await },
+        )
         .await
     }
 
@@ -167,9 +186,14 @@ impl MessagingService for Messaging {
         req: Request<pb::QueryAssignmentRequest>,
     ) -> Result<Response<pb::QueryAssignmentResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::QueryAssignmentResponse { status: Some(status), assignments: vec![] }, |m, r| async move {
-            super::receive::query_assignment(&p, m, r).await
-        })
+        unary(
+            req,
+            |status| pb::QueryAssignmentResponse {
+                status: Some(status),
+                assignments: vec![],
+            },
+            |m, r| async move { super::receive::query_assignment(&p, m, r).await },
+        )
         .await
     }
 
@@ -191,9 +215,14 @@ impl MessagingService for Messaging {
         req: Request<pb::AckMessageRequest>,
     ) -> Result<Response<pb::AckMessageResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::AckMessageResponse { status: Some(status), entries: vec![] }, |m, r| async move {
-            super::receive::ack(&p, m, r).await
-        })
+        unary(
+            req,
+            |status| pb::AckMessageResponse {
+                status: Some(status),
+                entries: vec![],
+            },
+            |m, r| async move { super::receive::ack(&p, m, r).await },
+        )
         .await
     }
 
@@ -202,10 +231,16 @@ impl MessagingService for Messaging {
         req: Request<pb::ForwardMessageToDeadLetterQueueRequest>,
     ) -> Result<Response<pb::ForwardMessageToDeadLetterQueueResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::ForwardMessageToDeadLetterQueueResponse { status: Some(status) }, |m, r| async move {
-            super::receive::forward_to_dlq(&p, m, r).await?;
-            Ok(pb::ForwardMessageToDeadLetterQueueResponse { status: Some(ok()) })
-        })
+        unary(
+            req,
+            |status| pb::ForwardMessageToDeadLetterQueueResponse {
+                status: Some(status),
+            },
+            |m, r| async move {
+                super::receive::forward_to_dlq(&p, m, r).await?;
+                Ok(pb::ForwardMessageToDeadLetterQueueResponse { status: Some(ok()) })
+            },
+        )
         .await
     }
 
@@ -214,10 +249,16 @@ impl MessagingService for Messaging {
         req: Request<pb::EndTransactionRequest>,
     ) -> Result<Response<pb::EndTransactionResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::EndTransactionResponse { status: Some(status) }, |m, r| async move {
-            super::send::end_transaction(&p, m, r).await?;
-            Ok(pb::EndTransactionResponse { status: Some(ok()) })
-        })
+        unary(
+            req,
+            |status| pb::EndTransactionResponse {
+                status: Some(status),
+            },
+            |m, r| async move {
+                super::send::end_transaction(&p, m, r).await?;
+                Ok(pb::EndTransactionResponse { status: Some(ok()) })
+            },
+        )
         .await
     }
 
@@ -238,10 +279,16 @@ impl MessagingService for Messaging {
         req: Request<pb::NotifyClientTerminationRequest>,
     ) -> Result<Response<pb::NotifyClientTerminationResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::NotifyClientTerminationResponse { status: Some(status) }, |m, r| async move {
-            terminate(&p, m, r).await?;
-            Ok(pb::NotifyClientTerminationResponse { status: Some(ok()) })
-        })
+        unary(
+            req,
+            |status| pb::NotifyClientTerminationResponse {
+                status: Some(status),
+            },
+            |m, r| async move {
+                terminate(&p, m, r).await?;
+                Ok(pb::NotifyClientTerminationResponse { status: Some(ok()) })
+            },
+        )
         .await
     }
 
@@ -250,9 +297,14 @@ impl MessagingService for Messaging {
         req: Request<pb::ChangeInvisibleDurationRequest>,
     ) -> Result<Response<pb::ChangeInvisibleDurationResponse>, Status> {
         let p = self.0.clone();
-        unary(req, |status| pb::ChangeInvisibleDurationResponse { status: Some(status), receipt_handle: String::new() }, |m, r| async move {
-            super::receive::change_invisible(&p, m, r).await
-        })
+        unary(
+            req,
+            |status| pb::ChangeInvisibleDurationResponse {
+                status: Some(status),
+                receipt_handle: String::new(),
+            },
+            |m, r| async move { super::receive::change_invisible(&p, m, r).await },
+        )
         .await
     }
 }
@@ -275,7 +327,10 @@ pub fn registration(p: &Proxy, meta: &Meta, s: &pb::Settings) -> Result<Registra
             reg.consumer = Some(super::receive::consumer_registration(s)?);
         }
         _ => {
-            return Err(Failure::new(Code::UnrecognizedClientType, "unrecognized client type"));
+            return Err(Failure::new(
+                Code::UnrecognizedClientType,
+                "unrecognized client type",
+            ));
         }
     }
     Ok(reg)
@@ -284,7 +339,13 @@ pub fn registration(p: &Proxy, meta: &Meta, s: &pb::Settings) -> Result<Registra
 /// What a call needs under ACL 2.0, checked as the remoting request it
 /// stands for would be (`code` and its `topic` / `consumerGroup` fields),
 /// against the same users and policies.
-pub fn authorize(p: &Proxy, m: &Meta, code: i32, topic: &str, group: Option<&str>) -> Result<(), Failure> {
+pub fn authorize(
+    p: &Proxy,
+    m: &Meta,
+    code: i32,
+    topic: &str,
+    group: Option<&str>,
+) -> Result<(), Failure> {
     let Some(auth) = p.backend.auth() else {
         return Ok(());
     };
@@ -315,7 +376,11 @@ async fn heartbeat(p: &Proxy, meta: Meta, _r: pb::HeartbeatRequest) -> Result<()
 }
 
 /// NotifyClientTermination: forget the client and unregister it.
-async fn terminate(p: &Proxy, meta: Meta, r: pb::NotifyClientTerminationRequest) -> Result<(), Failure> {
+async fn terminate(
+    p: &Proxy,
+    meta: Meta,
+    r: pb::NotifyClientTerminationRequest,
+) -> Result<(), Failure> {
     let Some(st) = p.clients.remove(&meta.client_id) else {
         return Ok(());
     };
@@ -326,7 +391,12 @@ async fn terminate(p: &Proxy, meta: Meta, r: pb::NotifyClientTerminationRequest)
         .or_else(|| settings::consumer_group(&s).map(str::to_owned));
     let producers = settings::publishing_topics(&s);
     p.backend
-        .unregister(meta.caller.clone(), meta.client_id.clone(), producers, group)
+        .unregister(
+            meta.caller.clone(),
+            meta.client_id.clone(),
+            producers,
+            group,
+        )
         .await?;
     Ok(())
 }

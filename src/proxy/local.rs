@@ -65,7 +65,10 @@ pub fn message_type_of(attrs: &std::collections::BTreeMap<String, String>) -> Op
 
 fn local_route(svc: &BrokerService, topic: &str) -> Result<TopicInfo, Refusal> {
     let ctx = svc.ctx();
-    let t = ctx.topics.get(topic).ok_or_else(|| Refusal::topic_not_exist(topic))?;
+    let t = ctx
+        .topics
+        .get(topic)
+        .ok_or_else(|| Refusal::topic_not_exist(topic))?;
     let c = &t.config;
     let name = ctx.cfg.broker_name.clone();
     let route = TopicRouteData {
@@ -86,7 +89,10 @@ fn local_route(svc: &BrokerService, topic: &str) -> Result<TopicInfo, Refusal> {
         }],
         filter_server_table: Default::default(),
     };
-    Ok(TopicInfo { route, message_type: message_type_of(&c.attributes) })
+    Ok(TopicInfo {
+        route,
+        message_type: message_type_of(&c.attributes),
+    })
 }
 
 fn heartbeat_data(reg: &Registration) -> HeartbeatData {
@@ -95,7 +101,9 @@ fn heartbeat_data(reg: &Registration) -> HeartbeatData {
         producer_data_set: reg
             .producer_groups
             .iter()
-            .map(|g| ProducerData { group_name: g.clone() })
+            .map(|g| ProducerData {
+                group_name: g.clone(),
+            })
             .collect(),
         consumer_data_set: reg
             .consumer
@@ -126,7 +134,9 @@ impl Backend for LocalBackend {
     fn send(&self, caller: Caller, cmd: SendCmd) -> Reply<Sent> {
         self.run(move |svc| async move {
             let queue_id = match (&cmd.shard_key, svc.ctx().topics.get(&cmd.topic)) {
-                (Some(k), Some(t)) => fifo_queue_index(k, t.config.write_queue_nums.max(1) as usize) as i32,
+                (Some(k), Some(t)) => {
+                    fifo_queue_index(k, t.config.write_queue_nums.max(1) as usize) as i32
+                }
                 _ => -1,
             };
             let req = SendRequest {
@@ -144,13 +154,20 @@ impl Backend for LocalBackend {
                 batch: false,
             };
             let r = svc.send(&caller, req).await?;
-            let first = r.results.first().ok_or_else(|| Refusal::Failed("nothing stored".into()))?;
+            let first = r
+                .results
+                .first()
+                .ok_or_else(|| Refusal::Failed("nothing stored".into()))?;
             Ok(Sent {
                 broker_name: svc.ctx().cfg.broker_name.clone(),
                 queue_id: r.queue_id,
                 queue_offset: first.queue_offset,
                 commit_log_offset: first.phys_offset,
-                msg_id: r.transaction_id.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default(),
+                msg_id: r
+                    .transaction_id
+                    .as_ref()
+                    .map(|u| u.as_str().to_owned())
+                    .unwrap_or_default(),
                 flush_ok: r.flush == crate::actors::broker::commit_log::FlushOutcome::Ok,
             })
         })
@@ -187,14 +204,28 @@ impl Backend for LocalBackend {
         })
     }
 
-    fn unregister(&self, caller: Caller, client_id: String, producer_groups: Vec<String>, consumer_group: Option<String>) -> Reply<()> {
+    fn unregister(
+        &self,
+        caller: Caller,
+        client_id: String,
+        producer_groups: Vec<String>,
+        consumer_group: Option<String>,
+    ) -> Reply<()> {
         self.run(move |svc| async move {
             for g in producer_groups {
-                let u = UnregisterRequest { client_id: client_id.clone(), producer_group: Some(g), consumer_group: None };
+                let u = UnregisterRequest {
+                    client_id: client_id.clone(),
+                    producer_group: Some(g),
+                    consumer_group: None,
+                };
                 svc.unregister(&caller, u).await?;
             }
             if consumer_group.is_some() {
-                let u = UnregisterRequest { client_id, producer_group: None, consumer_group };
+                let u = UnregisterRequest {
+                    client_id,
+                    producer_group: None,
+                    consumer_group,
+                };
                 svc.unregister(&caller, u).await?;
             }
             Ok(())
@@ -205,8 +236,13 @@ impl Backend for LocalBackend {
         let groups = self.svc.ctx().groups.clone();
         Box::pin(async move {
             match groups.send(EnsureGroup(group.clone())).await {
-                Ok(Some(c)) => Ok(GroupSettings { retry_max_times: c.retry_max_times, orderly: c.consume_message_orderly }),
-                Ok(None) => Err(Refusal::GroupNotExist(format!("subscription group not exist, {group}"))),
+                Ok(Some(c)) => Ok(GroupSettings {
+                    retry_max_times: c.retry_max_times,
+                    orderly: c.consume_message_orderly,
+                }),
+                Ok(None) => Err(Refusal::GroupNotExist(format!(
+                    "subscription group not exist, {group}"
+                ))),
                 Err(_) => Err(Refusal::busy("group manager")),
             }
         })
@@ -230,10 +266,17 @@ impl Backend for LocalBackend {
             };
             match svc.pop(&caller, req).await {
                 Ok(r) => Ok(Popped {
-                    messages: r.messages.into_iter().map(|m| (m.message, m.receipt_handle)).collect(),
+                    messages: r
+                        .messages
+                        .into_iter()
+                        .map(|m| (m.message, m.receipt_handle))
+                        .collect(),
                     ..Default::default()
                 }),
-                Err(Refusal::PollingFull(_)) => Ok(Popped { polling_full: true, ..Default::default() }),
+                Err(Refusal::PollingFull(_)) => Ok(Popped {
+                    polling_full: true,
+                    ..Default::default()
+                }),
                 Err(e) => Err(e),
             }
         })
@@ -262,7 +305,9 @@ impl Backend for LocalBackend {
                 offset: cmd.offset,
                 invisible_ms: invisible_ms.max(0) as u64,
             };
-            svc.change_invisible(&caller, req).await.map(|r| r.receipt_handle)
+            svc.change_invisible(&caller, req)
+                .await
+                .map(|r| r.receipt_handle)
         })
     }
 

@@ -9,12 +9,14 @@ use std::time::Duration;
 use super::backend::{ConsumerReg, DlqCmd, HandleCmd, PopCmd};
 use super::convert::{self, dur_ms};
 use super::grpc::{authorize, Meta, Proxy};
-use crate::wire::codes::request::PULL_MESSAGE;
-use super::pb::{self, receive_message_response::Content, settings::PubSub, ClientType, Code, FilterType};
+use super::pb::{
+    self, receive_message_response::Content, settings::PubSub, ClientType, Code, FilterType,
+};
 use super::send::own_endpoints;
 use super::settings;
 use super::status::{ok, overall, status, Failure};
 use crate::wire::bodies::{parse_tags, perm, SubscriptionData};
+use crate::wire::codes::request::PULL_MESSAGE;
 use crate::wire::message::tags_code;
 use crate::wire::pop::real_topic;
 use crate::wire::{names, now_ms};
@@ -49,15 +51,23 @@ fn check_topic(t: &str) -> Result<(), Failure> {
 }
 
 /// A subscription entry as the broker's `SubscriptionData`.
-pub fn subscription(topic: &str, f: Option<&pb::FilterExpression>) -> Result<SubscriptionData, Failure> {
+pub fn subscription(
+    topic: &str,
+    f: Option<&pb::FilterExpression>,
+) -> Result<SubscriptionData, Failure> {
     let (ty, text) = match f {
         Some(f) if f.r#type == FilterType::Sql as i32 => ("SQL92", f.expression.trim().to_owned()),
         Some(f) if !f.expression.trim().is_empty() => ("TAG", f.expression.trim().to_owned()),
         _ => ("TAG", "*".to_owned()),
     };
-    let tags = if ty == "TAG" { parse_tags(&text) } else { Vec::new() };
+    let tags = if ty == "TAG" {
+        parse_tags(&text)
+    } else {
+        Vec::new()
+    };
     if ty == "SQL92" {
-        crate::filter::parse(&text).map_err(|e| Failure::new(Code::IllegalFilterExpression, e.to_string()))?;
+        crate::filter::parse(&text)
+            .map_err(|e| Failure::new(Code::IllegalFilterExpression, e.to_string()))?;
     }
     Ok(SubscriptionData {
         class_filter_mode: false,
@@ -73,9 +83,16 @@ pub fn subscription(topic: &str, f: Option<&pb::FilterExpression>) -> Result<Sub
 /// A consumer's registration from its Settings.
 pub fn consumer_registration(s: &pb::Settings) -> Result<ConsumerReg, Failure> {
     let Some(PubSub::Subscription(sub)) = &s.pub_sub else {
-        return Err(Failure::new(Code::BadRequest, "a consumer without subscription settings"));
+        return Err(Failure::new(
+            Code::BadRequest,
+            "a consumer without subscription settings",
+        ));
     };
-    let group = sub.group.as_ref().map(|g| g.name.clone()).unwrap_or_default();
+    let group = sub
+        .group
+        .as_ref()
+        .map(|g| g.name.clone())
+        .unwrap_or_default();
     check_group(&group)?;
     let subscriptions = sub
         .subscriptions
@@ -87,10 +104,18 @@ pub fn consumer_registration(s: &pb::Settings) -> Result<ConsumerReg, Failure> {
     } else {
         "CONSUME_ACTIVELY"
     };
-    Ok(ConsumerReg { group, consume_type, subscriptions })
+    Ok(ConsumerReg {
+        group,
+        consume_type,
+        subscriptions,
+    })
 }
 
-pub async fn query_assignment(p: &Proxy, m: Meta, r: pb::QueryAssignmentRequest) -> Result<pb::QueryAssignmentResponse, Failure> {
+pub async fn query_assignment(
+    p: &Proxy,
+    m: Meta,
+    r: pb::QueryAssignmentRequest,
+) -> Result<pb::QueryAssignmentResponse, Failure> {
     let (topic, group) = (name(&r.topic), name(&r.group));
     check_topic(&topic)?;
     check_group(&group)?;
@@ -99,12 +124,30 @@ pub async fn query_assignment(p: &Proxy, m: Meta, r: pb::QueryAssignmentRequest)
     let orderly = p.backend.group(m.caller, group).await?.orderly;
     let endpoints = own_endpoints(p, r.endpoints.as_ref());
     let mut assignments = Vec::new();
-    for q in info.route.queue_datas.iter().filter(|q| q.perm & perm::READ != 0 && q.read_queue_nums > 0) {
-        if !info.route.broker_datas.iter().any(|b| b.broker_name == q.broker_name && b.broker_addrs.contains_key(&0)) {
+    for q in info
+        .route
+        .queue_datas
+        .iter()
+        .filter(|q| q.perm & perm::READ != 0 && q.read_queue_nums > 0)
+    {
+        if !info
+            .route
+            .broker_datas
+            .iter()
+            .any(|b| b.broker_name == q.broker_name && b.broker_addrs.contains_key(&0))
+        {
             continue;
         }
-        let broker = pb::Broker { name: q.broker_name.clone(), id: 0, endpoints: Some(endpoints.clone()) };
-        let ids: Vec<i32> = if orderly { (0..q.read_queue_nums).collect() } else { vec![-1] };
+        let broker = pb::Broker {
+            name: q.broker_name.clone(),
+            id: 0,
+            endpoints: Some(endpoints.clone()),
+        };
+        let ids: Vec<i32> = if orderly {
+            (0..q.read_queue_nums).collect()
+        } else {
+            vec![-1]
+        };
         for id in ids {
             assignments.push(pb::Assignment {
                 message_queue: Some(pb::MessageQueue {
@@ -120,7 +163,10 @@ pub async fn query_assignment(p: &Proxy, m: Meta, r: pb::QueryAssignmentRequest)
     if assignments.is_empty() {
         return Err(Failure::new(Code::Forbidden, "no readable queue"));
     }
-    Ok(pb::QueryAssignmentResponse { status: Some(ok()), assignments })
+    Ok(pb::QueryAssignmentResponse {
+        status: Some(ok()),
+        assignments,
+    })
 }
 
 /// The call's deadline from `grpc-timeout` (`<n><unit>`), if any.
@@ -146,8 +192,12 @@ pub fn failed(f: Failure) -> Vec<pb::ReceiveMessageResponse> {
 
 fn finish(st: pb::Status, messages: Vec<pb::Message>) -> Vec<pb::ReceiveMessageResponse> {
     let mut out = Vec::with_capacity(messages.len() + 2);
-    out.push(pb::ReceiveMessageResponse { content: Some(Content::Status(st)) });
-    out.extend(messages.into_iter().map(|m| pb::ReceiveMessageResponse { content: Some(Content::Message(m)) }));
+    out.push(pb::ReceiveMessageResponse {
+        content: Some(Content::Status(st)),
+    });
+    out.extend(messages.into_iter().map(|m| pb::ReceiveMessageResponse {
+        content: Some(Content::Message(m)),
+    }));
     out.push(pb::ReceiveMessageResponse {
         content: Some(Content::DeliveryTimestamp(convert::ms_ts(now_ms()))),
     });
@@ -155,7 +205,12 @@ fn finish(st: pb::Status, messages: Vec<pb::Message>) -> Vec<pb::ReceiveMessageR
 }
 
 /// Poll and invisible times of a receive, clamped as the Java proxy does.
-fn times(p: &Proxy, s: &pb::Settings, r: &pb::ReceiveMessageRequest, deadline: Option<Duration>) -> Result<(i64, i64), Failure> {
+fn times(
+    p: &Proxy,
+    s: &pb::Settings,
+    r: &pb::ReceiveMessageRequest,
+    deadline: Option<Duration>,
+) -> Result<(i64, i64), Failure> {
     let (min, max) = (
         p.cfg.grpc_client_consumer_min_long_polling_timeout_millis,
         p.cfg.grpc_client_consumer_max_long_polling_timeout_millis,
@@ -171,7 +226,10 @@ fn times(p: &Proxy, s: &pb::Settings, r: &pb::ReceiveMessageRequest, deadline: O
     if let Some(rem) = remaining {
         if poll > rem {
             if rem < min {
-                return Err(Failure::new(Code::IllegalPollingTime, "the polling time is shorter than the minimum"));
+                return Err(Failure::new(
+                    Code::IllegalPollingTime,
+                    "the polling time is shorter than the minimum",
+                ));
             }
             poll = rem;
         }
@@ -197,14 +255,24 @@ fn times(p: &Proxy, s: &pb::Settings, r: &pb::ReceiveMessageRequest, deadline: O
     Ok((poll, invisible))
 }
 
-pub async fn receive(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadline: Option<Duration>) -> Vec<pb::ReceiveMessageResponse> {
+pub async fn receive(
+    p: &Proxy,
+    m: Meta,
+    r: pb::ReceiveMessageRequest,
+    deadline: Option<Duration>,
+) -> Vec<pb::ReceiveMessageResponse> {
     match receive_inner(p, m, r, deadline).await {
         Ok(items) => items,
         Err(f) => failed(f),
     }
 }
 
-async fn receive_inner(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadline: Option<Duration>) -> Result<Vec<pb::ReceiveMessageResponse>, Failure> {
+async fn receive_inner(
+    p: &Proxy,
+    m: Meta,
+    r: pb::ReceiveMessageRequest,
+    deadline: Option<Duration>,
+) -> Result<Vec<pb::ReceiveMessageResponse>, Failure> {
     let group = name(&r.group);
     check_group(&group)?;
     // Lenient where the Java proxy fails (rocketmq #5728): a receive that
@@ -257,11 +325,24 @@ async fn receive_inner(p: &Proxy, m: Meta, r: pb::ReceiveMessageRequest, deadlin
         }
         // Past the group's attempts: to the DLQ, and acked.
         if let Ok(h) = Handle::parse(&text) {
-            let _ = dead_letter(p, &m, &group, &topic, &h, &msg.uniq_key().map(str::to_owned).unwrap_or_else(|| msg.offset_msg_id())).await;
+            let _ = dead_letter(
+                p,
+                &m,
+                &group,
+                &topic,
+                &h,
+                &msg.uniq_key()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| msg.offset_msg_id()),
+            )
+            .await;
         }
     }
     if out.is_empty() {
-        return Ok(finish(status(Code::MessageNotFound, "no new message"), Vec::new()));
+        return Ok(finish(
+            status(Code::MessageNotFound, "no new message"),
+            Vec::new(),
+        ));
     }
     Ok(finish(ok(), out))
 }
@@ -277,12 +358,22 @@ fn handle_cmd(group: &str, topic: &str, h: &Handle) -> HandleCmd {
     }
 }
 
-async fn ack_one(p: &Proxy, m: &Meta, group: &str, topic: &str, e: &pb::AckMessageEntry) -> pb::Status {
+async fn ack_one(
+    p: &Proxy,
+    m: &Meta,
+    group: &str,
+    topic: &str,
+    e: &pb::AckMessageEntry,
+) -> pb::Status {
     let h = match live_handle(&e.receipt_handle) {
         Ok(h) => h,
         Err(f) => return f.status(),
     };
-    match p.backend.ack(m.caller.clone(), handle_cmd(group, topic, &h)).await {
+    match p
+        .backend
+        .ack(m.caller.clone(), handle_cmd(group, topic, &h))
+        .await
+    {
         Ok(()) => ok(),
         Err(r) => {
             tracing::debug!(refusal = %r, "ack failed");
@@ -291,7 +382,11 @@ async fn ack_one(p: &Proxy, m: &Meta, group: &str, topic: &str, e: &pb::AckMessa
     }
 }
 
-pub async fn ack(p: &Proxy, m: Meta, r: pb::AckMessageRequest) -> Result<pb::AckMessageResponse, Failure> {
+pub async fn ack(
+    p: &Proxy,
+    m: Meta,
+    r: pb::AckMessageRequest,
+) -> Result<pb::AckMessageResponse, Failure> {
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;
@@ -306,20 +401,33 @@ pub async fn ack(p: &Proxy, m: Meta, r: pb::AckMessageRequest) -> Result<pb::Ack
         });
     }
     let st = overall(entries.iter().filter_map(|e| e.status.clone()));
-    Ok(pb::AckMessageResponse { status: Some(st), entries })
+    Ok(pb::AckMessageResponse {
+        status: Some(st),
+        entries,
+    })
 }
 
-pub async fn change_invisible(p: &Proxy, m: Meta, r: pb::ChangeInvisibleDurationRequest) -> Result<pb::ChangeInvisibleDurationResponse, Failure> {
+pub async fn change_invisible(
+    p: &Proxy,
+    m: Meta,
+    r: pb::ChangeInvisibleDurationRequest,
+) -> Result<pb::ChangeInvisibleDurationResponse, Failure> {
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;
     authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
     let ms = r.invisible_duration.as_ref().map_or(0, dur_ms);
     if !(0..=p.cfg.max_invisible_time_mills).contains(&ms) {
-        return Err(Failure::new(Code::IllegalInvisibleTime, "the invisible time is out of range"));
+        return Err(Failure::new(
+            Code::IllegalInvisibleTime,
+            "the invisible time is out of range",
+        ));
     }
     let h = live_handle(&r.receipt_handle)?;
-    let new = p.backend.change_invisible(m.caller, handle_cmd(&group, &topic, &h), ms).await?;
+    let new = p
+        .backend
+        .change_invisible(m.caller, handle_cmd(&group, &topic, &h), ms)
+        .await?;
     Ok(pb::ChangeInvisibleDurationResponse {
         status: Some(ok()),
         receipt_handle: format!("{new} {}", h.commit_log_offset.unwrap_or(-1)),
@@ -327,9 +435,18 @@ pub async fn change_invisible(p: &Proxy, m: Meta, r: pb::ChangeInvisibleDuration
 }
 
 /// Sends the message of `h` to the group's DLQ, then acks it.
-async fn dead_letter(p: &Proxy, m: &Meta, group: &str, topic: &str, h: &Handle, msg_id: &str) -> Result<(), Failure> {
+async fn dead_letter(
+    p: &Proxy,
+    m: &Meta,
+    group: &str,
+    topic: &str,
+    h: &Handle,
+    msg_id: &str,
+) -> Result<(), Failure> {
     let Some(commit_log_offset) = h.commit_log_offset.filter(|o| *o >= 0) else {
-        return Err(invalid_handle("the receipt handle has no commit log offset"));
+        return Err(invalid_handle(
+            "the receipt handle has no commit log offset",
+        ));
     };
     let cmd = DlqCmd {
         broker_name: h.broker_name.clone(),
@@ -339,11 +456,17 @@ async fn dead_letter(p: &Proxy, m: &Meta, group: &str, topic: &str, h: &Handle, 
         origin_topic: real_topic(topic, group, h.topic_type),
     };
     p.backend.to_dlq(m.caller.clone(), cmd).await?;
-    p.backend.ack(m.caller.clone(), handle_cmd(group, topic, h)).await?;
+    p.backend
+        .ack(m.caller.clone(), handle_cmd(group, topic, h))
+        .await?;
     Ok(())
 }
 
-pub async fn forward_to_dlq(p: &Proxy, m: Meta, r: pb::ForwardMessageToDeadLetterQueueRequest) -> Result<(), Failure> {
+pub async fn forward_to_dlq(
+    p: &Proxy,
+    m: Meta,
+    r: pb::ForwardMessageToDeadLetterQueueRequest,
+) -> Result<(), Failure> {
     let (group, topic) = (name(&r.group), name(&r.topic));
     check_group(&group)?;
     check_topic(&topic)?;

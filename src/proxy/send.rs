@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use super::backend::EndTx;
 use super::convert;
 use super::grpc::{authorize, Meta, Proxy};
-use crate::wire::codes::request as rq;
 use super::pb::{self, Code, Permission};
 use super::status::{ok, overall, status, Failure};
 use crate::wire::bodies::perm;
+use crate::wire::codes::request as rq;
 use crate::wire::message::sysflag;
 use crate::wire::now_ms;
 
@@ -33,7 +33,16 @@ pub struct TxCache {
 }
 
 impl TxCache {
-    pub fn put(&self, topic: &str, tx_id: &str, broker_name: &str, queue_offset: i64, commit_log_offset: i64, msg_id: &str, ttl_ms: i64) {
+    pub fn put(
+        &self,
+        topic: &str,
+        tx_id: &str,
+        broker_name: &str,
+        queue_offset: i64,
+        commit_log_offset: i64,
+        msg_id: &str,
+        ttl_ms: i64,
+    ) {
         let now = now_ms();
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         m.retain(|_, d| d.expires > now);
@@ -51,7 +60,8 @@ impl TxCache {
 
     pub fn take(&self, topic: &str, tx_id: &str) -> Option<TxData> {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        m.remove(&format!("{topic}@{tx_id}")).filter(|d| d.expires > now_ms())
+        m.remove(&format!("{topic}@{tx_id}"))
+            .filter(|d| d.expires > now_ms())
     }
 }
 
@@ -68,24 +78,45 @@ pub fn own_endpoints(p: &Proxy, asked: Option<&pb::Endpoints>) -> pb::Endpoints 
                 .iter()
                 .map(|a| pb::Address {
                     host: a.host.clone(),
-                    port: if p.cfg.use_endpoint_port_from_request { a.port } else { port },
+                    port: if p.cfg.use_endpoint_port_from_request {
+                        a.port
+                    } else {
+                        port
+                    },
                 })
                 .collect(),
         },
         None => {
             let ip = p.addr.ip();
-            let host = if ip.is_unspecified() { crate::client::local_ip() } else { ip.to_string() };
+            let host = if ip.is_unspecified() {
+                crate::client::local_ip()
+            } else {
+                ip.to_string()
+            };
             pb::Endpoints {
-                scheme: if ip.is_ipv6() { pb::AddressScheme::IPv6 } else { pb::AddressScheme::IPv4 } as i32,
+                scheme: if ip.is_ipv6() {
+                    pb::AddressScheme::IPv6
+                } else {
+                    pb::AddressScheme::IPv4
+                } as i32,
                 addresses: vec![pb::Address { host, port }],
             }
         }
     }
 }
 
-fn queue(topic: &str, id: i32, permission: Permission, broker: &pb::Broker, types: &[i32]) -> pb::MessageQueue {
+fn queue(
+    topic: &str,
+    id: i32,
+    permission: Permission,
+    broker: &pb::Broker,
+    types: &[i32],
+) -> pb::MessageQueue {
     pb::MessageQueue {
-        topic: Some(pb::Resource { resource_namespace: String::new(), name: topic.to_owned() }),
+        topic: Some(pb::Resource {
+            resource_namespace: String::new(),
+            name: topic.to_owned(),
+        }),
         id,
         permission: permission as i32,
         broker: Some(broker.clone()),
@@ -95,7 +126,12 @@ fn queue(topic: &str, id: i32, permission: Permission, broker: &pb::Broker, type
 
 /// One broker's queues of a topic: read-only ids first, then write-only,
 /// then read-write (`RouteActivity.genMessageQueueFromQueueData`).
-fn broker_queues(topic: &str, q: &crate::wire::bodies::QueueData, broker: &pb::Broker, types: &[i32]) -> Vec<pb::MessageQueue> {
+fn broker_queues(
+    topic: &str,
+    q: &crate::wire::bodies::QueueData,
+    broker: &pb::Broker,
+    types: &[i32],
+) -> Vec<pb::MessageQueue> {
     let (readable, writable) = (q.perm & perm::READ != 0, q.perm & perm::WRITE != 0);
     let (mut r, mut w, mut rw) = (0, 0, 0);
     if readable && writable {
@@ -109,7 +145,11 @@ fn broker_queues(topic: &str, q: &crate::wire::bodies::QueueData, broker: &pb::B
     }
     let mut out = Vec::new();
     let mut id = 0;
-    for (n, p) in [(r, Permission::Read), (w, Permission::Write), (rw, Permission::ReadWrite)] {
+    for (n, p) in [
+        (r, Permission::Read),
+        (w, Permission::Write),
+        (rw, Permission::ReadWrite),
+    ] {
         for _ in 0..n {
             out.push(queue(topic, id, p, broker, types));
             id += 1;
@@ -121,30 +161,55 @@ fn broker_queues(topic: &str, q: &crate::wire::bodies::QueueData, broker: &pb::B
     out
 }
 
-pub async fn query_route(p: &Proxy, m: Meta, r: pb::QueryRouteRequest) -> Result<pb::QueryRouteResponse, Failure> {
+pub async fn query_route(
+    p: &Proxy,
+    m: Meta,
+    r: pb::QueryRouteRequest,
+) -> Result<pb::QueryRouteResponse, Failure> {
     let topic = r.topic.map(|t| t.name).unwrap_or_default();
-    crate::wire::names::check_topic(&topic).map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
+    crate::wire::names::check_topic(&topic)
+        .map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
     authorize(p, &m, rq::GET_ROUTEINFO_BY_TOPIC, &topic, None)?;
     let info = p.backend.topic(m.caller, topic.clone()).await?;
     let endpoints = own_endpoints(p, r.endpoints.as_ref());
     let types = convert::accepted_types(info.message_type.as_deref());
     let mut queues = Vec::new();
     for q in &info.route.queue_datas {
-        for b in info.route.broker_datas.iter().filter(|b| b.broker_name == q.broker_name) {
+        for b in info
+            .route
+            .broker_datas
+            .iter()
+            .filter(|b| b.broker_name == q.broker_name)
+        {
             for id in b.broker_addrs.keys() {
-                let broker = pb::Broker { name: b.broker_name.clone(), id: *id as i32, endpoints: Some(endpoints.clone()) };
+                let broker = pb::Broker {
+                    name: b.broker_name.clone(),
+                    id: *id as i32,
+                    endpoints: Some(endpoints.clone()),
+                };
                 queues.extend(broker_queues(&topic, q, &broker, &types));
             }
         }
     }
-    Ok(pb::QueryRouteResponse { status: Some(ok()), message_queues: queues })
+    Ok(pb::QueryRouteResponse {
+        status: Some(ok()),
+        message_queues: queues,
+    })
 }
 
 /// One message: checks, type against the topic's, store.
-async fn send_one(p: &Proxy, m: &Meta, msg: &pb::Message, topic_type: Option<&str>) -> pb::SendResultEntry {
+async fn send_one(
+    p: &Proxy,
+    m: &Meta,
+    msg: &pb::Message,
+    topic_type: Option<&str>,
+) -> pb::SendResultEntry {
     let now = now_ms();
     let peer = m.caller.remote.to_string();
-    let failed = |f: Failure| pb::SendResultEntry { status: Some(f.status()), ..Default::default() };
+    let failed = |f: Failure| pb::SendResultEntry {
+        status: Some(f.status()),
+        ..Default::default()
+    };
     let cmd = match convert::to_send(msg, &p.cfg, &peer, now) {
         Ok(c) => c,
         Err(f) => return failed(f),
@@ -167,9 +232,21 @@ async fn send_one(p: &Proxy, m: &Meta, msg: &pb::Message, topic_type: Option<&st
     match p.backend.send(m.caller.clone(), cmd).await {
         Ok(s) => {
             if half {
-                p.txs.put(&topic, &s.msg_id, &s.broker_name, s.queue_offset, s.commit_log_offset, &s.msg_id, p.cfg.transaction_data_expire_millis);
+                p.txs.put(
+                    &topic,
+                    &s.msg_id,
+                    &s.broker_name,
+                    s.queue_offset,
+                    s.commit_log_offset,
+                    &s.msg_id,
+                    p.cfg.transaction_data_expire_millis,
+                );
             }
-            let st = if s.flush_ok { ok() } else { status(Code::MasterPersistenceTimeout, "flush timeout") };
+            let st = if s.flush_ok {
+                ok()
+            } else {
+                status(Code::MasterPersistenceTimeout, "flush timeout")
+            };
             pb::SendResultEntry {
                 status: Some(st),
                 message_id: s.msg_id.clone(),
@@ -182,16 +259,29 @@ async fn send_one(p: &Proxy, m: &Meta, msg: &pb::Message, topic_type: Option<&st
     }
 }
 
-pub async fn send_message(p: &Proxy, m: Meta, r: pb::SendMessageRequest) -> Result<pb::SendMessageResponse, Failure> {
-    let topic = |msg: &pb::Message| msg.topic.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+pub async fn send_message(
+    p: &Proxy,
+    m: Meta,
+    r: pb::SendMessageRequest,
+) -> Result<pb::SendMessageResponse, Failure> {
+    let topic = |msg: &pb::Message| {
+        msg.topic
+            .as_ref()
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    };
     let Some(first) = r.messages.first() else {
         return Err(Failure::new(Code::MessageCorrupted, "no message to send"));
     };
     let t = topic(first);
     if r.messages.iter().any(|msg| topic(msg) != t) {
-        return Err(Failure::new(Code::MessageCorrupted, "messages of one request must share a topic"));
+        return Err(Failure::new(
+            Code::MessageCorrupted,
+            "messages of one request must share a topic",
+        ));
     }
-    crate::wire::names::check_topic(&t).map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
+    crate::wire::names::check_topic(&t)
+        .map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
     authorize(p, &m, rq::SEND_MESSAGE, &t, None)?;
     let info = p.backend.topic(m.caller.clone(), t).await?;
     let mut entries = Vec::with_capacity(r.messages.len());
@@ -199,17 +289,30 @@ pub async fn send_message(p: &Proxy, m: Meta, r: pb::SendMessageRequest) -> Resu
         entries.push(send_one(p, &m, msg, info.message_type.as_deref()).await);
     }
     let st = overall(entries.iter().filter_map(|e| e.status.clone()));
-    Ok(pb::SendMessageResponse { status: Some(st), entries })
+    Ok(pb::SendMessageResponse {
+        status: Some(st),
+        entries,
+    })
 }
 
-pub async fn end_transaction(p: &Proxy, m: Meta, r: pb::EndTransactionRequest) -> Result<(), Failure> {
+pub async fn end_transaction(
+    p: &Proxy,
+    m: Meta,
+    r: pb::EndTransactionRequest,
+) -> Result<(), Failure> {
     if r.transaction_id.trim().is_empty() {
-        return Err(Failure::new(Code::InvalidTransactionId, "transaction id cannot be blank"));
+        return Err(Failure::new(
+            Code::InvalidTransactionId,
+            "transaction id cannot be blank",
+        ));
     }
     let topic = r.topic.map(|t| t.name).unwrap_or_default();
     authorize(p, &m, rq::END_TRANSACTION, &topic, None)?;
     let Some(d) = p.txs.take(&topic, &r.transaction_id) else {
-        return Err(Failure::new(Code::InternalServerError, "cannot found transaction data"));
+        return Err(Failure::new(
+            Code::InternalServerError,
+            "cannot found transaction data",
+        ));
     };
     let commit_or_rollback = match pb::TransactionResolution::try_from(r.resolution) {
         Ok(pb::TransactionResolution::Commit) => sysflag::TRANSACTION_COMMIT_TYPE,
@@ -223,7 +326,11 @@ pub async fn end_transaction(p: &Proxy, m: Meta, r: pb::EndTransactionRequest) -
         half_offset: d.commit_log_offset,
         commit_or_rollback,
         from_check: r.source == pb::TransactionSource::SourceServerCheck as i32,
-        msg_id: if r.message_id.is_empty() { d.msg_id } else { r.message_id },
+        msg_id: if r.message_id.is_empty() {
+            d.msg_id
+        } else {
+            r.message_id
+        },
         transaction_id: r.transaction_id,
     };
     p.backend.end_transaction(m.caller, cmd).await?;

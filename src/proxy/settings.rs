@@ -73,11 +73,15 @@ impl Clients {
 
     pub fn telemetry(&self, id: &str) -> Option<TelemetryTx> {
         let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(id).and_then(|s| s.telemetry.as_ref().map(|(_, t)| t.clone()))
+        m.get(id)
+            .and_then(|s| s.telemetry.as_ref().map(|(_, t)| t.clone()))
     }
 
     pub fn remove(&self, id: &str) -> Option<ClientState> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
     }
 
     /// Drops clients silent for longer than `expire_ms` without a stream.
@@ -119,7 +123,10 @@ pub fn producer_reply(mut s: pb::Settings, cfg: &ProxyConfig) -> pb::Settings {
         };
         p.validate_message_type = cfg.enable_topic_message_type_check;
     }
-    s.metric = Some(pb::Metric { on: false, endpoints: None });
+    s.metric = Some(pb::Metric {
+        on: false,
+        endpoints: None,
+    });
     s
 }
 
@@ -134,10 +141,14 @@ pub fn consumer_reply(mut s: pb::Settings, cfg: &ProxyConfig, g: GroupSettings) 
     if let Some(PubSub::Subscription(sub)) = &mut s.pub_sub {
         sub.fifo = Some(g.orderly);
         sub.receive_batch_size = Some(cfg.grpc_client_consumer_long_polling_batch_size);
-        sub.long_polling_timeout =
-            Some(ms_dur(cfg.grpc_client_consumer_max_long_polling_timeout_millis));
+        sub.long_polling_timeout = Some(ms_dur(
+            cfg.grpc_client_consumer_max_long_polling_timeout_millis,
+        ));
     }
-    s.metric = Some(pb::Metric { on: false, endpoints: None });
+    s.metric = Some(pb::Metric {
+        on: false,
+        endpoints: None,
+    });
     s
 }
 
@@ -184,7 +195,9 @@ mod tests {
         let b = r.backoff_policy.unwrap();
         assert_eq!(b.max_attempts, 3);
         assert!(matches!(b.strategy, Some(Strategy::ExponentialBackoff(_))));
-        let Some(PubSub::Publishing(p)) = r.pub_sub else { panic!() };
+        let Some(PubSub::Publishing(p)) = r.pub_sub else {
+            panic!()
+        };
         assert_eq!(p.max_body_size, 4 * 1024 * 1024);
         assert!(p.validate_message_type);
     }
@@ -196,10 +209,15 @@ mod tests {
             pub_sub: Some(PubSub::Subscription(pb::Subscription::default())),
             ..Default::default()
         };
-        let g = GroupSettings { retry_max_times: 16, orderly: true };
+        let g = GroupSettings {
+            retry_max_times: 16,
+            orderly: true,
+        };
         let r = consumer_reply(s, &ProxyConfig::default(), g);
         assert_eq!(max_attempts(&r), 17);
-        let Some(PubSub::Subscription(sub)) = r.pub_sub else { panic!() };
+        let Some(PubSub::Subscription(sub)) = r.pub_sub else {
+            panic!()
+        };
         assert_eq!(sub.fifo, Some(true));
         assert_eq!(sub.receive_batch_size, Some(32));
         assert_eq!(sub.long_polling_timeout.unwrap().seconds, 20);

@@ -78,7 +78,10 @@ mod tests {
     fn refusals_map_to_grpc_codes_in_one_place() {
         let f: Failure = Refusal::topic_not_exist("T").into();
         assert_eq!(f.code, Code::TopicNotFound);
-        let f: Failure = crate::wire::names::check_group("a b").map_err(Refusal::from).unwrap_err().into();
+        let f: Failure = crate::wire::names::check_group("a b")
+            .map_err(Refusal::from)
+            .unwrap_err()
+            .into();
         assert_eq!(f.code, Code::IllegalConsumerGroup);
         assert_eq!(status(Code::Forbidden, "").message, "FORBIDDEN");
     }

@@ -33,7 +33,11 @@ static STREAMS: AtomicU64 = AtomicU64::new(1);
 
 /// Opens a client's stream: its commands are served by a task, the
 /// server's go out through the returned receiver.
-pub fn open(p: &Arc<Proxy>, meta: Meta, mut inbound: tonic::Streaming<pb::TelemetryCommand>) -> mpsc::Receiver<Item> {
+pub fn open(
+    p: &Arc<Proxy>,
+    meta: Meta,
+    mut inbound: tonic::Streaming<pb::TelemetryCommand>,
+) -> mpsc::Receiver<Item> {
     let (tx, rx) = mpsc::channel::<Item>(64);
     let stream = STREAMS.fetch_add(1, Ordering::Relaxed);
     p.clients.attach(&meta.client_id, stream, tx.clone());
@@ -44,7 +48,10 @@ pub fn open(p: &Arc<Proxy>, meta: Meta, mut inbound: tonic::Streaming<pb::Teleme
             if let Some(Command::Settings(s)) = cmd.command {
                 match on_settings(&p, &meta, s).await {
                     Ok(reply) => {
-                        let out = pb::TelemetryCommand { status: Some(ok()), command: Some(Command::Settings(reply)) };
+                        let out = pb::TelemetryCommand {
+                            status: Some(ok()),
+                            command: Some(Command::Settings(reply)),
+                        };
                         if tx.send(Ok(out)).await.is_err() {
                             break;
                         }
@@ -81,7 +88,11 @@ async fn on_settings(p: &Proxy, meta: &Meta, s: pb::Settings) -> Result<pb::Sett
             settings::producer_reply(s, &p.cfg)
         }
         (Some(PubSub::Subscription(sub)), _) => {
-            let group = sub.group.as_ref().map(|g| g.name.clone()).unwrap_or_default();
+            let group = sub
+                .group
+                .as_ref()
+                .map(|g| g.name.clone())
+                .unwrap_or_default();
             crate::wire::names::check_group(&group)
                 .map_err(|e| Failure::new(Code::IllegalConsumerGroup, e.to_string()))?;
             let g = p.backend.group(meta.caller.clone(), group).await?;
@@ -148,7 +159,15 @@ pub fn recover_orphaned(
         .unwrap_or_default();
     let msg_id = header.msg_id.clone().unwrap_or_else(|| tx_id.clone());
     let broker = header.broker_name.clone().unwrap_or_default();
-    txs.put(&m.topic, &tx_id, &broker, header.tran_state_table_offset, header.commit_log_offset, &msg_id, ttl_ms);
+    txs.put(
+        &m.topic,
+        &tx_id,
+        &broker,
+        header.tran_state_table_offset,
+        header.commit_log_offset,
+        &msg_id,
+        ttl_ms,
+    );
     let Some(tx) = clients.telemetry(client_id) else {
         return false;
     };
@@ -156,7 +175,11 @@ pub fn recover_orphaned(
         message: Some(convert::from_stored(&m, &m.topic, None)),
         transaction_id: tx_id,
     });
-    tx.try_send(Ok(pb::TelemetryCommand { status: Some(ok()), command: Some(cmd) })).is_ok()
+    tx.try_send(Ok(pb::TelemetryCommand {
+        status: Some(ok()),
+        command: Some(cmd),
+    }))
+    .is_ok()
 }
 
 impl ClientConnection for TelemetryConn {
@@ -169,7 +192,9 @@ impl ClientConnection for TelemetryConn {
     }
 
     fn is_open(&self) -> bool {
-        self.clients.telemetry(&self.client_id).is_some_and(|t| !t.is_closed())
+        self.clients
+            .telemetry(&self.client_id)
+            .is_some_and(|t| !t.is_closed())
     }
 
     fn notify_consumer_ids_changed(&self, _group: &str) -> bool {
@@ -177,11 +202,26 @@ impl ClientConnection for TelemetryConn {
         self.is_open()
     }
 
-    fn check_transaction_state(&self, header: CheckTransactionStateRequestHeader, message: Bytes) -> bool {
-        recover_orphaned(&self.clients, &self.txs, &self.client_id, &header, &message, self.expire_ms)
+    fn check_transaction_state(
+        &self,
+        header: CheckTransactionStateRequestHeader,
+        message: Bytes,
+    ) -> bool {
+        recover_orphaned(
+            &self.clients,
+            &self.txs,
+            &self.client_id,
+            &header,
+            &message,
+            self.expire_ms,
+        )
     }
 
-    fn reset_offset(&self, _header: ResetOffsetRequestHeader, _offsets: &[(MessageQueue, i64)]) -> bool {
+    fn reset_offset(
+        &self,
+        _header: ResetOffsetRequestHeader,
+        _offsets: &[(MessageQueue, i64)],
+    ) -> bool {
         false
     }
 
@@ -190,7 +230,11 @@ impl ClientConnection for TelemetryConn {
         _header: GetConsumerRunningInfoRequestHeader,
         _timeout: Duration,
     ) -> BoxFuture<'static, Result<Bytes, Refusal>> {
-        Box::pin(async { Err(Refusal::Unsupported("gRPC clients report no running info".into())) })
+        Box::pin(async {
+            Err(Refusal::Unsupported(
+                "gRPC clients report no running info".into(),
+            ))
+        })
     }
 
     fn consume_message_directly(
@@ -199,7 +243,11 @@ impl ClientConnection for TelemetryConn {
         _message: Bytes,
         _timeout: Duration,
     ) -> BoxFuture<'static, Result<Bytes, Refusal>> {
-        Box::pin(async { Err(Refusal::Unsupported("gRPC clients do not consume directly".into())) })
+        Box::pin(async {
+            Err(Refusal::Unsupported(
+                "gRPC clients do not consume directly".into(),
+            ))
+        })
     }
 }
 

@@ -133,9 +133,9 @@ impl Refusal {
             Refusal::GroupNotExist(_) => Code::ConsumerGroupNotFound,
             Refusal::NoPermission(_) | Refusal::ConsumeForbidden { .. } => Code::Forbidden,
             Refusal::MessageIllegal(_) => Code::MessageCorrupted,
-            Refusal::ServiceNotAvailable(_) | Refusal::Failed(_) | Refusal::ConsumerNotOnline(_) => {
-                Code::InternalServerError
-            }
+            Refusal::ServiceNotAvailable(_)
+            | Refusal::Failed(_)
+            | Refusal::ConsumerNotOnline(_) => Code::InternalServerError,
             Refusal::SlaveNotAvailable(_) => Code::HaNotAvailable,
             Refusal::Busy(_) => Code::TooManyRequests,
             Refusal::SubscriptionParseFailed(_) => Code::IllegalFilterExpression,
@@ -215,7 +215,10 @@ mod tests {
         ] {
             assert_eq!(Refusal::from_remoting(r.remoting_code(), r.to_string()), r);
         }
-        assert_eq!(Refusal::from_remoting(-7, "x".into()).remoting_code(), rs::SYSTEM_ERROR);
+        assert_eq!(
+            Refusal::from_remoting(-7, "x".into()).remoting_code(),
+            rs::SYSTEM_ERROR
+        );
     }
 
     #[test]
