@@ -22,46 +22,29 @@ pub struct TxData {
     pub queue_offset: i64,
     pub commit_log_offset: i64,
     pub msg_id: String,
-    expires: i64,
 }
 
 /// Half messages by `topic@transactionId`, kept for
 /// `transactionDataExpireMillis` after the send (or the check).
 #[derive(Debug, Clone, Default)]
 pub struct TxCache {
-    inner: Arc<Mutex<HashMap<String, TxData>>>,
+    inner: Arc<Mutex<HashMap<String, (TxData, i64)>>>,
 }
 
 impl TxCache {
-    pub fn put(
-        &self,
-        topic: &str,
-        tx_id: &str,
-        broker_name: &str,
-        queue_offset: i64,
-        commit_log_offset: i64,
-        msg_id: &str,
-        ttl_ms: i64,
-    ) {
+    /// Remembers `data` for `ttl_ms` under the topic and transaction id.
+    pub fn put(&self, topic: &str, tx_id: &str, data: TxData, ttl_ms: i64) {
         let now = now_ms();
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|_, d| d.expires > now);
-        m.insert(
-            format!("{topic}@{tx_id}"),
-            TxData {
-                broker_name: broker_name.to_owned(),
-                queue_offset,
-                commit_log_offset,
-                msg_id: msg_id.to_owned(),
-                expires: now + ttl_ms,
-            },
-        );
+        m.retain(|_, (_, expires)| *expires > now);
+        m.insert(format!("{topic}@{tx_id}"), (data, now + ttl_ms));
     }
 
     pub fn take(&self, topic: &str, tx_id: &str) -> Option<TxData> {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         m.remove(&format!("{topic}@{tx_id}"))
-            .filter(|d| d.expires > now_ms())
+            .filter(|(_, expires)| *expires > now_ms())
+            .map(|(d, _)| d)
     }
 }
 
@@ -232,15 +215,14 @@ async fn send_one(
     match p.backend.send(m.caller.clone(), cmd).await {
         Ok(s) => {
             if half {
-                p.txs.put(
-                    &topic,
-                    &s.msg_id,
-                    &s.broker_name,
-                    s.queue_offset,
-                    s.commit_log_offset,
-                    &s.msg_id,
-                    p.cfg.transaction_data_expire_millis,
-                );
+                let data = TxData {
+                    broker_name: s.broker_name.clone(),
+                    queue_offset: s.queue_offset,
+                    commit_log_offset: s.commit_log_offset,
+                    msg_id: s.msg_id.clone(),
+                };
+                let ttl = p.cfg.transaction_data_expire_millis;
+                p.txs.put(&topic, &s.msg_id, data, ttl);
             }
             let st = if s.flush_ok {
                 ok()

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::convert;
 use super::grpc::{registration, Meta, Proxy};
 use super::pb::{self, settings::PubSub, telemetry_command::Command, ClientType, Code};
-use super::send::TxCache;
+use super::send::{TxCache, TxData};
 use super::settings::{self, Clients};
 use super::status::{ok, Failure};
 use crate::service::connection::{ClientConn, ClientConnection};
@@ -159,15 +159,13 @@ pub fn recover_orphaned(
         .unwrap_or_default();
     let msg_id = header.msg_id.clone().unwrap_or_else(|| tx_id.clone());
     let broker = header.broker_name.clone().unwrap_or_default();
-    txs.put(
-        &m.topic,
-        &tx_id,
-        &broker,
-        header.tran_state_table_offset,
-        header.commit_log_offset,
-        &msg_id,
-        ttl_ms,
-    );
+    let data = TxData {
+        broker_name: broker,
+        queue_offset: header.tran_state_table_offset,
+        commit_log_offset: header.commit_log_offset,
+        msg_id,
+    };
+    txs.put(&m.topic, &tx_id, data, ttl_ms);
     let Some(tx) = clients.telemetry(client_id) else {
         return false;
     };
