@@ -13,12 +13,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actormq::client::RemotingClient;
-use actormq::wire::codes::{request, response};
-use actormq::wire::headers::admin::CreateTopicRequestHeader;
-use actormq::wire::headers::CommandHeader;
 use actormq::wire::message::{keys, MessageExt};
 use common::*;
 
@@ -130,27 +127,8 @@ async fn create_typed(
     queues: i32,
     ty: Option<&str>,
 ) {
-    let h = CreateTopicRequestHeader {
-        topic: topic.into(),
-        default_topic: "TBW102".into(),
-        read_queue_nums: queues,
-        write_queue_nums: queues,
-        perm: 6,
-        topic_filter_type: Some("SINGLE_TAG".into()),
-        topic_sys_flag: Some(0),
-        order: Some(false),
-        attributes: ty.map(|t| format!("+message.type={t}")),
-        force: None,
-    };
-    let r = call(
-        c,
-        broker,
-        request::UPDATE_AND_CREATE_TOPIC,
-        h.to_ext(),
-        None,
-    )
-    .await;
-    assert_eq!(r.code, response::SUCCESS, "create {topic}: {:?}", r.remark);
+    let attrs = ty.map(|t| format!("+message.type={t}"));
+    create_topic_with(c, broker, topic, queues, attrs.as_deref()).await
 }
 
 /// Runs the script; returns its RESULT lines split in words. Panics with
@@ -170,18 +148,7 @@ fn run(py: &str, node: &Node, mode: &str, args: &[&str], timeout: Duration) -> V
         .stderr(Stdio::from(out))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_child(&mut child, timeout);
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     let ok = status.is_some_and(|s| s.success()) && output.contains(&format!("{mode}: ok"));
     assert!(

@@ -171,12 +171,7 @@ pub async fn run_consume(a: &ConsumeBench) -> BenchResult<Report> {
             s
         }));
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::gather(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     Ok(Report::from_samples(

@@ -125,12 +125,7 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
             }));
         }
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::gather(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     let notes = format!(

@@ -211,12 +211,7 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
             }));
         }
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::gather(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     let flush = super::target::flush_mode(&queues[0].broker_addr).await;

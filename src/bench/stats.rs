@@ -29,6 +29,18 @@ impl Samples {
 }
 
 /// One row of the final table.
+/// Waits for every load task and merges their samples (a task that
+/// panicked counts nothing).
+pub async fn gather(tasks: Vec<tokio::task::JoinHandle<Samples>>) -> Samples {
+    let mut all = Samples::default();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            all.merge(s);
+        }
+    }
+    all
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub name: String,

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::service::connection::ClientConn;
 use crate::service::{Caller, Refusal};
-use crate::wire::bodies::{SubscriptionData, TopicRouteData};
+use crate::wire::bodies::{
+    ConsumerData, HeartbeatData, ProducerData, SubscriptionData, TopicRouteData,
+};
 use crate::wire::message::MessageExt;
 
 pub type Reply<T> = BoxFuture<'static, Result<T, Refusal>>;
@@ -161,6 +163,35 @@ pub trait Backend: Send + Sync + 'static {
     /// Answers the new broker handle.
     fn change_invisible(&self, caller: Caller, cmd: HandleCmd, invisible_ms: i64) -> Reply<String>;
     fn to_dlq(&self, caller: Caller, cmd: DlqCmd) -> Reply<()>;
+}
+
+/// The HEART_BEAT a registration stands for, under `client_id` (the gRPC
+/// client's own in LOCAL mode, the proxy's in CLUSTER mode): producers by
+/// group, consumers clustering from the last offset.
+pub fn heartbeat_data(reg: &Registration, client_id: &str) -> HeartbeatData {
+    HeartbeatData {
+        client_id: client_id.to_owned(),
+        producer_data_set: reg
+            .producer_groups
+            .iter()
+            .map(|g| ProducerData {
+                group_name: g.clone(),
+            })
+            .collect(),
+        consumer_data_set: reg
+            .consumer
+            .iter()
+            .map(|c| ConsumerData {
+                group_name: c.group.clone(),
+                consume_type: c.consume_type.into(),
+                message_model: "CLUSTERING".into(),
+                consume_from_where: "CONSUME_FROM_LAST_OFFSET".into(),
+                subscription_data_set: c.subscriptions.clone(),
+                unit_mode: false,
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 /// The write queue of a FIFO message: Guava's `consistentHash` of the

@@ -14,9 +14,7 @@ use super::backend::*;
 use crate::client::{ClientError, Routes};
 use crate::service::connection::ClientConn;
 use crate::service::{Caller, Refusal};
-use crate::wire::bodies::{
-    ConsumerData, HeartbeatData, ProducerData, SubscriptionGroupConfig, TopicConfig,
-};
+use crate::wire::bodies::{SubscriptionGroupConfig, TopicConfig};
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::admin::TopicOnlyHeader;
 use crate::wire::headers::client::UnregisterClientRequestHeader;
@@ -286,29 +284,7 @@ impl Backend for ClusterBackend {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(format!("{g}@{}", reg.client_id), reg.connection.clone());
             }
-            let data = HeartbeatData {
-                client_id: crate::client::client_id(),
-                producer_data_set: reg
-                    .producer_groups
-                    .iter()
-                    .map(|g| ProducerData {
-                        group_name: g.clone(),
-                    })
-                    .collect(),
-                consumer_data_set: reg
-                    .consumer
-                    .iter()
-                    .map(|c| ConsumerData {
-                        group_name: c.group.clone(),
-                        consume_type: c.consume_type.into(),
-                        message_model: "CLUSTERING".into(),
-                        consume_from_where: "CONSUME_FROM_LAST_OFFSET".into(),
-                        subscription_data_set: c.subscriptions.clone(),
-                        unit_mode: false,
-                    })
-                    .collect(),
-                ..Default::default()
-            };
+            let data = heartbeat_data(&reg, &crate::client::client_id());
             let body = serde_json::to_vec(&data).map_err(|e| Refusal::Failed(e.to_string()))?;
             let mut addrs: Vec<String> = Vec::new();
             for t in topics {

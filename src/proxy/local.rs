@@ -16,9 +16,7 @@ use crate::service::broker::{
     PopRequest, SendBackRequest, SendRequest, TransactionDecision, UnregisterRequest,
 };
 use crate::service::{Caller, Refusal};
-use crate::wire::bodies::{
-    BrokerData, ConsumerData, HeartbeatData, ProducerData, QueueData, TopicRouteData,
-};
+use crate::wire::bodies::{BrokerData, QueueData, TopicRouteData};
 use crate::wire::message::sysflag;
 use crate::wire::names::AUTO_CREATE_TOPIC;
 
@@ -95,32 +93,6 @@ fn local_route(svc: &BrokerService, topic: &str) -> Result<TopicInfo, Refusal> {
     })
 }
 
-fn heartbeat_data(reg: &Registration) -> HeartbeatData {
-    HeartbeatData {
-        client_id: reg.client_id.clone(),
-        producer_data_set: reg
-            .producer_groups
-            .iter()
-            .map(|g| ProducerData {
-                group_name: g.clone(),
-            })
-            .collect(),
-        consumer_data_set: reg
-            .consumer
-            .iter()
-            .map(|c| ConsumerData {
-                group_name: c.group.clone(),
-                consume_type: c.consume_type.into(),
-                message_model: "CLUSTERING".into(),
-                consume_from_where: "CONSUME_FROM_LAST_OFFSET".into(),
-                subscription_data_set: c.subscriptions.clone(),
-                unit_mode: false,
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
 impl Backend for LocalBackend {
     fn auth(&self) -> Option<Arc<crate::auth::Auth>> {
         self.svc.ctx().auth.clone()
@@ -195,7 +167,7 @@ impl Backend for LocalBackend {
     fn register(&self, caller: Caller, reg: Registration) -> Reply<()> {
         self.run(move |svc| async move {
             let hb = HeartbeatRequest {
-                data: heartbeat_data(&reg),
+                data: heartbeat_data(&reg, &reg.client_id),
                 connection: reg.connection.clone(),
                 language: reg.language.clone(),
                 version: 0,
