@@ -147,6 +147,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Authentication and authorization, when on.
     fn auth(&self) -> Option<Arc<crate::auth::Auth>>;
     fn topic(&self, caller: Caller, topic: String) -> Reply<TopicInfo>;
+    /// Only the topic's `message.type` (what every send checks; backends
+    /// answer it without building a route, or from a cache).
+    fn message_type(&self, caller: Caller, topic: String) -> Reply<Option<String>> {
+        let info = self.topic(caller, topic);
+        Box::pin(async move { info.await.map(|i| i.message_type) })
+    }
     fn send(&self, caller: Caller, cmd: SendCmd) -> Reply<Sent>;
     fn end_transaction(&self, caller: Caller, cmd: EndTx) -> Reply<()>;
     fn register(&self, caller: Caller, reg: Registration) -> Reply<()>;

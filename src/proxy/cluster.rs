@@ -39,7 +39,21 @@ pub struct ClusterBackend {
     next: Arc<AtomicUsize>,
     /// gRPC clients by remoting client id, for CHECK_TRANSACTION_STATE.
     conns: Arc<Mutex<HashMap<String, ClientConn>>>,
+    /// Topic types by topic, with when they were read (the Java proxy's
+    /// metadata cache refreshes every 20 s).
+    types: Arc<TypeCache>,
 }
+
+type TypeCache = Mutex<HashMap<String, (Option<String>, std::time::Instant)>>;
+
+fn lock(
+    t: &TypeCache,
+) -> std::sync::MutexGuard<'_, HashMap<String, (Option<String>, std::time::Instant)>> {
+    t.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a cached topic type is used.
+const TYPE_TTL: Duration = Duration::from_secs(20);
 
 pub fn refusal(e: ClientError) -> Refusal {
     match e {
@@ -69,6 +83,7 @@ impl ClusterBackend {
             routes,
             next: Arc::default(),
             conns,
+            types: Arc::default(),
         })
     }
 
@@ -174,6 +189,22 @@ impl Backend for ClusterBackend {
                 route,
                 message_type,
             })
+        })
+    }
+
+    fn message_type(&self, caller: Caller, topic: String) -> Reply<Option<String>> {
+        if let Some((ty, at)) = lock(&self.types).get(&topic) {
+            if at.elapsed() < TYPE_TTL {
+                let ty = ty.clone();
+                return Box::pin(async move { Ok(ty) });
+            }
+        }
+        let info = self.topic(caller, topic.clone());
+        let types = self.types.clone();
+        Box::pin(async move {
+            let ty = info.await?.message_type;
+            lock(&types).insert(topic, (ty.clone(), std::time::Instant::now()));
+            Ok(ty)
         })
     }
 

@@ -103,6 +103,14 @@ impl Backend for LocalBackend {
         Box::pin(async move { r })
     }
 
+    fn message_type(&self, _caller: Caller, topic: String) -> Reply<Option<String>> {
+        let r = match self.svc.ctx().topics.get(&topic) {
+            Some(t) => Ok(message_type_of(&t.config.attributes)),
+            None => Err(Refusal::topic_not_exist(&topic)),
+        };
+        Box::pin(async move { r })
+    }
+
     fn send(&self, caller: Caller, cmd: SendCmd) -> Reply<Sent> {
         self.run(move |svc| async move {
             let queue_id = match (&cmd.shard_key, svc.ctx().topics.get(&cmd.topic)) {

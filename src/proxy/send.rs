@@ -265,10 +265,10 @@ pub async fn send_message(
     crate::wire::names::check_topic(&t)
         .map_err(|e| Failure::new(Code::IllegalTopic, e.to_string()))?;
     authorize(p, &m, rq::SEND_MESSAGE, &t, None)?;
-    let info = p.backend.topic(m.caller.clone(), t).await?;
+    let topic_type = p.backend.message_type(m.caller.clone(), t).await?;
     let mut entries = Vec::with_capacity(r.messages.len());
     for msg in &r.messages {
-        entries.push(send_one(p, &m, msg, info.message_type.as_deref()).await);
+        entries.push(send_one(p, &m, msg, topic_type.as_deref()).await);
     }
     let st = overall(entries.iter().filter_map(|e| e.status.clone()));
     Ok(pb::SendMessageResponse {
