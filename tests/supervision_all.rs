@@ -47,6 +47,10 @@ const TABLE: &[(&str, &str, &str, u64)] = &[
     ("transactions", "panic", "Transaction", 1),
     ("indexer", "panic", "Indexer", 1),
     ("cleaner", "panic", "Cleaner", 1),
+    ("revive", "panic", "Revive", 1),
+    ("revive", "panicInStarted", "Revive", 2),
+    ("popOrder", "panic", "PopOrderKeeper", 1),
+    ("popOrder", "panicInInterval", "PopOrderKeeper", 1),
 ];
 
 async fn inject(c: &RemotingClient, b: &str, target: &str, kind: &str) {

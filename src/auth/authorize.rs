@@ -280,6 +280,44 @@ const ANNOTATED: &[(i32, Fields, bool, &[Action])] = &[
         false,
         &[Sub],
     ),
+    // POP (5.x headers annotated `@RocketMQAction(..., action = SUB)` with
+    // `consumerGroup` and `topic` as resources).
+    (
+        rq::POP_MESSAGE,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
+    (
+        rq::ACK_MESSAGE,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
+    (
+        rq::CHANGE_MESSAGE_INVISIBLETIME,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
+    (
+        rq::PEEK_MESSAGE,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
+    (
+        rq::NOTIFICATION,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
+    (
+        rq::POLLING_INFO,
+        &[(G, "consumerGroup", None), (T, "topic", None)],
+        false,
+        &[Sub],
+    ),
     (rq::GET_PRODUCER_CONNECTION_LIST, &[], true, &[Get]),
     (rq::WIPE_WRITE_PERM_OF_BROKER, &[], true, &[Update]),
     (rq::PUT_KV_CONFIG, &[], true, &[Update]),

@@ -67,7 +67,7 @@ fn pull_request(topic: &str, q: i32, offset: i64, max: i32, suspend_ms: i64) -> 
 
 /// Walks the stored records of a pull body: (count, bytes, first 8 body
 /// bytes of each record via `each`).
-fn walk_records(body: &Bytes, mut each: impl FnMut(&[u8])) -> u64 {
+pub(super) fn walk_records(body: &Bytes, mut each: impl FnMut(&[u8])) -> u64 {
     let mut pos = 0usize;
     let mut n = 0;
     while pos + 4 <= body.len() {
@@ -171,7 +171,7 @@ pub async fn run_consume(a: &ConsumeBench) -> BenchResult<Report> {
             s
         }));
     }
-    let all = super::stats::gather(tasks).await;
+    let all = super::stats::join_samples(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     Ok(Report::from_samples(
@@ -282,12 +282,7 @@ pub async fn run_e2e(a: &E2eBench) -> BenchResult<Report> {
     }
     stop.store(true, Ordering::Relaxed);
     bar.abort();
-    let mut all = Samples::default();
-    for t in consumers {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let mut all = super::stats::join_samples(consumers).await;
     all.errors += sent.saturating_sub(all.msgs);
     Ok(Report::from_samples(
         "e2e produce->consume",

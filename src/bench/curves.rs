@@ -48,8 +48,6 @@ pub async fn run_curves(a: &CurvesArgs) -> BenchResult<Vec<Report>> {
         count: None,
         json: None,
         transport: Default::default(),
-        protocol: Default::default(),
-        endpoint: String::new(),
     };
     if a.which.contains("size") {
         for size in [128usize, 1024, 4096, 16384, 65536] {
@@ -181,12 +179,7 @@ pub async fn run_routes(a: &RoutesArgs) -> BenchResult<Report> {
             s
         }));
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::join_samples(tasks).await;
     Ok(Report::from_samples(
         "route lookup",
         all,

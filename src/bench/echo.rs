@@ -86,12 +86,7 @@ pub async fn run_echo(a: &EchoBench) -> BenchResult<Report> {
             }));
         }
     }
-    let mut all = Samples::default();
-    for t in tasks {
-        if let Ok(s) = t.await {
-            all.merge(s);
-        }
-    }
+    let all = super::stats::join_samples(tasks).await;
     bar.abort();
     Ok(Report::from_samples(
         "loopback echo",

@@ -18,6 +18,29 @@ use crate::proxy::pb::{self, messaging_service_client::MessagingServiceClient, C
 
 type Client = MessagingServiceClient<Channel>;
 
+/// `bench produce`: the remoting row's shape, and which API runs it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProduceCmd {
+    #[command(flatten)]
+    pub bench: ProduceBench,
+    /// Remoting to the brokers, gRPC through a proxy, or both in one run.
+    #[arg(long, value_enum, default_value_t = Protocol::Remoting)]
+    pub protocol: Protocol,
+    /// The proxy's gRPC endpoint (`--protocol grpc|both`).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub endpoint: String,
+}
+
+/// Which API a produce row uses.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Remoting,
+    Grpc,
+    /// A remoting row then a gRPC row, same shape, same run.
+    Both,
+}
+
 async fn connect(endpoint: &str) -> BenchResult<Client> {
     let url = if endpoint.contains("://") {
         endpoint.to_owned()
@@ -125,7 +148,7 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
             }));
         }
     }
-    let all = super::stats::gather(tasks).await;
+    let all = super::stats::join_samples(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     let notes = format!(

@@ -9,6 +9,7 @@ pub mod curves;
 pub mod echo;
 pub mod grpc;
 pub mod offsets_load;
+pub mod pop;
 pub mod produce;
 pub mod stats;
 pub mod target;
@@ -22,11 +23,13 @@ pub use target::BenchResult;
 #[derive(Subcommand, Debug, Clone)]
 pub enum BenchCmd {
     /// Send load: sync / one-way / batch, C connections x W in flight.
-    Produce(produce::ProduceBench),
+    Produce(grpc::ProduceCmd),
     /// Receive + ack through the 5.x gRPC proxy until the topic is drained.
     GrpcReceive(grpc::ReceiveBench),
     /// Pull everything stored in the topic as fast as possible.
     Consume(consume::ConsumeBench),
+    /// POP receive + batch ack of a preloaded topic (RocketMQ 5.x POP).
+    Pop(pop::PopBench),
     /// Produce at a fixed rate and measure produce -> consume latency.
     E2e(consume::E2eBench),
     /// Loopback baseline: remoting frames echoed by a plain TCP server.
@@ -70,14 +73,15 @@ fn emit(
 
 pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
     match cmd {
-        BenchCmd::Produce(a) => {
-            use produce::Protocol;
+        BenchCmd::Produce(cmd) => {
+            use grpc::Protocol;
+            let a = &cmd.bench;
             let mut rows = Vec::new();
-            if a.protocol != Protocol::Grpc {
-                rows.push(produce::run_produce(&a).await?);
+            if cmd.protocol != Protocol::Grpc {
+                rows.push(produce::run_produce(a).await?);
             }
-            if a.protocol != Protocol::Remoting {
-                let mut g = grpc::run_grpc_produce(&a, &a.endpoint).await?;
+            if cmd.protocol != Protocol::Remoting {
+                let mut g = grpc::run_grpc_produce(a, &cmd.endpoint).await?;
                 if let Some(r) = rows.first() {
                     g.notes.push_str(&format!(
                         ", x{:.2} of remoting",
@@ -94,6 +98,10 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
         }
         BenchCmd::Consume(a) => {
             let r = consume::run_consume(&a).await?;
+            emit(&[r], None, &a.json)
+        }
+        BenchCmd::Pop(a) => {
+            let r = pop::run_pop(&a).await?;
             emit(&[r], None, &a.json)
         }
         BenchCmd::E2e(a) => {
@@ -132,8 +140,6 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
                 count: None,
                 json: None,
                 transport: Default::default(),
-                protocol: Default::default(),
-                endpoint: String::new(),
             })
             .await?;
             let mut r = offsets_load::run_offsets_load(&a).await?;
@@ -184,8 +190,6 @@ async fn suite(s: SuiteArgs) -> BenchResult<()> {
         count: None,
         json: None,
         transport: Default::default(),
-        protocol: Default::default(),
-        endpoint: String::new(),
     };
     let mut rows = vec![echo1.clone()];
     let plain = produce::run_produce(&base).await?;

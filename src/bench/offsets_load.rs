@@ -100,8 +100,6 @@ pub async fn run_offsets_load(a: &OffsetsLoadBench) -> BenchResult<Report> {
         count: None,
         json: None,
         transport: Default::default(),
-        protocol: Default::default(),
-        endpoint: String::new(),
     })
     .await;
     stop.store(true, Ordering::Relaxed);

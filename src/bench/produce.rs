@@ -44,26 +44,10 @@ pub struct ProduceBench {
     /// Write the report as JSON here.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
-    /// Remoting to the brokers, gRPC through a proxy, or both in one run.
-    #[arg(long, value_enum, default_value_t = Protocol::Remoting)]
-    pub protocol: Protocol,
-    /// The proxy's gRPC endpoint (`--protocol grpc|both`).
-    #[arg(long, default_value = "127.0.0.1:8081")]
-    pub endpoint: String,
     /// Plain TCP or TLS (not a flag: `bench tls` sets it per row; else the
     /// global `--tls` options decide).
     #[arg(skip)]
     pub transport: Transport,
-}
-
-/// Which API a produce row uses.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    #[default]
-    Remoting,
-    Grpc,
-    /// A remoting row then a gRPC row, same shape, same run.
-    Both,
 }
 
 /// The producer's send modes. On the wire, `sync` and `async` are the same
@@ -211,7 +195,7 @@ pub async fn run_produce(a: &ProduceBench) -> BenchResult<Report> {
             }));
         }
     }
-    let all = super::stats::gather(tasks).await;
+    let all = super::stats::join_samples(tasks).await;
     let elapsed = start.elapsed();
     bar.abort();
     let flush = super::target::flush_mode(&queues[0].broker_addr).await;

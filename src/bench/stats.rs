@@ -28,10 +28,9 @@ impl Samples {
     }
 }
 
-/// One row of the final table.
-/// Waits for every load task and merges their samples (a task that
-/// panicked counts nothing).
-pub async fn gather(tasks: Vec<tokio::task::JoinHandle<Samples>>) -> Samples {
+/// Waits for sample-collecting tasks and merges what they measured (a task
+/// that failed contributes nothing).
+pub async fn join_samples(tasks: Vec<tokio::task::JoinHandle<Samples>>) -> Samples {
     let mut all = Samples::default();
     for t in tasks {
         if let Ok(s) = t.await {
@@ -41,6 +40,7 @@ pub async fn gather(tasks: Vec<tokio::task::JoinHandle<Samples>>) -> Samples {
     all
 }
 
+/// One row of the final table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub name: String,

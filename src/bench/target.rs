@@ -18,6 +18,7 @@ pub type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 #[derive(Debug, Clone)]
 pub struct TargetQueue {
     pub broker_addr: String,
+    pub broker_name: String,
     pub queue_id: i32,
 }
 
@@ -133,6 +134,7 @@ pub async fn prepare_topic(
         for q in 0..qd.write_queue_nums.max(qd.read_queue_nums) {
             out.push(TargetQueue {
                 broker_addr: addr.to_owned(),
+                broker_name: qd.broker_name.clone(),
                 queue_id: q,
             });
         }

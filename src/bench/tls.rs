@@ -59,8 +59,6 @@ pub async fn run_tls(a: &TlsBench) -> BenchResult<Vec<Report>> {
         count: None,
         json: None,
         transport: Transport::Plain,
-        protocol: Default::default(),
-        endpoint: String::new(),
     };
     let shapes = [
         (1, SendMode::Sync),
@@ -78,8 +76,6 @@ pub async fn run_tls(a: &TlsBench) -> BenchResult<Vec<Report>> {
         plain.name = format!("{} plain", plain.name);
         let mut secure = run_produce(&ProduceBench {
             transport: Transport::Tls(tls.clone()),
-            protocol: Default::default(),
-            endpoint: String::new(),
             ..shape
         })
         .await?;

@@ -95,8 +95,9 @@ impl Handle {
             ));
         }
         fn num<T: std::str::FromStr>(s: &str, what: &str, all: &str) -> Result<T, String> {
-            s.parse()
-                .map_err(|_| format!("illegal receipt handle (extraInfo) [{all}]: bad {what} {s:?}"))
+            s.parse().map_err(|_| {
+                format!("illegal receipt handle (extraInfo) [{all}]: bad {what} {s:?}")
+            })
         }
         let ty: i32 = num(f[4], "topic type", s)?;
         if !(TOPIC_NORMAL..=TOPIC_RETRY_V2).contains(&ty) {
@@ -171,8 +172,9 @@ pub struct CheckPoint {
     pub deltas: Vec<i32>,
     #[serde(rename = "bn", default)]
     pub broker_name: String,
-    #[serde(rename = "rp", default)]
-    pub re_put: i32,
+    /// Re-put count (a string in RocketMQ's record, absent when none).
+    #[serde(rename = "rp", default, skip_serializing_if = "Option::is_none")]
+    pub re_put: Option<String>,
 }
 
 impl CheckPoint {
@@ -194,19 +196,24 @@ impl CheckPoint {
     pub fn uniq_key(&self) -> String {
         format!(
             "{}@{}@{}@{}@{}@{}@{CK_TAG}",
-            self.topic, self.queue_id, self.start_offset, self.group, self.pop_time, self.broker_name
+            self.topic,
+            self.queue_id,
+            self.start_offset,
+            self.group,
+            self.pop_time,
+            self.broker_name
         )
     }
 
     /// Identity of the check-point an ack refers to.
     pub fn key(&self) -> CkKey {
-        CkKey {
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            queue_id: self.queue_id,
-            start_offset: self.start_offset,
-            pop_time: self.pop_time,
-        }
+        CkKey::new(
+            &self.topic,
+            &self.group,
+            self.queue_id,
+            self.start_offset,
+            self.pop_time,
+        )
     }
 }
 
@@ -218,6 +225,18 @@ pub struct CkKey {
     pub queue_id: i32,
     pub start_offset: i64,
     pub pop_time: i64,
+}
+
+impl CkKey {
+    pub fn new(topic: &str, group: &str, queue_id: i32, start_offset: i64, pop_time: i64) -> CkKey {
+        CkKey {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            queue_id,
+            start_offset,
+            pop_time,
+        }
+    }
 }
 
 /// An ack record (`AckMsg`); a batch ack (`BatchAckMsg`) carries `aol`.
@@ -245,13 +264,13 @@ pub struct AckRecord {
 
 impl AckRecord {
     pub fn key(&self) -> CkKey {
-        CkKey {
-            topic: self.topic.clone(),
-            group: self.group.clone(),
-            queue_id: self.queue_id,
-            start_offset: self.start_offset,
-            pop_time: self.pop_time,
-        }
+        CkKey::new(
+            &self.topic,
+            &self.group,
+            self.queue_id,
+            self.start_offset,
+            self.pop_time,
+        )
     }
 
     /// Every offset this record acks.
@@ -374,10 +393,11 @@ impl OffsetInfos {
         );
     }
 
-    /// Consume counts of an orderly read: one entry per message and the
-    /// queue's smallest.
+    /// Consume counts of an orderly read: one entry per message delivered
+    /// before (count above 0, as `ConsumerOrderInfoManager` keeps them) and
+    /// the queue's smallest.
     pub fn add_order_counts(&mut self, ty: i32, queue_id: i32, counts: &[(i64, i32)]) {
-        for (offset, c) in counts {
+        for (offset, c) in counts.iter().filter(|(_, c)| *c > 0) {
             push_entry(
                 &mut self.order_counts,
                 format_args!("{ty} qo{queue_id}%{offset} {c}"),
@@ -433,10 +453,10 @@ mod tests {
             revive_offset: 0,
             deltas: vec![0, 2],
             broker_name: "b".into(),
-            re_put: 0,
+            re_put: None,
         };
         let j = serde_json::to_value(&ck).unwrap();
-        for k in ["so", "pt", "it", "bm", "n", "q", "t", "c", "ro", "d", "bn", "rp"] {
+        for k in ["so", "pt", "it", "bm", "n", "q", "t", "c", "ro", "d", "bn"] {
             assert!(j.get(k).is_some(), "{k}");
         }
         assert_eq!(ck.offset_of(1), Some(12));
@@ -479,5 +499,8 @@ mod tests {
         assert_eq!(i.msgs, "0 1 100,101;1 0 7");
         i.add_order_counts(0, 1, &[(100, 2), (101, 1)]);
         assert_eq!(i.order_counts, "0 qo1%100 2;0 qo1%101 1;0 1 1");
+        let mut j = OffsetInfos::default();
+        j.add_order_counts(0, 1, &[(100, 1), (101, 0)]);
+        assert_eq!(j.order_counts, "0 qo1%100 1;0 1 0");
     }
 }

@@ -931,8 +931,18 @@ pub struct Popped {
     pub msgs: Vec<(MessageExt, String)>,
 }
 
-pub async fn pop_raw(c: &RemotingClient, broker: &str, broker_name: &str, p: &PopCall<'_>) -> Popped {
-    let mut e = ext(&[("consumerGroup", p.group), ("topic", p.topic), ("expType", "TAG"), ("exp", "*")]);
+pub async fn pop_raw(
+    c: &RemotingClient,
+    broker: &str,
+    broker_name: &str,
+    p: &PopCall<'_>,
+) -> Popped {
+    let mut e = ext(&[
+        ("consumerGroup", p.group),
+        ("topic", p.topic),
+        ("expType", "TAG"),
+        ("exp", "*"),
+    ]);
     e.insert("queueId", p.queue_id.to_string());
     e.insert("maxMsgNums", p.max.to_string());
     e.insert("invisibleTime", p.invisible_ms.to_string());
@@ -946,11 +956,16 @@ pub async fn pop_raw(c: &RemotingClient, broker: &str, broker_name: &str, p: &Po
     let mut cmd = RemotingCommand::request(actormq::wire::codes::request::POP_MESSAGE);
     cmd.ext = e;
     let r = c
-        .invoke(broker, cmd, CALL + Duration::from_millis(p.poll_ms.max(0) as u64))
+        .invoke(
+            broker,
+            cmd,
+            CALL + Duration::from_millis(p.poll_ms.max(0) as u64),
+        )
         .await
         .unwrap_or_else(|e| panic!("pop {} failed: {e}", p.topic));
     let msgs = if r.code == response::SUCCESS {
-        let h = actormq::wire::headers::pop::PopMessageResponseHeader::from_ext(&r.ext).expect("pop response header");
+        let h = actormq::wire::headers::pop::PopMessageResponseHeader::from_ext(&r.ext)
+            .expect("pop response header");
         decode_checked(&r.body_bytes())
             .into_iter()
             .map(|m| {
@@ -961,7 +976,12 @@ pub async fn pop_raw(c: &RemotingClient, broker: &str, broker_name: &str, p: &Po
     } else {
         Vec::new()
     };
-    Popped { code: r.code, remark: r.remark.clone(), ext: r.ext.clone(), msgs }
+    Popped {
+        code: r.code,
+        remark: r.remark.clone(),
+        ext: r.ext.clone(),
+        msgs,
+    }
 }
 
 fn handle_of(
@@ -992,17 +1012,41 @@ fn handle_of(
 }
 
 /// ACK_MESSAGE for a popped message (the real topic from its handle).
-pub async fn pop_ack(c: &RemotingClient, broker: &str, group: &str, topic: &str, m: &MessageExt, handle: &str) -> RemotingCommand {
+pub async fn pop_ack(
+    c: &RemotingClient,
+    broker: &str,
+    group: &str,
+    topic: &str,
+    m: &MessageExt,
+    handle: &str,
+) -> RemotingCommand {
     let h = actormq::wire::pop::Handle::parse(handle).expect("handle");
     let real = actormq::wire::pop::real_topic(topic, group, h.topic_type);
-    let mut e = ext(&[("consumerGroup", group), ("topic", &real), ("extraInfo", handle)]);
+    let mut e = ext(&[
+        ("consumerGroup", group),
+        ("topic", &real),
+        ("extraInfo", handle),
+    ]);
     e.insert("queueId", h.queue_id.to_string());
     e.insert("offset", m.queue_offset.to_string());
-    call(c, broker, actormq::wire::codes::request::ACK_MESSAGE, e, None).await
+    call(
+        c,
+        broker,
+        actormq::wire::codes::request::ACK_MESSAGE,
+        e,
+        None,
+    )
+    .await
 }
 
 /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP with `retryMaxTimes` (and FIFO when `orderly`).
-pub async fn create_group(c: &RemotingClient, broker: &str, group: &str, retry_max: i32, orderly: bool) {
+pub async fn create_group(
+    c: &RemotingClient,
+    broker: &str,
+    group: &str,
+    retry_max: i32,
+    orderly: bool,
+) {
     let body = format!(
         r#"{{"groupName":"{group}","consumeEnable":true,"retryMaxTimes":{retry_max},"retryQueueNums":1,"consumeMessageOrderly":{orderly}}}"#
     );
@@ -1014,5 +1058,10 @@ pub async fn create_group(c: &RemotingClient, broker: &str, group: &str, retry_m
         Some(Bytes::from(body)),
     )
     .await;
-    assert_eq!(r.code, response::SUCCESS, "create group {group}: {:?}", r.remark);
+    assert_eq!(
+        r.code,
+        response::SUCCESS,
+        "create group {group}: {:?}",
+        r.remark
+    );
 }

@@ -21,11 +21,12 @@ pub mod groups;
 pub mod indexer;
 pub mod locks;
 pub mod offsets;
+pub mod pop_order;
 pub mod pop_state;
 pub mod processor;
 pub mod queue;
-pub mod revive;
 pub mod registrar;
+pub mod revive;
 pub mod role;
 pub mod schedule;
 pub mod services;
@@ -81,6 +82,8 @@ pub struct Broker {
     slave_sync: Addr<ha::slave_sync::SlaveSync>,
     /// The revive actors (POP) and their arbiter.
     revive: Option<(Arbiter, Vec<Addr<revive::Revive>>)>,
+    /// Persists the orderly POP state.
+    pop_order: Addr<pop_order::PopOrderKeeper>,
 }
 
 pub fn store_config(cfg: &BrokerConfig) -> StoreConfig {
@@ -194,6 +197,15 @@ impl Broker {
             crate::wire::pop::revive_topic(&cfg.broker_cluster_name),
             revive::revive_queue_num(&cfg),
         ));
+        let order_path = pop_order::path(&store_cfg.config_dir());
+        pop.restore_order(pop_order::load(&order_path));
+        let (p, every) = (
+            pop.clone(),
+            Duration::from_millis(cfg.flush_consumer_offset_interval.max(100)),
+        );
+        let pop_order = supervisor::start("PopOrderKeeper", move |_| {
+            pop_order::PopOrderKeeper::new(p, order_path, every)
+        });
         let commit_arbiter = Arbiter::new();
         let writer_arbiter = if cfg.commit_log_own_thread {
             commit_arbiter.handle()
@@ -374,6 +386,7 @@ impl Broker {
                 register(&scope, "indexer", ix.clone().recipient());
             }
             register(&scope, "locks", services.locks.clone().recipient());
+            register(&scope, "popOrder", pop_order.clone().recipient());
         }
         let ctx = Arc::new(BrokerCtx {
             cfg,
@@ -420,6 +433,7 @@ impl Broker {
             store_lock: Some(store_lock),
             slave_sync,
             revive,
+            pop_order,
         })
     }
 
@@ -451,6 +465,7 @@ impl Broker {
         )
         .await;
         let _ = self.ctx.offsets.send(offsets::PersistOffsets).await;
+        let _ = self.pop_order.send(pop_order::PersistOrder).await;
         let _ = self.ctx.topic_manager.send(topic::PersistTopics).await;
         // Let in-flight appends and dispatches land before the final flush.
         let _ = self.ctx.commit_log.send(commit_log::LogOffsets).await;

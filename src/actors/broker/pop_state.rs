@@ -9,11 +9,11 @@
 //! * the count of waiting POPs per key (POLLING_INFO, POLLING_FULL).
 //!
 //! Everything durable lives in the store: check-points and acks in the
-//! revive topic, POP offsets in the `OffsetManager`. Orderly state is soft:
-//! after a restart a FIFO queue re-delivers from its committed offset.
+//! revive topic, POP offsets in the `OffsetManager`, the orderly state in
+//! `config/consumerOrderInfo.json` (written by `PopOrderKeeper`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -102,7 +102,8 @@ impl Drop for ArrivalWatch {
 }
 
 /// Orderly POP state of one queue for one group (`ConsumerOrderInfoManager.OrderInfo`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct OrderInfo {
     pub pop_time: i64,
     pub invisible_ms: i64,
@@ -145,7 +146,9 @@ impl OrderInfo {
 pub struct PopState {
     locks: Mutex<HashSet<String>>,
     pub arrivals: Arc<Arrivals>,
-    pub order: Mutex<HashMap<String, OrderInfo>>,
+    order: Mutex<HashMap<String, OrderInfo>>,
+    /// Bumped on every change of `order` (what `PopOrderKeeper` persists).
+    order_version: AtomicU64,
     polling: Mutex<HashMap<String, usize>>,
     polling_total: AtomicUsize,
     revive_counter: AtomicU32,
@@ -200,6 +203,7 @@ impl PopState {
             locks: Mutex::default(),
             arrivals: Arc::default(),
             order: Mutex::default(),
+            order_version: AtomicU64::new(0),
             polling: Mutex::default(),
             polling_total: AtomicUsize::new(0),
             revive_counter: AtomicU32::new(0),
@@ -250,16 +254,28 @@ impl PopState {
         self.order.lock().ok()?.get(key).cloned()
     }
 
-    pub fn set_order_info(&self, key: String, info: Option<OrderInfo>) {
+    pub fn set_order_info(&self, key: String, info: OrderInfo) {
+        self.with_order(|m| m.insert(key, info));
+    }
+
+    /// Changes the orderly state under its lock (None when poisoned).
+    pub fn with_order<R>(&self, f: impl FnOnce(&mut HashMap<String, OrderInfo>) -> R) -> Option<R> {
+        let mut m = self.order.lock().ok()?;
+        let r = f(&mut m);
+        self.order_version.fetch_add(1, Ordering::AcqRel);
+        Some(r)
+    }
+
+    /// The orderly state and its version, for persisting.
+    pub fn order_snapshot(&self) -> (u64, HashMap<String, OrderInfo>) {
+        let m = self.order.lock().map(|m| m.clone()).unwrap_or_default();
+        (self.order_version.load(Ordering::Acquire), m)
+    }
+
+    /// Loads persisted orderly state (at start).
+    pub fn restore_order(&self, table: HashMap<String, OrderInfo>) {
         if let Ok(mut m) = self.order.lock() {
-            match info {
-                Some(i) => {
-                    m.insert(key, i);
-                }
-                None => {
-                    m.remove(&key);
-                }
-            }
+            *m = table;
         }
     }
 }

@@ -24,12 +24,14 @@ use super::offsets::{CommitOffset, QueryOffset};
 use super::processor::BrokerCtx;
 use super::queue::{Pull, PullQuery, PullStatus};
 use super::topic::UpsertTopic;
-use crate::actors::supervisor::{self, guard_with, restarts};
+use crate::actors::supervisor::{self, armed, guard_with, restarts};
 use crate::config::BrokerConfig;
 use crate::service::broker::BrokerService;
 use crate::wire::bodies::{perm, TopicConfig};
 use crate::wire::message;
-use crate::wire::pop::{AckRecord, CheckPoint, CkKey, ACK_TAG, BATCH_ACK_TAG, CK_TAG, REVIVE_GROUP};
+use crate::wire::pop::{
+    AckRecord, CheckPoint, CkKey, ACK_TAG, BATCH_ACK_TAG, CK_TAG, REVIVE_GROUP,
+};
 
 /// Records read per step.
 const BATCH: usize = 256;
@@ -52,7 +54,11 @@ pub fn revive_queue_num(cfg: &BrokerConfig) -> i32 {
 /// arbiter of their own (stopped at shutdown).
 pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
     let (topic, n) = (ctx.pop.revive_topic.clone(), ctx.pop.revive_queues);
-    if ctx.topics.get(&topic).is_none_or(|t| t.config.queue_count() < n) {
+    if ctx
+        .topics
+        .get(&topic)
+        .is_none_or(|t| t.config.queue_count() < n)
+    {
         let mut cfg = TopicConfig::new(&topic, n, perm::READ | perm::WRITE);
         cfg.topic_sys_flag = 0;
         if !matches!(ctx.topic_manager.send(UpsertTopic(cfg)).await, Ok(Ok(_))) {
@@ -60,12 +66,17 @@ pub async fn start(ctx: &Arc<BrokerCtx>) -> (Arbiter, Vec<Addr<Revive>>) {
         }
     }
     let arbiter = Arbiter::new();
-    let addrs = (0..n)
+    let addrs: Vec<Addr<Revive>> = (0..n)
         .map(|qid| {
             let svc = BrokerService::new(ctx.clone());
-            supervisor::start_in_arbiter(&arbiter.handle(), "Revive", move |_| Revive::new(svc, qid))
+            supervisor::start_in_arbiter(&arbiter.handle(), "Revive", move |_| {
+                Revive::new(svc, qid)
+            })
         })
         .collect();
+    // Fault-injection target (ACTORMQ_INJECT_FAULT): revive queue 0's actor.
+    let scope = ctx.cfg.store_path_root_dir.display().to_string();
+    supervisor::targets::register(&scope, "revive", addrs[0].clone().recipient());
     (arbiter, addrs)
 }
 
@@ -125,6 +136,7 @@ impl Revive {
 impl Actor for Revive {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        armed::fire("Revive", armed::Point::Started);
         ctx.notify(Step);
     }
 }
@@ -183,7 +195,10 @@ async fn step(svc: BrokerService, qid: i32, mut scan: Scan) -> (Scan, bool) {
     let Ok(Ok(out)) = queue.send(Pull { query, hold: None }).await else {
         return (scan, false);
     };
-    if matches!(out.status, PullStatus::OffsetTooSmall | PullStatus::OffsetOverflowBadly) {
+    if matches!(
+        out.status,
+        PullStatus::OffsetTooSmall | PullStatus::OffsetOverflowBadly
+    ) {
         scan.read_offset = Some(out.next_begin);
         return (scan, true);
     }
@@ -269,3 +284,5 @@ async fn revive_due(svc: &BrokerService, pending: &mut HashMap<CkKey, Pending>) 
         }
     }
 }
+
+crate::inject_panic_handler!(Revive, "Revive");

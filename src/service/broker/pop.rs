@@ -29,6 +29,9 @@ use crate::wire::pop::{retry_topic_v1, OffsetInfos};
 
 /// Most messages one POP returns (`PopMessageProcessor`'s limit).
 pub const MAX_POP_MSGS: u32 = 32;
+/// Longest invisible time accepted (a year; RocketMQ sets no bound, its
+/// proxy 12 h).
+pub const MAX_INVISIBLE_MS: u64 = 365 * 24 * 3_600_000;
 /// Longest a POP long-polls.
 const MAX_POLL: Duration = Duration::from_secs(60);
 
@@ -109,10 +112,11 @@ pub struct ChangeInvisibleReply {
     pub revive_qid: i32,
 }
 
-/// A validated POP: the topic, its filter, the retry topic to read too.
+/// A validated POP: the topic, its filter, the retry topic to read too
+/// (by name: revival may create it while the POP waits).
 pub(super) struct PopPlan {
     pub topic: Arc<TopicEntry>,
-    pub retry: Option<Arc<TopicEntry>>,
+    pub retry: Option<String>,
     pub tags: Option<Vec<i64>>,
     pub sql: Option<Arc<crate::filter::Expr>>,
     pub max_msgs: usize,
@@ -128,9 +132,7 @@ impl BrokerService {
         let pop = self.ctx().pop.clone();
         let mut watch = (!poll.is_zero()).then(|| {
             let mut topics = vec![plan.topic.name.to_string()];
-            if let Some(r) = &plan.retry {
-                topics.push(r.name.to_string());
-            }
+            topics.extend(plan.retry.clone());
             pop.arrivals.watch(&topics)
         });
         let key = queue_key(&req.topic, &req.group, req.queue_id);
@@ -138,14 +140,17 @@ impl BrokerService {
         loop {
             let reply = self.pop_once(&req, &plan).await?;
             let left = deadline.saturating_duration_since(Instant::now());
-            let Some(w) = watch.as_mut().filter(|_| reply.messages.is_empty() && !left.is_zero())
+            let Some(w) = watch
+                .as_mut()
+                .filter(|_| reply.messages.is_empty() && !left.is_zero())
             else {
                 return Ok(reply);
             };
             if slot.is_none() {
-                slot = Some(pop.start_polling(key.clone()).ok_or_else(|| {
-                    Refusal::PollingFull(format!("polling full, key {key}"))
-                })?);
+                slot = Some(
+                    pop.start_polling(key.clone())
+                        .ok_or_else(|| Refusal::PollingFull(format!("polling full, key {key}")))?,
+                );
             }
             w.wait(left).await;
         }
@@ -158,6 +163,12 @@ impl BrokerService {
             return Err(r);
         }
         names::check_group(&req.group)?;
+        if req.invisible_ms > MAX_INVISIBLE_MS {
+            return Err(Refusal::InvalidParameter(format!(
+                "invisibleTime {} above {MAX_INVISIBLE_MS} ms",
+                req.invisible_ms
+            )));
+        }
         if req.max_msgs == 0 || req.max_msgs > MAX_POP_MSGS {
             return Err(Refusal::InvalidParameter(format!(
                 "the broker restrict max msg nums {MAX_POP_MSGS}, asked {}",
@@ -180,11 +191,14 @@ impl BrokerService {
                 req.queue_id, req.topic, req.group
             )));
         }
-        if ctx
-            .groups
-            .send(EnsureGroup(req.group.clone()))
-            .await?
-            .is_none()
+        // The published table first; the manager only for a new group
+        // (auto-created with `autoCreateSubscriptionGroup`).
+        if ctx.services.group_table.get(&req.group).is_none()
+            && ctx
+                .groups
+                .send(EnsureGroup(req.group.clone()))
+                .await?
+                .is_none()
         {
             return Err(Refusal::GroupNotExist(format!(
                 "subscription group [{}] does not exist",
@@ -193,11 +207,7 @@ impl BrokerService {
         }
         super::pull::group_check(ctx, &req.group)?;
         let (tags, sql) = self.pop_filter(req)?;
-        let retry = if req.order {
-            None
-        } else {
-            ctx.topics.get(&retry_topic_v1(&req.group, &req.topic))
-        };
+        let retry = (!req.order).then(|| retry_topic_v1(&req.group, &req.topic));
         Ok(PopPlan {
             topic,
             retry,
@@ -229,6 +239,8 @@ impl BrokerService {
     }
 
     /// One pass over the retry topic and the topic's queues, no waiting.
+    /// A failure after some messages were taken returns those (their
+    /// check-points are written); the next POP meets the failure again.
     async fn pop_once(&self, req: &PopRequest, plan: &PopPlan) -> Result<PopReply, Refusal> {
         let ctx = self.ctx();
         let mut reply = PopReply {
@@ -241,11 +253,27 @@ impl BrokerService {
             },
             ..PopReply::default()
         };
+        match self.pop_pass(req, plan, &mut reply).await {
+            Err(e) if reply.messages.is_empty() => Err(e),
+            Err(e) => {
+                tracing::warn!(topic = %req.topic, group = %req.group, error = %e, "POP cut short");
+                Ok(reply)
+            }
+            Ok(()) => Ok(reply),
+        }
+    }
+
+    async fn pop_pass(
+        &self,
+        req: &PopRequest,
+        plan: &PopPlan,
+        reply: &mut PopReply,
+    ) -> Result<(), Refusal> {
         let random = rand::random::<u32>() % 100;
         // `popFromRetryProbability` (20 %): the retry topic first.
         let retry_first = random < 20;
         if retry_first {
-            self.pop_retry(req, plan, &mut reply).await?;
+            self.pop_retry(req, plan, reply).await?;
         }
         let n = plan.topic.config.read_queue_nums.max(1);
         let queues: Vec<i32> = if req.queue_id >= 0 {
@@ -257,13 +285,12 @@ impl BrokerService {
             if reply.messages.len() >= plan.max_msgs {
                 break;
             }
-            let topic = plan.topic.clone();
-            self.pop_queue(req, plan, &topic, q, &mut reply).await?;
+            self.pop_queue(req, plan, &plan.topic, q, reply).await?;
         }
         if !retry_first && reply.messages.len() < plan.max_msgs {
-            self.pop_retry(req, plan, &mut reply).await?;
+            self.pop_retry(req, plan, reply).await?;
         }
-        Ok(reply)
+        Ok(())
     }
 
     async fn pop_retry(
@@ -272,7 +299,7 @@ impl BrokerService {
         plan: &PopPlan,
         reply: &mut PopReply,
     ) -> Result<(), Refusal> {
-        let Some(retry) = plan.retry.clone() else {
+        let Some(retry) = plan.retry.as_ref().and_then(|r| self.ctx().topics.get(r)) else {
             return Ok(());
         };
         for q in 0..retry.config.read_queue_nums.max(1) {

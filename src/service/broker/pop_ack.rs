@@ -13,7 +13,7 @@ use crate::actors::broker::pop_state::queue_key;
 use crate::actors::broker::queue::QueueOffsets;
 use crate::service::{Caller, Refusal};
 use crate::wire::names;
-use crate::wire::pop::{real_topic, AckRecord, CheckPoint, Handle, ORDER_REVIVE_QID};
+use crate::wire::pop::{real_topic, AckRecord, CheckPoint, CkKey, Handle, ORDER_REVIVE_QID};
 
 /// An ack request resolved against the broker's queues.
 struct Target {
@@ -26,34 +26,49 @@ struct Target {
 impl BrokerService {
     /// ACK_MESSAGE: marks one message done.
     pub async fn ack(&self, _caller: &Caller, req: AckRequest) -> Result<(), Refusal> {
-        let t = self.ack_target(&req.group, &req.topic, req.queue_id, &req.receipt_handle, req.offset).await?;
-        if t.handle.revive_qid == ORDER_REVIVE_QID {
-            self.ack_orderly(&req.group, &t.topic, req.queue_id, t.handle.pop_time, req.offset)?;
-            return Ok(());
+        let t = self.ack_target_of(&req).await?;
+        self.ack_one(&req, &t).await
+    }
+
+    async fn ack_one(&self, req: &AckRequest, t: &Target) -> Result<(), Refusal> {
+        let h = &t.handle;
+        if h.revive_qid == ORDER_REVIVE_QID {
+            return self.ack_orderly(&req.group, &t.topic, req.queue_id, h.pop_time, req.offset);
         }
-        let rec = self.ack_record(&req.group, &t, req.queue_id, vec![req.offset]);
-        self.put_ack(t.handle.revive_qid, &rec).await
+        let rec = self.ack_record(&req.group, t, req.queue_id, vec![req.offset]);
+        self.put_ack(h.revive_qid, &rec).await
     }
 
     /// BATCH_ACK_MESSAGE: acks grouped per check-point, one `bAck` record each.
-    pub async fn batch_ack(&self, caller: &Caller, reqs: Vec<AckRequest>) -> Result<(), Refusal> {
+    pub async fn batch_ack(&self, _caller: &Caller, reqs: Vec<AckRequest>) -> Result<(), Refusal> {
         if reqs.is_empty() {
             return Err(Refusal::NoMessage("no ack in the batch".into()));
         }
-        let mut groups: BTreeMap<(String, String, i32, i64, i64, i32), (Target, Vec<i64>)> =
-            BTreeMap::new();
+        // Per check-point (and revive queue): its target and acked offsets.
+        let mut groups: BTreeMap<(CkKey, i32), (Target, Vec<i64>)> = BTreeMap::new();
         for req in reqs {
-            let t = self.ack_target(&req.group, &req.topic, req.queue_id, &req.receipt_handle, req.offset).await?;
+            let t = self.ack_target_of(&req).await?;
             if t.handle.revive_qid == ORDER_REVIVE_QID {
-                self.ack(caller, req).await?;
+                self.ack_one(&req, &t).await?;
                 continue;
             }
             let h = &t.handle;
-            let key = (req.group.clone(), t.topic.clone(), req.queue_id, h.ck_start_offset, h.pop_time, h.revive_qid);
-            groups.entry(key).or_insert_with(|| (t, Vec::new())).1.push(req.offset);
+            let ck = CkKey::new(
+                &t.topic,
+                &req.group,
+                req.queue_id,
+                h.ck_start_offset,
+                h.pop_time,
+            );
+            let key = (ck, h.revive_qid);
+            groups
+                .entry(key)
+                .or_insert_with(|| (t, Vec::new()))
+                .1
+                .push(req.offset);
         }
-        for ((group, _, qid, ..), (t, offsets)) in groups {
-            let rec = self.ack_record(&group, &t, qid, offsets);
+        for ((key, _), (t, offsets)) in groups {
+            let rec = self.ack_record(&key.group, &t, key.queue_id, offsets);
             self.put_ack(t.handle.revive_qid, &rec).await?;
         }
         Ok(())
@@ -66,11 +81,26 @@ impl BrokerService {
         _caller: &Caller,
         req: ChangeInvisibleRequest,
     ) -> Result<ChangeInvisibleReply, Refusal> {
-        let t = self.ack_target(&req.group, &req.topic, req.queue_id, &req.receipt_handle, req.offset).await?;
+        let t = self
+            .ack_target(
+                &req.group,
+                &req.topic,
+                req.queue_id,
+                &req.receipt_handle,
+                req.offset,
+            )
+            .await?;
         if req.offset >= t.max_offset {
             return Err(Refusal::NoMessage(format!(
                 "offset {} is not below the max offset {} of {}:{}",
                 req.offset, t.max_offset, t.topic, req.queue_id
+            )));
+        }
+        if req.invisible_ms > super::pop::MAX_INVISIBLE_MS {
+            return Err(Refusal::InvalidParameter(format!(
+                "invisibleTime {} above {} ms",
+                req.invisible_ms,
+                super::pop::MAX_INVISIBLE_MS
             )));
         }
         let h = &t.handle;
@@ -90,7 +120,7 @@ impl BrokerService {
             revive_offset: 0,
             deltas: vec![0],
             broker_name: h.broker_name.clone(),
-            re_put: 0,
+            re_put: None,
         };
         self.put_checkpoint(h.revive_qid, &ck).await?;
         let rec = self.ack_record(&req.group, &t, req.queue_id, vec![req.offset]);
@@ -114,19 +144,22 @@ impl BrokerService {
 
     /// Orderly: moves the offset's next-visible time; the pop time stays,
     /// so the handle still matches the FIFO state.
-    fn change_orderly(&self, req: &ChangeInvisibleRequest, t: &Target, now: i64) -> ChangeInvisibleReply {
+    fn change_orderly(
+        &self,
+        req: &ChangeInvisibleRequest,
+        t: &Target,
+        now: i64,
+    ) -> ChangeInvisibleReply {
         let h = &t.handle;
         let key = queue_key(&t.topic, &req.group, req.queue_id);
-        let mut next_visible = now + req.invisible_ms as i64;
-        if let Ok(mut m) = self.ctx().pop.order.lock() {
-            if let Some(info) = m.get_mut(&key).filter(|i| i.pop_time == h.pop_time) {
-                if let Some(i) = info.offsets.iter().position(|o| *o == req.offset) {
-                    info.next_visible[i] = next_visible;
-                }
-            } else {
-                next_visible = h.next_visible();
-            }
-        }
+        let wanted = now + req.invisible_ms as i64;
+        let moved = self.ctx().pop.with_order(|m| {
+            let info = m.get_mut(&key).filter(|i| i.pop_time == h.pop_time)?;
+            let i = info.offsets.iter().position(|o| *o == req.offset)?;
+            info.next_visible[i] = wanted;
+            Some(wanted)
+        });
+        let next_visible = moved.flatten().unwrap_or_else(|| h.next_visible());
         let invisible = (next_visible - h.pop_time).max(0);
         let handle = Handle {
             invisible_ms: invisible,
@@ -145,15 +178,19 @@ impl BrokerService {
     /// Orderly ack (`ConsumerOrderInfoManager#commitAndNext`): the
     /// committed offset moves to the first un-acked one; waiting POPs are
     /// woken when the queue unblocks.
-    fn ack_orderly(&self, group: &str, topic: &str, qid: i32, pop_time: i64, offset: i64) -> Result<(), Refusal> {
+    fn ack_orderly(
+        &self,
+        group: &str,
+        topic: &str,
+        qid: i32,
+        pop_time: i64,
+        offset: i64,
+    ) -> Result<(), Refusal> {
         let ctx = self.ctx();
         let key = queue_key(topic, group, qid);
-        let commit = {
-            let Ok(mut m) = ctx.pop.order.lock() else {
-                return Ok(());
-            };
+        let acked = ctx.pop.with_order(|m| {
             let Some(info) = m.get_mut(&key).filter(|i| i.pop_time == pop_time) else {
-                return Ok(()); // stale handle: a later POP re-delivered
+                return Ok(None); // stale handle: a later POP re-delivered
             };
             let Some(i) = info.offsets.iter().position(|o| *o == offset) else {
                 return Err(Refusal::MessageIllegal(format!(
@@ -165,8 +202,9 @@ impl BrokerService {
             if info.all_acked() {
                 m.remove(&key);
             }
-            c
-        };
+            Ok(c)
+        });
+        let commit = acked.transpose()?.flatten();
         if let Some(c) = commit {
             self.commit_pop_offset(group, topic, qid, c);
         }
@@ -174,9 +212,21 @@ impl BrokerService {
         Ok(())
     }
 
+    async fn ack_target_of(&self, r: &AckRequest) -> Result<Target, Refusal> {
+        self.ack_target(&r.group, &r.topic, r.queue_id, &r.receipt_handle, r.offset)
+            .await
+    }
+
     /// The checks of `AckMessageProcessor`: a parsable handle of this
     /// broker, an existing topic, a readable queue, an offset it holds.
-    async fn ack_target(&self, group: &str, topic: &str, qid: i32, handle: &str, offset: i64) -> Result<Target, Refusal> {
+    async fn ack_target(
+        &self,
+        group: &str,
+        topic: &str,
+        qid: i32,
+        handle: &str,
+        offset: i64,
+    ) -> Result<Target, Refusal> {
         let ctx = self.ctx();
         names::check_group(group)?;
         let handle = Handle::parse(handle).map_err(Refusal::InvalidParameter)?;

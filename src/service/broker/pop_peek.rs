@@ -58,7 +58,9 @@ impl BrokerService {
             if reply.records.len() >= max {
                 break;
             }
-            let Some(queue) = entry.queue(qid) else { continue };
+            let Some(queue) = entry.queue(qid) else {
+                continue;
+            };
             let (offset, max_offset) = self.peek_offset(&req.group, &entry, qid).await?;
             let query = PullQuery {
                 offset,
@@ -120,18 +122,34 @@ impl BrokerService {
     }
 
     /// POLLING_INFO: POPs long-polling `topic@group@queueId` now.
-    pub fn polling_info(&self, _caller: &Caller, group: &str, topic: &str, qid: i32) -> Result<i32, Refusal> {
+    pub fn polling_info(
+        &self,
+        _caller: &Caller,
+        group: &str,
+        topic: &str,
+        qid: i32,
+    ) -> Result<i32, Refusal> {
         if self.ctx().topics.get(topic).is_none() {
             return Err(Refusal::topic_not_exist(topic));
         }
         Ok(self.ctx().pop.polling_count(&queue_key(topic, group, qid)) as i32)
     }
 
-    async fn any_visible(&self, req: &NotificationRequest, queues: &[(std::sync::Arc<TopicEntry>, i32)]) -> Result<bool, Refusal> {
+    async fn any_visible(
+        &self,
+        req: &NotificationRequest,
+        queues: &[(std::sync::Arc<TopicEntry>, i32)],
+    ) -> Result<bool, Refusal> {
         let now = crate::wire::now_ms();
         for (entry, qid) in queues {
             let key = queue_key(&entry.name, &req.group, *qid);
-            if req.order && self.ctx().pop.order_info(&key).is_some_and(|i| i.blocks(now)) {
+            if req.order
+                && self
+                    .ctx()
+                    .pop
+                    .order_info(&key)
+                    .is_some_and(|i| i.blocks(now))
+            {
                 continue;
             }
             let (offset, max) = self.peek_offset(&req.group, entry, *qid).await?;
@@ -143,7 +161,12 @@ impl BrokerService {
     }
 
     /// The group's POP offset (0 when it has none) and the queue's max.
-    async fn peek_offset(&self, group: &str, entry: &TopicEntry, qid: i32) -> Result<(i64, i64), Refusal> {
+    async fn peek_offset(
+        &self,
+        group: &str,
+        entry: &TopicEntry,
+        qid: i32,
+    ) -> Result<(i64, i64), Refusal> {
         let Some(queue) = entry.queue(qid) else {
             return Ok((0, 0));
         };
@@ -161,13 +184,21 @@ impl BrokerService {
     }
 
     /// The (topic, queue) pairs a POP of `queue_id` reads, retry topic first.
-    fn pop_queues(&self, group: &str, topic: &str, queue_id: i32, order: bool) -> Result<Vec<(std::sync::Arc<TopicEntry>, i32)>, Refusal> {
+    fn pop_queues(
+        &self,
+        group: &str,
+        topic: &str,
+        queue_id: i32,
+        order: bool,
+    ) -> Result<Vec<(std::sync::Arc<TopicEntry>, i32)>, Refusal> {
         let ctx = self.ctx();
         let Some(entry) = ctx.topics.get(topic) else {
             return Err(Refusal::topic_not_exist(topic));
         };
         if entry.config.perm & perm::READ == 0 {
-            return Err(Refusal::NoPermission(format!("the topic[{topic}] peeking message is forbidden")));
+            return Err(Refusal::NoPermission(format!(
+                "the topic[{topic}] peeking message is forbidden"
+            )));
         }
         let n = entry.config.read_queue_nums.max(0);
         if queue_id < -1 || queue_id >= n {
@@ -183,7 +214,11 @@ impl BrokerService {
                 }
             }
         }
-        let qids: Vec<i32> = if queue_id >= 0 { vec![queue_id] } else { (0..n).collect() };
+        let qids: Vec<i32> = if queue_id >= 0 {
+            vec![queue_id]
+        } else {
+            (0..n).collect()
+        };
         for q in qids {
             out.push((entry.clone(), q));
         }

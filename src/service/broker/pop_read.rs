@@ -9,12 +9,22 @@ use super::pop::{PopPlan, PopReply, PopRequest, PoppedMessage};
 use super::BrokerService;
 use crate::actors::broker::offsets::{CommitOffset, QueryOffset};
 use crate::actors::broker::pop_state::{queue_key, OrderInfo};
-use crate::actors::broker::queue::{Pull, PullOutcome, PullQuery, PullStatus, QueueActor, QueueOffsets};
+use crate::actors::broker::queue::{
+    Pull, PullOutcome, PullQuery, PullStatus, QueueActor, QueueOffsets,
+};
 use crate::actors::broker::store_path::{self, NewRecord};
 use crate::actors::broker::topic::TopicEntry;
 use crate::service::Refusal;
 use crate::wire::message::{self, keys, MessageExt};
 use crate::wire::pop::{classify, CheckPoint, Handle, ORDER_REVIVE_QID, TOPIC_NORMAL};
+
+/// Where one queue read starts.
+struct Read<'a> {
+    entry: &'a TopicEntry,
+    qid: i32,
+    queue: &'a actix::Addr<QueueActor>,
+    offset: i64,
+}
 
 /// What one queue read found.
 struct Found {
@@ -44,23 +54,32 @@ impl BrokerService {
         };
         let (ty, _) = classify(&entry.name, &req.group);
         let offset = self
-            .pop_offset(&req.group, &entry.name, qid, queue, req.init_mode, ty != TOPIC_NORMAL)
+            .pop_offset(
+                &req.group,
+                &entry.name,
+                qid,
+                queue,
+                req.init_mode,
+                ty != TOPIC_NORMAL,
+            )
             .await?;
         if req.order {
             return self
                 .pop_orderly(req, plan, entry, qid, queue, key, offset, reply)
                 .await;
         }
-        let want = plan.max_msgs.saturating_sub(reply.messages.len()).max(1);
-        let filters = (ty == TOPIC_NORMAL).then(|| (plan.tags.clone(), plan.sql.clone()));
-        let found = self
-            .read_queue(&req.group, &entry.name, qid, queue, offset, want, filters)
-            .await?;
-        reply.rest_num += (found.outcome.max - found.outcome.next_begin).max(0);
-        if found.msgs.is_empty() {
+        let read = Read {
+            entry,
+            qid,
+            queue,
+            offset,
+        };
+        let Some((found, offsets)) = self
+            .read_for(req, plan, &read, ty == TOPIC_NORMAL, reply)
+            .await?
+        else {
             return Ok(());
-        }
-        let offsets: Vec<i64> = found.msgs.iter().map(|(m, _)| m.queue_offset).collect();
+        };
         let ck = CheckPoint {
             start_offset: found.start,
             pop_time: reply.pop_time,
@@ -73,7 +92,7 @@ impl BrokerService {
             revive_offset: 0,
             deltas: offsets.iter().map(|o| (o - found.start) as i32).collect(),
             broker_name: ctx.cfg.broker_name.clone(),
-            re_put: 0,
+            re_put: None,
         };
         self.put_checkpoint(reply.revive_qid, &ck).await?;
         self.commit_pop_offset(&req.group, &entry.name, qid, found.outcome.next_begin);
@@ -101,20 +120,21 @@ impl BrokerService {
         let now = reply.pop_time;
         let prev = ctx.pop.order_info(&key).filter(|i| !i.all_acked());
         let same_attempt = req.attempt_id.is_some()
-            && prev.as_ref().is_some_and(|i| i.attempt_id == req.attempt_id);
+            && prev
+                .as_ref()
+                .is_some_and(|i| i.attempt_id == req.attempt_id);
         if prev.as_ref().is_some_and(|i| i.blocks(now)) && !same_attempt {
             return Ok(());
         }
-        let want = plan.max_msgs.saturating_sub(reply.messages.len()).max(1);
-        let filters = Some((plan.tags.clone(), plan.sql.clone()));
-        let found = self
-            .read_queue(&req.group, &entry.name, qid, queue, offset, want, filters)
-            .await?;
-        reply.rest_num += (found.outcome.max - found.outcome.next_begin).max(0);
-        if found.msgs.is_empty() {
+        let read = Read {
+            entry,
+            qid,
+            queue,
+            offset,
+        };
+        let Some((found, offsets)) = self.read_for(req, plan, &read, true, reply).await? else {
             return Ok(());
-        }
-        let offsets: Vec<i64> = found.msgs.iter().map(|(m, _)| m.queue_offset).collect();
+        };
         let mut counts = std::collections::HashMap::new();
         for o in &offsets {
             let before = prev.as_ref().and_then(|i| {
@@ -138,13 +158,47 @@ impl BrokerService {
             counts: counts.clone(),
             attempt_id: req.attempt_id.clone(),
         };
-        ctx.pop.set_order_info(key, Some(info));
+        ctx.pop.set_order_info(key, info);
         self.commit_pop_offset(&req.group, &entry.name, qid, found.start);
-        reply.infos.add_read(TOPIC_NORMAL, qid, found.start, &offsets);
+        reply
+            .infos
+            .add_read(TOPIC_NORMAL, qid, found.start, &offsets);
         let pairs: Vec<(i64, i32)> = offsets.iter().map(|o| (*o, counts[o])).collect();
         reply.infos.add_order_counts(TOPIC_NORMAL, qid, &pairs);
         self.hand_out(req, reply, found, TOPIC_NORMAL, qid, |o| counts[&o]);
         Ok(())
+    }
+
+    /// Reads what the POP still wants from one queue (filtered unless a
+    /// retry topic) and counts what is left in `restNum`; None when nothing
+    /// was found.
+    async fn read_for(
+        &self,
+        req: &PopRequest,
+        plan: &PopPlan,
+        r: &Read<'_>,
+        filtered: bool,
+        reply: &mut PopReply,
+    ) -> Result<Option<(Found, Vec<i64>)>, Refusal> {
+        let want = plan.max_msgs.saturating_sub(reply.messages.len()).max(1);
+        let filters = filtered.then(|| (plan.tags.clone(), plan.sql.clone()));
+        let found = self
+            .read_queue(
+                &req.group,
+                &r.entry.name,
+                r.qid,
+                r.queue,
+                r.offset,
+                want,
+                filters,
+            )
+            .await?;
+        reply.rest_num += (found.outcome.max - found.outcome.next_begin).max(0);
+        if found.msgs.is_empty() {
+            return Ok(None);
+        }
+        let offsets = found.msgs.iter().map(|(m, _)| m.queue_offset).collect();
+        Ok(Some((found, offsets)))
     }
 
     /// Adds the found messages to the reply with their handles.
@@ -264,7 +318,11 @@ impl BrokerService {
                 self.commit_pop_offset(group, topic, qid, outcome.next_begin);
                 offset = outcome.next_begin;
                 if outcome.status == PullStatus::NoMatchedMessage {
-                    return Ok(Found { start: offset, outcome, msgs: Vec::new() });
+                    return Ok(Found {
+                        start: offset,
+                        outcome,
+                        msgs: Vec::new(),
+                    });
                 }
                 continue;
             }
@@ -276,9 +334,15 @@ impl BrokerService {
                     Some((m, b.clone()))
                 })
                 .collect();
-            return Ok(Found { start: offset, outcome, msgs });
+            return Ok(Found {
+                start: offset,
+                outcome,
+                msgs,
+            });
         }
-        Err(Refusal::Busy(format!("[OVERLOAD] queue {topic}:{qid} moving, try again")))
+        Err(Refusal::Busy(format!(
+            "[OVERLOAD] queue {topic}:{qid} moving, try again"
+        )))
     }
 
     /// Writes a check-point record to revive queue `qid`.

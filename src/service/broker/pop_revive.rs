@@ -1,8 +1,8 @@
 //! Redelivery of POPped messages not acked in time (`PopReviveService#reviveRetry`):
 //! each un-acked message of a due check-point is copied to the group's
-//! retry topic `%RETRY%<group>_<topic>` (queue 0) with its reconsume times
-//! + 1 and `1ST_POP_TIME` set, or to `%DLQ%<group>` once it was delivered
-//! `retryMaxTimes` + 1 times. Called by the `Revive` actors.
+//! retry topic `%RETRY%<group>_<topic>` (queue 0) with one more reconsume
+//! time and `1ST_POP_TIME` set, or to `%DLQ%<group>` once its reconsume
+//! times reached `retryMaxTimes`. Called by the `Revive` actors.
 
 use super::retry::ensure_group_topic;
 use super::BrokerService;
@@ -41,7 +41,9 @@ impl BrokerService {
             if acked & (1 << i) != 0 {
                 continue;
             }
-            let Some(offset) = ck.offset_of(i) else { continue };
+            let Some(offset) = ck.offset_of(i) else {
+                continue;
+            };
             let query = PullQuery {
                 offset,
                 max_msgs: 1,
@@ -62,7 +64,11 @@ impl BrokerService {
                 continue;
             };
             let dead = m.reconsume_times >= group.retry_max_times;
-            let target = if dead { names::dlq_topic(&ck.group) } else { retry.clone() };
+            let target = if dead {
+                names::dlq_topic(&ck.group)
+            } else {
+                retry.clone()
+            };
             if ensure_group_topic(ctx, &target, 1).await.is_none() {
                 return Err(Refusal::Failed(format!("topic[{target}] not exist")));
             }
@@ -78,7 +84,14 @@ impl BrokerService {
     }
 
     /// The retry (or DLQ) copy of `m`.
-    fn revived(&self, m: &MessageExt, topic: String, dead: bool, ck: &CheckPoint, original: &str) -> NewRecord {
+    fn revived(
+        &self,
+        m: &MessageExt,
+        topic: String,
+        dead: bool,
+        ck: &CheckPoint,
+        original: &str,
+    ) -> NewRecord {
         let mut props = m.properties.clone();
         props = message::without_property(&props, keys::POP_CK);
         if m.property(keys::FIRST_POP_TIME).is_none() {

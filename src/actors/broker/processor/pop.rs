@@ -199,7 +199,10 @@ async fn peek(svc: &BrokerService, caller: &Caller, req: &RemotingCommand) -> Re
             } else {
                 ok(req)
             };
-            RestNumResponseHeader { rest_num: r.rest_num }.write_ext(&mut resp.ext);
+            RestNumResponseHeader {
+                rest_num: r.rest_num,
+            }
+            .write_ext(&mut resp.ext);
             resp.body = r.records.into_iter().collect();
             resp
         }
