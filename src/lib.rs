@@ -9,6 +9,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod filter;
+pub mod proxy;
 pub mod service;
 pub mod store;
 pub mod tls;

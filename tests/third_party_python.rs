@@ -61,17 +61,7 @@ fn run_python(
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
     let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_child(&mut child, timeout);
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
     (status, output, started.elapsed())
 }

@@ -7,6 +7,7 @@
 pub mod consume;
 pub mod curves;
 pub mod echo;
+pub mod grpc;
 pub mod offsets_load;
 pub mod pair;
 pub mod pop;
@@ -24,7 +25,9 @@ pub use target::BenchResult;
 #[derive(Subcommand, Debug, Clone)]
 pub enum BenchCmd {
     /// Send load: sync / one-way / batch, C connections x W in flight.
-    Produce(produce::ProduceBench),
+    Produce(grpc::ProduceCmd),
+    /// Receive + ack through the 5.x gRPC proxy until the topic is drained.
+    GrpcReceive(grpc::ReceiveBench),
     /// Pull everything stored in the topic as fast as possible.
     Consume(consume::ConsumeBench),
     /// POP receive + batch ack of a preloaded topic (RocketMQ 5.x POP).
@@ -76,8 +79,27 @@ fn emit(
 
 pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
     match cmd {
-        BenchCmd::Produce(a) => {
-            let r = produce::run_produce(&a).await?;
+        BenchCmd::Produce(cmd) => {
+            use grpc::Protocol;
+            let a = &cmd.bench;
+            let mut rows = Vec::new();
+            if cmd.protocol != Protocol::Grpc {
+                rows.push(produce::run_produce(a).await?);
+            }
+            if cmd.protocol != Protocol::Remoting {
+                let mut g = grpc::run_grpc_produce(a, &cmd.endpoint).await?;
+                if let Some(r) = rows.first() {
+                    g.notes.push_str(&format!(
+                        ", x{:.2} of remoting",
+                        g.msgs_per_sec / r.msgs_per_sec.max(1e-9)
+                    ));
+                }
+                rows.push(g);
+            }
+            emit(&rows, None, &a.json)
+        }
+        BenchCmd::GrpcReceive(a) => {
+            let r = grpc::run_grpc_receive(&a).await?;
             emit(&[r], None, &a.json)
         }
         BenchCmd::Consume(a) => {

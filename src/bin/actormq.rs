@@ -35,6 +35,9 @@ enum Cmd {
     Broker(BrokerArgs),
     /// Run a name server and a broker in one process (single-node mode).
     Standalone(StandaloneArgs),
+    /// Run the 5.x gRPC proxy in CLUSTER mode (like `mqproxy`): its own
+    /// process, in front of the brokers the name servers know.
+    Proxy(ProxyArgs),
     /// Send messages.
     Produce(actormq::cli::produce::ProduceArgs),
     /// Receive messages.
@@ -108,6 +111,49 @@ struct BrokerArgs {
     /// Store root directory (overrides the file).
     #[arg(long)]
     store: Option<PathBuf>,
+    /// Also serve the 5.x gRPC API in this process (LOCAL proxy mode).
+    #[arg(long)]
+    enable_proxy: bool,
+    #[command(flatten)]
+    grpc: GrpcArgs,
+}
+
+/// The gRPC proxy's options shared by `broker --enable-proxy`,
+/// `standalone` and `proxy`.
+#[derive(Args)]
+struct GrpcArgs {
+    /// gRPC port of the 5.x API (`grpcServerPort`; 0 = off in LOCAL mode).
+    #[arg(long)]
+    grpc_port: Option<u16>,
+    /// Proxy settings file (`rmq-proxy.json` keys).
+    #[arg(long = "proxy-config")]
+    proxy_config: Option<PathBuf>,
+}
+
+impl GrpcArgs {
+    fn config(&self) -> actormq::proxy::ProxyConfig {
+        let mut c = match &self.proxy_config {
+            Some(p) => actormq::proxy::ProxyConfig::load(p).unwrap_or_else(|e| fail(e)),
+            None => actormq::proxy::ProxyConfig::default(),
+        };
+        if let Some(p) = self.grpc_port {
+            c.grpc_server_port = p;
+        }
+        c
+    }
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// Name server list, `host:port;host:port` (`namesrvAddr`).
+    #[arg(short = 'n', long = "namesrv-addr")]
+    namesrv_addr: Option<String>,
+    /// `rmq-proxy.json`.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// gRPC port (`grpcServerPort`, default 8081).
+    #[arg(long)]
+    grpc_port: Option<u16>,
 }
 
 #[derive(Args)]
@@ -125,6 +171,8 @@ struct StandaloneArgs {
     /// Print the effective broker configuration and exit.
     #[arg(short = 'p', long = "print-config")]
     print_config: bool,
+    #[command(flatten)]
+    grpc: GrpcArgs,
 }
 
 fn init_logging() {
@@ -185,7 +233,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn run_servers(namesrv: Option<NamesrvConfig>, broker: Option<BrokerConfig>) {
+fn run_servers(
+    namesrv: Option<NamesrvConfig>,
+    broker: Option<BrokerConfig>,
+    proxy: Option<actormq::proxy::ProxyConfig>,
+) {
     let sys = actix::System::new();
     sys.block_on(async move {
         let io_threads = broker.as_ref().map(|b| b.io_threads).unwrap_or(0);
@@ -225,8 +277,34 @@ fn run_servers(namesrv: Option<NamesrvConfig>, broker: Option<BrokerConfig>) {
                 b.ctx.cfg.namesrv_addr
             );
         }
+        // LOCAL proxy mode: the gRPC API over this broker's services.
+        let grpc = match (&b, proxy.filter(|p| p.grpc_server_port != 0)) {
+            (Some(b), Some(p)) => {
+                let svc = actormq::service::broker::BrokerService::new(b.ctx.clone());
+                let backend = actormq::proxy::local::LocalBackend::new(svc, pool.clone());
+                let port = p.grpc_server_port;
+                // Served on the first I/O thread, where the calls it makes run.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pool.first().spawn_fn(move || {
+                    let _ = tx.send(tokio::runtime::Handle::current());
+                });
+                let rt = rx.await.ok();
+                let s = actormq::proxy::ProxyServer::start(p, "0.0.0.0", backend, rt)
+                    .await
+                    .unwrap_or_else(|e| fail(format!("cannot serve gRPC on port {port}: {e}")));
+                println!(
+                    "The gRPC proxy (LOCAL mode) boot success, port {}",
+                    s.addr.port()
+                );
+                Some(s)
+            }
+            _ => None,
+        };
         shutdown_signal().await;
         println!("shutting down...");
+        if let Some(g) = grpc {
+            g.stop().await;
+        }
         if let Some(b) = b {
             b.shutdown().await;
         }
@@ -300,7 +378,7 @@ fn main() {
     let cli = Cli::parse_from(args_with_alias());
     let is_server = matches!(
         cli.cmd,
-        Cmd::Namesrv(_) | Cmd::Broker(_) | Cmd::Standalone(_)
+        Cmd::Namesrv(_) | Cmd::Broker(_) | Cmd::Standalone(_) | Cmd::Proxy(_)
     );
     if is_server && cli.tls.enabled() {
         fail("--tls options are for the tools; servers take the tls.* keys of their config file");
@@ -320,7 +398,7 @@ fn main() {
                 return;
             }
             init_logging();
-            run_servers(Some(c), None);
+            run_servers(Some(c), None, None);
         }
         Cmd::Broker(a) => {
             let mut c = broker_config(a.config.as_ref());
@@ -337,8 +415,9 @@ fn main() {
                 print!("{}{}", c.print(), c.tls.print());
                 return;
             }
+            let proxy = a.enable_proxy.then(|| a.grpc.config());
             init_logging();
-            run_servers(None, Some(c));
+            run_servers(None, Some(c), proxy);
         }
         Cmd::Standalone(a) => {
             let ns = NamesrvConfig {
@@ -369,8 +448,36 @@ fn main() {
                 print!("{}{}", b.print(), b.tls.print());
                 return;
             }
+            let proxy = a.grpc.config();
             init_logging();
-            run_servers(Some(ns), Some(b));
+            run_servers(Some(ns), Some(b), Some(proxy));
+        }
+        Cmd::Proxy(a) => {
+            let mut c = match &a.config {
+                Some(p) => actormq::proxy::ProxyConfig::load(p).unwrap_or_else(|e| fail(e)),
+                None => actormq::proxy::ProxyConfig::default(),
+            };
+            if let Some(n) = a.namesrv_addr {
+                c.namesrv_addr = n;
+            }
+            if let Some(p) = a.grpc_port {
+                c.grpc_server_port = p;
+            }
+            if c.namesrv_addr.is_empty() {
+                fail("proxy: give the name servers with -n or namesrvAddr");
+            }
+            init_logging();
+            run_tool(async move {
+                let backend = actormq::proxy::cluster::ClusterBackend::new(&c.namesrv_addr);
+                let s = actormq::proxy::ProxyServer::start(c, "0.0.0.0", backend, None).await?;
+                println!(
+                    "The gRPC proxy (CLUSTER mode) boot success, port {}",
+                    s.addr.port()
+                );
+                shutdown_signal().await;
+                s.stop().await;
+                Ok(())
+            })
         }
         Cmd::Produce(a) => run_tool(actormq::cli::produce::run(a)),
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),

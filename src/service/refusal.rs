@@ -88,6 +88,66 @@ impl Refusal {
         }
     }
 
+    /// A broker's error response as a refusal (the inverse of
+    /// [`Self::remoting_code`]), for the proxy's CLUSTER mode.
+    pub fn from_remoting(code: i32, remark: String) -> Refusal {
+        match code {
+            rs::INVALID_PARAMETER => Refusal::InvalidParameter(remark),
+            rs::TOPIC_NOT_EXIST => Refusal::TopicNotExist(remark),
+            rs::SUBSCRIPTION_GROUP_NOT_EXIST => Refusal::GroupNotExist(remark),
+            rs::NO_PERMISSION => Refusal::NoPermission(remark),
+            rs::MESSAGE_ILLEGAL => Refusal::MessageIllegal(remark),
+            rs::SERVICE_NOT_AVAILABLE => Refusal::ServiceNotAvailable(remark),
+            rs::SLAVE_NOT_AVAILABLE => Refusal::SlaveNotAvailable(remark),
+            rs::SYSTEM_BUSY => Refusal::Busy(remark),
+            rs::SUBSCRIPTION_PARSE_FAILED => Refusal::SubscriptionParseFailed(remark),
+            rs::QUERY_NOT_FOUND => Refusal::QueryNotFound(remark),
+            rs::CONSUMER_NOT_ONLINE => Refusal::ConsumerNotOnline(remark),
+            rs::CONSUME_MSG_TIMEOUT => Refusal::ClientTimeout(remark),
+            rs::ILLEGAL_OPERATION => Refusal::IllegalOperation(remark),
+            rs::REQUEST_CODE_NOT_SUPPORTED => Refusal::Unsupported(remark),
+            rs::NO_MESSAGE => Refusal::NoMessage(remark),
+            rs::POLLING_FULL => Refusal::PollingFull(remark),
+            _ => Refusal::Failed(format!("broker answered code {code}: {remark}")),
+        }
+    }
+
+    /// The gRPC status code of this refusal (the proxy's mapping of broker
+    /// codes in RocketMQ's `ResponseBuilder` / `GrpcProxyException`).
+    pub fn grpc_code(&self) -> crate::proxy::pb::Code {
+        use crate::proxy::pb::Code;
+        match self {
+            Refusal::InvalidName(e) => match e {
+                NameError::Blank { kind }
+                | NameError::TooLong { kind, .. }
+                | NameError::Illegal { kind, .. } => {
+                    if kind.contains("group") {
+                        Code::IllegalConsumerGroup
+                    } else {
+                        Code::IllegalTopic
+                    }
+                }
+            },
+            Refusal::InvalidParameter(_) => Code::BadRequest,
+            Refusal::TopicNotExist(_) => Code::TopicNotFound,
+            Refusal::GroupNotExist(_) => Code::ConsumerGroupNotFound,
+            Refusal::NoPermission(_) | Refusal::ConsumeForbidden { .. } => Code::Forbidden,
+            Refusal::MessageIllegal(_) => Code::MessageCorrupted,
+            Refusal::ServiceNotAvailable(_)
+            | Refusal::Failed(_)
+            | Refusal::ConsumerNotOnline(_) => Code::InternalServerError,
+            Refusal::SlaveNotAvailable(_) => Code::HaNotAvailable,
+            Refusal::Busy(_) => Code::TooManyRequests,
+            Refusal::SubscriptionParseFailed(_) => Code::IllegalFilterExpression,
+            Refusal::QueryNotFound(_) => Code::MessageNotFound,
+            Refusal::ClientTimeout(_) => Code::ProxyTimeout,
+            Refusal::IllegalOperation(_) => Code::BadRequest,
+            Refusal::Unsupported(_) => Code::NotImplemented,
+            Refusal::NoMessage(_) => Code::InvalidReceiptHandle,
+            Refusal::PollingFull(_) => Code::TooManyRequests,
+        }
+    }
+
     /// Extra response fields some refusals carry.
     pub fn remoting_ext(&self) -> Option<(&'static str, i32)> {
         match self {
@@ -144,6 +204,21 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn broker_codes_come_back_as_the_refusal_they_stand_for() {
+        for r in [
+            Refusal::TopicNotExist("t".into()),
+            Refusal::Busy("b".into()),
+            Refusal::Unsupported("u".into()),
+        ] {
+            assert_eq!(Refusal::from_remoting(r.remoting_code(), r.to_string()), r);
+        }
+        assert_eq!(
+            Refusal::from_remoting(-7, "x".into()).remoting_code(),
+            rs::SYSTEM_ERROR
+        );
     }
 
     #[test]

@@ -341,6 +341,23 @@ pub fn spawn_standalone(
     (proc, broker)
 }
 
+/// Waits for `child` up to `timeout`; past it the child is killed and
+/// reaped and the answer is None.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until `addr` accepts TCP connections.
 pub fn wait_port(addr: &str, within: Duration) -> bool {
     let deadline = Instant::now() + within;
@@ -562,6 +579,18 @@ pub async fn send_ok(
 
 /// Creates (or updates) a topic on the broker.
 pub async fn create_topic(c: &RemotingClient, broker: &str, topic: &str, queues: i32) {
+    create_topic_with(c, broker, topic, queues, None).await
+}
+
+/// Creates (or updates) a topic with RocketMQ's `attributes` string
+/// (`+message.type=FIFO`).
+pub async fn create_topic_with(
+    c: &RemotingClient,
+    broker: &str,
+    topic: &str,
+    queues: i32,
+    attributes: Option<&str>,
+) {
     let h = CreateTopicRequestHeader {
         topic: topic.into(),
         default_topic: "TBW102".into(),
@@ -571,7 +600,7 @@ pub async fn create_topic(c: &RemotingClient, broker: &str, topic: &str, queues:
         topic_filter_type: Some("SINGLE_TAG".into()),
         topic_sys_flag: Some(0),
         order: Some(false),
-        attributes: None,
+        attributes: attributes.map(str::to_owned),
         force: None,
     };
     let r = call(

@@ -173,6 +173,21 @@ async fn create_topic(
         order: h.order.unwrap_or(false),
         attributes: Default::default(),
     };
+    // `attributes` (`AttributeParser`): `+key=value` sets, `-key` removes,
+    // over the topic's current ones (`message.type` for the 5.x proxy).
+    let mut config = config;
+    if let Ok(current) = svc.topic_config(caller, &config.topic_name) {
+        config.attributes = current.attributes;
+    }
+    for kv in h.attributes.as_deref().unwrap_or("").split(',') {
+        if let Some(set) = kv.strip_prefix('+') {
+            if let Some((k, v)) = set.split_once('=') {
+                config.attributes.insert(k.to_owned(), v.to_owned());
+            }
+        } else if let Some(k) = kv.strip_prefix('-') {
+            config.attributes.remove(k);
+        }
+    }
     match svc.upsert_topic(caller, config).await {
         Ok(()) => ok(req),
         Err(r) => refused(req, r),
