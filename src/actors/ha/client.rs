@@ -198,6 +198,7 @@ async fn follow(s: TcpStream, d: &HaClientDeps, state: &HaClientState) -> std::i
                     )));
                 }
                 if !body.is_empty() {
+                    let body = coalesce(&mut frames, offset, body)?;
                     append(d, offset, body).await?;
                 }
             }
@@ -213,6 +214,41 @@ async fn follow(s: TcpStream, d: &HaClientDeps, state: &HaClientState) -> std::i
             last_report = Instant::now();
         }
     }
+}
+
+/// Most bytes [`coalesce`] joins into one append.
+const COALESCE_MAX: usize = 1024 * 1024;
+
+/// Joins the frames already readable behind `first` (at `offset`) into one
+/// body, up to [`COALESCE_MAX`]: a slave catching up appends and reports
+/// once per burst the socket delivered, not once per
+/// `haTransferBatchSize` frame. Never waits for more data.
+fn coalesce(
+    frames: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, TransferCodec>,
+    offset: i64,
+    first: Bytes,
+) -> std::io::Result<Bytes> {
+    use futures_util::FutureExt;
+    let mut next = offset + first.len() as i64;
+    let mut joined: Option<BytesMut> = None;
+    while joined.as_ref().map_or(first.len(), |j| j.len()) < COALESCE_MAX {
+        let Some(Some(frame)) = frames.next().now_or_never() else {
+            break;
+        };
+        let (at, body) = frame?;
+        if at != next {
+            return Err(io_err(format!(
+                "the master sent offset {at}, the slave expected {next}"
+            )));
+        }
+        if !body.is_empty() {
+            next += body.len() as i64;
+            joined
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .extend_from_slice(&body);
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
 }
 
 /// Appends one body and dispatches it, creating topics the slave lacks.
