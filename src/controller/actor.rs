@@ -220,6 +220,11 @@ fn not_leader() -> Reply {
     )
 }
 
+/// A refusal before deciding (boxed: a reply is large).
+fn early(r: Reply) -> Box<Reply> {
+    Box::new(r)
+}
+
 impl Handler<Decide> for Controller {
     type Result = AtomicResponse<Self, Reply>;
 
@@ -229,13 +234,13 @@ impl Handler<Decide> for Controller {
             match tokio::time::timeout(REQUEST_TIMEOUT, raft.ensure_linearizable()).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
-                    Err(not_leader())
+                    Err(early(not_leader()))
                 }
-                Ok(Err(e)) => Err(Reply::refuse(rs::SYSTEM_ERROR, e.to_string())),
-                Err(_) => Err(Reply::refuse(
+                Ok(Err(e)) => Err(early(Reply::refuse(rs::SYSTEM_ERROR, e.to_string()))),
+                Err(_) => Err(early(Reply::refuse(
                     rs::SYSTEM_ERROR,
                     "controller: timed out waiting for the Raft quorum",
-                )),
+                ))),
             }
         };
         AtomicResponse::new(Box::pin(
@@ -258,7 +263,7 @@ impl Handler<Decide> for Controller {
                     async move {
                         match r {
                             Ok(decision) => commit(&raft, decision).await,
-                            Err(reply) => (reply, None),
+                            Err(reply) => (*reply, None),
                         }
                     }
                     .into_actor(act)

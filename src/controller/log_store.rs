@@ -73,8 +73,8 @@ fn lock(m: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn record(entry: &Entry<TypeConfig>) -> Result<Vec<u8>, Err> {
-    let payload = encode(entry).map_err(io_err)?;
+fn record(entry: &Entry<TypeConfig>) -> Result<Vec<u8>, String> {
+    let payload = encode(entry)?;
     let mut r = Vec::with_capacity(payload.len() + 8);
     r.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     r.extend_from_slice(&crc32fast::hash(&payload).to_be_bytes());
@@ -84,7 +84,10 @@ fn record(entry: &Entry<TypeConfig>) -> Result<Vec<u8>, Err> {
 
 /// Reads the records of `log`; returns the entries and the length of the
 /// valid prefix.
-fn read_log(path: &Path) -> std::io::Result<(Vec<(Entry<TypeConfig>, u64)>, u64)> {
+/// Entries with the offsets of their records.
+type Records = Vec<(Entry<TypeConfig>, u64)>;
+
+fn read_log(path: &Path) -> std::io::Result<(Records, u64)> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut f) => {
@@ -229,7 +232,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut g = lock(&self.inner);
             for e in entries {
                 let off = g.log_len + buf.len() as u64;
-                buf.extend_from_slice(&record(&e)?);
+                buf.extend_from_slice(&record(&e).map_err(io_err)?);
                 g.entries.insert(e.log_id.index, (e, off));
             }
             g.log_len += buf.len() as u64;
@@ -283,7 +286,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut offsets = Vec::new();
             for (i, (e, _)) in g.entries.iter() {
                 offsets.push((*i, buf.len() as u64));
-                buf.extend_from_slice(&record(e)?);
+                buf.extend_from_slice(&record(e).map_err(io_err)?);
             }
             for (i, off) in offsets {
                 if let Some(slot) = g.entries.get_mut(&i) {

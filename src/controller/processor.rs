@@ -44,12 +44,12 @@ fn bad_request(e: impl std::fmt::Display) -> Reply {
     Reply::refuse(rs::SYSTEM_ERROR, e.to_string())
 }
 
-fn header<H: CommandHeader>(req: &RemotingCommand) -> Result<H, Reply> {
-    H::from_ext(&req.ext).map_err(|e: WireError| bad_request(e))
+fn header<H: CommandHeader>(req: &RemotingCommand) -> Result<H, Box<Reply>> {
+    H::from_ext(&req.ext).map_err(|e: WireError| Box::new(bad_request(e)))
 }
 
 /// A leader-only request from its frame.
-fn decode(req: &RemotingCommand) -> Result<Request, Reply> {
+fn decode(req: &RemotingCommand) -> Result<Request, Box<Reply>> {
     Ok(match req.code {
         rq::CONTROLLER_GET_NEXT_BROKER_ID => Request::NextBrokerId(header(req)?),
         rq::CONTROLLER_APPLY_BROKER_ID => Request::ApplyBrokerId(header(req)?),
@@ -59,13 +59,13 @@ fn decode(req: &RemotingCommand) -> Result<Request, Reply> {
         rq::CLEAN_BROKER_DATA => Request::Clean(header(req)?),
         rq::CONTROLLER_ALTER_SYNC_STATE_SET => {
             let body: SyncStateSetBody = from_fastjson(&req.body_bytes())
-                .map_err(|e| bad_request(format!("bad SyncStateSet body: {e}")))?;
+                .map_err(|e| Box::new(bad_request(format!("bad SyncStateSet body: {e}"))))?;
             Request::Alter(header(req)?, body)
         }
         rq::CONTROLLER_GET_SYNC_STATE_DATA => {
             let raw = req.body_bytes();
             if raw.is_empty() {
-                return Err(bad_request("not set any response code"));
+                return Err(Box::new(bad_request("not set any response code")));
             }
             Request::SyncStateData(
                 from_fastjson(&raw)
@@ -73,10 +73,10 @@ fn decode(req: &RemotingCommand) -> Result<Request, Reply> {
             )
         }
         code => {
-            return Err(Reply::refuse(
+            return Err(Box::new(Reply::refuse(
                 rs::REQUEST_CODE_NOT_SUPPORTED,
                 format!(" request type {code} not supported"),
-            ))
+            )))
         }
     })
 }
@@ -97,7 +97,7 @@ impl ControllerProcessor {
     pub fn heartbeat(&self, ch: &Channel, req: &RemotingCommand) -> Reply {
         let h: BrokerHeartbeatRequestHeader = match header(req) {
             Ok(h) => h,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let Some(broker_id) = h.broker_id else {
             return Reply::refuse(
@@ -160,7 +160,7 @@ impl ControllerProcessor {
             }
             _ => match decode(&req) {
                 Ok(r) => controller.send(Decide(r)).await.unwrap_or_else(|_| gone()),
-                Err(reply) => reply,
+                Err(reply) => *reply,
             },
         }
     }

@@ -86,11 +86,11 @@ impl StateMachine {
         }
     }
 
-    fn load_file(&self) -> Result<Option<SnapshotFile>, Err> {
+    fn load_file(&self) -> Result<Option<SnapshotFile>, String> {
         match std::fs::read(&self.path) {
-            Ok(b) => decode(&b).map(Some).map_err(snap_err),
+            Ok(b) => decode(&b).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(snap_err(e)),
+            Err(e) => Err(e.to_string()),
         }
     }
 }
@@ -172,9 +172,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, Err> {
-        Ok(self.load_file()?.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(self
+            .load_file()
+            .map_err(snap_err)?
+            .map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
     }
 }
