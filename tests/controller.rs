@@ -105,26 +105,29 @@ async fn broker_ids_are_allocated_through_the_protocol() {
     assert!(body.contains(r#"2:"10.0.0.3:10911""#), "{body}");
 }
 
+type Beats = Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>;
+
 /// Three replicas joined, 1 master with SyncStateSet {1, 2}, all beating.
 async fn set_up_master(
     g: &Group,
     c: &actormq::client::remoting::RemotingClient,
-) -> (
-    Vec<Replica>,
-    Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-) {
+) -> (Vec<Replica>, Beats) {
+    let addrs: Vec<String> = (1..=3)
+        .map(|i| format!("127.0.0.1:{}", 20000 + i))
+        .collect();
+    set_up_master_at(g, c, &addrs).await
+}
+
+async fn set_up_master_at(
+    g: &Group,
+    c: &actormq::client::remoting::RemotingClient,
+    addrs: &[String],
+) -> (Vec<Replica>, Beats) {
     let leader = g.addrs[g.leader(c, LEADER_WITHIN).await].clone();
     let mut rs_ = Vec::new();
     let mut beats = Vec::new();
-    for i in 1..=3 {
-        let r = Replica::join(
-            c,
-            &leader,
-            "c",
-            "broker-a",
-            &format!("127.0.0.1:{}", 20000 + i),
-        )
-        .await;
+    for (i, addr) in (1..=3).zip(addrs) {
+        let r = Replica::join(c, &leader, "c", "broker-a", addr).await;
         beats.push(r.beat(c, &g.addrs, 1, 1000 * i as i64));
         rs_.push(r);
     }
@@ -177,7 +180,15 @@ async fn set_up_master(
 async fn a_master_whose_heartbeats_stop_is_replaced_from_the_sync_state_set() {
     let g = Group::start(3, Mode::Standalone, "");
     let c = common::client();
-    let (replicas, beats) = set_up_master(&g, &c).await;
+    // Replica 2 listens, to hear NOTIFY_BROKER_ROLE_CHANGED.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addrs = vec![
+        "127.0.0.1:20001".to_string(),
+        listener.local_addr().unwrap().to_string(),
+        "127.0.0.1:20003".to_string(),
+    ];
+    let heard = tokio::spawn(hear(listener, Duration::from_secs(12)));
+    let (replicas, beats) = set_up_master_at(&g, &c, &addrs).await;
     beats[0].store(false, Ordering::Relaxed);
     // Replica 3 has the larger offset but is not in sync: 2 wins.
     let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(10)).await;
@@ -191,9 +202,42 @@ async fn a_master_whose_heartbeats_stop_is_replaced_from_the_sync_state_set() {
     let r = replicas[0].register(&c, &leader).await;
     let h = RegisterBrokerToControllerResponseHeader::from_ext(&r.ext).unwrap();
     assert_eq!((h.master_broker_id, h.master_epoch), (Some(2), Some(2)));
+    let text = heard.await.unwrap();
+    assert!(
+        text.contains(r#""code":1008"#),
+        "no NOTIFY_BROKER_ROLE_CHANGED: {text}"
+    );
+    assert!(text.contains(r#""masterBrokerId":"2""#), "{text}");
+    assert!(text.contains(r#""masterEpoch":"2""#), "{text}");
     for b in &beats {
         b.store(false, Ordering::Relaxed);
     }
+}
+
+/// What peers send to `listener` until a NOTIFY_BROKER_ROLE_CHANGED naming
+/// master 2 arrives or `within` passes (frames as text, for matching).
+async fn hear(listener: tokio::net::TcpListener, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    let _ = tokio::time::timeout(within, async {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 8192];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if text.contains(r#""masterBrokerId":"2""#) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
