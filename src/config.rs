@@ -601,6 +601,17 @@ impl BrokerConfig {
                 self.unknown.insert(k.clone(), v.clone());
             }
         }
+        // Controller mode (RocketMQ 5.x): the configured role and id are
+        // ignored; the broker starts as a slave (refusing writes) under a
+        // placeholder id until the controller names its id and master.
+        if self
+            .unknown
+            .get("enableControllerMode")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            self.broker_role = BrokerRole::Slave;
+            self.broker_id = self.broker_id.max(1);
+        }
         self.check_broker_id()?;
         ranges::check_broker(self, m)?;
         if self.default_topic_queue_nums < 1 {

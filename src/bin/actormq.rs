@@ -224,6 +224,10 @@ fn run_servers(namesrv: Option<NamesrvConfig>, broker: Option<BrokerConfig>) {
             ),
             None => None,
         };
+        // Controller mode: ids and roles from the controller.
+        let _agent = b
+            .as_ref()
+            .and_then(|b| actormq::controller::broker_agent::start_if_enabled(&b.ctx));
         if let Some(n) = &ns {
             println!(
                 "The Name Server boot success. serializeType=JSON, address {}",

@@ -15,6 +15,7 @@
 //! controller codes on its own port.
 
 pub mod actor;
+pub mod broker_agent;
 pub mod config;
 pub mod elect;
 pub mod log_store;
