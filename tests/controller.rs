@@ -305,3 +305,26 @@ async fn a_restart_of_every_node_keeps_the_state() {
         Some(4)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_whose_connection_closes_is_replaced_without_waiting_for_the_timeout() {
+    let g = Group::start(3, Mode::Standalone, "");
+    let c = common::client();
+    let leader = g.addrs[g.leader(&c, LEADER_WITHIN).await].clone();
+    let a = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20001").await;
+    let b = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20002").await;
+    // The master beats on a connection of its own, with a one-minute timeout.
+    let own = common::client();
+    let beat_a = a.beat_with(&own, &g.addrs, 1, 100, 60_000);
+    let beat_b = b.beat_with(&c, &g.addrs, 1, 100, 60_000);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a.elect(&c, &leader, false).await.code, rs::SUCCESS);
+    assert_eq!(a.alter(&c, &leader, 1, &[1, 2], 1).await.code, rs::SUCCESS);
+    // Its process "dies": the connections close.
+    beat_a.store(false, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    own.shutdown();
+    let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(20)).await;
+    eprintln!("master replaced {took:?} after its connections closed");
+    beat_b.store(false, Ordering::Relaxed);
+}

@@ -346,6 +346,18 @@ impl Replica {
         epoch: i32,
         max_offset: i64,
     ) -> Arc<AtomicBool> {
+        self.beat_with(c, ctls, epoch, max_offset, HEARTBEAT_TIMEOUT_MS)
+    }
+
+    /// [`Replica::beat`] with the heartbeat timeout given.
+    pub fn beat_with(
+        &self,
+        c: &RemotingClient,
+        ctls: &[String],
+        epoch: i32,
+        max_offset: i64,
+        timeout_ms: u64,
+    ) -> Arc<AtomicBool> {
         let on = Arc::new(AtomicBool::new(true));
         let (me, c, ctls, flag) = (self.clone(), c.clone(), ctls.to_vec(), on.clone());
         tokio::spawn(async move {
@@ -360,7 +372,7 @@ impl Replica {
                         ("epoch", epoch.to_string()),
                         ("maxOffset", max_offset.to_string()),
                         ("confirmOffset", max_offset.to_string()),
-                        ("heartbeatTimeoutMills", HEARTBEAT_TIMEOUT_MS.to_string()),
+                        ("heartbeatTimeoutMills", timeout_ms.to_string()),
                     ] {
                         cmd.ext.insert(k, v);
                     }
