@@ -105,6 +105,25 @@ async fn broker_ids_are_allocated_through_the_protocol() {
     assert!(body.contains(r#"2:"10.0.0.3:10911""#), "{body}");
 }
 
+/// What `set_up_master` left: master 1 at epoch 1, SyncStateSet {1, 2}
+/// at epoch 2, next id 4.
+async fn assert_state_of_set_up_master(
+    c: &actormq::client::remoting::RemotingClient,
+    leader: &str,
+) {
+    let (code, h, set) = replica_info(c, leader, "broker-a").await;
+    assert_eq!(code, rs::SUCCESS);
+    assert_eq!((h.master_broker_id, h.master_epoch), (Some(1), Some(1)));
+    assert_eq!(
+        (set.sync_state_set, set.sync_state_set_epoch),
+        ([1, 2].into(), 2)
+    );
+    assert_eq!(
+        Replica::next_id(c, leader, "c", "broker-a").await.1,
+        Some(4)
+    );
+}
+
 type Beats = Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>;
 
 /// Three replicas joined, 1 master with SyncStateSet {1, 2}, all beating.
@@ -250,17 +269,7 @@ async fn after_kill9_of_the_leader_another_leads_with_the_state_intact() {
     let new = g.leader(&c, LEADER_WITHIN).await;
     assert_ne!(new, old);
     let leader = g.addrs[new].clone();
-    let (code, h, set) = replica_info(&c, &leader, "broker-a").await;
-    assert_eq!(code, rs::SUCCESS);
-    assert_eq!((h.master_broker_id, h.master_epoch), (Some(1), Some(1)));
-    assert_eq!(
-        (set.sync_state_set, set.sync_state_set_epoch),
-        ([1, 2].into(), 2)
-    );
-    assert_eq!(
-        Replica::next_id(&c, &leader, "c", "broker-a").await.1,
-        Some(4)
-    );
+    assert_state_of_set_up_master(&c, &leader).await;
     // The next master failure is handled by the new leader.
     beats[0].store(false, Ordering::Relaxed);
     wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(10)).await;
@@ -293,17 +302,7 @@ async fn a_restart_of_every_node_keeps_the_state() {
         g.restart(i);
     }
     let leader = g.addrs[g.leader(&c, LEADER_WITHIN).await].clone();
-    let (code, h, set) = replica_info(&c, &leader, "broker-a").await;
-    assert_eq!(code, rs::SUCCESS);
-    assert_eq!((h.master_broker_id, h.master_epoch), (Some(1), Some(1)));
-    assert_eq!(
-        (set.sync_state_set, set.sync_state_set_epoch),
-        ([1, 2].into(), 2)
-    );
-    assert_eq!(
-        Replica::next_id(&c, &leader, "c", "broker-a").await.1,
-        Some(4)
-    );
+    assert_state_of_set_up_master(&c, &leader).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,20 +310,13 @@ async fn a_master_whose_connection_closes_is_replaced_without_waiting_for_the_ti
     let g = Group::start(3, Mode::Standalone, "");
     let c = common::client();
     let leader = g.addrs[g.leader(&c, LEADER_WITHIN).await].clone();
-    let a = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20001").await;
-    let b = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20002").await;
     // The master beats on a connection of its own, with a one-minute timeout.
     let own = common::client();
-    let beat_a = a.beat_with(&own, &g.addrs, 1, 100, 60_000);
-    let beat_b = b.beat_with(&c, &g.addrs, 1, 100, 60_000);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(a.elect(&c, &leader, false).await.code, rs::SUCCESS);
-    assert_eq!(a.alter(&c, &leader, 1, &[1, 2], 1).await.code, rs::SUCCESS);
+    let pair = Pair::start(&g, [&own, &c], &leader, 60_000).await;
     // Its process "dies": the connections close.
-    beat_a.store(false, Ordering::Relaxed);
+    pair.beat_a.store(false, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(300)).await;
     own.shutdown();
     let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(20)).await;
     eprintln!("master replaced {took:?} after its connections closed");
-    beat_b.store(false, Ordering::Relaxed);
 }

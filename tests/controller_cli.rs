@@ -27,6 +27,13 @@ fn admin(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// GET_CONTROLLER_CONFIG of one node.
+async fn config(c: &actormq::client::remoting::RemotingClient, addr: &str) -> String {
+    let cmd = RemotingCommand::request(rq::GET_CONTROLLER_CONFIG);
+    let r = c.invoke(addr, cmd, CALL).await.unwrap();
+    String::from_utf8_lossy(&r.body_bytes()).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_read_and_change_the_controller() {
     let g = Group::start(3, Mode::Standalone, "");
@@ -44,13 +51,7 @@ async fn admin_commands_read_and_change_the_controller() {
     assert_eq!(out.matches("#Peer:").count(), 3, "{out}");
 
     let leader = g.addrs[l].clone();
-    let a = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20001").await;
-    let b = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20002").await;
-    let beat_a = a.beat(&c, &g.addrs, 1, 100);
-    let beat_b = b.beat(&c, &g.addrs, 1, 100);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(a.elect(&c, &leader, false).await.code, rs::SUCCESS);
-    assert_eq!(a.alter(&c, &leader, 1, &[1, 2], 1).await.code, rs::SUCCESS);
+    let pair = Pair::start(&g, [&c, &c], &leader, HEARTBEAT_TIMEOUT_MS).await;
 
     let (ok, out) = admin(&["getSyncStateSet", "-a", &follower, "-b", "broker-a"]);
     assert!(ok, "{out}");
@@ -81,7 +82,7 @@ async fn admin_commands_read_and_change_the_controller() {
     );
 
     // Living replicas are not cleaned unless asked.
-    let (ok, out) = admin(&[
+    let clean_1 = [
         "cleanBrokerMetadata",
         "-a",
         &all,
@@ -89,37 +90,23 @@ async fn admin_commands_read_and_change_the_controller() {
         "broker-a",
         "--bi",
         "1",
-    ]);
+    ];
+    let (ok, out) = admin(&clean_1);
     assert!(
         !ok && out.contains(&rs::CONTROLLER_INVALID_CLEAN_BROKER_METADATA.to_string()),
         "{out}"
     );
-    beat_a.store(false, Ordering::Relaxed);
+    pair.beat_a.store(false, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (ok, out) = admin(&[
-        "cleanBrokerMetadata",
-        "-a",
-        &all,
-        "-b",
-        "broker-a",
-        "--bi",
-        "1",
-    ]);
+    let (ok, out) = admin(&clean_1);
     assert!(ok, "{out}");
     let (_, out) = admin(&["getSyncStateSet", "-a", &all, "-b", "broker-a"]);
     assert_eq!(out.matches("Replica:").count(), 1, "{out}");
-    beat_b.store(false, Ordering::Relaxed);
 
     // The addressed node's own config.
-    let r = c
-        .invoke(
-            &leader,
-            RemotingCommand::request(rq::GET_CONTROLLER_CONFIG),
-            CALL,
-        )
+    assert!(config(&c, &leader)
         .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&r.body_bytes()).contains("controllerDLegerGroup=test"));
+        .contains("controllerDLegerGroup=test"));
     let up = |body: &str| {
         RemotingCommand::request(rq::UPDATE_CONTROLLER_CONFIG).with_body(body.as_bytes().to_vec())
     };
@@ -133,13 +120,7 @@ async fn admin_commands_read_and_change_the_controller() {
         .await
         .unwrap();
     assert_eq!(r.code, rs::SUCCESS);
-    let r = c
-        .invoke(
-            &leader,
-            RemotingCommand::request(rq::GET_CONTROLLER_CONFIG),
-            CALL,
-        )
+    assert!(config(&c, &leader)
         .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&r.body_bytes()).contains("enableElectUncleanMaster=true"));
+        .contains("enableElectUncleanMaster=true"));
 }

@@ -35,15 +35,8 @@ async fn name_servers_with_embedded_controllers_elect_and_fail_over() {
     assert_eq!(r.code, rs::SUCCESS);
     // Brokers reach the controller through the name server ports.
     let leader = g.addrs[l].clone();
-    let a = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20001").await;
-    let b = Replica::join(&c, &leader, "c", "broker-a", "127.0.0.1:20002").await;
-    let beat_a = a.beat(&c, &g.addrs, 1, 100);
-    let beat_b = b.beat(&c, &g.addrs, 1, 100);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(a.elect(&c, &leader, false).await.code, rs::SUCCESS);
-    assert_eq!(a.alter(&c, &leader, 1, &[1, 2], 1).await.code, rs::SUCCESS);
-    beat_a.store(false, Ordering::Relaxed);
+    let pair = Pair::start(&g, [&c, &c], &leader, HEARTBEAT_TIMEOUT_MS).await;
+    pair.beat_a.store(false, Ordering::Relaxed);
     let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(10)).await;
     eprintln!("embedded: master replaced {took:?} after its heartbeats stopped");
-    beat_b.store(false, Ordering::Relaxed);
 }

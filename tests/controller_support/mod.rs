@@ -438,3 +438,43 @@ pub async fn wait_master(
     }
     t0.elapsed()
 }
+
+/// A set of two: replica 1 master with SyncStateSet {1, 2}, both beating
+/// (each with its own flag) on the connections of `clients`.
+pub struct Pair {
+    pub a: Replica,
+    pub b: Replica,
+    pub beat_a: Arc<AtomicBool>,
+    pub beat_b: Arc<AtomicBool>,
+}
+
+impl Pair {
+    pub async fn start(
+        g: &Group,
+        clients: [&RemotingClient; 2],
+        leader: &str,
+        timeout_ms: u64,
+    ) -> Pair {
+        let c = clients[1];
+        let a = Replica::join(c, leader, "c", "broker-a", "127.0.0.1:20001").await;
+        let b = Replica::join(c, leader, "c", "broker-a", "127.0.0.1:20002").await;
+        let beat_a = a.beat_with(clients[0], &g.addrs, 1, 100, timeout_ms);
+        let beat_b = b.beat_with(c, &g.addrs, 1, 100, timeout_ms);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(a.elect(c, leader, false).await.code, rs::SUCCESS);
+        assert_eq!(a.alter(c, leader, 1, &[1, 2], 1).await.code, rs::SUCCESS);
+        Pair {
+            a,
+            b,
+            beat_a,
+            beat_b,
+        }
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        self.beat_a.store(false, Ordering::Relaxed);
+        self.beat_b.store(false, Ordering::Relaxed);
+    }
+}
