@@ -441,3 +441,7 @@ fn master_header(set: &BrokerSet, m: i64, epoch: i32, ss_epoch: i32) -> ElectMas
         sync_state_set_epoch: Some(ss_epoch),
     }
 }
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;
