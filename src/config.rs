@@ -246,7 +246,11 @@ impl NamesrvConfig {
         let mut embed = false;
         get(m, "enableControllerInNamesrv", &mut embed)?;
         self.controller = if embed {
-            Some(crate::controller::ControllerConfig::from_properties(m)?)
+            // `listenPort` is the name server's: a controller group of one
+            // (no `controllerDLegerPeers`) takes its own default port.
+            let mut keys = m.clone();
+            keys.remove("listenPort");
+            Some(crate::controller::ControllerConfig::from_properties(&keys)?)
         } else {
             None
         };

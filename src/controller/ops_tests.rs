@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::controller::elect::{LiveInfo, LiveTable, Nomination};
 use super::*;
+use crate::controller::elect::{LiveInfo, LiveTable, Nomination};
 use crate::controller::state::{Event, ReplicasInfo};
 use crate::wire::codes::response as rs;
 use crate::wire::controller::SyncStateSetBody;
