@@ -320,3 +320,50 @@ async fn a_master_whose_connection_closes_is_replaced_without_waiting_for_the_ti
     let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(20)).await;
     eprintln!("master replaced {took:?} after its connections closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors_and_the_node_keeps_serving() {
+    let g = Group::start(1, Mode::Standalone, "");
+    let c = common::client();
+    let node = g.addrs[g.leader(&c, LEADER_WITHIN).await].clone();
+    let send = |code: i32, body: Option<&'static [u8]>| {
+        let c = c.clone();
+        let node = node.clone();
+        async move {
+            let mut cmd = RemotingCommand::request(code);
+            if let Some(b) = body {
+                cmd = cmd.with_body(b.to_vec());
+            }
+            c.invoke(&node, cmd, CALL).await.unwrap()
+        }
+    };
+    let r = send(rq::CONTROLLER_APPLY_BROKER_ID, None).await;
+    assert_eq!(r.code, rs::SYSTEM_ERROR);
+    assert!(r.remark.unwrap_or_default().contains("is null"));
+    let r = send(rq::CONTROLLER_GET_SYNC_STATE_DATA, None).await;
+    assert_eq!(r.code, rs::SYSTEM_ERROR);
+    let r = send(rq::CONTROLLER_GET_SYNC_STATE_DATA, Some(b"{not json")).await;
+    assert_eq!(r.code, rs::SYSTEM_ERROR);
+    let mut alter =
+        RemotingCommand::request(rq::CONTROLLER_ALTER_SYNC_STATE_SET).with_body(b"[1,".to_vec());
+    for (k, v) in [
+        ("brokerName", "b"),
+        ("masterBrokerId", "1"),
+        ("masterEpoch", "1"),
+    ] {
+        alter.ext.insert(k, v);
+    }
+    assert_eq!(
+        c.invoke(&node, alter, CALL).await.unwrap().code,
+        rs::SYSTEM_ERROR
+    );
+    // Garbage where another controller's Raft message belongs.
+    let r = send(rq::ACTORMQ_RAFT_APPEND, Some(b"\xff\xff\xff")).await;
+    assert_eq!(r.code, rs::SYSTEM_ERROR);
+    let r = send(rq::UPDATE_CONTROLLER_CONFIG, Some(b"")).await;
+    assert_eq!(r.code, rs::SYSTEM_ERROR);
+    // Still the leader, still serving.
+    assert!(metadata(&c, &node).await.unwrap().is_leader);
+    let (code, next) = Replica::next_id(&c, &node, "c", "broker-a").await;
+    assert_eq!((code, next), (rs::SUCCESS, Some(1)));
+}
