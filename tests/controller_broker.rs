@@ -38,7 +38,7 @@ impl Node {
             format!(
                 "brokerClusterName=c\nbrokerName=broker-a\nbrokerRole=SLAVE\nbrokerId=-1\nhaListenPort=0\n\
                  enableControllerMode=true\ncontrollerAddr={controllers}\nsyncBrokerMetadataPeriod=300\n\
-                 brokerHeartbeatInterval=200\ncontrollerHeartBeatTimeoutMills=1500\nregisterBrokerIntervalMs=500\n\
+                 brokerHeartbeatInterval=200\ncontrollerHeartBeatTimeoutMills=3000\nregisterBrokerIntervalMs=500\n\
                  mapedFileSizeCommitLog=1048576\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
                  brokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\n"
             ),
@@ -143,7 +143,7 @@ async fn brokers_take_ids_and_roles_from_the_controller_and_fail_over() {
 
     // The master dies: the slave is elected and takes id 0.
     a.proc.take().unwrap().kill9();
-    let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(15)).await;
+    let took = wait_master(&g, &c, "broker-a", 2, 2, Duration::from_secs(20)).await;
     let routed = eventually(Duration::from_secs(15), || async {
         (addrs_at_namesrv(&c, &ns).await == vec![(0, b.addr.clone())]).then_some(())
     })

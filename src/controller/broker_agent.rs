@@ -439,7 +439,14 @@ pub fn start_if_enabled(
 ) -> Option<Addr<ReplicasAgent>> {
     let cfg = AgentConfig::from_broker(&ctx.cfg)?;
     tracing::info!(controllers = ?cfg.controllers, "controller mode");
-    Some(ReplicasAgent::new(cfg, ctx.role_keeper.clone(), ctx.commit_log.clone()).start())
+    // Its own thread: heartbeats keep their period while the broker's
+    // threads are busy (a role change starting the master's services).
+    let (keeper, log) = (ctx.role_keeper.clone(), ctx.commit_log.clone());
+    let arbiter = Arbiter::new();
+    Some(ReplicasAgent::start_in_arbiter(
+        &arbiter.handle(),
+        move |_| ReplicasAgent::new(cfg, keeper, log),
+    ))
 }
 
 #[cfg(test)]
