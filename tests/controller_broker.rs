@@ -107,6 +107,22 @@ async fn addrs_at_namesrv(
         .unwrap_or_default()
 }
 
+/// How many replicas of broker-a the controller hears (GET_SYNC_STATE_DATA).
+async fn alive_at_controller(c: &actormq::client::remoting::RemotingClient, ctl: &str) -> usize {
+    let cmd = RemotingCommand::request(rq::CONTROLLER_GET_SYNC_STATE_DATA)
+        .with_body(br#"["broker-a"]"#.to_vec());
+    let Ok(r) = c.invoke(ctl, cmd, CALL).await else {
+        return 0;
+    };
+    let info: actormq::wire::controller::BrokerReplicasInfo =
+        from_fastjson(&r.body_bytes()).unwrap_or_default();
+    info.replicas_info_table
+        .values()
+        .flat_map(|s| s.in_sync_replicas.iter().chain(&s.not_in_sync_replicas))
+        .filter(|r| r.alive)
+        .count()
+}
+
 /// The name server's view when `master` (a controller id) is master: it
 /// at id 0, the other under its controller id.
 fn expected_routes(nodes: &[(i64, Node); 2], master: i64) -> Vec<(i64, String)> {
@@ -146,7 +162,8 @@ async fn brokers_take_ids_and_roles_from_the_controller_and_fail_over() {
         let m = h.master_broker_id?;
         let want = expected_routes(&nodes, m);
         (nodes[1].1.identity().as_deref() == Some("c#broker-a#2")
-            && addrs_at_namesrv(&c, &ns).await == want)
+            && addrs_at_namesrv(&c, &ns).await == want
+            && alive_at_controller(&c, &ctl).await == 2)
             .then_some((m, h.master_epoch.unwrap_or_default()))
     })
     .await

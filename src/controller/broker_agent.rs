@@ -123,8 +123,24 @@ struct Known {
     max_offset: i64,
 }
 
+/// What heartbeats say: the id and the last master epoch acted on. Set by
+/// a step as soon as it registers (RocketMQ sends one heartbeat right
+/// then), not when the step ends.
+#[derive(Debug, Clone, Copy)]
+struct BeatAs {
+    id: i64,
+    epoch: i32,
+}
+
+type SharedBeat = Arc<std::sync::Mutex<Option<BeatAs>>>;
+
+fn set_beat(b: &SharedBeat, v: BeatAs) {
+    *b.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+}
+
 pub struct ReplicasAgent {
     cfg: Arc<AgentConfig>,
+    beat_as: SharedBeat,
     client: RemotingClient,
     role_keeper: Addr<RoleKeeper>,
     commit_log: Addr<CommitLogWriter>,
@@ -140,6 +156,7 @@ impl ReplicasAgent {
     ) -> Self {
         ReplicasAgent {
             cfg: Arc::new(cfg),
+            beat_as: SharedBeat::default(),
             client: RemotingClient::new(ClientConfig::default()),
             role_keeper,
             commit_log,
@@ -155,6 +172,7 @@ impl ReplicasAgent {
         self.busy = true;
         let run = Step {
             cfg: self.cfg.clone(),
+            beat_as: self.beat_as.clone(),
             client: self.client.clone(),
             role_keeper: self.role_keeper.clone(),
         };
@@ -180,7 +198,8 @@ impl ReplicasAgent {
 
     /// BROKER_HEARTBEAT (one-way) to every controller.
     fn beat(&self) {
-        let Some(id) = self.known.id.filter(|_| self.known.registered) else {
+        let Some(BeatAs { id, epoch }) = *self.beat_as.lock().unwrap_or_else(|e| e.into_inner())
+        else {
             return;
         };
         let c = &self.cfg;
@@ -189,7 +208,7 @@ impl ReplicasAgent {
             ("brokerName", c.broker_name.clone()),
             ("brokerAddr", c.broker_addr.clone()),
             ("brokerId", id.to_string()),
-            ("epoch", self.known.master_epoch.to_string()),
+            ("epoch", epoch.to_string()),
             ("maxOffset", self.known.max_offset.to_string()),
             ("confirmOffset", self.known.max_offset.to_string()),
             ("heartbeatTimeoutMills", c.heartbeat_timeout_ms.to_string()),
@@ -228,6 +247,7 @@ impl Actor for ReplicasAgent {
 /// periodic `GET_REPLICA_INFO` poll).
 struct Step {
     cfg: Arc<AgentConfig>,
+    beat_as: SharedBeat,
     client: RemotingClient,
     role_keeper: Addr<RoleKeeper>,
 }
@@ -360,6 +380,13 @@ impl Step {
             return Err(format!("REGISTER_BROKER: {} {:?}", r.code, r.remark));
         }
         k.registered = true;
+        set_beat(
+            &self.beat_as,
+            BeatAs {
+                id,
+                epoch: k.master_epoch,
+            },
+        );
         let h = RegisterBrokerToControllerResponseHeader::from_ext(&r.ext)
             .map_err(|e| e.to_string())?;
         if let (Some(m), Some(addr), Some(epoch)) =
@@ -425,6 +452,7 @@ impl Step {
         match self.role_keeper.send(change).await {
             Ok(Ok(_)) => {
                 k.master_epoch = epoch;
+                set_beat(&self.beat_as, BeatAs { id, epoch });
                 Ok(())
             }
             Ok(Err(e)) => Err(e.to_string()),
