@@ -67,7 +67,7 @@ pub fn load_properties(path: &Path) -> Result<BTreeMap<String, String>, ConfigEr
         .map_err(|e| ConfigError::Read(path.to_owned(), e))
 }
 
-fn get<T: std::str::FromStr>(
+pub(crate) fn get<T: std::str::FromStr>(
     map: &BTreeMap<String, String>,
     key: &str,
     slot: &mut T,
@@ -201,6 +201,9 @@ pub struct NamesrvConfig {
     pub tls: crate::tls::TlsConfig,
     /// Connection limits (`serverChannelMaxIdleTimeSeconds`, ...).
     pub limits: crate::actors::server::ServerLimits,
+    /// `enableControllerInNamesrv=true`: the controller keys of the same
+    /// file, for a controller inside this process.
+    pub controller: Option<crate::controller::ControllerConfig>,
 }
 
 impl Default for NamesrvConfig {
@@ -217,6 +220,7 @@ impl Default for NamesrvConfig {
             auth: Default::default(),
             tls: crate::tls::TlsConfig::default(),
             limits: Default::default(),
+            controller: None,
         }
     }
 }
@@ -239,6 +243,17 @@ impl NamesrvConfig {
         })?;
         self.tls = crate::tls::TlsConfig::from_properties(m)?;
         self.limits = crate::actors::server::ServerLimits::from_properties(m)?;
+        let mut embed = false;
+        get(m, "enableControllerInNamesrv", &mut embed)?;
+        self.controller = if embed {
+            // `listenPort` is the name server's: a controller group of one
+            // (no `controllerDLegerPeers`) takes its own default port.
+            let mut keys = m.clone();
+            keys.remove("listenPort");
+            Some(crate::controller::ControllerConfig::from_properties(&keys)?)
+        } else {
+            None
+        };
         ranges::check_namesrv(self, m)
     }
 
@@ -589,6 +604,17 @@ impl BrokerConfig {
             if !BROKER_KEYS.contains(&k.as_str()) {
                 self.unknown.insert(k.clone(), v.clone());
             }
+        }
+        // Controller mode (RocketMQ 5.x): the configured role and id are
+        // ignored; the broker starts as a slave (refusing writes) under a
+        // placeholder id until the controller names its id and master.
+        if self
+            .unknown
+            .get("enableControllerMode")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            self.broker_role = BrokerRole::Slave;
+            self.broker_id = self.broker_id.max(1);
         }
         self.check_broker_id()?;
         ranges::check_broker(self, m)?;

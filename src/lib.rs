@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod filter;
 pub mod proxy;
 pub mod service;

@@ -11,6 +11,7 @@ use actormq::actors::broker::Broker;
 use actormq::actors::namesrv::NameServer;
 use actormq::actors::server::IoPool;
 use actormq::config::{load_properties, BrokerConfig, NamesrvConfig};
+use actormq::controller::{ControllerConfig, ControllerNode};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +34,8 @@ enum Cmd {
     Namesrv(NamesrvArgs),
     /// Run a broker (like `mqbroker`).
     Broker(BrokerArgs),
+    /// Run a controller node of the 5.x controller mode (like `mqcontroller`).
+    Controller(ControllerArgs),
     /// Run a name server and a broker in one process (single-node mode).
     Standalone(StandaloneArgs),
     /// Run the 5.x gRPC proxy in CLUSTER mode (like `mqproxy`): its own
@@ -79,6 +82,8 @@ enum AdminCmd {
     Query(actormq::cli::query::QueryCommand),
     #[command(flatten)]
     Group(actormq::cli::admin::AdminCmd),
+    #[command(flatten)]
+    Controller(actormq::cli::controller_admin::ControllerCmd),
 }
 
 #[derive(Args)]
@@ -92,6 +97,14 @@ struct NamesrvArgs {
     /// Listen port (overrides the file).
     #[arg(long)]
     port: Option<u16>,
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    /// Properties file (controller.conf: controllerDLegerGroup,
+    /// controllerDLegerPeers, controllerDLegerSelfId, controllerStorePath, ...).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -177,7 +190,7 @@ struct StandaloneArgs {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ACTORMQ_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -263,6 +276,10 @@ fn run_servers(
             ),
             None => None,
         };
+        // Controller mode: ids and roles from the controller.
+        let _agent = b
+            .as_ref()
+            .and_then(|b| actormq::controller::broker_agent::start_if_enabled(&b.ctx));
         if let Some(n) = &ns {
             println!(
                 "The Name Server boot success. serializeType=JSON, address {}",
@@ -317,6 +334,36 @@ fn run_servers(
     let _ = sys.run();
 }
 
+fn run_controller(a: &ControllerArgs) {
+    let m = match &a.config {
+        Some(p) => load_properties(p).unwrap_or_else(|e| fail(e)),
+        None => Default::default(),
+    };
+    let cfg = ControllerConfig::from_properties(&m).unwrap_or_else(|e| fail(e));
+    let sys = actix::System::new();
+    sys.block_on(async move {
+        let pool = IoPool::new(0);
+        let node = ControllerNode::start(&cfg, pool.clone())
+            .await
+            .unwrap_or_else(|e| {
+                fail(format!(
+                    "cannot start the controller on {}: {e}",
+                    cfg.self_addr()
+                ))
+            });
+        println!(
+            "The controller {} of group {} boot success, address {}",
+            cfg.self_id, cfg.group, node.addr
+        );
+        shutdown_signal().await;
+        println!("shutting down...");
+        node.stop();
+        pool.stop();
+        actix::System::current().stop();
+    });
+    let _ = sys.run();
+}
+
 fn run_tool<F: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>>(f: F) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -365,6 +412,7 @@ fn args_with_alias() -> Vec<std::ffi::OsString> {
         "mqnamesrv" => Some("namesrv"),
         "mqbroker" => Some("broker"),
         "mqadmin" => Some("admin"),
+        "mqcontroller" => Some("controller"),
         _ => None,
     };
     if let Some(sub) = sub {
@@ -378,7 +426,7 @@ fn main() {
     let cli = Cli::parse_from(args_with_alias());
     let is_server = matches!(
         cli.cmd,
-        Cmd::Namesrv(_) | Cmd::Broker(_) | Cmd::Standalone(_) | Cmd::Proxy(_)
+        Cmd::Namesrv(_) | Cmd::Broker(_) | Cmd::Standalone(_) | Cmd::Proxy(_) | Cmd::Controller(_)
     );
     if is_server && cli.tls.enabled() {
         fail("--tls options are for the tools; servers take the tls.* keys of their config file");
@@ -399,6 +447,10 @@ fn main() {
             }
             init_logging();
             run_servers(Some(c), None, None);
+        }
+        Cmd::Controller(a) => {
+            init_logging();
+            run_controller(&a);
         }
         Cmd::Broker(a) => {
             let mut c = broker_config(a.config.as_ref());
@@ -483,6 +535,7 @@ fn main() {
         Cmd::Consume(a) => run_tool(actormq::cli::consume::run(a)),
         Cmd::Admin(AdminCmd::Query(q)) => run_tool(actormq::cli::query::run(q)),
         Cmd::Admin(AdminCmd::Group(c)) => run_tool(actormq::cli::admin::run_admin(c)),
+        Cmd::Admin(AdminCmd::Controller(c)) => run_tool(actormq::cli::controller_admin::run(c)),
         Cmd::Cluster(a) => {
             let code = match a.cmd {
                 Some(ClusterCmd::Status { dir }) => {

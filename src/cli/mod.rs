@@ -6,6 +6,7 @@
 pub mod acl_admin;
 pub mod admin;
 pub mod consume;
+pub mod controller_admin;
 pub mod produce;
 pub mod query;
 

@@ -28,8 +28,16 @@
 //! `namesrvAddr` (every name server, `127.0.0.1:port;...`) and
 //! `storePathRootDir` (`<dir>/<name>/store`) unless it sets them.
 //!
+//! `[[controller]]` (RocketMQ's `ControllerStartup`): `port` is its peer
+//! port (9878); `controllerDLegerPeers` (every controller, `n0`, `n1`, ...
+//! in file order), `controllerDLegerSelfId`, `controllerDLegerGroup` and
+//! `controllerStorePath` (`<dir>/<name>/controller`) are filled in unless
+//! set. A broker with `enableControllerMode = true` gets `controllerAddr`
+//! (every controller, or every name server with
+//! `enableControllerInNamesrv = true`) unless it sets it.
+//!
 //! Validation rejects, with the file and the offending entry named: an
-//! unknown kind (`controller` and `proxy` are reserved for later), a
+//! unknown kind (`proxy` is reserved for later), a
 //! missing or duplicate name, a name unusable as a file name, a port used
 //! twice (a broker's `listenPort` and its HA port, `haListenPort` or
 //! listenPort + 1 as in Java's `MessageStoreConfig.haListenPort`), and
@@ -41,11 +49,13 @@ use std::time::Duration;
 
 use crate::config::{BrokerConfig, NamesrvConfig};
 
-/// What a child process is. Controllers (RocketMQ 5's `ControllerStartup`)
-/// and proxies (`ProxyStartup`) are the kinds planned next.
+/// What a child process is (in start order). Proxies (`ProxyStartup`) are
+/// the kind planned next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChildKind {
     Namesrv,
+    /// RocketMQ 5's `ControllerStartup` (`actormq controller`).
+    Controller,
     Broker,
 }
 
@@ -54,6 +64,7 @@ impl ChildKind {
     pub fn key(self) -> &'static str {
         match self {
             ChildKind::Namesrv => "namesrv",
+            ChildKind::Controller => "controller",
             ChildKind::Broker => "broker",
         }
     }
@@ -62,13 +73,14 @@ impl ChildKind {
     pub fn stop_rank(self) -> u8 {
         match self {
             ChildKind::Broker => 1,
-            ChildKind::Namesrv => 0,
+            ChildKind::Namesrv | ChildKind::Controller => 0,
         }
     }
 
     fn conf_file(self) -> &'static str {
         match self {
             ChildKind::Namesrv => "namesrv.conf",
+            ChildKind::Controller => "controller.conf",
             ChildKind::Broker => "broker.conf",
         }
     }
@@ -205,14 +217,15 @@ impl ClusterSpec {
                 }
                 "namesrv" => ChildKind::Namesrv,
                 "broker" => ChildKind::Broker,
-                "controller" | "proxy" => {
+                "controller" => ChildKind::Controller,
+                "proxy" => {
                     return Err(format!(
-                        "[{key}]: this kind of child is not supported yet (known: namesrv, broker)"
+                        "[{key}]: this kind of child is not supported yet (known: namesrv, controller, broker)"
                     ))
                 }
                 other => {
                     return Err(format!(
-                        "[{other}]: unknown kind (known: cluster, namesrv, broker)"
+                        "[{other}]: unknown kind (known: cluster, namesrv, controller, broker)"
                     ))
                 }
             };
@@ -252,6 +265,7 @@ impl ClusterSpec {
         if raw.is_empty() {
             return Err("no [[namesrv]] or [[broker]] to run".into());
         }
+        let controllers = controller_peers(&raw)?;
         let namesrv_addr = raw
             .iter()
             .filter(|(k, _, _)| *k == ChildKind::Namesrv)
@@ -295,7 +309,33 @@ impl ClusterSpec {
                 props.insert(k.to_owned(), s);
             }
             let child_dir = dir.join(&n);
+            if kind != ChildKind::Namesrv {
+                props.remove("port");
+            }
             let (role, child_ports) = match kind {
+                ChildKind::Controller => {
+                    let (i, port) = controllers
+                        .ids
+                        .iter()
+                        .position(|c| *c == n)
+                        .map(|i| (i, controllers.ports[i]))
+                        .unwrap_or((0, 9878));
+                    props
+                        .entry("controllerDLegerGroup".into())
+                        .or_insert_with(|| format!("{name}-controller"));
+                    props
+                        .entry("controllerDLegerPeers".into())
+                        .or_insert_with(|| controllers.peers());
+                    props
+                        .entry("controllerDLegerSelfId".into())
+                        .or_insert_with(|| format!("n{i}"));
+                    props
+                        .entry("controllerStorePath".into())
+                        .or_insert_with(|| child_dir.join("controller").to_string_lossy().into());
+                    crate::controller::ControllerConfig::from_properties(&props)
+                        .map_err(|e| format!("{what}: {e}"))?;
+                    ("controller".to_owned(), vec![port])
+                }
                 ChildKind::Namesrv => {
                     props
                         .entry("listenPort".into())
@@ -319,6 +359,15 @@ impl ClusterSpec {
                     props
                         .entry("storePathRootDir".into())
                         .or_insert_with(|| child_dir.join("store").to_string_lossy().into());
+                    if props
+                        .get("enableControllerMode")
+                        .is_some_and(|v| v == "true")
+                        && !controllers.addrs.is_empty()
+                    {
+                        props
+                            .entry("controllerAddr".into())
+                            .or_insert_with(|| controllers.addrs.join(";"));
+                    }
                     let mut c = BrokerConfig::default();
                     c.apply(&props).map_err(|e| format!("{what}: {e}"))?;
                     let mut p = vec![c.listen_port];
@@ -364,6 +413,58 @@ impl ClusterSpec {
     pub fn status_path(&self) -> PathBuf {
         status_path(&self.dir)
     }
+}
+
+/// The controllers of a cluster file: their names, peer ports (`port`,
+/// default 9878) and the addresses brokers reach them at (a name server
+/// with `enableControllerInNamesrv` counts, at its own port).
+struct Controllers {
+    ids: Vec<String>,
+    ports: Vec<u16>,
+    addrs: Vec<String>,
+}
+
+impl Controllers {
+    /// `controllerDLegerPeers`: `n0-127.0.0.1:port;...` in file order.
+    fn peers(&self) -> String {
+        let p: Vec<String> = (self.ports.iter().enumerate())
+            .map(|(i, port)| format!("n{i}-127.0.0.1:{port}"))
+            .collect();
+        p.join(";")
+    }
+}
+
+fn controller_peers(raw: &[(ChildKind, String, toml::Table)]) -> Result<Controllers, String> {
+    let mut c = Controllers {
+        ids: Vec::new(),
+        ports: Vec::new(),
+        addrs: Vec::new(),
+    };
+    for (kind, n, t) in raw {
+        let port = |key: &str, default: u16| match t.get(key) {
+            Some(v) => v
+                .as_integer()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or_else(|| format!("{} {n}: {key} must be a port number", kind.key())),
+            None => Ok(default),
+        };
+        match kind {
+            ChildKind::Controller => {
+                let p = port("port", 9878)?;
+                c.ids.push(n.clone());
+                c.ports.push(p);
+                c.addrs.push(format!("127.0.0.1:{p}"));
+            }
+            ChildKind::Namesrv
+                if t.get("enableControllerInNamesrv").and_then(|v| v.as_bool()) == Some(true) =>
+            {
+                let p = port("port", 9876)?;
+                c.addrs.push(format!("127.0.0.1:{p}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
 }
 
 /// The status file of the cluster kept under `dir`.
@@ -413,9 +514,49 @@ mod tests {
     }
 
     #[test]
+    fn controllers_get_their_peers_and_brokers_their_addresses() {
+        let s = ClusterSpec::parse(
+            "[cluster]\nname = \"C\"\ndir = \"/tmp/x\"\n[[namesrv]]\nname = \"ns\"\n\
+             [[controller]]\nname = \"c0\"\nport = 9000\n[[controller]]\nname = \"c1\"\nport = 9001\n\
+             [[broker]]\nname = \"b0\"\nbrokerName = \"a\"\nenableControllerMode = true\n",
+        )
+        .unwrap();
+        let kinds: Vec<ChildKind> = s.children.iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ChildKind::Namesrv,
+                ChildKind::Controller,
+                ChildKind::Controller,
+                ChildKind::Broker
+            ]
+        );
+        let c1 = &s.children[2];
+        assert_eq!(
+            c1.props["controllerDLegerPeers"],
+            "n0-127.0.0.1:9000;n1-127.0.0.1:9001"
+        );
+        assert_eq!(c1.props["controllerDLegerSelfId"], "n1");
+        assert_eq!(c1.ports, vec![9001]);
+        assert!(!c1.props.contains_key("port"));
+        assert_eq!(
+            s.children[3].props["controllerAddr"],
+            "127.0.0.1:9000;127.0.0.1:9001"
+        );
+        assert_eq!(
+            s.children[3].role, "SLAVE",
+            "controller mode starts as a slave"
+        );
+    }
+
+    #[test]
     fn rejects_bad_files() {
         let cases = [
             ("[[proxy]]\nname = \"p\"", "not supported yet"),
+            (
+                "[[controller]]\nname = \"c\"\nscanNotActiveBrokerInterval = 0",
+                "scanNotActiveBrokerInterval",
+            ),
             ("[[brokr]]\nname = \"p\"", "unknown kind"),
             (
                 "[[broker]]\nname = \"a\"\n[[broker]]\nname = \"a\"\nlistenPort = 1",

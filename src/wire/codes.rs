@@ -72,6 +72,20 @@ pub mod request {
     pub const NOTIFICATION: i32 = 200054;
     pub const POLLING_INFO: i32 = 200055;
     pub const BATCH_ACK_MESSAGE: i32 = 200151;
+    // The 5.x controller (`RequestCode.CONTROLLER_*`).
+    pub const CONTROLLER_ALTER_SYNC_STATE_SET: i32 = 1001;
+    pub const CONTROLLER_ELECT_MASTER: i32 = 1002;
+    pub const CONTROLLER_REGISTER_BROKER: i32 = 1003;
+    pub const CONTROLLER_GET_REPLICA_INFO: i32 = 1004;
+    pub const CONTROLLER_GET_METADATA_INFO: i32 = 1005;
+    pub const CONTROLLER_GET_SYNC_STATE_DATA: i32 = 1006;
+    pub const GET_BROKER_EPOCH_CACHE: i32 = 1007;
+    pub const NOTIFY_BROKER_ROLE_CHANGED: i32 = 1008;
+    pub const UPDATE_CONTROLLER_CONFIG: i32 = 1009;
+    pub const GET_CONTROLLER_CONFIG: i32 = 1010;
+    pub const CLEAN_BROKER_DATA: i32 = 1011;
+    pub const CONTROLLER_GET_NEXT_BROKER_ID: i32 = 1012;
+    pub const CONTROLLER_APPLY_BROKER_ID: i32 = 1013;
     /// ActorMQ-private: fault injection for supervision tests. Only served
     /// when the broker runs with `faultInjectionEnable=true`.
     pub const ACTORMQ_INJECT_FAULT: i32 = 9901;
@@ -80,6 +94,14 @@ pub mod request {
     /// `masterAddr`), the test trigger of a failover's role change. Only
     /// served with `faultInjectionEnable=true`.
     pub const ACTORMQ_CHANGE_ROLE: i32 = 9902;
+    /// ActorMQ-private: openraft's AppendEntries between controllers (body:
+    /// bincode of the openraft request; answer body: bincode of the result).
+    pub const ACTORMQ_RAFT_APPEND: i32 = 9910;
+    /// ActorMQ-private: openraft's Vote between controllers.
+    pub const ACTORMQ_RAFT_VOTE: i32 = 9911;
+    /// ActorMQ-private: openraft's InstallSnapshot (one chunk) between
+    /// controllers.
+    pub const ACTORMQ_RAFT_SNAPSHOT: i32 = 9912;
 }
 
 /// Response codes.
@@ -113,6 +135,24 @@ pub mod response {
     pub const POLLING_FULL: i32 = 209;
     pub const POLLING_TIMEOUT: i32 = 210;
     pub const ILLEGAL_OPERATION: i32 = 604;
+    // The 5.x controller (`ResponseCode.CONTROLLER_*`).
+    pub const CONTROLLER_FENCED_MASTER_EPOCH: i32 = 2000;
+    pub const CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH: i32 = 2001;
+    pub const CONTROLLER_INVALID_MASTER: i32 = 2002;
+    pub const CONTROLLER_INVALID_REPLICAS: i32 = 2003;
+    pub const CONTROLLER_MASTER_NOT_AVAILABLE: i32 = 2004;
+    pub const CONTROLLER_INVALID_REQUEST: i32 = 2005;
+    pub const CONTROLLER_BROKER_NOT_ALIVE: i32 = 2006;
+    pub const CONTROLLER_NOT_LEADER: i32 = 2007;
+    pub const CONTROLLER_BROKER_METADATA_NOT_EXIST: i32 = 2008;
+    pub const CONTROLLER_INVALID_CLEAN_BROKER_METADATA: i32 = 2009;
+    pub const CONTROLLER_BROKER_NEED_TO_BE_REGISTERED: i32 = 2010;
+    pub const CONTROLLER_MASTER_STILL_EXIST: i32 = 2011;
+    pub const CONTROLLER_ELECT_MASTER_FAILED: i32 = 2012;
+    pub const CONTROLLER_ALTER_SYNC_STATE_SET_FAILED: i32 = 2013;
+    pub const CONTROLLER_BROKER_ID_INVALID: i32 = 2014;
+    pub const CONTROLLER_JRAFT_INTERNAL_ERROR: i32 = 2015;
+    pub const CONTROLLER_BROKER_LIVE_INFO_NOT_EXISTS: i32 = 2016;
 }
 
 /// Human name of a request code, for logs.

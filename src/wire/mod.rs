@@ -4,6 +4,7 @@
 pub mod bodies;
 pub mod codes;
 pub mod command;
+pub mod controller;
 pub mod frame;
 pub mod headers;
 pub mod inflate;

@@ -20,6 +20,8 @@ pub use route_table::RouteTable;
 pub struct NameServer {
     pub addr: std::net::SocketAddr,
     pub table: Addr<RouteTable>,
+    /// The embedded controller (`enableControllerInNamesrv=true`).
+    pub controller: Option<crate::controller::ControllerNode>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -40,7 +42,12 @@ impl NameServer {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
         let auth = cfg.auth.open(&auth_dir).map_err(std::io::Error::other)?;
+        let controller = match &cfg.controller {
+            Some(c) => Some(crate::controller::ControllerNode::start(c, pool.clone()).await?),
+            None => None,
+        };
         let processor = Arc::new(processor::NamesrvProcessor {
+            controller: controller.as_ref().map(|c| c.processor.clone()),
             auth,
             service: crate::service::namesrv::NamesrvService::new(table.clone()),
             table: table.clone(),
@@ -50,12 +57,16 @@ impl NameServer {
         Ok(NameServer {
             addr,
             table,
+            controller,
             accept,
         })
     }
 
     pub fn stop(&self) {
         self.accept.abort();
+        if let Some(c) = &self.controller {
+            c.stop();
+        }
         // A name server stopped by a fatal supervision failure exits non-zero.
         crate::actors::supervisor::exit_if_fatal();
     }

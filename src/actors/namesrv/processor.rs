@@ -17,6 +17,9 @@ use crate::wire::register_body::decode_register_body;
 use crate::wire::{RemotingCommand, WireError};
 
 pub struct NamesrvProcessor {
+    /// The embedded controller: answers the controller codes on this port
+    /// too, and hears the brokers' heartbeats.
+    pub controller: Option<Arc<crate::controller::processor::ControllerProcessor>>,
     /// Authentication and authorization (None when both are off).
     pub auth: Option<Arc<crate::auth::Auth>>,
     pub service: NamesrvService,
@@ -80,6 +83,15 @@ fn done(req: &RemotingCommand, r: Result<(), Refusal>) -> RemotingCommand {
 
 impl Processor for NamesrvProcessor {
     fn process(&self, ch: &Channel, req: RemotingCommand, responder: Responder) {
+        use crate::controller::processor::ControllerProcessor;
+        if let Some(c) = self.controller.as_ref() {
+            if req.code == rq::BROKER_HEARTBEAT {
+                // The controller's liveness; the route table's below.
+                c.heartbeat(ch, &req);
+            } else if ControllerProcessor::serves(req.code) {
+                return c.process(ch, req, responder);
+            }
+        }
         let svc = self.service.clone();
         let mut caller = Caller::connection(ch.peer, ch.id);
         if let Some(auth) = &self.auth {
@@ -95,6 +107,9 @@ impl Processor for NamesrvProcessor {
     }
 
     fn closed(&self, ch: &Channel) {
+        if let Some(c) = &self.controller {
+            c.closed(ch);
+        }
         self.table.do_send(ChannelClosed { channel_id: ch.id });
     }
 }

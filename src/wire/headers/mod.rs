@@ -13,6 +13,7 @@ use super::WireError;
 pub mod admin;
 pub mod client;
 pub mod consume;
+pub mod controller;
 pub mod namesrv;
 pub mod offset;
 pub mod pop;

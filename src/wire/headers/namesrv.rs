@@ -52,6 +52,13 @@ crate::ext_header! {
         req broker_name: String = "brokerName",
         opt broker_id: i64 = "brokerId",
         opt heartbeat_timeout_mills: i64 = "heartbeatTimeoutMills",
+        // Controller mode (`BrokerHeartbeatRequestHeader`, code 904 at a
+        // controller): the replica's last epoch, CommitLog max and confirm
+        // offsets, and `brokerElectionPriority`.
+        opt epoch: i32 = "epoch",
+        opt max_offset: i64 = "maxOffset",
+        opt confirm_offset: i64 = "confirmOffset",
+        opt election_priority: i32 = "electionPriority",
     }
 }
 

@@ -1,0 +1,497 @@
+//! A broker in controller mode (`enableControllerMode=true`; RocketMQ's
+//! `ReplicasManager`): the `ReplicasAgent` actor gets the broker's id
+//! through the broker-id protocol (the `brokerIdentity` files), registers
+//! with the controller leader, heartbeats every controller, nominates
+//! itself when the set has no master, and applies the master the
+//! controller names through the broker's role switch (`ChangeRole`), which
+//! also registers the broker with the name servers under its new id.
+//!
+//! Keys (`BrokerConfig`): `controllerAddr` (`host:port;host:port`),
+//! `syncBrokerMetadataPeriod` (5000 ms, the GET_REPLICA_INFO poll),
+//! `brokerHeartbeatInterval` (1000 ms), `controllerHeartBeatTimeoutMills`
+//! (10000 ms), `brokerElectionPriority`.
+//!
+//! Not yet: the AutoSwitch HA protocol (epoch file, truncation, SyncStateSet
+//! upkeep by the master); replication stays classic HA, so the controller's
+//! SyncStateSet holds only the master and a failover needs
+//! `enableElectUncleanMaster=true`. NOTIFY_BROKER_ROLE_CHANGED is not
+//! served by the broker: it learns a new master from its poll.
+
+use actix::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actors::broker::commit_log::{CommitLogWriter, LogOffsets};
+use crate::actors::broker::role::{ChangeRole, RoleKeeper};
+use crate::client::remoting::{ClientConfig, RemotingClient};
+use crate::config::BrokerRole;
+use crate::wire::codes::{request as rq, response as rs};
+use crate::wire::headers::controller::*;
+use crate::wire::headers::CommandHeader;
+use crate::wire::RemotingCommand;
+
+const CALL: Duration = Duration::from_secs(3);
+
+/// The controller-mode settings of a broker.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub cluster: String,
+    pub broker_name: String,
+    pub broker_addr: String,
+    pub controllers: Vec<String>,
+    pub identity_file: PathBuf,
+    pub poll: Duration,
+    pub heartbeat: Duration,
+    pub heartbeat_timeout_ms: i64,
+    pub election_priority: i32,
+}
+
+fn num<T: std::str::FromStr>(m: &BTreeMap<String, String>, key: &str, default: T) -> T {
+    m.get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+impl AgentConfig {
+    /// The agent's settings when `enableControllerMode=true`.
+    pub fn from_broker(cfg: &crate::config::BrokerConfig) -> Option<AgentConfig> {
+        let m = &cfg.unknown;
+        if !num(m, "enableControllerMode", false) {
+            return None;
+        }
+        let controllers = m
+            .get("controllerAddr")
+            .map(|a| {
+                a.split(';')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(AgentConfig {
+            cluster: cfg.broker_cluster_name.clone(),
+            broker_name: cfg.broker_name.clone(),
+            broker_addr: cfg.broker_addr(),
+            controllers,
+            identity_file: m
+                .get("storePathBrokerIdentity")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| cfg.store_path_root_dir.join("brokerIdentity")),
+            poll: Duration::from_millis(num(m, "syncBrokerMetadataPeriod", 5000u64).max(100)),
+            heartbeat: Duration::from_millis(num(m, "brokerHeartbeatInterval", 1000u64).max(50)),
+            heartbeat_timeout_ms: num(m, "controllerHeartBeatTimeoutMills", 10_000i64),
+            election_priority: num(m, "brokerElectionPriority", i32::MAX),
+        })
+    }
+}
+
+/// `brokerIdentity`: `cluster#name#id`; its temp file (`brokerIdentity-temp`)
+/// adds the register check code: `cluster#name#id#addr;millis`.
+fn temp_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push("-temp");
+    PathBuf::from(s)
+}
+
+/// Reads an identity file of this set: (id, check code when temp).
+pub fn read_identity(p: &Path, cluster: &str, name: &str) -> Option<(i64, Option<String>)> {
+    let text = std::fs::read_to_string(p).ok()?;
+    let mut parts = text.trim().splitn(4, '#');
+    let (c, n, id) = (parts.next()?, parts.next()?, parts.next()?);
+    if c != cluster || n != name {
+        tracing::warn!(file = %p.display(), "broker identity of another broker set; ignored");
+        return None;
+    }
+    Some((id.parse().ok()?, parts.next().map(str::to_owned)))
+}
+
+fn write_identity(p: &Path, text: &str) -> std::io::Result<()> {
+    crate::store::metadata::write_atomic(p, text.as_bytes()).map_err(std::io::Error::other)
+}
+
+/// What the agent knows; replaced after each step.
+#[derive(Debug, Clone, Default)]
+struct Known {
+    leader: Option<String>,
+    id: Option<i64>,
+    registered: bool,
+    /// The master epoch this broker acted on (0 after a start).
+    master_epoch: i32,
+    max_offset: i64,
+}
+
+/// What heartbeats say: the id and the last master epoch acted on. Set by
+/// a step as soon as it registers (RocketMQ sends one heartbeat right
+/// then), not when the step ends.
+#[derive(Debug, Clone, Copy)]
+struct BeatAs {
+    id: i64,
+    epoch: i32,
+}
+
+type SharedBeat = Arc<std::sync::Mutex<Option<BeatAs>>>;
+
+fn set_beat(b: &SharedBeat, v: BeatAs) {
+    *b.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+}
+
+pub struct ReplicasAgent {
+    cfg: Arc<AgentConfig>,
+    beat_as: SharedBeat,
+    client: RemotingClient,
+    role_keeper: Addr<RoleKeeper>,
+    commit_log: Addr<CommitLogWriter>,
+    known: Known,
+    busy: bool,
+}
+
+impl ReplicasAgent {
+    pub fn new(
+        cfg: AgentConfig,
+        role_keeper: Addr<RoleKeeper>,
+        commit_log: Addr<CommitLogWriter>,
+    ) -> Self {
+        ReplicasAgent {
+            cfg: Arc::new(cfg),
+            beat_as: SharedBeat::default(),
+            client: RemotingClient::new(ClientConfig::default()),
+            role_keeper,
+            commit_log,
+            known: Known::default(),
+            busy: false,
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        self.busy = true;
+        let run = Step {
+            cfg: self.cfg.clone(),
+            beat_as: self.beat_as.clone(),
+            client: self.client.clone(),
+            role_keeper: self.role_keeper.clone(),
+        };
+        let (known, log) = (self.known.clone(), self.commit_log.clone());
+        ctx.spawn(
+            async move {
+                let mut k = known;
+                if let Ok((_, max)) = log.send(LogOffsets).await {
+                    k.max_offset = max;
+                }
+                if let Err(e) = run.step(&mut k).await {
+                    tracing::warn!(error = %e, "controller mode: step failed; retrying");
+                }
+                k
+            }
+            .into_actor(self)
+            .map(|k, act, _| {
+                act.known = k;
+                act.busy = false;
+            }),
+        );
+    }
+
+    /// BROKER_HEARTBEAT (one-way) to every controller.
+    fn beat(&self) {
+        let Some(BeatAs { id, epoch }) = *self.beat_as.lock().unwrap_or_else(|e| e.into_inner())
+        else {
+            return;
+        };
+        let c = &self.cfg;
+        let fields = [
+            ("clusterName", c.cluster.clone()),
+            ("brokerName", c.broker_name.clone()),
+            ("brokerAddr", c.broker_addr.clone()),
+            ("brokerId", id.to_string()),
+            ("epoch", epoch.to_string()),
+            ("maxOffset", self.known.max_offset.to_string()),
+            ("confirmOffset", self.known.max_offset.to_string()),
+            ("heartbeatTimeoutMills", c.heartbeat_timeout_ms.to_string()),
+            ("electionPriority", c.election_priority.to_string()),
+        ];
+        for addr in c.controllers.clone() {
+            let mut cmd = RemotingCommand::request(rq::BROKER_HEARTBEAT);
+            for (k, v) in &fields {
+                cmd.ext.insert(k, v);
+            }
+            let client = self.client.clone();
+            actix::spawn(async move {
+                let _ = tokio::time::timeout(CALL, client.invoke_oneway(&addr, cmd)).await;
+            });
+        }
+    }
+}
+
+impl Actor for ReplicasAgent {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.tick(ctx);
+        ctx.run_interval(self.cfg.poll.min(Duration::from_secs(1)), |act, ctx| {
+            // Until the broker has a role, try every second; then poll.
+            if act.known.master_epoch == 0 || !act.known.registered {
+                act.tick(ctx);
+            }
+        });
+        ctx.run_interval(self.cfg.poll, |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.cfg.heartbeat, |act, _| act.beat());
+    }
+}
+
+/// One pass of the agent's routine (RocketMQ's `startBasicService` and its
+/// periodic `GET_REPLICA_INFO` poll).
+struct Step {
+    cfg: Arc<AgentConfig>,
+    beat_as: SharedBeat,
+    client: RemotingClient,
+    role_keeper: Addr<RoleKeeper>,
+}
+
+type StepResult<T> = Result<T, String>;
+
+impl Step {
+    async fn call(
+        &self,
+        addr: &str,
+        code: i32,
+        header: &impl CommandHeader,
+    ) -> StepResult<RemotingCommand> {
+        let mut cmd = RemotingCommand::request(code);
+        cmd.ext = header.to_ext();
+        self.client
+            .invoke(addr, cmd, CALL)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn find_leader(&self) -> StepResult<String> {
+        for addr in &self.cfg.controllers {
+            let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
+            if let Ok(r) = self.client.invoke(addr, cmd, CALL).await {
+                if let Ok(h) = GetMetaDataResponseHeader::from_ext(&r.ext) {
+                    if !h.controller_leader_address.is_empty() {
+                        return Ok(h.controller_leader_address);
+                    }
+                }
+            }
+        }
+        Err("no controller names a leader".into())
+    }
+
+    async fn step(&self, k: &mut Known) -> StepResult<()> {
+        let leader = self.find_leader().await?;
+        k.leader = Some(leader.clone());
+        if k.id.is_none() {
+            k.id = Some(self.broker_id(&leader).await?);
+        }
+        let id = k.id.unwrap_or_default();
+        if !k.registered {
+            self.register(&leader, id, k).await?;
+        }
+        let h = GetReplicaInfoRequestHeader {
+            broker_name: self.cfg.broker_name.clone(),
+        };
+        let r = self
+            .call(&leader, rq::CONTROLLER_GET_REPLICA_INFO, &h)
+            .await?;
+        if r.code == rs::CONTROLLER_BROKER_METADATA_NOT_EXIST {
+            k.registered = false;
+            return Ok(());
+        }
+        if r.code != rs::SUCCESS {
+            return Err(format!("GET_REPLICA_INFO: {} {:?}", r.code, r.remark));
+        }
+        let info = GetReplicaInfoResponseHeader::from_ext(&r.ext).map_err(|e| e.to_string())?;
+        let epoch = info.master_epoch.unwrap_or(0);
+        match (info.master_broker_id, info.master_address) {
+            (Some(m), Some(addr)) if epoch > k.master_epoch => {
+                self.apply(id, m, addr, epoch, k).await
+            }
+            (None, _) if epoch >= k.master_epoch => self.nominate(&leader, id, k).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The broker-id protocol: the identity file, or next id → temp file →
+    /// apply → identity file.
+    async fn broker_id(&self, leader: &str) -> StepResult<i64> {
+        let (cfg, file) = (&self.cfg, &self.cfg.identity_file);
+        if let Some((id, None)) = read_identity(file, &cfg.cluster, &cfg.broker_name) {
+            return Ok(id);
+        }
+        let temp = temp_path(file);
+        let (id, code) = match read_identity(&temp, &cfg.cluster, &cfg.broker_name) {
+            Some((id, Some(code))) => (id, code),
+            _ => {
+                let h = GetNextBrokerIdRequestHeader {
+                    cluster_name: cfg.cluster.clone(),
+                    broker_name: cfg.broker_name.clone(),
+                };
+                let r = self
+                    .call(leader, rq::CONTROLLER_GET_NEXT_BROKER_ID, &h)
+                    .await?;
+                let next = GetNextBrokerIdResponseHeader::from_ext(&r.ext)
+                    .ok()
+                    .and_then(|h| h.next_broker_id)
+                    .ok_or_else(|| format!("GET_NEXT_BROKER_ID: {} {:?}", r.code, r.remark))?;
+                let code = format!("{};{}", cfg.broker_addr, crate::wire::now_ms());
+                let text = format!("{}#{}#{next}#{code}", cfg.cluster, cfg.broker_name);
+                write_identity(&temp, &text).map_err(|e| e.to_string())?;
+                (next, code)
+            }
+        };
+        let h = ApplyBrokerIdRequestHeader {
+            cluster_name: cfg.cluster.clone(),
+            broker_name: cfg.broker_name.clone(),
+            applied_broker_id: id,
+            register_check_code: code,
+        };
+        let r = self
+            .call(leader, rq::CONTROLLER_APPLY_BROKER_ID, &h)
+            .await?;
+        if r.code != rs::SUCCESS {
+            let _ = std::fs::remove_file(&temp);
+            return Err(format!("APPLY_BROKER_ID {id}: {} {:?}", r.code, r.remark));
+        }
+        write_identity(file, &format!("{}#{}#{id}", cfg.cluster, cfg.broker_name))
+            .map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&temp);
+        tracing::info!(broker_id = id, "controller mode: broker id applied");
+        Ok(id)
+    }
+
+    async fn register(&self, leader: &str, id: i64, k: &mut Known) -> StepResult<()> {
+        let h = RegisterBrokerToControllerRequestHeader {
+            cluster_name: self.cfg.cluster.clone(),
+            broker_name: self.cfg.broker_name.clone(),
+            broker_id: id,
+            broker_address: self.cfg.broker_addr.clone(),
+            invoke_time: crate::wire::now_ms(),
+        };
+        let r = self
+            .call(leader, rq::CONTROLLER_REGISTER_BROKER, &h)
+            .await?;
+        if r.code != rs::SUCCESS {
+            return Err(format!("REGISTER_BROKER: {} {:?}", r.code, r.remark));
+        }
+        k.registered = true;
+        set_beat(
+            &self.beat_as,
+            BeatAs {
+                id,
+                epoch: k.master_epoch,
+            },
+        );
+        let h = RegisterBrokerToControllerResponseHeader::from_ext(&r.ext)
+            .map_err(|e| e.to_string())?;
+        if let (Some(m), Some(addr), Some(epoch)) =
+            (h.master_broker_id, h.master_address, h.master_epoch)
+        {
+            if epoch > k.master_epoch {
+                self.apply(id, m, addr, epoch, k).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Self-nomination (CONTROLLER_ELECT_MASTER with its own id).
+    async fn nominate(&self, leader: &str, id: i64, k: &mut Known) -> StepResult<()> {
+        let h = ElectMasterRequestHeader {
+            cluster_name: self.cfg.cluster.clone(),
+            broker_name: self.cfg.broker_name.clone(),
+            broker_id: id,
+            designate_elect: false,
+            invoke_time: crate::wire::now_ms(),
+        };
+        let r = self.call(leader, rq::CONTROLLER_ELECT_MASTER, &h).await?;
+        if r.code != rs::SUCCESS && r.code != rs::CONTROLLER_MASTER_STILL_EXIST {
+            return Err(format!("ELECT_MASTER: {} {:?}", r.code, r.remark));
+        }
+        let h = ElectMasterResponseHeader::from_ext(&r.ext).map_err(|e| e.to_string())?;
+        match (h.master_broker_id, h.master_address, h.master_epoch) {
+            (Some(m), Some(addr), Some(epoch)) if epoch > k.master_epoch => {
+                self.apply(id, m, addr, epoch, k).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the role the controller's master implies.
+    async fn apply(
+        &self,
+        id: i64,
+        master: i64,
+        master_addr: String,
+        epoch: i32,
+        k: &mut Known,
+    ) -> StepResult<()> {
+        let change = if master == id {
+            ChangeRole {
+                role: BrokerRole::SyncMaster,
+                broker_id: None,
+                master_addr: None,
+            }
+        } else {
+            ChangeRole {
+                role: BrokerRole::Slave,
+                broker_id: Some(id),
+                master_addr: Some(master_addr),
+            }
+        };
+        tracing::info!(
+            master,
+            epoch,
+            me = id,
+            "controller mode: role from the controller"
+        );
+        match self.role_keeper.send(change).await {
+            Ok(Ok(_)) => {
+                k.master_epoch = epoch;
+                set_beat(&self.beat_as, BeatAs { id, epoch });
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Starts the agent when the broker's config enables controller mode.
+pub fn start_if_enabled(
+    ctx: &crate::actors::broker::processor::BrokerCtx,
+) -> Option<Addr<ReplicasAgent>> {
+    let cfg = AgentConfig::from_broker(&ctx.cfg)?;
+    tracing::info!(controllers = ?cfg.controllers, "controller mode");
+    // Its own thread: heartbeats keep their period while the broker's
+    // threads are busy (a role change starting the master's services).
+    let (keeper, log) = (ctx.role_keeper.clone(), ctx.commit_log.clone());
+    let arbiter = Arbiter::new();
+    Some(ReplicasAgent::start_in_arbiter(
+        &arbiter.handle(),
+        move |_| ReplicasAgent::new(cfg, keeper, log),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brokerIdentity");
+        write_identity(&temp_path(&p), "c#b#3#10.0.0.1:10911;17").unwrap();
+        assert_eq!(
+            read_identity(&temp_path(&p), "c", "b"),
+            Some((3, Some("10.0.0.1:10911;17".into())))
+        );
+        write_identity(&p, "c#b#3").unwrap();
+        assert_eq!(read_identity(&p, "c", "b"), Some((3, None)));
+        assert_eq!(read_identity(&p, "c", "other"), None);
+    }
+}
