@@ -144,7 +144,8 @@ struct GrpcArgs {
 }
 
 impl GrpcArgs {
-    fn config(&self) -> actormq::proxy::ProxyConfig {
+    /// The proxy's settings, and whether its port was asked for.
+    fn config(&self) -> (actormq::proxy::ProxyConfig, bool) {
         let mut c = match &self.proxy_config {
             Some(p) => actormq::proxy::ProxyConfig::load(p).unwrap_or_else(|e| fail(e)),
             None => actormq::proxy::ProxyConfig::default(),
@@ -152,7 +153,7 @@ impl GrpcArgs {
         if let Some(p) = self.grpc_port {
             c.grpc_server_port = p;
         }
-        c
+        (c, self.grpc_port.is_some() || self.proxy_config.is_some())
     }
 }
 
@@ -249,7 +250,7 @@ async fn shutdown_signal() {
 fn run_servers(
     namesrv: Option<NamesrvConfig>,
     broker: Option<BrokerConfig>,
-    proxy: Option<actormq::proxy::ProxyConfig>,
+    proxy: Option<(actormq::proxy::ProxyConfig, bool)>,
 ) {
     let sys = actix::System::new();
     sys.block_on(async move {
@@ -295,8 +296,10 @@ fn run_servers(
             );
         }
         // LOCAL proxy mode: the gRPC API over this broker's services.
-        let grpc = match (&b, proxy.filter(|p| p.grpc_server_port != 0)) {
-            (Some(b), Some(p)) => {
+        // `required`: the port was asked for; the default one (8081) may be
+        // taken (a second node on the host), which only costs the gRPC API.
+        let grpc = match (&b, proxy.filter(|(p, _)| p.grpc_server_port != 0)) {
+            (Some(b), Some((p, required))) => {
                 let svc = actormq::service::broker::BrokerService::new(b.ctx.clone());
                 let backend = actormq::proxy::local::LocalBackend::new(svc, pool.clone());
                 let port = p.grpc_server_port;
@@ -306,14 +309,18 @@ fn run_servers(
                     let _ = tx.send(tokio::runtime::Handle::current());
                 });
                 let rt = rx.await.ok();
-                let s = actormq::proxy::ProxyServer::start(p, "0.0.0.0", backend, rt)
-                    .await
-                    .unwrap_or_else(|e| fail(format!("cannot serve gRPC on port {port}: {e}")));
-                println!(
-                    "The gRPC proxy (LOCAL mode) boot success, port {}",
-                    s.addr.port()
-                );
-                Some(s)
+                match actormq::proxy::ProxyServer::start(p, "0.0.0.0", backend, rt).await {
+                    Ok(s) => {
+                        let port = s.addr.port();
+                        println!("The gRPC proxy (LOCAL mode) boot success, port {port}");
+                        Some(s)
+                    }
+                    Err(e) if required => fail(format!("cannot serve gRPC on port {port}: {e}")),
+                    Err(e) => {
+                        tracing::warn!(port, error = %e, "gRPC API off: its default port is taken");
+                        None
+                    }
+                }
             }
             _ => None,
         };

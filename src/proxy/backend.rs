@@ -80,6 +80,14 @@ pub struct Registration {
     pub connection: ClientConn,
 }
 
+/// A client that said goodbye (NotifyClientTermination).
+#[derive(Debug, Clone)]
+pub struct Unregistration {
+    pub client_id: String,
+    pub producer_groups: Vec<String>,
+    pub consumer_group: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ConsumerReg {
     pub group: String,
@@ -156,13 +164,7 @@ pub trait Backend: Send + Sync + 'static {
     fn send(&self, caller: Caller, cmd: SendCmd) -> Reply<Sent>;
     fn end_transaction(&self, caller: Caller, cmd: EndTx) -> Reply<()>;
     fn register(&self, caller: Caller, reg: Registration) -> Reply<()>;
-    fn unregister(
-        &self,
-        caller: Caller,
-        client_id: String,
-        producer_groups: Vec<String>,
-        consumer_group: Option<String>,
-    ) -> Reply<()>;
+    fn unregister(&self, caller: Caller, u: Unregistration) -> Reply<()>;
     fn group(&self, caller: Caller, group: String) -> Reply<GroupSettings>;
     fn pop(&self, caller: Caller, cmd: PopCmd) -> Reply<Popped>;
     fn ack(&self, caller: Caller, cmd: HandleCmd) -> Reply<()>;

@@ -17,7 +17,6 @@ use crate::service::{Caller, Refusal};
 use crate::wire::bodies::{SubscriptionGroupConfig, TopicConfig};
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::headers::admin::TopicOnlyHeader;
-use crate::wire::headers::client::UnregisterClientRequestHeader;
 use crate::wire::headers::consume::{
     ConsumerSendMsgBackRequestHeader, EndTransactionRequestHeader,
 };
@@ -331,32 +330,14 @@ impl Backend for ClusterBackend {
         })
     }
 
-    fn unregister(
-        &self,
-        _caller: Caller,
-        client_id: String,
-        producer_groups: Vec<String>,
-        consumer_group: Option<String>,
-    ) -> Reply<()> {
-        let this = self.clone();
-        Box::pin(async move {
-            let mut conns = this.conns.lock().unwrap_or_else(|e| e.into_inner());
-            for g in &producer_groups {
-                conns.remove(&format!("{g}@{client_id}"));
-            }
-            drop(conns);
-            let Some(group) = consumer_group else {
-                return Ok(());
-            };
-            let _ = UnregisterClientRequestHeader {
-                client_id,
-                producer_group: None,
-                consumer_group: Some(group),
-            };
-            // Brokers drop the proxy's consumer registrations when its
-            // heartbeats stop naming the group; nothing more to send.
-            Ok(())
-        })
+    fn unregister(&self, _caller: Caller, u: Unregistration) -> Reply<()> {
+        // The relay forgets the producer; brokers drop the proxy's consumer
+        // registration once its heartbeats stop naming the group.
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        for g in &u.producer_groups {
+            conns.remove(&format!("{g}@{}", u.client_id));
+        }
+        Box::pin(async { Ok(()) })
     }
 
     fn group(&self, _caller: Caller, group: String) -> Reply<GroupSettings> {

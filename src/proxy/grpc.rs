@@ -389,14 +389,11 @@ async fn terminate(
         .group
         .map(|g| g.name)
         .or_else(|| settings::consumer_group(&s).map(str::to_owned));
-    let producers = settings::publishing_topics(&s);
-    p.backend
-        .unregister(
-            meta.caller.clone(),
-            meta.client_id.clone(),
-            producers,
-            group,
-        )
-        .await?;
+    let u = super::backend::Unregistration {
+        client_id: meta.client_id.clone(),
+        producer_groups: settings::publishing_topics(&s),
+        consumer_group: group,
+    };
+    p.backend.unregister(meta.caller.clone(), u).await?;
     Ok(())
 }

@@ -184,29 +184,18 @@ impl Backend for LocalBackend {
         })
     }
 
-    fn unregister(
-        &self,
-        caller: Caller,
-        client_id: String,
-        producer_groups: Vec<String>,
-        consumer_group: Option<String>,
-    ) -> Reply<()> {
+    fn unregister(&self, caller: Caller, u: Unregistration) -> Reply<()> {
         self.run(move |svc| async move {
-            for g in producer_groups {
-                let u = UnregisterRequest {
-                    client_id: client_id.clone(),
-                    producer_group: Some(g),
-                    consumer_group: None,
-                };
-                svc.unregister(&caller, u).await?;
-            }
-            if consumer_group.is_some() {
-                let u = UnregisterRequest {
-                    client_id,
-                    producer_group: None,
+            let groups = u.producer_groups.into_iter().map(|g| (Some(g), None));
+            for (producer_group, consumer_group) in
+                groups.chain(u.consumer_group.map(|g| (None, Some(g))))
+            {
+                let req = UnregisterRequest {
+                    client_id: u.client_id.clone(),
+                    producer_group,
                     consumer_group,
                 };
-                svc.unregister(&caller, u).await?;
+                svc.unregister(&caller, req).await?;
             }
             Ok(())
         })
