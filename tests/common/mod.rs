@@ -262,9 +262,31 @@ fn run_system(
 // ----------------------------------------------------------- child process
 
 /// A free TCP port on 127.0.0.1 (bound then released).
+/// A port for a server a test starts. Taken below Linux's ephemeral range
+/// (32768 and up), so an outgoing connection of a concurrent test cannot
+/// take it between this check and the server's bind (a port from
+/// `bind(0)` could); handed out two apart and checked with its neighbour,
+/// since a broker also listens on port + 1 (`haListenPort`). Each test
+/// process starts at its own offset.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 614) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let bindable = |p: u32| std::net::TcpListener::bind(("127.0.0.1", p as u16)).is_ok();
+    for _ in 0..SPAN {
+        let p = LOW + NEXT.fetch_add(2, Ordering::SeqCst) % SPAN;
+        if bindable(p) && bindable(p + 1) {
+            return p as u16;
+        }
+    }
+    panic!("no free port pair in {LOW}..{}", LOW + SPAN);
 }
 
 /// The `actormq` binary running as a child; SIGKILLed on drop.
