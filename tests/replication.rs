@@ -251,6 +251,29 @@ fn spawn_master_as(dir: &Path, ha_port: u16, role: &str) -> (ChildServer, String
     )
 }
 
+/// Waits until the producers have `n` acknowledged sends, kills the master
+/// with SIGKILL while they go on sending, lets them notice, and returns
+/// what was acknowledged.
+async fn kill_after_acks<T: Clone>(
+    acked: &Mutex<Vec<T>>,
+    n: usize,
+    master: &mut ChildServer,
+    producers: Vec<tokio::task::JoinHandle<()>>,
+    what: &str,
+) -> Vec<T> {
+    let enough = eventually(Duration::from_secs(30), || async {
+        (acked.lock().unwrap().len() >= n).then_some(())
+    })
+    .await;
+    assert!(enough.is_some(), "the {what} acknowledged too few sends");
+    master.kill9();
+    for p in producers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), p).await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    acked
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_a_sync_master_acknowledged_survives_its_kill_9_on_the_slave() {
     let dir = tempfile::tempdir().unwrap();
@@ -280,19 +303,7 @@ async fn every_message_a_sync_master_acknowledged_survives_its_kill_9_on_the_sla
             }
         }));
     }
-    let enough = eventually(Duration::from_secs(30), || async {
-        (acked.lock().unwrap().len() >= 400).then_some(())
-    })
-    .await;
-    assert!(
-        enough.is_some(),
-        "the SYNC_MASTER acknowledged too few sends"
-    );
-    master.kill9();
-    for p in producers {
-        let _ = tokio::time::timeout(Duration::from_secs(10), p).await;
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = kill_after_acks(&acked, 400, &mut master, producers, "SYNC_MASTER").await;
     // The checker: every acknowledged message is on the slave.
     let c = client();
     let mut on_slave = BTreeSet::new();
@@ -477,19 +488,7 @@ async fn after_kill_9_of_an_async_master_the_slave_holds_an_intact_prefix_of_eac
             }
         }));
     }
-    let enough = eventually(Duration::from_secs(30), || async {
-        (acked.lock().unwrap().len() >= 2_000).then_some(())
-    })
-    .await;
-    assert!(
-        enough.is_some(),
-        "the ASYNC_MASTER acknowledged too few sends"
-    );
-    master.kill9();
-    for p in producers {
-        let _ = tokio::time::timeout(Duration::from_secs(10), p).await;
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = kill_after_acks(&acked, 2_000, &mut master, producers, "ASYNC_MASTER").await;
     let c = client();
     let mut lacking = 0;
     for q in 0..QUEUES {
