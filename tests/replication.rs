@@ -412,21 +412,36 @@ async fn wait_count(broker: &str, n: i64) -> bool {
     .is_some()
 }
 
+/// Sends messages `range` round-robin over the queues, message `i` with a
+/// body of `base + (i * step) % 9000` bytes (sizes vary so records straddle
+/// transfer frames and segment ends).
+async fn send_sized(
+    c: &actormq::client::RemotingClient,
+    broker: &str,
+    range: std::ops::Range<u64>,
+    base: usize,
+    step: usize,
+) {
+    for i in range {
+        let body = pseudo_body(i, base + (i as usize * step) % 9_000);
+        send_ok(
+            c,
+            broker,
+            TOPIC,
+            (i % QUEUES as u64) as i32,
+            &Msg::new(body),
+        )
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slave_restarted_mid_stream_catches_up_from_its_own_offset() {
     let m = master("rep-restart", BrokerRole::AsyncMaster, 0);
     let dir = tempfile::tempdir().unwrap();
     let c = client();
     create_topic(&c, m.broker(), TOPIC, QUEUES).await;
-    let send = |from: u64, to: u64| {
-        let (c, b) = (c.clone(), m.broker().to_owned());
-        async move {
-            for i in from..to {
-                let body = pseudo_body(i, 2_000 + (i as usize * 53) % 9_000);
-                send_ok(&c, &b, TOPIC, (i % QUEUES as u64) as i32, &Msg::new(body)).await;
-            }
-        }
-    };
+    let send = |from: u64, to: u64| send_sized(&c, m.broker(), from..to, 2_000, 53);
     // Started empty on an empty master: it copies from offset 0.
     let s = slave_on(m.namesrv(), "rep-restart", dir.path());
     wait_slave_connected(m.broker()).await;
@@ -546,15 +561,7 @@ async fn an_empty_slave_starts_from_the_masters_last_segment() {
     let m = master("rep-last", BrokerRole::AsyncMaster, 0);
     let c = client();
     create_topic(&c, m.broker(), TOPIC, QUEUES).await;
-    let send = |from: u64, to: u64| {
-        let (c, b) = (c.clone(), m.broker().to_owned());
-        async move {
-            for i in from..to {
-                let body = pseudo_body(i, 3_000 + (i as usize * 71) % 9_000);
-                send_ok(&c, &b, TOPIC, (i % QUEUES as u64) as i32, &Msg::new(body)).await;
-            }
-        }
-    };
+    let send = |from: u64, to: u64| send_sized(&c, m.broker(), from..to, 3_000, 71);
     // ~2.3 MiB over 1 MiB segments: the last one starts at 2 MiB.
     send(0, 300).await;
     let dir = tempfile::tempdir().unwrap();
