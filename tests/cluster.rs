@@ -358,7 +358,10 @@ fn bad_files_are_refused_with_clear_errors() {
     let dir = tmp.path().join("c");
     let head = format!("[cluster]\ndir = \"{}\"\n", dir.display());
     let cases = [
-        ("[[proxy]]\nname = \"p\"\n", "not supported yet"),
+        (
+            "[[namesrv]]\nname = \"n\"\nport = 30013\n[[proxy]]\nname = \"p\"\ngrpcServerPort = true\n",
+            "not a valid rmq-proxy.json",
+        ),
         ("[[nameserver]]\nname = \"n\"\n", "unknown kind"),
         (
             "[[namesrv]]\nname = \"x\"\nport = 30001\n[[broker]]\nname = \"x\"\nlistenPort = 30011\n",
@@ -419,6 +422,10 @@ fn the_example_files_are_valid() {
     let two = actormq::cluster::ClusterSpec::load(&dir.join("cluster-2m.toml")).unwrap();
     let roles: Vec<&str> = two.children.iter().map(|c| c.role.as_str()).collect();
     assert_eq!(roles, ["namesrv", "SYNC_MASTER", "SLAVE"]);
+    let proxy = actormq::cluster::ClusterSpec::load(&dir.join("cluster-proxy.toml")).unwrap();
+    let roles: Vec<&str> = proxy.children.iter().map(|c| c.role.as_str()).collect();
+    assert_eq!(roles, ["namesrv", "ASYNC_MASTER", "proxy"]);
+    assert_eq!(proxy.children[2].props["namesrvAddr"], "127.0.0.1:9876");
     let four = actormq::cluster::ClusterSpec::load(&dir.join("cluster-2m2s-async.toml")).unwrap();
     let roles: Vec<&str> = four.children.iter().map(|c| c.role.as_str()).collect();
     assert_eq!(
