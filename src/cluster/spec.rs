@@ -240,9 +240,11 @@ impl ClusterSpec {
                 "broker" => ChildKind::Broker,
                 "controller" => ChildKind::Controller,
                 "proxy" => ChildKind::Proxy,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "[{other}]: unknown kind (known: cluster, namesrv, controller, broker, proxy)"
-                )),
+                ))
+                }
             };
             match v {
                 toml::Value::Array(items) => {
