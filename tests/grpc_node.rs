@@ -55,7 +55,8 @@ fn node_client(mode: Mode) {
     };
     let node = start(mode);
     let c = client();
-    rt().block_on(async {
+    let rt = rt();
+    rt.block_on(async {
         create_typed(&c, &node.broker, "N5Normal", 2, None).await;
         create_typed(&c, &node.broker, "N5Fifo", 4, Some("FIFO")).await;
     });
@@ -100,7 +101,7 @@ fn node_client(mode: Mode) {
         ["got", "10", "missing", "0"],
         "{output}"
     );
-    rt().block_on(async {
+    rt.block_on(async {
         let stored = pull_topic(&c, &node.broker, "N5Normal", 2).await;
         assert_eq!(stored.len(), 10);
         for r in results.iter().filter(|r| r[0] == "NORMAL") {

@@ -73,7 +73,8 @@ async function main() {
     await sleep(200);
   }
   out('PUSH', 'got', pushed.size, 'missing', sent.filter(id => !pushed.has(id)).length);
-  await push.shutdown();
+  // The push consumer's shutdown waits for its long polls to end.
+  await Promise.race([push.shutdown(), sleep(5000)]);
 }
 
 main().then(() => {
