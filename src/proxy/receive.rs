@@ -383,13 +383,26 @@ pub(super) fn handle_cmd(group: &str, topic: &str, h: &Handle) -> HandleCmd {
 }
 
 /// The handle a call means: the latest renewal of an auto-renewed message
-/// (which then stops being renewed), else the client's own; expired ones
-/// are refused.
-fn resolve(p: &Proxy, m: &Meta, group: &str, msg_id: &str, text: &str) -> Result<Handle, Failure> {
+/// (which then stops being renewed; its entry comes along, to be put back
+/// if the call fails), else the client's own; expired ones are refused.
+fn resolve(
+    p: &Proxy,
+    m: &Meta,
+    group: &str,
+    msg_id: &str,
+    text: &str,
+) -> Result<(Handle, Option<Managed>), Failure> {
     match p.renewals.take(&m.client_id, group, msg_id, text) {
-        Some(h) if h.next_visible() > now_ms() => Ok(h),
+        Some(e) if e.current.next_visible() > now_ms() => Ok((e.current.clone(), Some(e))),
         Some(_) => Err(invalid_handle("receipt handle is expired")),
-        None => live_handle(text),
+        None => live_handle(text).map(|h| (h, None)),
+    }
+}
+
+/// A call on a taken entry failed: renew it again.
+fn restore(p: &Proxy, m: &Meta, group: &str, msg_id: &str, e: Option<Managed>) {
+    if let Some(e) = e {
+        p.renewals.add(&m.client_id, group, msg_id, e);
     }
 }
 
@@ -412,8 +425,17 @@ pub async fn ack(
     check_group(&group)?;
     check_topic(&topic)?;
     authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
+    let mut taken: Vec<Option<Managed>> = Vec::with_capacity(r.entries.len());
     let handles: Vec<Result<Handle, Failure>> = (r.entries.iter())
-        .map(|e| resolve(p, &m, &group, &e.message_id, &e.receipt_handle))
+        .map(|e| {
+            let r = resolve(p, &m, &group, &e.message_id, &e.receipt_handle);
+            let (h, t) = match r {
+                Ok((h, t)) => (Ok(h), t),
+                Err(f) => (Err(f), None),
+            };
+            taken.push(t);
+            h
+        })
         .collect();
     let mut statuses: Vec<Option<pb::Status>> = handles
         .iter()
@@ -457,6 +479,11 @@ pub async fn ack(
             statuses[i] = Some(st);
         }
     }
+    for ((e, st), t) in r.entries.iter().zip(&statuses).zip(taken) {
+        if st.as_ref().is_some_and(|s| s.code != Code::Ok as i32) {
+            restore(p, &m, &group, &e.message_id, t);
+        }
+    }
     let entries: Vec<pb::AckMessageResultEntry> = (r.entries.iter().zip(statuses))
         .map(|(e, st)| pb::AckMessageResultEntry {
             message_id: e.message_id.clone(),
@@ -487,11 +514,18 @@ pub async fn change_invisible(
             "the invisible time is out of range",
         ));
     }
-    let h = resolve(p, &m, &group, &r.message_id, &r.receipt_handle)?;
-    let new = p
+    let (h, taken) = resolve(p, &m, &group, &r.message_id, &r.receipt_handle)?;
+    let new = match p
         .backend
-        .change_invisible(m.caller, handle_cmd(&group, &topic, &h), ms)
-        .await?;
+        .change_invisible(m.caller.clone(), handle_cmd(&group, &topic, &h), ms)
+        .await
+    {
+        Ok(new) => new,
+        Err(e) => {
+            restore(p, &m, &group, &r.message_id, taken);
+            return Err(e.into());
+        }
+    };
     Ok(pb::ChangeInvisibleDurationResponse {
         status: Some(ok()),
         receipt_handle: format!("{new} {}", h.commit_log_offset.unwrap_or(-1)),
@@ -535,14 +569,18 @@ pub async fn forward_to_dlq(
     check_group(&group)?;
     check_topic(&topic)?;
     authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
-    let h = match p
+    let taken = p
         .renewals
-        .take(&m.client_id, &group, &r.message_id, &r.receipt_handle)
-    {
-        Some(h) => h,
+        .take(&m.client_id, &group, &r.message_id, &r.receipt_handle);
+    let h = match &taken {
+        Some(e) => e.current.clone(),
         None => Handle::parse(&r.receipt_handle).map_err(|e| invalid_handle(&e))?,
     };
-    dead_letter(p, &m, &group, &topic, &h, &r.message_id).await
+    let done = dead_letter(p, &m, &group, &topic, &h, &r.message_id).await;
+    if done.is_err() {
+        restore(p, &m, &group, &r.message_id, taken);
+    }
+    done
 }
 
 #[cfg(test)]

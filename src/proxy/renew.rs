@@ -85,9 +85,11 @@ impl Renewals {
     }
 
     /// Stops renewing the message `msg_id` the client holds as `handle`;
-    /// answers the handle to use instead (the latest renewal), or None when
-    /// the proxy does not manage it (then the client's handle stands).
-    pub fn take(&self, client: &str, group: &str, msg_id: &str, handle: &str) -> Option<Handle> {
+    /// answers its entry (`current` is the handle to use instead), or None
+    /// when the proxy does not manage it (then the client's handle stands).
+    /// A call that then fails puts the entry back ([`Self::add`]), so the
+    /// client's retry finds it (rocketmq #11174).
+    pub fn take(&self, client: &str, group: &str, msg_id: &str, handle: &str) -> Option<Managed> {
         let mut all = self.lock();
         let key = (client.to_owned(), group.to_owned());
         let msgs = all.get_mut(&key)?;
@@ -99,7 +101,7 @@ impl Renewals {
         if msgs.is_empty() {
             all.remove(&key);
         }
-        Some(m.current)
+        Some(m)
     }
 
     /// Removes and answers every handle of clients `gone` says are gone.
