@@ -4,86 +4,17 @@
 //! consumers, FIFO consumption and batch ack, ACL in CLUSTER mode, and
 //! `actormq broker --enable-proxy`.
 
+mod cluster_support;
 mod common;
 mod grpc5;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use cluster_support::*;
 use common::*;
 use grpc5::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_actormq");
-const SMALL_STORE: &str =
-    "mapedFileSizeCommitLog = 1048576\nmaxHashSlotNum = 5000\nmaxIndexNum = 20000\n";
-
 // ------------------------------------------------- a proxy from a cluster file
-
-/// `actormq cluster` in its own process group; on drop the group and every
-/// child its status file names get SIGKILL.
-struct Supervisor {
-    child: Child,
-    dir: PathBuf,
-    file: PathBuf,
-    out: PathBuf,
-}
-
-impl Supervisor {
-    fn start(dir: &Path, toml: &str) -> Supervisor {
-        let file = dir.join("cluster.toml");
-        std::fs::write(&file, toml).unwrap();
-        let out = dir.join("supervisor.log");
-        let log = std::fs::File::create(&out).unwrap();
-        let child = Command::new(BIN)
-            .args(["cluster", "-c"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("spawn the supervisor");
-        Supervisor {
-            child,
-            dir: dir.join("c"),
-            file,
-            out,
-        }
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(self.dir.join("cluster-status.json")).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        let Some(st) = self.status() else {
-            return Vec::new();
-        };
-        (st["children"].as_array().into_iter().flatten())
-            .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
-            .collect()
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let pids = self.pids();
-        // SAFETY: plain kill(2) of processes this test started.
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for p in pids {
-            unsafe { libc::kill(p as i32, libc::SIGKILL) };
-        }
-    }
-}
 
 /// A cluster file with one name server, one broker and one proxy: the
 /// supervisor starts the proxy after the broker, a Python 5.x client sends
@@ -141,13 +72,8 @@ fn grpc_cluster_file_starts_a_proxy_clients_use() {
         "{results:?}"
     );
 
-    let o = Command::new(BIN)
-        .args(["cluster", "status", "-c"])
-        .arg(&sup.file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(0), "{text}");
+    let (code, text) = sup.status_cmd();
+    assert_eq!(code, 0, "{text}");
     let row: Vec<&str> = text
         .lines()
         .find(|l| l.starts_with("p1 "))
@@ -156,7 +82,7 @@ fn grpc_cluster_file_starts_a_proxy_clients_use() {
         .collect();
     assert_eq!(row[2..5], ["proxy", &g.to_string(), "running"], "{text}");
 
-    let pids = sup.pids();
+    let pids = sup.all_pids();
     assert_eq!(pids.len(), 3, "{:?}", sup.status());
     unsafe { libc::kill(sup.child.id() as i32, libc::SIGTERM) };
     let code = wait_child(&mut sup.child, Duration::from_secs(60));
@@ -166,6 +92,9 @@ fn grpc_cluster_file_starts_a_proxy_clients_use() {
         at(&out, "[cluster] proxy p1 stopped") < at(&out, "[cluster] stopping broker b0"),
         "the proxy stops first:\n{out}"
     );
+    for p in pids {
+        assert!(!alive(p), "child {p} left behind");
+    }
 }
 
 // ------------------------------------------------------------- auto-renew

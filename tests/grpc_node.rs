@@ -104,16 +104,7 @@ fn node_client(mode: Mode) {
     rt.block_on(async {
         let stored = pull_topic(&c, &node.broker, "N5Normal", 2).await;
         assert_eq!(stored.len(), 10);
-        for r in results.iter().filter(|r| r[0] == "NORMAL") {
-            let m = stored
-                .iter()
-                .find(|m| uniq(m) == r[1])
-                .unwrap_or_else(|| panic!("{} not stored", r[1]));
-            assert_eq!(String::from_utf8_lossy(&m.body), r[2]);
-            assert_eq!(m.tags(), Some("TagA"));
-            assert!(m.keys().is_some_and(|k| k.starts_with("key-")));
-            assert_eq!(m.property("origin"), Some("node5"));
-        }
+        assert_normal_stored(&results, &stored, "node5");
         let mut fifo = Vec::new();
         for q in 0..4 {
             for m in pull_all(&c, &node.broker, "N5Fifo", q).await {

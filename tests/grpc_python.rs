@@ -42,16 +42,7 @@ fn producer_sends(mode: Mode) {
         let normal: Vec<&Vec<String>> = results.iter().filter(|r| r[0] == "NORMAL").collect();
         assert_eq!(normal.len(), 10);
         assert_eq!(stored.len(), 10, "{mode:?}");
-        for r in &normal {
-            let m = stored
-                .iter()
-                .find(|m| uniq(m) == r[1])
-                .unwrap_or_else(|| panic!("{} not stored", r[1]));
-            assert_eq!(String::from_utf8_lossy(&m.body), r[2]);
-            assert_eq!(m.tags(), Some("TagA"));
-            assert!(m.keys().is_some_and(|k| k.starts_with("key-")));
-            assert_eq!(m.property("origin"), Some("python5"));
-        }
+        assert_normal_stored(&results, &stored, "python5");
         // FIFO: one queue per message group, in send order.
         let fifo: Vec<&Vec<String>> = results.iter().filter(|r| r[0] == "FIFO").collect();
         assert_eq!(fifo.len(), 10);

@@ -250,3 +250,18 @@ pub fn rt() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Every `NORMAL <id> <body>` result is stored once with tag `TagA`, keys
+/// `key-*` and the user property `origin` (the scripts' normal sends).
+pub fn assert_normal_stored(results: &[Vec<String>], stored: &[MessageExt], origin: &str) {
+    for r in results.iter().filter(|r| r[0] == "NORMAL") {
+        let m = stored
+            .iter()
+            .find(|m| uniq(m) == r[1])
+            .unwrap_or_else(|| panic!("{} not stored", r[1]));
+        assert_eq!(String::from_utf8_lossy(&m.body), r[2]);
+        assert_eq!(m.tags(), Some("TagA"));
+        assert!(m.keys().is_some_and(|k| k.starts_with("key-")));
+        assert_eq!(m.property("origin"), Some(origin));
+    }
+}

@@ -245,6 +245,14 @@ def renew(endpoint, topic, group, count, sleep_s, quiet_s):
         "ackfail", ack_failures())
 
 
+def receive_n(c, n, invisible_s=20, within_s=30):
+    """Receives until `n` messages arrived (or `within_s` passed)."""
+    got, deadline = [], time.time() + within_s
+    while len(got) < n and time.time() < deadline:
+        got += c.receive(n - len(got), invisible_s)
+    return got
+
+
 def fifo(endpoint, topic, group):
     """A FIFO group through a SimpleConsumer: one message group in order, the
     next messages only once everything received before is acked; the second
@@ -256,10 +264,7 @@ def fifo(endpoint, topic, group):
     for i in range(6):
         p.send(message(topic, f"fifo-{i}", group="order-1"))
     p.shutdown()
-    first = []
-    deadline = time.time() + 30
-    while len(first) < 3 and time.time() < deadline:
-        first += c.receive(3 - len(first), 20)
+    first = receive_n(c, 3)
     out("FIFO1", *[m.body.decode() for m in first])
     # Nothing more while the first three are not all acked.
     blocked = c.receive(3, 20)
@@ -269,10 +274,7 @@ def fifo(endpoint, topic, group):
     blocked = c.receive(3, 20)
     out("BLOCKED2", len(blocked))
     c.ack(first[2])
-    second = []
-    deadline = time.time() + 30
-    while len(second) < 3 and time.time() < deadline:
-        second += c.receive(3 - len(second), 20)
+    second = receive_n(c, 3)
     out("FIFO2", *[m.body.decode() for m in second])
     st = batch_ack(c, topic, group, second, bogus=False)
     out("FIFOACK", st.code, *[e.status.code for e in st.entries])
@@ -317,10 +319,7 @@ def batchack(endpoint, topic, group, count):
     for i in range(count):
         p.send(message(topic, f"batch-{i}"))
     p.shutdown()
-    got = []
-    deadline = time.time() + 30
-    while len(got) < count and time.time() < deadline:
-        got += c.receive(16, 10)
+    got = receive_n(c, count, invisible_s=10)
     out("RECEIVED", len(got))
     st = batch_ack(c, topic, group, got, bogus=True)
     codes = [e.status.code for e in st.entries]
