@@ -150,6 +150,16 @@ def dlq(endpoint, topic, group):
         c.shutdown()
 
 
+def send_n(endpoint, topic, prefix, count):
+    """Sends `count` messages; answers their ids."""
+    p = Producer(config(endpoint), (topic,))
+    p.startup()
+    try:
+        return {p.send(message(topic, f"{prefix}-{i}")).message_id for i in range(count)}
+    finally:
+        p.shutdown()
+
+
 class Listener(MessageListener):
     def __init__(self, name, seen, lock):
         self.name, self.seen, self.lock = name, seen, lock
@@ -170,10 +180,7 @@ def push(endpoint, topic, groups, count):
             c.startup()
             consumers.append(c)
     time.sleep(3)
-    p = Producer(config(endpoint), (topic,))
-    p.startup()
-    sent = {p.send(message(topic, f"push-{i}")).message_id for i in range(count)}
-    p.shutdown()
+    sent = send_n(endpoint, topic, "push", count)
     deadline = time.time() + 90
     want = count * len(groups.split(","))
     while time.time() < deadline:
@@ -226,10 +233,7 @@ def renew(endpoint, topic, group, count, sleep_s, quiet_s):
         c.startup()
         consumers.append(c)
     time.sleep(3)
-    p = Producer(config(endpoint), (topic,))
-    p.startup()
-    sent = {p.send(message(topic, f"slow-{i}")).message_id for i in range(count)}
-    p.shutdown()
+    sent = send_n(endpoint, topic, "slow", count)
     deadline = time.time() + 120
     while time.time() < deadline:
         with lock:
