@@ -230,3 +230,78 @@ pub async fn renew_round(p: &Proxy) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(text: &str) -> Managed {
+        Managed {
+            topic: "T".into(),
+            original: text.into(),
+            current: Handle::parse(text).unwrap(),
+            reconsume_times: 0,
+            received_ms: now_ms(),
+            renewals: 0,
+            failures: 0,
+            caller: Caller::connection(([127, 0, 0, 1], 1).into(), 0),
+        }
+    }
+
+    #[test]
+    fn handles_are_taken_by_the_original_or_the_current_text() {
+        let r = Renewals::default();
+        let soon = format!("5 {} 4000 1 0 b 0 5 77", now_ms());
+        r.add("c1", "g", "m1", entry(&soon));
+        // Another client, group or handle does not take it.
+        assert!(r.take("c2", "g", "m1", &soon).is_none());
+        assert!(r.take("c1", "g2", "m1", &soon).is_none());
+        assert!(r.take("c1", "g", "m1", "1 2 3 4 0 b 0 9 1").is_none());
+        // Renewed: the client's original text still finds the new handle.
+        let renewed = format!("5 {} 60000 1 0 b 0 5", now_ms() + 10);
+        r.update("c1", "g", "m1", &soon, |e| {
+            e.current = Handle::parse(&renewed).unwrap();
+            e.current.commit_log_offset = Some(77);
+            e.renewals += 1;
+            true
+        });
+        let e = r.take("c1", "g", "m1", &soon).expect("managed");
+        assert_eq!(e.current.invisible_ms, 60_000);
+        assert_eq!(e.current.commit_log_offset, Some(77));
+        assert!(r.take("c1", "g", "m1", &soon).is_none(), "taken once");
+        // Put back after a failed call, it is found by its current text.
+        let text = client_text(&e.current);
+        r.add("c1", "g", "m1", e);
+        assert!(r.take("c1", "g", "m1", &text).is_some());
+    }
+
+    #[test]
+    fn due_lists_handles_expiring_before_the_horizon_and_gone_clients_drain() {
+        let r = Renewals::default();
+        let now = now_ms();
+        r.add(
+            "c1",
+            "g",
+            "soon",
+            entry(&format!("1 {now} 3000 1 0 b 0 1 1")),
+        );
+        r.add(
+            "c1",
+            "g",
+            "late",
+            entry(&format!("2 {now} 600000 1 0 b 0 2 2")),
+        );
+        r.add(
+            "c2",
+            "g",
+            "other",
+            entry(&format!("3 {now} 3000 1 0 b 0 3 3")),
+        );
+        let due: Vec<String> = r.due(now + 10_000).into_iter().map(|d| d.2).collect();
+        assert_eq!(due.len(), 2);
+        assert!(due.contains(&"soon".to_owned()) && due.contains(&"other".to_owned()));
+        let gone = r.drain_gone(|c| c == "c2");
+        assert_eq!(gone.len(), 1);
+        assert_eq!(r.due(now + 10_000).len(), 1);
+    }
+}
