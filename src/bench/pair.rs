@@ -16,7 +16,19 @@ use crate::wire::codes::response;
 use crate::wire::RemotingCommand;
 
 /// A child process, killed (and reaped) on drop.
-struct Proc(Child);
+pub(super) struct Proc(Child);
+
+impl Proc {
+    /// `kill -9`, then reap.
+    pub(super) fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    pub(super) fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -25,7 +37,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> BenchResult<u16> {
+pub(super) fn free_port() -> BenchResult<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -33,11 +45,16 @@ fn free_port() -> BenchResult<u16> {
 
 /// Starts the current binary with `args`, its output in `log`.
 fn spawn(args: &[String], log: &Path) -> BenchResult<Proc> {
+    spawn_exe(&std::env::current_exe()?, args, log, "warn")
+}
+
+/// Starts `exe` with `args` and `ACTORMQ_LOG=level`, its output in `log`.
+pub(super) fn spawn_exe(exe: &Path, args: &[String], log: &Path, level: &str) -> BenchResult<Proc> {
     let out = std::fs::File::create(log)?;
     let parent = std::process::id() as libc::pid_t;
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = Command::new(exe);
     cmd.args(args)
-        .env("ACTORMQ_LOG", "warn")
+        .env("ACTORMQ_LOG", level)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
@@ -56,7 +73,8 @@ fn spawn(args: &[String], log: &Path) -> BenchResult<Proc> {
     Ok(Proc(cmd.spawn()?))
 }
 
-async fn wait_port(addr: &str, log: &Path) -> BenchResult<()> {
+/// Waits up to 30 s until `addr` accepts connections; the error quotes `log`.
+pub(super) async fn wait_port(addr: &str, log: &Path) -> BenchResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
