@@ -430,7 +430,9 @@ impl Cluster {
     pub async fn round(&mut self, n: usize, load: &Load) -> BenchResult<Round> {
         let old = self.ready(Some(load), 50).await?;
         let ids = self.ids();
-        let idx = *ids.get(&old).ok_or("the master is not one of the brokers")?;
+        let idx = *ids
+            .get(&old)
+            .ok_or("the master is not one of the brokers")?;
         let t0 = Instant::now();
         if let Some(p) = self.brokers[idx].proc.take() {
             p.kill9();
@@ -559,21 +561,36 @@ pub fn phase_table(rounds: &[Round]) -> Vec<(&'static str, Duration, Duration)> 
     let phase = |name, f: fn(&Round) -> Duration| {
         let mut v: Vec<Duration> = rounds.iter().map(f).collect();
         v.sort();
-        let p50 = v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or_default();
+        let p50 = v
+            .get(v.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or_default();
         (name, p50, v.last().copied().unwrap_or_default())
     };
     vec![
         phase("detection (kill -> controller marks dead)", |r| r.detection),
-        phase("election (kill -> new master at controller)", |r| r.election),
-        phase("route switch (kill -> new master id 0 at name server)", |r| r.route),
-        phase("first acknowledged send issued after the kill", |r| r.first_send),
+        phase("election (kill -> new master at controller)", |r| {
+            r.election
+        }),
+        phase(
+            "route switch (kill -> new master id 0 at name server)",
+            |r| r.route,
+        ),
+        phase("first acknowledged send issued after the kill", |r| {
+            r.first_send
+        }),
         phase("restarted broker back (alive, in sync)", |r| r.rejoin),
     ]
 }
 
 /// Prints the rounds' phase table.
 pub fn print_phases(rounds: &[Round]) {
-    println!("{:<56} {:>9} {:>9}", format!("phase ({} rounds)", rounds.len()), "p50 ms", "max ms");
+    println!(
+        "{:<56} {:>9} {:>9}",
+        format!("phase ({} rounds)", rounds.len()),
+        "p50 ms",
+        "max ms"
+    );
     for (name, p50, max) in phase_table(rounds) {
         println!(
             "{name:<56} {:>9.0} {:>9.0}",
@@ -654,7 +671,11 @@ impl Load {
 
     fn sender(&self, q: i32, size: usize) -> impl std::future::Future<Output = ()> + Send {
         let (stop, acks, unacked) = (self.stop.clone(), self.acks.clone(), self.unacked.clone());
-        let (last_error, count, p) = (self.last_error.clone(), self.count.clone(), self.producer.clone());
+        let (last_error, count, p) = (
+            self.last_error.clone(),
+            self.count.clone(),
+            self.producer.clone(),
+        );
         let mq = MessageQueue {
             topic: self.topic.clone(),
             broker_name: BROKER.into(),
@@ -668,7 +689,9 @@ impl Load {
                 body.resize(size.max(body.len()), b'x');
                 let body = Bytes::from(body);
                 let started = Instant::now();
-                let r = p.send_to_queue(Message::new(&mq.topic, body.clone()), &mq).await;
+                let r = p
+                    .send_to_queue(Message::new(&mq.topic, body.clone()), &mq)
+                    .await;
                 match r {
                     Ok(r) if r.status == SendStatus::SendOk => {
                         lock(&acks).push(Ack {
@@ -748,6 +771,10 @@ pub struct Verdict {
     pub unacked_stored: usize,
     /// Not acknowledged and stored more than once.
     pub unacked_duplicated: usize,
+    /// Consume-queue positions whose record names another queue offset
+    /// (a log and its consume queue out of step; reported, and any
+    /// acknowledged message it hides or repeats fails the check).
+    pub mismatched: Vec<String>,
 }
 
 impl Verdict {
@@ -765,7 +792,8 @@ impl fmt::Display for Verdict {
         write!(
             f,
             "{} acknowledged, {} stored; missing {} [{}], misplaced {} [{}], duplicated {} [{}], \
-             out of order {} [{}]; unacknowledged but stored {}, of them duplicated {}",
+             out of order {} [{}]; unacknowledged but stored {}, of them duplicated {}; \
+             consume-queue positions holding another queue offset {} [{}]",
             self.acked,
             self.stored,
             self.missing.len(),
@@ -777,18 +805,22 @@ impl fmt::Display for Verdict {
             self.out_of_order.len(),
             few(&self.out_of_order),
             self.unacked_stored,
-            self.unacked_duplicated
+            self.unacked_duplicated,
+            self.mismatched.len(),
+            few(&self.mismatched)
         )
     }
 }
 
 /// Every message of `topic`/`queue` on `broker` from offset 0, each
-/// record's body CRC checked.
+/// record's body CRC checked; positions whose record carries another queue
+/// offset are added to `mismatched`.
 async fn read_queue(
     c: &RemotingClient,
     broker: &str,
     topic: &str,
     queue: i32,
+    mismatched: &mut Vec<String>,
 ) -> BenchResult<Vec<MessageExt>> {
     let mut out = Vec::new();
     let mut offset = 0;
@@ -815,6 +847,7 @@ async fn read_queue(
         let next = PullMessageResponseHeader::from_ext(&r.ext).map(|h| h.next_begin_offset);
         match r.code {
             rs::SUCCESS => {
+                let before = out.len();
                 let body = r.body_bytes();
                 let mut at = 0;
                 while at < body.len() {
@@ -824,6 +857,15 @@ async fn read_queue(
                     out.push(m);
                 }
                 let next = next?;
+                for (i, m) in out[before..].iter().enumerate() {
+                    let want = offset + i as i64;
+                    if m.queue_offset != want {
+                        mismatched.push(format!(
+                            "queue {queue} position {want} holds a record of queue offset {} (log offset {})",
+                            m.queue_offset, m.commit_log_offset
+                        ));
+                    }
+                }
                 if next <= offset {
                     return Err(format!("queue {queue}: no progress at {offset}").into());
                 }
@@ -859,10 +901,12 @@ pub async fn check(
     let deadline = Instant::now() + patience;
     loop {
         let mut stored: HashMap<i32, Vec<MessageExt>> = HashMap::new();
+        let mut mismatched = Vec::new();
         for q in 0..queues {
-            stored.insert(q, read_queue(&c, broker, topic, q).await?);
+            stored.insert(q, read_queue(&c, broker, topic, q, &mut mismatched).await?);
         }
-        let v = compare(&stored, sent);
+        let mut v = compare(&stored, sent);
+        v.mismatched = mismatched;
         if v.missing.is_empty() || Instant::now() > deadline {
             return Ok(v);
         }
@@ -871,14 +915,19 @@ pub async fn check(
 }
 
 fn compare(stored: &HashMap<i32, Vec<MessageExt>>, sent: &Sent) -> Verdict {
-    let mut copies: HashMap<&[u8], usize> = HashMap::new();
+    // Body → where each copy is: (queue, queue offset, commit-log offset).
+    let mut copies: HashMap<&[u8], Vec<(i32, i64, i64)>> = HashMap::new();
     let mut at: HashMap<(i32, i64), &MessageExt> = HashMap::new();
     for (q, msgs) in stored {
         for m in msgs {
-            *copies.entry(&m.body[..]).or_default() += 1;
+            copies
+                .entry(&m.body[..])
+                .or_default()
+                .push((*q, m.queue_offset, m.commit_log_offset));
             at.insert((*q, m.queue_offset), m);
         }
     }
+    let count = |b: &[u8]| copies.get(b).map_or(0, Vec::len);
     let mut v = Verdict {
         acked: sent.acked.len(),
         stored: stored.values().map(Vec::len).sum(),
@@ -893,10 +942,13 @@ fn compare(stored: &HashMap<i32, Vec<MessageExt>>, sent: &Sent) -> Verdict {
             a.offset,
             a.msg_id
         );
-        match copies.get(&a.body[..]).copied().unwrap_or(0) {
+        match count(&a.body) {
             0 => v.missing.push(name.clone()),
             1 => {}
-            n => v.duplicated.push(format!("{name} x{n}")),
+            _ => v.duplicated.push(format!(
+                "{name} stored at (queue, queue offset, log offset) {:?}",
+                copies[&a.body[..]]
+            )),
         }
         let here = at.get(&(a.queue, a.offset));
         let same = here.is_some_and(|m| {
@@ -912,7 +964,7 @@ fn compare(stored: &HashMap<i32, Vec<MessageExt>>, sent: &Sent) -> Verdict {
         }
     }
     for b in &sent.unacked {
-        match copies.get(&b[..]).copied().unwrap_or(0) {
+        match count(b) {
             0 => {}
             1 => v.unacked_stored += 1,
             _ => {
@@ -997,8 +1049,10 @@ async fn bench(root: &Path, a: &FailoverBench) -> BenchResult<()> {
         .await?;
         drop(cluster);
         ctl.name = "controller mode, allAckInSyncStateSet".into();
-        ctl.notes
-            .push_str(&format!(", group of {} in controller mode", a.brokers.max(2)));
+        ctl.notes.push_str(&format!(
+            ", group of {} in controller mode",
+            a.brokers.max(2)
+        ));
         let sync = throughput_row(&root.join("sync"), "SYNC_MASTER", &ra).await?;
         let asy = throughput_row(&root.join("async"), "ASYNC_MASTER", &ra).await?;
         for base in [&sync, &asy] {
