@@ -42,10 +42,6 @@ fn spec(dir: &tempfile::TempDir, embedded: bool) -> Spec {
     );
     s.port = common::free_port;
     s.log_level = "info".into();
-    if std::env::var("FO_DEV").is_ok() {
-        s.wait_in_sync = false;
-        s.controller_lines = "enableElectUncleanMaster=true\n".into();
-    }
     s
 }
 
