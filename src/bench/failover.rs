@@ -1040,7 +1040,10 @@ async fn bench(root: &Path, a: &FailoverBench) -> BenchResult<()> {
             json: None,
         };
         let mut cluster = Cluster::start(spec(root, a, "throughput", SEGMENT)?).await?;
-        cluster.ready(None, 0).await?;
+        // A slave joins the SyncStateSet once it acknowledged something.
+        let warm = Load::start(&cluster.namesrv, TOPIC, 1, 64).await?;
+        cluster.ready(Some(&warm), 10).await?;
+        warm.stop().await;
         let mut ctl = super::produce::run_produce(&produce_args(
             &cluster.namesrv,
             "BenchFailoverThroughput",
