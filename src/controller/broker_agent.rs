@@ -400,15 +400,34 @@ impl Step {
         let info = GetReplicaInfoResponseHeader::from_ext(&r.ext).map_err(|e| e.to_string())?;
         let epoch = info.master_epoch.unwrap_or(0);
         let (set, ss_epoch) = set_of(&r);
-        if let Some(a) = &self.links.auto {
-            a.controller_contact();
+        let r = self
+            .follow_reply(id, &leader, epoch, info, (set, ss_epoch), k)
+            .await;
+        // Only a reply the broker acted on proves contact: a master learning
+        // here that it was deposed must not count as reachable meanwhile.
+        if r.is_ok() {
+            if let Some(a) = &self.links.auto {
+                a.controller_contact();
+            }
         }
+        r
+    }
+
+    async fn follow_reply(
+        &self,
+        id: i64,
+        leader: &str,
+        epoch: i32,
+        info: GetReplicaInfoResponseHeader,
+        (set, ss_epoch): (BTreeSet<i64>, Option<i32>),
+        k: &mut Known,
+    ) -> StepResult<()> {
         match (info.master_broker_id, info.master_address) {
             (Some(m), Some(addr)) if epoch > k.master_epoch => {
                 self.apply(id, m, addr, epoch, (set, ss_epoch.unwrap_or(0)), k)
                     .await
             }
-            (None, _) if epoch >= k.master_epoch => self.nominate(&leader, id, k).await,
+            (None, _) if epoch >= k.master_epoch => self.nominate(leader, id, k).await,
             (Some(m), _) if m == id && epoch == k.master_epoch => {
                 if let (Some(a), Some(e)) = (&self.links.auto, ss_epoch) {
                     a.adopt_set(epoch, set, e);

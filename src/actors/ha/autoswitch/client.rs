@@ -117,6 +117,8 @@ async fn follow(
         broker_id: auto.my_id(),
     };
     wr.write_all(&hs.encode()).await?;
+    // A new master (a higher epoch) means a new connection.
+    let epoch_at_connect = auto.master_epoch();
     // HANDSHAKE: the master's end and epochs.
     let (master_end, master_epochs) = match tokio::time::timeout(housekeeping, frames.next()).await
     {
@@ -138,7 +140,7 @@ async fn follow(
     let mut last_epoch = -1;
     let (mut last_report, mut last_read) = (Instant::now(), Instant::now());
     loop {
-        if !still_slave(d, auto) {
+        if !still_slave(d, auto) || auto.master_epoch() != epoch_at_connect {
             return Ok(());
         }
         let wait = heartbeat.saturating_sub(last_report.elapsed());

@@ -230,6 +230,11 @@ impl AutoSwitch {
         lock(&self.st).master
     }
 
+    /// The master epoch of the role held.
+    pub fn master_epoch(&self) -> i32 {
+        lock(&self.st).master_epoch
+    }
+
     /// This broker's controller id (0 until known).
     pub fn my_id(&self) -> i64 {
         lock(&self.st).my_id
@@ -379,7 +384,7 @@ impl AutoSwitch {
             return;
         }
         let members = st.union();
-        if !learner && !members.contains(&id) && offset > 0 {
+        if !learner && !members.contains(&id) {
             let start = self.epochs().last().map_or(0, |(_, s)| s);
             if offset >= self.reader.confirm_offset() && offset >= start {
                 let mut next = st.local.clone();
@@ -445,8 +450,9 @@ impl AutoSwitch {
             for id in &others {
                 match st.slaves.get(id) {
                     Some(s) if s.connections > 0 && s.ack > 0 => c = c.min(s.ack),
-                    Some(s) if s.connections > 0 => {}
-                    // A member without a connection: keep the old value.
+                    // A member without a connection (#6662), or one that
+                    // has not acked anything yet (a fresh connection,
+                    // #6728): the old value stays.
                     _ => return,
                 }
             }
