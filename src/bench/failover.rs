@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::pair::{free_port, spawn_exe, wait_port, Proc};
+use super::pair::{broker_args, free_port, spawn_exe, wait_port, Proc};
 use super::replication::{produce_args, throughput_row, ReplicationBench, SEGMENT};
 use super::stats::{print_table, write_json};
 use super::target::{client, prepare_topic, route, BenchResult};
@@ -263,19 +263,7 @@ impl Cluster {
                 s.broker_lines,
             ),
         )?;
-        let args = [
-            "broker",
-            "-c",
-            &conf.display().to_string(),
-            "-n",
-            &self.namesrv,
-            "--port",
-            &port.to_string(),
-            "--store",
-            &dir.join("store").display().to_string(),
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        let args = broker_args(&conf, &self.namesrv, port, &dir.join("store"));
         let mut b = BrokerNode {
             proc: None,
             addr: format!("127.0.0.1:{port}"),

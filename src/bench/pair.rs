@@ -86,6 +86,24 @@ pub(super) async fn wait_port(addr: &str, log: &Path) -> BenchResult<()> {
     Err(format!("{addr} did not open; log {}:\n{text}", log.display()).into())
 }
 
+/// `actormq broker` with config file `conf`, name server(s) `namesrv`,
+/// listening on `port`, its store in `store`.
+pub(super) fn broker_args(conf: &Path, namesrv: &str, port: u16, store: &Path) -> Vec<String> {
+    [
+        "broker",
+        "-c",
+        &conf.display().to_string(),
+        "-n",
+        namesrv,
+        "--port",
+        &port.to_string(),
+        "--store",
+        &store.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// A master (and maybe its slave) under `dir`.
 pub struct Pair {
     pub namesrv: String,
@@ -152,18 +170,7 @@ impl Pair {
             ),
         )?;
         let port = free_port()?;
-        let args = [
-            "broker",
-            "-c",
-            &conf.display().to_string(),
-            "-n",
-            &self.namesrv,
-            "--port",
-            &port.to_string(),
-            "--store",
-            &self.dir.join("slave").display().to_string(),
-        ]
-        .map(str::to_owned);
+        let args = broker_args(&conf, &self.namesrv, port, &self.dir.join("slave"));
         let log = self.dir.join("slave.log");
         self.slave = Some(spawn(&args, &log)?);
         wait_port(&format!("127.0.0.1:{port}"), &log).await?;
