@@ -141,6 +141,10 @@ pub struct View {
     pub alive: BTreeSet<i64>,
     /// The address the name server routes the topic's id 0 to.
     pub routed: Option<String>,
+    /// When the answers arrived (replica info, live replicas, route).
+    pub master_seen: Option<Instant>,
+    pub alive_seen: Option<Instant>,
+    pub routed_seen: Option<Instant>,
 }
 
 /// The processes of one group; all killed on drop.
@@ -293,44 +297,56 @@ impl Cluster {
     }
 
     /// What the controller leader and the name server say now (fields
-    /// left empty when a request fails).
+    /// left empty when a request fails); the three requests run at once,
+    /// each answer's arrival time kept.
     pub async fn view(&self, topic: &str) -> View {
         let mut v = View::default();
-        if let Some(leader) = self.leader().await {
+        let leader = self.leader().await;
+        let leader = leader.as_deref();
+        let info = async {
             let h = GetReplicaInfoRequestHeader {
                 broker_name: BROKER.into(),
             };
             let mut cmd = RemotingCommand::request(rq::CONTROLLER_GET_REPLICA_INFO);
             cmd.ext = h.to_ext();
-            if let Ok(r) = self.client.invoke(&leader, cmd, CALL).await {
-                if r.code == rs::SUCCESS {
-                    let h = GetReplicaInfoResponseHeader::from_ext(&r.ext).unwrap_or_default();
-                    let body: SyncStateSetBody = from_fastjson(&r.body_bytes()).unwrap_or_default();
-                    v.master = h.master_broker_id;
-                    v.epoch = h.master_epoch.unwrap_or_default();
-                    v.sync_state_set = body.sync_state_set;
-                }
-            }
+            let r = self.client.invoke(leader?, cmd, CALL).await.ok()?;
+            (r.code == rs::SUCCESS).then(|| (r, Instant::now()))
+        };
+        let live = async {
             let cmd = RemotingCommand::request(rq::CONTROLLER_GET_SYNC_STATE_DATA)
                 .with_body(format!("[\"{BROKER}\"]").into_bytes());
-            if let Ok(r) = self.client.invoke(&leader, cmd, CALL).await {
-                let info: BrokerReplicasInfo = from_fastjson(&r.body_bytes()).unwrap_or_default();
-                v.alive = info
-                    .replicas_info_table
-                    .values()
-                    .flat_map(|s| s.in_sync_replicas.iter().chain(&s.not_in_sync_replicas))
-                    .filter(|r| r.alive)
-                    .map(|r| r.broker_id)
-                    .collect();
-            }
-        }
+            let r = self.client.invoke(leader?, cmd, CALL).await.ok()?;
+            (r.code == rs::SUCCESS).then(|| (r, Instant::now()))
+        };
         let ns = self.namesrv.split(';').next().unwrap_or_default();
-        if let Ok(Some(rd)) = route(&self.client, ns, topic).await {
+        let routed = async { Some((route(&self.client, ns, topic).await.ok()??, Instant::now())) };
+        let (info, live, routed) = tokio::join!(info, live, routed);
+        if let Some((r, at)) = info {
+            let h = GetReplicaInfoResponseHeader::from_ext(&r.ext).unwrap_or_default();
+            let body: SyncStateSetBody = from_fastjson(&r.body_bytes()).unwrap_or_default();
+            v.master = h.master_broker_id;
+            v.epoch = h.master_epoch.unwrap_or_default();
+            v.sync_state_set = body.sync_state_set;
+            v.master_seen = Some(at);
+        }
+        if let Some((r, at)) = live {
+            let info: BrokerReplicasInfo = from_fastjson(&r.body_bytes()).unwrap_or_default();
+            v.alive = info
+                .replicas_info_table
+                .values()
+                .flat_map(|s| s.in_sync_replicas.iter().chain(&s.not_in_sync_replicas))
+                .filter(|r| r.alive)
+                .map(|r| r.broker_id)
+                .collect();
+            v.alive_seen = Some(at);
+        }
+        if let Some((rd, at)) = routed {
             v.routed = rd
                 .broker_datas
                 .iter()
                 .find(|b| b.broker_name == BROKER)
                 .and_then(|b| b.master_addr().map(str::to_owned));
+            v.routed_seen = Some(at);
         }
         v
     }
@@ -439,16 +455,18 @@ impl Cluster {
                 continue;
             }
             let v = self.view(&load.topic).await;
-            let now = t0.elapsed();
+            let since = |at: Option<Instant>| at.map(|t| t - t0).unwrap_or_else(|| t0.elapsed());
             if detection.is_none() && !v.alive.is_empty() && !v.alive.contains(&old) {
-                detection = Some(now);
+                detection = Some(since(v.alive_seen));
             }
             if let Some(m) = v.master.filter(|m| *m != old) {
-                election.get_or_insert(now);
-                detection.get_or_insert(now);
+                election.get_or_insert(since(v.master_seen));
+                detection.get_or_insert(since(v.master_seen));
                 new = Some(m);
+            }
+            if let Some(m) = new {
                 if route.is_none() && v.routed.is_some() && v.routed == self.addr_of(m) {
-                    route = Some(now);
+                    route = Some(since(v.routed_seen));
                 }
             }
             if first_send.is_none() {
