@@ -29,9 +29,13 @@ use actormq::client::remoting::RemotingClient;
 use actormq::client::{Message, Producer, ProducerConfig, SendStatus};
 use actormq::wire::bodies::ClusterInfo;
 use actormq::wire::codes::request as rq;
+use actormq::wire::codes::response as rs;
+use actormq::wire::headers::CommandHeader;
 use actormq::wire::json::from_fastjson;
 use actormq::wire::RemotingCommand;
-use common::{client, create_topic, eventually, free_port, pull_all, wait_port, ChildServer};
+use common::{
+    client, create_topic, eventually, free_port, pull_all, send_header, wait_port, ChildServer, Msg,
+};
 use controller_support::*;
 
 const TOPIC: &str = "AutoSwitchT";
@@ -530,6 +534,30 @@ async fn kill9_of_the_master_loses_no_acknowledged_message() {
     );
 }
 
+/// Sends unique bodies straight to `addr` (not through the routes) until
+/// stopped; returns the acknowledged (SUCCESS) ones.
+fn direct_sender(addr: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let c = client();
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let body = format!("d-{i}");
+            i += 1;
+            let m = Msg::new(body.clone());
+            let mut cmd = RemotingCommand::request(rq::SEND_MESSAGE_V2).with_body(m.body.clone());
+            cmd.ext = send_header(TOPIC, (i % QUEUES as u64) as i32, &m.properties(), false)
+                .to_v2()
+                .to_ext();
+            match c.invoke(&addr, cmd, Duration::from_secs(4)).await {
+                Ok(r) if r.code == rs::SUCCESS => acked.push(body),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        acked
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     let c = client();
@@ -543,6 +571,11 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
         "no steady sends\n{}",
         cl.logs()
     );
+    // Besides the producer (which follows the routes), one sender keeps
+    // writing to the old master itself, through the stop and after it.
+    let stop_direct = Arc::new(AtomicBool::new(false));
+    let direct = direct_sender(cl.nodes[mi].addr.clone(), stop_direct.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = cl.nodes[mi].pid();
     replication_util::signal(pid, libc::SIGSTOP);
     let t0 = Instant::now();
@@ -551,6 +584,7 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
         m.filter(|m| *m != master && e > epoch)
     })
     .await;
+    let election = t0.elapsed();
     // Longer than the heartbeat timeout (3 s) in any case.
     let stopped_for = Duration::from_secs(6);
     if t0.elapsed() < stopped_for {
@@ -560,10 +594,7 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     let Some(new_master) = elected else {
         panic!("no new master while the old one was stopped\n{}", cl.logs());
     };
-    eprintln!(
-        "master {master} stopped; {new_master} elected after {:?}",
-        t0.elapsed()
-    );
+    eprintln!("master {master} stopped; {new_master} elected after {election:?}");
     let before = load.acked();
     assert!(
         load.wait_acked(before + 200, Duration::from_secs(30)).await,
@@ -583,11 +614,17 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
         routes(&c, &cl.ns).await,
         cl.logs()
     );
-    let (acked, failed) = load.stop().await;
+    // The direct sender goes on a moment against the demoted broker.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_direct.store(true, Ordering::Relaxed);
+    let direct_acked = direct.await.unwrap();
+    let (mut acked, failed) = load.stop().await;
     eprintln!(
-        "{} sends acknowledged, {failed} failed or timed out",
-        acked.len()
+        "{} sends acknowledged through the routes ({failed} failed or timed out), {} straight by the old master",
+        acked.len(),
+        direct_acked.len()
     );
+    acked.extend(direct_acked);
     let new_addr = cl.nodes[cl.node_of(new_master)].addr.clone();
     let stored = check_acked(&c, &new_addr, &acked).await;
     eprintln!(
