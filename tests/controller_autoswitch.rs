@@ -404,6 +404,26 @@ async fn wait_same_end(c: &RemotingClient, nodes: &[Node], within: Duration) -> 
     .await
 }
 
+/// Waits until every node has the epoch list of node `reference` (a slave
+/// records an epoch with the first frame of it, a heartbeat at the
+/// latest); returns it.
+async fn same_epochs(
+    c: &RemotingClient,
+    nodes: &[Node],
+    reference: usize,
+) -> Option<Vec<(i64, i64)>> {
+    eventually(Duration::from_secs(10), || async {
+        let want = epoch_cache(c, &nodes[reference].addr).await?.0;
+        for n in nodes {
+            if epoch_cache(c, &n.addr).await?.0 != want {
+                return None;
+            }
+        }
+        Some(want)
+    })
+    .await
+}
+
 fn truncations(n: &Node) -> usize {
     (1..=n.starts)
         .map(|s| {
@@ -511,15 +531,13 @@ async fn kill9_of_the_master_loses_no_acknowledged_message() {
     let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(20))
         .await
         .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
-    let want = epoch_cache(&c, &new_addr).await.unwrap().0;
-    for n in &cl.nodes {
-        assert_eq!(
-            epoch_cache(&c, &n.addr).await.unwrap().0,
-            want,
-            "epochs of {}",
-            n.addr
-        );
-    }
+    let want = same_epochs(&c, &cl.nodes, ni).await.unwrap_or_else(|| {
+        panic!(
+            "epoch lists differ
+{}",
+            cl.logs()
+        )
+    });
     let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
     for n in &cl.nodes {
         assert!(
@@ -630,5 +648,84 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     eprintln!(
         "every acknowledged message is on the new master ({stored} stored); old master truncations: {}",
         truncations(&cl.nodes[mi])
+    );
+}
+
+/// A divergent tail for sure: the slaves are stopped, the master appends
+/// records nobody copies (their sends time out, unacknowledged), then all
+/// three die. The slaves come back first and one becomes master of a new
+/// epoch; the old master restarted cuts those records (handshake
+/// truncation) and the logs end up byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_master_cuts_its_divergent_tail() {
+    let c = client();
+    let mut cl = Cluster::start(&c).await;
+    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
+    let mi = cl.node_of(master);
+    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
+    let load = Load::start(&cl.ns, 2);
+    assert!(
+        load.wait_acked(100, Duration::from_secs(60)).await,
+        "no steady sends\n{}",
+        cl.logs()
+    );
+    let (acked, _) = load.stop().await;
+    let slaves: Vec<usize> = (0..3).filter(|i| *i != mi).collect();
+    for &s in &slaves {
+        replication_util::signal(cl.nodes[s].pid(), libc::SIGSTOP);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let direct = direct_sender(cl.nodes[mi].addr.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let end_before = epoch_cache(&c, &cl.nodes[mi].addr).await.unwrap().1;
+    for i in 0..3 {
+        cl.nodes[i].proc.take().unwrap().kill9();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let lost = direct.await.unwrap();
+    assert!(
+        lost.is_empty(),
+        "acknowledged while no slave copied: {lost:?}"
+    );
+    for &s in &slaves {
+        cl.nodes[s].start();
+    }
+    let new_master = eventually(Duration::from_secs(30), || async {
+        let (m, e, _) = cl.state(&c).await;
+        m.filter(|m| *m != master && e > epoch)
+    })
+    .await;
+    let Some(new_master) = new_master else {
+        panic!(
+            "no master among the slaves: {:?}\n{}",
+            cl.state(&c).await,
+            cl.logs()
+        );
+    };
+    let ni = cl.node_of(new_master);
+    cl.nodes[mi].start();
+    let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
+    let want = same_epochs(&c, &cl.nodes, ni)
+        .await
+        .unwrap_or_else(|| panic!("epoch lists differ\n{}", cl.logs()));
+    let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
+    for n in &cl.nodes {
+        assert!(
+            replication_util::log_bytes(&n.store, end) == reference,
+            "commit log of {} differs below {end}",
+            n.addr
+        );
+    }
+    let cuts = truncations(&cl.nodes[mi]);
+    assert!(
+        cuts >= 1,
+        "the old master (end {end_before}) cut nothing\n{}",
+        cl.logs()
+    );
+    check_acked(&c, &cl.nodes[ni].addr, &acked).await;
+    eprintln!(
+        "old master ended at {end_before}, cut its tail ({cuts} truncation), logs identical up to {end}, epochs {want:?}"
     );
 }
