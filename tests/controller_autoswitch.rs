@@ -14,6 +14,10 @@
 //!   master is SIGSTOPped longer than the heartbeat timeout while a
 //!   producer sends, then SIGCONTed: every message any broker acknowledged
 //!   is on the new master, and the old master becomes a slave.
+//! * `a_returning_master_cuts_its_divergent_tail`: records only the master
+//!   has (its slaves stopped, then all killed); the slaves come back and
+//!   elect one of them; the old master comes back, truncates, and the logs
+//!   and epoch lists end up identical.
 
 mod common;
 mod controller_support;
