@@ -14,6 +14,10 @@
 //!   master is SIGSTOPped longer than the heartbeat timeout while a
 //!   producer sends, then SIGCONTed: every message any broker acknowledged
 //!   is on the new master, and the old master becomes a slave.
+//! * `a_returning_master_cuts_its_divergent_tail`: records only the master
+//!   has (its slaves stopped, then all killed); the slaves come back and
+//!   elect one of them; the old master comes back, truncates, and the logs
+//!   and epoch lists end up identical.
 
 mod common;
 mod controller_support;
@@ -29,9 +33,13 @@ use actormq::client::remoting::RemotingClient;
 use actormq::client::{Message, Producer, ProducerConfig, SendStatus};
 use actormq::wire::bodies::ClusterInfo;
 use actormq::wire::codes::request as rq;
+use actormq::wire::codes::response as rs;
+use actormq::wire::headers::CommandHeader;
 use actormq::wire::json::from_fastjson;
 use actormq::wire::RemotingCommand;
-use common::{client, create_topic, eventually, free_port, pull_all, wait_port, ChildServer};
+use common::{
+    client, create_topic, eventually, free_port, pull_all, send_header, wait_port, ChildServer, Msg,
+};
 use controller_support::*;
 
 const TOPIC: &str = "AutoSwitchT";
@@ -400,6 +408,26 @@ async fn wait_same_end(c: &RemotingClient, nodes: &[Node], within: Duration) -> 
     .await
 }
 
+/// Waits until every node has the epoch list of node `reference` (a slave
+/// records an epoch with the first frame of it, a heartbeat at the
+/// latest); returns it.
+async fn same_epochs(
+    c: &RemotingClient,
+    nodes: &[Node],
+    reference: usize,
+) -> Option<Vec<(i64, i64)>> {
+    eventually(Duration::from_secs(10), || async {
+        let want = epoch_cache(c, &nodes[reference].addr).await?.0;
+        for n in nodes {
+            if epoch_cache(c, &n.addr).await?.0 != want {
+                return None;
+            }
+        }
+        Some(want)
+    })
+    .await
+}
+
 fn truncations(n: &Node) -> usize {
     (1..=n.starts)
         .map(|s| {
@@ -507,15 +535,13 @@ async fn kill9_of_the_master_loses_no_acknowledged_message() {
     let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(20))
         .await
         .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
-    let want = epoch_cache(&c, &new_addr).await.unwrap().0;
-    for n in &cl.nodes {
-        assert_eq!(
-            epoch_cache(&c, &n.addr).await.unwrap().0,
-            want,
-            "epochs of {}",
-            n.addr
-        );
-    }
+    let want = same_epochs(&c, &cl.nodes, ni).await.unwrap_or_else(|| {
+        panic!(
+            "epoch lists differ
+{}",
+            cl.logs()
+        )
+    });
     let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
     for n in &cl.nodes {
         assert!(
@@ -528,6 +554,30 @@ async fn kill9_of_the_master_loses_no_acknowledged_message() {
         "old master rejoined as slave (truncations: {}), logs byte-identical up to {end}, epochs {want:?}",
         truncations(&cl.nodes[mi])
     );
+}
+
+/// Sends unique bodies straight to `addr` (not through the routes) until
+/// stopped; returns the acknowledged (SUCCESS) ones.
+fn direct_sender(addr: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let c = client();
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let body = format!("d-{i}");
+            i += 1;
+            let m = Msg::new(body.clone());
+            let mut cmd = RemotingCommand::request(rq::SEND_MESSAGE_V2).with_body(m.body.clone());
+            cmd.ext = send_header(TOPIC, (i % QUEUES as u64) as i32, &m.properties(), false)
+                .to_v2()
+                .to_ext();
+            match c.invoke(&addr, cmd, Duration::from_secs(4)).await {
+                Ok(r) if r.code == rs::SUCCESS => acked.push(body),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        acked
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -543,6 +593,11 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
         "no steady sends\n{}",
         cl.logs()
     );
+    // Besides the producer (which follows the routes), one sender keeps
+    // writing to the old master itself, through the stop and after it.
+    let stop_direct = Arc::new(AtomicBool::new(false));
+    let direct = direct_sender(cl.nodes[mi].addr.clone(), stop_direct.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = cl.nodes[mi].pid();
     replication_util::signal(pid, libc::SIGSTOP);
     let t0 = Instant::now();
@@ -551,6 +606,7 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
         m.filter(|m| *m != master && e > epoch)
     })
     .await;
+    let election = t0.elapsed();
     // Longer than the heartbeat timeout (3 s) in any case.
     let stopped_for = Duration::from_secs(6);
     if t0.elapsed() < stopped_for {
@@ -560,10 +616,7 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     let Some(new_master) = elected else {
         panic!("no new master while the old one was stopped\n{}", cl.logs());
     };
-    eprintln!(
-        "master {master} stopped; {new_master} elected after {:?}",
-        t0.elapsed()
-    );
+    eprintln!("master {master} stopped; {new_master} elected after {election:?}");
     let before = load.acked();
     assert!(
         load.wait_acked(before + 200, Duration::from_secs(30)).await,
@@ -583,15 +636,100 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
         routes(&c, &cl.ns).await,
         cl.logs()
     );
-    let (acked, failed) = load.stop().await;
+    // The direct sender goes on a moment against the demoted broker.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_direct.store(true, Ordering::Relaxed);
+    let direct_acked = direct.await.unwrap();
+    let (mut acked, failed) = load.stop().await;
     eprintln!(
-        "{} sends acknowledged, {failed} failed or timed out",
-        acked.len()
+        "{} sends acknowledged through the routes ({failed} failed or timed out), {} straight by the old master",
+        acked.len(),
+        direct_acked.len()
     );
+    acked.extend(direct_acked);
     let new_addr = cl.nodes[cl.node_of(new_master)].addr.clone();
     let stored = check_acked(&c, &new_addr, &acked).await;
     eprintln!(
         "every acknowledged message is on the new master ({stored} stored); old master truncations: {}",
         truncations(&cl.nodes[mi])
+    );
+}
+
+/// A divergent tail for sure: the slaves are stopped, the master appends
+/// records nobody copies (their sends time out, unacknowledged), then all
+/// three die. The slaves come back first and one becomes master of a new
+/// epoch; the old master restarted cuts those records (handshake
+/// truncation) and the logs end up byte-identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_master_cuts_its_divergent_tail() {
+    let c = client();
+    let mut cl = Cluster::start(&c).await;
+    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
+    let mi = cl.node_of(master);
+    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
+    let load = Load::start(&cl.ns, 2);
+    assert!(
+        load.wait_acked(100, Duration::from_secs(60)).await,
+        "no steady sends\n{}",
+        cl.logs()
+    );
+    let (acked, _) = load.stop().await;
+    let slaves: Vec<usize> = (0..3).filter(|i| *i != mi).collect();
+    for &s in &slaves {
+        replication_util::signal(cl.nodes[s].pid(), libc::SIGSTOP);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let direct = direct_sender(cl.nodes[mi].addr.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let end_before = epoch_cache(&c, &cl.nodes[mi].addr).await.unwrap().1;
+    for i in 0..3 {
+        cl.nodes[i].proc.take().unwrap().kill9();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let lost = direct.await.unwrap();
+    assert!(
+        lost.is_empty(),
+        "acknowledged while no slave copied: {lost:?}"
+    );
+    for &s in &slaves {
+        cl.nodes[s].start();
+    }
+    let new_master = eventually(Duration::from_secs(30), || async {
+        let (m, e, _) = cl.state(&c).await;
+        m.filter(|m| *m != master && e > epoch)
+    })
+    .await;
+    let Some(new_master) = new_master else {
+        panic!(
+            "no master among the slaves: {:?}\n{}",
+            cl.state(&c).await,
+            cl.logs()
+        );
+    };
+    let ni = cl.node_of(new_master);
+    cl.nodes[mi].start();
+    let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
+    let want = same_epochs(&c, &cl.nodes, ni)
+        .await
+        .unwrap_or_else(|| panic!("epoch lists differ\n{}", cl.logs()));
+    let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
+    for n in &cl.nodes {
+        assert!(
+            replication_util::log_bytes(&n.store, end) == reference,
+            "commit log of {} differs below {end}",
+            n.addr
+        );
+    }
+    let cuts = truncations(&cl.nodes[mi]);
+    assert!(
+        cuts >= 1,
+        "the old master (end {end_before}) cut nothing\n{}",
+        cl.logs()
+    );
+    check_acked(&c, &cl.nodes[ni].addr, &acked).await;
+    eprintln!(
+        "old master ended at {end_before}, cut its tail ({cuts} truncation), logs identical up to {end}, epochs {want:?}"
     );
 }

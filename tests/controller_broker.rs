@@ -3,8 +3,8 @@
 //! broker-id protocol (kept in `brokerIdentity`), the first to nominate
 //! itself becomes master and registers as id 0 at the name server, the
 //! other follows as a slave under its controller id; after `kill -9` of the
-//! master the controller elects the survivor (unclean election: the
-//! AutoSwitch SyncStateSet upkeep is not there yet), which takes id 0 at
+//! master the controller elects the survivor (unclean election, so the
+//! survivor need not have caught up first), which takes id 0 at
 //! the name server; the old master restarted keeps its id and joins as a
 //! slave.
 

@@ -560,3 +560,6 @@ pub fn start_shrink_check(auto: &Arc<AutoSwitch>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests;
