@@ -71,6 +71,10 @@ pub struct Spec {
     pub controller_lines: String,
     /// A round starts only when every broker is in the SyncStateSet.
     pub wait_in_sync: bool,
+    /// Rounds SIGSTOP the master instead of `kill -9` (then, once the
+    /// route switched, `kill -9` and restart it): detection by heartbeat
+    /// timeout rather than by the closed connection.
+    pub freeze: bool,
     /// A free port for a server.
     pub port: fn() -> u16,
     /// `ACTORMQ_LOG` of the children.
@@ -98,6 +102,7 @@ impl Spec {
             broker_lines: "allAckInSyncStateSet=true\n".into(),
             controller_lines: "enableElectUncleanMaster=false\n".into(),
             wait_in_sync: true,
+            freeze: false,
             port: any_port,
             log_level: "warn".into(),
         }
@@ -438,9 +443,19 @@ impl Cluster {
             .get(&old)
             .ok_or("the master is not one of the brokers")?;
         let t0 = Instant::now();
-        if let Some(p) = self.brokers[idx].proc.take() {
-            p.kill9();
-        }
+        // Frozen, its connections stay open: only the heartbeat timeout
+        // tells the controller.
+        let mut frozen = match self.brokers[idx].proc.take() {
+            Some(p) if self.spec.freeze => {
+                p.signal(libc::SIGSTOP);
+                Some(p)
+            }
+            Some(p) => {
+                p.kill9();
+                None
+            }
+            None => None,
+        };
         let (mut detection, mut election, mut route, mut first_send) = (None, None, None, None);
         let (mut new, mut restarted) = (None, None);
         let deadline = t0 + Duration::from_secs(30);
@@ -449,6 +464,9 @@ impl Cluster {
                 // The killed broker comes back once the switch is done: a
                 // group of two has no SyncStateSet peer for the new master
                 // until it does.
+                if let Some(p) = frozen.take() {
+                    p.kill9();
+                }
                 let spec = self.spec.clone();
                 self.brokers[idx].start(&spec).await?;
                 restarted = Some(Instant::now());
@@ -996,6 +1014,10 @@ pub struct FailoverBench {
     /// Brokers of the group.
     #[arg(long, default_value_t = 2)]
     pub brokers: usize,
+    /// SIGSTOP the master instead of kill -9: the controller learns of it
+    /// by the heartbeat timeout (3 s), not by the closed connection.
+    #[arg(long)]
+    pub freeze: bool,
     /// Body size of the throughput rows.
     #[arg(long, default_value_t = 1024)]
     pub size: usize,
@@ -1030,6 +1052,7 @@ fn spec(root: &Path, a: &FailoverBench, name: &str, segment: u64) -> BenchResult
         s.controllers = n.max(1);
     }
     s.segment = segment;
+    s.freeze = a.freeze;
     Ok(s)
 }
 

@@ -25,6 +25,12 @@ impl Proc {
         let _ = self.0.wait();
     }
 
+    /// Sends `sig` (SIGSTOP, SIGCONT, ...).
+    pub(super) fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, sig) };
+    }
+
     pub(super) fn is_running(&mut self) -> bool {
         matches!(self.0.try_wait(), Ok(None))
     }
