@@ -669,7 +669,14 @@ impl Load {
     /// Creates `topic` with `queues` queues on the master and starts
     /// sending `size`-byte bodies to each queue.
     pub async fn start(namesrv: &str, topic: &str, queues: i32, size: usize) -> BenchResult<Load> {
-        prepare_topic(namesrv, topic, queues).await?;
+        // The route can take a few registration intervals on a busy host.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = prepare_topic(namesrv, topic, queues).await {
+            if Instant::now() > deadline {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let mut cfg = ProducerConfig::new("failover_producer");
         cfg.retry_times_when_send_failed = 0;
         cfg.send_timeout = Duration::from_secs(3);
