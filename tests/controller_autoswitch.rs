@@ -24,7 +24,7 @@ mod controller_support;
 mod replication_util;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,91 +46,16 @@ const TOPIC: &str = "AutoSwitchT";
 const QUEUES: i32 = 4;
 const BROKER: &str = "broker-a";
 
-struct Node {
-    proc: Option<ChildServer>,
-    addr: String,
-    args: Vec<String>,
-    dir: PathBuf,
-    store: PathBuf,
-    starts: usize,
-}
+/// The brokers' settings on top of `BrokerNode`'s.
+const BROKER_CONF: &str = "syncBrokerMetadataPeriod=500\nallAckInSyncStateSet=true\n\
+    checkSyncStateSetPeriod=500\nhaMaxTimeSlaveNotCatchup=3000\nhaSendHeartbeatInterval=1000\n\
+    haHousekeepingInterval=3000\nsyncFlushTimeout=3000\nmapedFileSizeCommitLog=262144\n\
+    defaultTopicQueueNums=4";
 
-impl Node {
-    fn new(dir: &Path, i: usize, ns: &str, controllers: &str) -> Node {
-        let port = free_port();
-        let conf = dir.join(format!("b{i}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "brokerClusterName=c\nbrokerName={BROKER}\nbrokerRole=SLAVE\nbrokerId=-1\nhaListenPort=0\n\
-                 enableControllerMode=true\ncontrollerAddr={controllers}\nsyncBrokerMetadataPeriod=500\n\
-                 brokerHeartbeatInterval=200\ncontrollerHeartBeatTimeoutMills=3000\nregisterBrokerIntervalMs=500\n\
-                 allAckInSyncStateSet=true\ncheckSyncStateSetPeriod=500\nhaMaxTimeSlaveNotCatchup=3000\n\
-                 haSendHeartbeatInterval=1000\nhaHousekeepingInterval=3000\nsyncFlushTimeout=3000\n\
-                 mapedFileSizeCommitLog=262144\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
-                 brokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\ndefaultTopicQueueNums=4\n"
-            ),
-        )
-        .unwrap();
-        let store = dir.join(format!("store{i}"));
-        let args = vec![
-            "broker".into(),
-            "-c".into(),
-            conf.to_str().unwrap().into(),
-            "-n".into(),
-            ns.into(),
-            "--port".into(),
-            port.to_string(),
-            "--store".into(),
-            store.to_str().unwrap().into(),
-        ];
-        let mut n = Node {
-            proc: None,
-            addr: format!("127.0.0.1:{port}"),
-            args,
-            dir: dir.join(format!("b{i}")),
-            store,
-            starts: 0,
-        };
-        n.start();
-        n
-    }
+type Node = BrokerNode;
 
-    fn log(&self) -> PathBuf {
-        PathBuf::from(format!("{}-{}.log", self.dir.display(), self.starts))
-    }
-
-    fn start(&mut self) {
-        self.starts += 1;
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.proc = Some(ChildServer::spawn("broker", &args, &self.log()));
-        if !wait_port(&self.addr, Duration::from_secs(20)) {
-            panic!("broker did not come up:\n{}", self.logs());
-        }
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|s| {
-                let p = format!("{}-{s}.log", self.dir.display());
-                let t = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = t.lines().rev().take(60).collect();
-                format!(
-                    "--- {p} (last lines)\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect()
-    }
-
-    fn pid(&self) -> u32 {
-        self.proc.as_ref().unwrap().child.id()
-    }
-
-    fn id(&self) -> Option<i64> {
-        let t = std::fs::read_to_string(self.store.join("brokerIdentity")).ok()?;
-        t.trim().rsplit('#').next()?.parse().ok()
-    }
+fn node(dir: &Path, i: usize, ns: &str, controllers: &str) -> Node {
+    BrokerNode::new(dir, i, ns, controllers, BROKER_CONF)
 }
 
 /// Everything of one test: killed on drop, logs printed on failure.
@@ -157,11 +82,11 @@ impl Cluster {
         );
         assert!(wait_port(&ns, Duration::from_secs(20)));
         let controllers = g.addrs.join(";");
-        let first = Node::new(dir.path(), 0, &ns, &controllers);
+        let first = node(dir.path(), 0, &ns, &controllers);
         wait_master(&g, c, BROKER, 1, 1, Duration::from_secs(20)).await;
         let mut nodes = vec![first];
         for i in 1..3 {
-            nodes.push(Node::new(dir.path(), i, &ns, &controllers));
+            nodes.push(node(dir.path(), i, &ns, &controllers));
         }
         Cluster {
             g,
@@ -429,14 +354,7 @@ async fn same_epochs(
 }
 
 fn truncations(n: &Node) -> usize {
-    (1..=n.starts)
-        .map(|s| {
-            std::fs::read_to_string(format!("{}-{s}.log", n.dir.display()))
-                .unwrap_or_default()
-                .matches("truncating the divergent tail")
-                .count()
-        })
-        .sum()
+    n.count_in_logs("truncating the divergent tail")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
