@@ -142,6 +142,51 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Up with the SyncStateSet {1,2,3}, the topic made on the master and
+    /// `senders` producers that got `acks` acknowledgements: (cluster,
+    /// master id, master epoch, load).
+    async fn under_load(
+        c: &RemotingClient,
+        senders: usize,
+        acks: usize,
+    ) -> (Cluster, i64, i32, Load) {
+        let cl = Cluster::start(c).await;
+        let (master, epoch) = cl.wait_full_set(c, Duration::from_secs(30)).await;
+        eprintln!("SyncStateSet {{1,2,3}}, master {master} at epoch {epoch}");
+        create_topic(c, &cl.nodes[cl.node_of(master)].addr, TOPIC, QUEUES).await;
+        let load = Load::start(&cl.ns, senders);
+        assert!(
+            load.wait_acked(acks, Duration::from_secs(60)).await,
+            "no steady sends: {} acked\n{}",
+            load.acked(),
+            cl.logs()
+        );
+        (cl, master, epoch, load)
+    }
+
+    /// Waits until every node has node `ni`'s log end and epoch list, then
+    /// checks the commit logs are byte-identical: (end, epochs).
+    async fn converged(&self, c: &RemotingClient, ni: usize) -> (i64, Vec<(i64, i64)>) {
+        let end = wait_same_end(c, &self.nodes, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("logs never converged\n{}", self.logs()));
+        let want = same_epochs(c, &self.nodes, ni)
+            .await
+            .unwrap_or_else(|| panic!("epoch lists differ\n{}", self.logs()));
+        let reference = replication_util::log_bytes(&self.nodes[ni].store, end);
+        for n in &self.nodes {
+            assert!(
+                replication_util::log_bytes(&n.store, end) == reference,
+                "commit log of {} differs from {}'s below {end}",
+                n.addr,
+                self.nodes[ni].addr
+            );
+        }
+        (end, want)
+    }
+}
+
 async fn routes(c: &RemotingClient, ns: &str) -> HashMap<i64, String> {
     let Ok(r) = c
         .invoke(
@@ -360,18 +405,8 @@ fn truncations(n: &Node) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_the_master_loses_no_acknowledged_message() {
     let c = client();
-    let mut cl = Cluster::start(&c).await;
-    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
-    eprintln!("SyncStateSet {{1,2,3}}, master {master} at epoch {epoch}");
+    let (mut cl, master, epoch, load) = Cluster::under_load(&c, 3, 300).await;
     let mi = cl.node_of(master);
-    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
-    let load = Load::start(&cl.ns, 3);
-    assert!(
-        load.wait_acked(300, Duration::from_secs(60)).await,
-        "no steady sends: {} acked\n{}",
-        load.acked(),
-        cl.logs()
-    );
 
     // kill -9 of the master; detection, election and route switch timed.
     let before_kill = load.acked();
@@ -450,24 +485,7 @@ async fn kill9_of_the_master_loses_no_acknowledged_message() {
         cl.state(&c).await,
         cl.logs()
     );
-    let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
-    let want = same_epochs(&c, &cl.nodes, ni).await.unwrap_or_else(|| {
-        panic!(
-            "epoch lists differ
-{}",
-            cl.logs()
-        )
-    });
-    let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
-    for n in &cl.nodes {
-        assert!(
-            replication_util::log_bytes(&n.store, end) == reference,
-            "commit log of {} differs from the new master's below {end}",
-            n.addr
-        );
-    }
+    let (end, want) = cl.converged(&c, ni).await;
     eprintln!(
         "old master rejoined as slave (truncations: {}), logs byte-identical up to {end}, epochs {want:?}",
         truncations(&cl.nodes[mi])
@@ -501,16 +519,8 @@ fn direct_sender(addr: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     let c = client();
-    let cl = Cluster::start(&c).await;
-    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
+    let (cl, master, epoch, load) = Cluster::under_load(&c, 3, 200).await;
     let mi = cl.node_of(master);
-    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
-    let load = Load::start(&cl.ns, 3);
-    assert!(
-        load.wait_acked(200, Duration::from_secs(60)).await,
-        "no steady sends\n{}",
-        cl.logs()
-    );
     // Besides the producer (which follows the routes), one sender keeps
     // writing to the old master itself, through the stop and after it.
     let stop_direct = Arc::new(AtomicBool::new(false));
@@ -581,16 +591,8 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_master_cuts_its_divergent_tail() {
     let c = client();
-    let mut cl = Cluster::start(&c).await;
-    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
+    let (mut cl, master, epoch, load) = Cluster::under_load(&c, 2, 100).await;
     let mi = cl.node_of(master);
-    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
-    let load = Load::start(&cl.ns, 2);
-    assert!(
-        load.wait_acked(100, Duration::from_secs(60)).await,
-        "no steady sends\n{}",
-        cl.logs()
-    );
     let (acked, _) = load.stop().await;
     let slaves: Vec<usize> = (0..3).filter(|i| *i != mi).collect();
     for &s in &slaves {
@@ -626,20 +628,7 @@ async fn a_returning_master_cuts_its_divergent_tail() {
     };
     let ni = cl.node_of(new_master);
     cl.nodes[mi].start();
-    let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
-    let want = same_epochs(&c, &cl.nodes, ni)
-        .await
-        .unwrap_or_else(|| panic!("epoch lists differ\n{}", cl.logs()));
-    let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
-    for n in &cl.nodes {
-        assert!(
-            replication_util::log_bytes(&n.store, end) == reference,
-            "commit log of {} differs below {end}",
-            n.addr
-        );
-    }
+    let (end, want) = cl.converged(&c, ni).await;
     let cuts = truncations(&cl.nodes[mi]);
     assert!(
         cuts >= 1,
