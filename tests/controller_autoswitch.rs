@@ -24,7 +24,7 @@ mod controller_support;
 mod replication_util;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,91 +46,16 @@ const TOPIC: &str = "AutoSwitchT";
 const QUEUES: i32 = 4;
 const BROKER: &str = "broker-a";
 
-struct Node {
-    proc: Option<ChildServer>,
-    addr: String,
-    args: Vec<String>,
-    dir: PathBuf,
-    store: PathBuf,
-    starts: usize,
-}
+/// The brokers' settings on top of `BrokerNode`'s.
+const BROKER_CONF: &str = "syncBrokerMetadataPeriod=500\nallAckInSyncStateSet=true\n\
+    checkSyncStateSetPeriod=500\nhaMaxTimeSlaveNotCatchup=3000\nhaSendHeartbeatInterval=1000\n\
+    haHousekeepingInterval=3000\nsyncFlushTimeout=3000\nmapedFileSizeCommitLog=262144\n\
+    defaultTopicQueueNums=4";
 
-impl Node {
-    fn new(dir: &Path, i: usize, ns: &str, controllers: &str) -> Node {
-        let port = free_port();
-        let conf = dir.join(format!("b{i}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "brokerClusterName=c\nbrokerName={BROKER}\nbrokerRole=SLAVE\nbrokerId=-1\nhaListenPort=0\n\
-                 enableControllerMode=true\ncontrollerAddr={controllers}\nsyncBrokerMetadataPeriod=500\n\
-                 brokerHeartbeatInterval=200\ncontrollerHeartBeatTimeoutMills=3000\nregisterBrokerIntervalMs=500\n\
-                 allAckInSyncStateSet=true\ncheckSyncStateSetPeriod=500\nhaMaxTimeSlaveNotCatchup=3000\n\
-                 haSendHeartbeatInterval=1000\nhaHousekeepingInterval=3000\nsyncFlushTimeout=3000\n\
-                 mapedFileSizeCommitLog=262144\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
-                 brokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\ndefaultTopicQueueNums=4\n"
-            ),
-        )
-        .unwrap();
-        let store = dir.join(format!("store{i}"));
-        let args = vec![
-            "broker".into(),
-            "-c".into(),
-            conf.to_str().unwrap().into(),
-            "-n".into(),
-            ns.into(),
-            "--port".into(),
-            port.to_string(),
-            "--store".into(),
-            store.to_str().unwrap().into(),
-        ];
-        let mut n = Node {
-            proc: None,
-            addr: format!("127.0.0.1:{port}"),
-            args,
-            dir: dir.join(format!("b{i}")),
-            store,
-            starts: 0,
-        };
-        n.start();
-        n
-    }
+type Node = BrokerNode;
 
-    fn log(&self) -> PathBuf {
-        PathBuf::from(format!("{}-{}.log", self.dir.display(), self.starts))
-    }
-
-    fn start(&mut self) {
-        self.starts += 1;
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.proc = Some(ChildServer::spawn("broker", &args, &self.log()));
-        if !wait_port(&self.addr, Duration::from_secs(20)) {
-            panic!("broker did not come up:\n{}", self.logs());
-        }
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|s| {
-                let p = format!("{}-{s}.log", self.dir.display());
-                let t = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = t.lines().rev().take(60).collect();
-                format!(
-                    "--- {p} (last lines)\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect()
-    }
-
-    fn pid(&self) -> u32 {
-        self.proc.as_ref().unwrap().child.id()
-    }
-
-    fn id(&self) -> Option<i64> {
-        let t = std::fs::read_to_string(self.store.join("brokerIdentity")).ok()?;
-        t.trim().rsplit('#').next()?.parse().ok()
-    }
+fn node(dir: &Path, i: usize, ns: &str, controllers: &str) -> Node {
+    BrokerNode::new(dir, i, ns, controllers, BROKER_CONF)
 }
 
 /// Everything of one test: killed on drop, logs printed on failure.
@@ -157,11 +82,11 @@ impl Cluster {
         );
         assert!(wait_port(&ns, Duration::from_secs(20)));
         let controllers = g.addrs.join(";");
-        let first = Node::new(dir.path(), 0, &ns, &controllers);
+        let first = node(dir.path(), 0, &ns, &controllers);
         wait_master(&g, c, BROKER, 1, 1, Duration::from_secs(20)).await;
         let mut nodes = vec![first];
         for i in 1..3 {
-            nodes.push(Node::new(dir.path(), i, &ns, &controllers));
+            nodes.push(node(dir.path(), i, &ns, &controllers));
         }
         Cluster {
             g,
@@ -214,6 +139,51 @@ impl Cluster {
                 self.logs()
             ),
         }
+    }
+}
+
+impl Cluster {
+    /// Up with the SyncStateSet {1,2,3}, the topic made on the master and
+    /// `senders` producers that got `acks` acknowledgements: (cluster,
+    /// master id, master epoch, load).
+    async fn under_load(
+        c: &RemotingClient,
+        senders: usize,
+        acks: usize,
+    ) -> (Cluster, i64, i32, Load) {
+        let cl = Cluster::start(c).await;
+        let (master, epoch) = cl.wait_full_set(c, Duration::from_secs(30)).await;
+        eprintln!("SyncStateSet {{1,2,3}}, master {master} at epoch {epoch}");
+        create_topic(c, &cl.nodes[cl.node_of(master)].addr, TOPIC, QUEUES).await;
+        let load = Load::start(&cl.ns, senders);
+        assert!(
+            load.wait_acked(acks, Duration::from_secs(60)).await,
+            "no steady sends: {} acked\n{}",
+            load.acked(),
+            cl.logs()
+        );
+        (cl, master, epoch, load)
+    }
+
+    /// Waits until every node has node `ni`'s log end and epoch list, then
+    /// checks the commit logs are byte-identical: (end, epochs).
+    async fn converged(&self, c: &RemotingClient, ni: usize) -> (i64, Vec<(i64, i64)>) {
+        let end = wait_same_end(c, &self.nodes, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("logs never converged\n{}", self.logs()));
+        let want = same_epochs(c, &self.nodes, ni)
+            .await
+            .unwrap_or_else(|| panic!("epoch lists differ\n{}", self.logs()));
+        let reference = replication_util::log_bytes(&self.nodes[ni].store, end);
+        for n in &self.nodes {
+            assert!(
+                replication_util::log_bytes(&n.store, end) == reference,
+                "commit log of {} differs from {}'s below {end}",
+                n.addr,
+                self.nodes[ni].addr
+            );
+        }
+        (end, want)
     }
 }
 
@@ -429,31 +399,14 @@ async fn same_epochs(
 }
 
 fn truncations(n: &Node) -> usize {
-    (1..=n.starts)
-        .map(|s| {
-            std::fs::read_to_string(format!("{}-{s}.log", n.dir.display()))
-                .unwrap_or_default()
-                .matches("truncating the divergent tail")
-                .count()
-        })
-        .sum()
+    n.count_in_logs("truncating the divergent tail")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_the_master_loses_no_acknowledged_message() {
     let c = client();
-    let mut cl = Cluster::start(&c).await;
-    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
-    eprintln!("SyncStateSet {{1,2,3}}, master {master} at epoch {epoch}");
+    let (mut cl, master, epoch, load) = Cluster::under_load(&c, 3, 300).await;
     let mi = cl.node_of(master);
-    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
-    let load = Load::start(&cl.ns, 3);
-    assert!(
-        load.wait_acked(300, Duration::from_secs(60)).await,
-        "no steady sends: {} acked\n{}",
-        load.acked(),
-        cl.logs()
-    );
 
     // kill -9 of the master; detection, election and route switch timed.
     let before_kill = load.acked();
@@ -532,24 +485,7 @@ async fn kill9_of_the_master_loses_no_acknowledged_message() {
         cl.state(&c).await,
         cl.logs()
     );
-    let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(20))
-        .await
-        .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
-    let want = same_epochs(&c, &cl.nodes, ni).await.unwrap_or_else(|| {
-        panic!(
-            "epoch lists differ
-{}",
-            cl.logs()
-        )
-    });
-    let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
-    for n in &cl.nodes {
-        assert!(
-            replication_util::log_bytes(&n.store, end) == reference,
-            "commit log of {} differs from the new master's below {end}",
-            n.addr
-        );
-    }
+    let (end, want) = cl.converged(&c, ni).await;
     eprintln!(
         "old master rejoined as slave (truncations: {}), logs byte-identical up to {end}, epochs {want:?}",
         truncations(&cl.nodes[mi])
@@ -583,16 +519,8 @@ fn direct_sender(addr: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     let c = client();
-    let cl = Cluster::start(&c).await;
-    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
+    let (cl, master, epoch, load) = Cluster::under_load(&c, 3, 200).await;
     let mi = cl.node_of(master);
-    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
-    let load = Load::start(&cl.ns, 3);
-    assert!(
-        load.wait_acked(200, Duration::from_secs(60)).await,
-        "no steady sends\n{}",
-        cl.logs()
-    );
     // Besides the producer (which follows the routes), one sender keeps
     // writing to the old master itself, through the stop and after it.
     let stop_direct = Arc::new(AtomicBool::new(false));
@@ -663,16 +591,8 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_master_cuts_its_divergent_tail() {
     let c = client();
-    let mut cl = Cluster::start(&c).await;
-    let (master, epoch) = cl.wait_full_set(&c, Duration::from_secs(30)).await;
+    let (mut cl, master, epoch, load) = Cluster::under_load(&c, 2, 100).await;
     let mi = cl.node_of(master);
-    create_topic(&c, &cl.nodes[mi].addr, TOPIC, QUEUES).await;
-    let load = Load::start(&cl.ns, 2);
-    assert!(
-        load.wait_acked(100, Duration::from_secs(60)).await,
-        "no steady sends\n{}",
-        cl.logs()
-    );
     let (acked, _) = load.stop().await;
     let slaves: Vec<usize> = (0..3).filter(|i| *i != mi).collect();
     for &s in &slaves {
@@ -708,20 +628,7 @@ async fn a_returning_master_cuts_its_divergent_tail() {
     };
     let ni = cl.node_of(new_master);
     cl.nodes[mi].start();
-    let end = wait_same_end(&c, &cl.nodes, Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|| panic!("logs never converged\n{}", cl.logs()));
-    let want = same_epochs(&c, &cl.nodes, ni)
-        .await
-        .unwrap_or_else(|| panic!("epoch lists differ\n{}", cl.logs()));
-    let reference = replication_util::log_bytes(&cl.nodes[ni].store, end);
-    for n in &cl.nodes {
-        assert!(
-            replication_util::log_bytes(&n.store, end) == reference,
-            "commit log of {} differs below {end}",
-            n.addr
-        );
-    }
+    let (end, want) = cl.converged(&c, ni).await;
     let cuts = truncations(&cl.nodes[mi]);
     assert!(
         cuts >= 1,

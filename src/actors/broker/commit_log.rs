@@ -47,6 +47,8 @@ pub struct CommitLogWriter {
     store_cfg: crate::store::StoreConfig,
     /// Wakes POPs long-polling a topic that just got records.
     arrivals: Option<Arc<super::pop_state::Arrivals>>,
+    /// Told when the log is cut back (`TruncateLog`).
+    index_truncate: Option<Recipient<super::indexer::TruncateIndex>>,
 }
 
 impl CommitLogWriter {
@@ -80,7 +82,14 @@ impl CommitLogWriter {
             indexer: None,
             disk_full: None,
             arrivals: None,
+            index_truncate: None,
         }
+    }
+
+    /// Cuts the message index with the log (`TruncateLog`).
+    pub fn with_index_truncate(mut self, r: Recipient<super::indexer::TruncateIndex>) -> Self {
+        self.index_truncate = Some(r);
+        self
     }
 
     /// Tells long-polling POPs about every dispatched topic.
@@ -583,6 +592,11 @@ impl Handler<TruncateLog> for CommitLogWriter {
         }
         self.handled_end = self.handled_end.min(target);
         self.flusher.lower_dispatched(target);
+        // The index goes first in its mailbox: records appended after the
+        // cut are indexed from it.
+        if let Some(ix) = &self.index_truncate {
+            ix.do_send(super::indexer::TruncateIndex(target));
+        }
         let mut asks = Vec::new();
         for (name, _) in self.registry.configs() {
             if let Some(t) = self.registry.get(&name) {

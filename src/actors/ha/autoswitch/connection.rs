@@ -16,8 +16,6 @@
 //! or the broker no longer master closes the connection.
 
 use actix::prelude::*;
-use std::io::IoSlice;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -26,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::codec::FramedRead;
 
+use super::super::connection::write_frame;
+use super::super::service::{accept_loop, Accepted};
 use super::frames::{self, SlaveCodec, SlaveFrame, TransferHeader};
 use super::AutoSwitch;
 
@@ -47,10 +47,6 @@ impl AutoSwitchService {
     }
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Accepted(TcpStream, SocketAddr);
-
 impl Actor for AutoSwitchService {
     type Context = Context<Self>;
 
@@ -58,25 +54,7 @@ impl Actor for AutoSwitchService {
         let Some(listener) = self.listener.take() else {
             return;
         };
-        let me = ctx.address();
-        ctx.spawn(
-            async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((s, peer)) => {
-                            if me.send(Accepted(s, peer)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "HA accept failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            }
-            .into_actor(self),
-        );
+        ctx.spawn(accept_loop(listener, ctx.address()).into_actor(self));
         super::start_shrink_check(&self.auto);
     }
 
@@ -242,22 +220,6 @@ impl StreamHandler<Result<SlaveFrame, std::io::Error>> for AutoSwitchConnection 
             }
         }
     }
-}
-
-async fn write_frame(w: &mut OwnedWriteHalf, header: &[u8], body: &[u8]) -> std::io::Result<()> {
-    let (mut h, mut b) = (header, body);
-    while !h.is_empty() {
-        let n = w
-            .write_vectored(&[IoSlice::new(h), IoSlice::new(b)])
-            .await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        let from_h = n.min(h.len());
-        h = &h[from_h..];
-        b = &b[n - from_h..];
-    }
-    w.write_all(b).await
 }
 
 fn closed() -> std::io::Error {
