@@ -508,7 +508,10 @@ impl Cluster {
             n,
             old,
             new: new.unwrap_or_default(),
-            detection: detection.unwrap_or_default(),
+            // Whoever elected knew the old master dead.
+            detection: detection
+                .unwrap_or_default()
+                .min(election.unwrap_or_default()),
             election: election.unwrap_or_default(),
             route: route.unwrap_or_default(),
             first_send: first_send.unwrap_or_default(),
