@@ -76,7 +76,7 @@ pub struct Broker {
     /// Held so the cleaner stays connected, hence restartable (supervision).
     _cleaner: Addr<cleaner::Cleaner>,
     /// Replication: the HA listener and the slave-side follower.
-    ha: (Addr<ha::service::HaService>, Addr<ha::client::HaClient>),
+    ha: (Recipient<ha::service::Close>, Addr<ha::client::HaClient>),
     /// The store's `lock` file, held until shutdown (see `store::lock`).
     store_lock: Option<store::StoreLock>,
     slave_sync: Addr<ha::slave_sync::SlaveSync>,
@@ -283,13 +283,34 @@ impl Broker {
         let ha_group = Arc::new(ha::group_transfer::GroupTransfer::new(
             cfg.ha.max_gap_not_in_sync,
         ));
-        let ha_service = ha::service::HaService::new(
-            ha_listener,
-            ha_group.clone(),
-            reader.clone(),
-            cfg.ha.clone(),
-        )
-        .start();
+        // Controller mode: AutoSwitch HA (epochs, SyncStateSet) in place of
+        // classic HA, on the same port.
+        let auto = ha::autoswitch::AutoSwitchConfig::from_broker(&cfg).map(|ac| {
+            let confirm = store::checkpoint::Checkpoint::load(&store_cfg.checkpoint_path())
+                .ok()
+                .flatten()
+                .map_or(0, |c| c.confirm_phy_offset);
+            ha::autoswitch::AutoSwitch::new(
+                ac,
+                cfg.ha.clone(),
+                reader.clone(),
+                ha_group.clone(),
+                confirm,
+            )
+        });
+        let ha_service: Recipient<ha::service::Close> = match &auto {
+            Some(a) => ha::autoswitch::connection::AutoSwitchService::new(ha_listener, a.clone())
+                .start()
+                .recipient(),
+            None => ha::service::HaService::new(
+                ha_listener,
+                ha_group.clone(),
+                reader.clone(),
+                cfg.ha.clone(),
+            )
+            .start()
+            .recipient(),
+        };
         let ha_master = ha::MasterAddress::default();
         let ha_client = ha::client::HaClient::new(ha::client::HaClientDeps {
             cfg: cfg.ha.clone(),
@@ -299,12 +320,14 @@ impl Broker {
             reader: reader.clone(),
             topic_manager: topic_manager.clone(),
             default_queue_nums: cfg.default_topic_queue_nums,
+            auto: auto.clone(),
         });
         let ha_runtime = Arc::new(ha::HaRuntime {
             group: ha_group,
             server_addr: format!("{}:{}", cfg.broker_ip1, ha_bound.port()),
             master: ha_master.clone(),
             client: ha_client.state(),
+            auto,
         });
         let ha_client = ha_client.start();
         tracing::info!(ha = %ha_runtime.server_addr, "HA listening");
@@ -323,7 +346,8 @@ impl Broker {
             RemotingClient::with_tls(ClientConfig::default(), namesrv_tls),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         )
-        .with_ha_master(ha_master.clone());
+        .with_ha_master(ha_master.clone())
+        .fenced(ha_runtime.auto.is_some());
         let max_held_pulls = match cfg.unknown.get("maxHeldPulls") {
             Some(v) => v.trim().parse::<usize>().map_err(|_| {
                 BrokerError::Config(ConfigError::BadValue {
