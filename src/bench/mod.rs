@@ -93,7 +93,7 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
                 rows.push(produce::run_produce(a).await?);
             }
             if cmd.protocol != Protocol::Remoting {
-                let mut g = grpc::run_grpc_produce(a, &cmd.endpoint).await?;
+                let mut g = grpc::run_grpc_produce(a, &cmd.endpoint, cmd.grpc_client).await?;
                 if let Some(r) = rows.first() {
                     g.notes.push_str(&format!(
                         ", x{:.2} of remoting",
