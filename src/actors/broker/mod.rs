@@ -283,13 +283,25 @@ impl Broker {
         let ha_group = Arc::new(ha::group_transfer::GroupTransfer::new(
             cfg.ha.max_gap_not_in_sync,
         ));
+        // With the writer on the session thread (2 cores or fewer), the HA
+        // actors share that thread too: a send's wake-up of the transfer,
+        // the slave's report and the release of the waiting sends then cost
+        // no thread hop (measured in docs/replication.md, "Where the tail
+        // comes from"). A slave's client always runs beside the writer it
+        // appends through.
+        let ha_arbiter = if cfg.commit_log_own_thread {
+            actix::Arbiter::current()
+        } else {
+            writer_arbiter.clone()
+        };
         let ha_service = ha::service::HaService::new(
             ha_listener,
             ha_group.clone(),
             reader.clone(),
             cfg.ha.clone(),
         )
-        .start();
+        .map_err(|e| BrokerError::Listen(format!("HA port of {}", cfg.listen_addr), e))?;
+        let ha_service = ha::service::HaService::start_in_arbiter(&ha_arbiter, |_| ha_service);
         let ha_master = ha::MasterAddress::default();
         let ha_client = ha::client::HaClient::new(ha::client::HaClientDeps {
             cfg: cfg.ha.clone(),
@@ -306,7 +318,7 @@ impl Broker {
             master: ha_master.clone(),
             client: ha_client.state(),
         });
-        let ha_client = ha_client.start();
+        let ha_client = ha::client::HaClient::start_in_arbiter(&writer_arbiter, |_| ha_client);
         tracing::info!(ha = %ha_runtime.server_addr, "HA listening");
 
         let identity = registrar::Identity {
