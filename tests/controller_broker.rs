@@ -3,15 +3,14 @@
 //! broker-id protocol (kept in `brokerIdentity`), the first to nominate
 //! itself becomes master and registers as id 0 at the name server, the
 //! other follows as a slave under its controller id; after `kill -9` of the
-//! master the controller elects the survivor (unclean election: the
-//! AutoSwitch SyncStateSet upkeep is not there yet), which takes id 0 at
+//! master the controller elects the survivor (unclean election, so the
+//! survivor need not have caught up first), which takes id 0 at
 //! the name server; the old master restarted keeps its id and joins as a
 //! slave.
 
 mod common;
 mod controller_support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use actormq::wire::bodies::ClusterInfo;
@@ -21,67 +20,7 @@ use actormq::wire::RemotingCommand;
 use common::{client, eventually, free_port, wait_port, ChildServer};
 use controller_support::*;
 
-struct Node {
-    proc: Option<ChildServer>,
-    addr: String,
-    args: Vec<String>,
-    log: std::path::PathBuf,
-    store: std::path::PathBuf,
-}
-
-impl Node {
-    fn new(dir: &Path, i: usize, ns: &str, controllers: &str) -> Node {
-        let port = free_port();
-        let conf = dir.join(format!("b{i}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "brokerClusterName=c\nbrokerName=broker-a\nbrokerRole=SLAVE\nbrokerId=-1\nhaListenPort=0\n\
-                 enableControllerMode=true\ncontrollerAddr={controllers}\nsyncBrokerMetadataPeriod=300\n\
-                 brokerHeartbeatInterval=200\ncontrollerHeartBeatTimeoutMills=3000\nregisterBrokerIntervalMs=500\n\
-                 mapedFileSizeCommitLog=1048576\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
-                 brokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\n"
-            ),
-        )
-        .unwrap();
-        let store = dir.join(format!("store{i}"));
-        let args = vec![
-            "broker".into(),
-            "-c".into(),
-            conf.to_str().unwrap().into(),
-            "-n".into(),
-            ns.into(),
-            "--port".into(),
-            port.to_string(),
-            "--store".into(),
-            store.to_str().unwrap().into(),
-        ];
-        let mut n = Node {
-            proc: None,
-            addr: format!("127.0.0.1:{port}"),
-            args,
-            log: dir.join(format!("b{i}.log")),
-            store,
-        };
-        n.start();
-        n
-    }
-
-    fn start(&mut self) {
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.proc = Some(ChildServer::spawn("broker", &args, &self.log));
-        if !wait_port(&self.addr, Duration::from_secs(20)) {
-            panic!(
-                "broker did not come up:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-        }
-    }
-
-    fn identity(&self) -> Option<String> {
-        std::fs::read_to_string(self.store.join("brokerIdentity")).ok()
-    }
-}
+type Node = BrokerNode;
 
 async fn addrs_at_namesrv(
     c: &actormq::client::remoting::RemotingClient,
@@ -148,10 +87,10 @@ async fn brokers_take_ids_and_roles_from_the_controller_and_fail_over() {
         &dir.path().join("ns.log"),
     );
     assert!(wait_port(&ns, Duration::from_secs(20)));
-    let a = Node::new(dir.path(), 0, &ns, &g.addrs.join(";"));
+    let a = Node::new(dir.path(), 0, &ns, &g.addrs.join(";"), "");
     // The first broker nominates itself before the second exists.
     wait_master(&g, &c, "broker-a", 1, 1, Duration::from_secs(15)).await;
-    let b = Node::new(dir.path(), 1, &ns, &g.addrs.join(";"));
+    let b = Node::new(dir.path(), 1, &ns, &g.addrs.join(";"), "");
     assert_eq!(a.identity().as_deref(), Some("c#broker-a#1"));
     let mut nodes = [(1i64, a), (2i64, b)];
     // Routes follow the controller: its master at id 0, the other under
@@ -167,13 +106,7 @@ async fn brokers_take_ids_and_roles_from_the_controller_and_fail_over() {
             .then_some((m, h.master_epoch.unwrap_or_default()))
     })
     .await
-    .unwrap_or_else(|| {
-        panic!(
-            "routes {:?}\n{}",
-            "see the log",
-            std::fs::read_to_string(&nodes[1].1.log).unwrap_or_default()
-        )
-    });
+    .unwrap_or_else(|| panic!("routes {:?}\n{}", "see the log", nodes[1].1.logs()));
 
     // The master dies: the other is elected and takes id 0.
     let (dead, alive) = if master == 1 { (0, 1) } else { (1, 0) };
@@ -206,7 +139,7 @@ async fn brokers_take_ids_and_roles_from_the_controller_and_fail_over() {
         back.is_some(),
         "{:?}\n{}",
         addrs_at_namesrv(&c, &ns).await,
-        std::fs::read_to_string(&nodes[dead].1.log).unwrap_or_default()
+        nodes[dead].1.logs()
     );
     let (code, h, _) = replica_info(&c, &ctl, "broker-a").await;
     assert_eq!(

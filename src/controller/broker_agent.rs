@@ -11,11 +11,14 @@
 //! `brokerHeartbeatInterval` (1000 ms), `controllerHeartBeatTimeoutMills`
 //! (10000 ms), `brokerElectionPriority`.
 //!
-//! Not yet: the AutoSwitch HA protocol (epoch file, truncation, SyncStateSet
-//! upkeep by the master); replication stays classic HA, so the controller's
-//! SyncStateSet holds only the master and a failover needs
-//! `enableElectUncleanMaster=true`. NOTIFY_BROKER_ROLE_CHANGED is not
-//! served by the broker: it learns a new master from its poll.
+//! Replication is AutoSwitch HA (`actors::ha::autoswitch`): the agent
+//! hands it the broker id, the controller leader (for ALTERs), each
+//! successful exchange with the controller (fencing), the SyncStateSet and
+//! the master epoch of every role change; heartbeats carry the last local
+//! epoch, the log end and the confirm offset. NOTIFY_BROKER_ROLE_CHANGED
+//! ([`RoleNotified`]) is applied at once instead of waiting for the poll.
+//! The broker registers with the name servers only once the controller
+//! confirmed its role (`Registrar::fenced`).
 
 use actix::prelude::*;
 use std::collections::BTreeMap;
@@ -23,14 +26,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actors::broker::commit_log::{CommitLogWriter, LogOffsets};
+use crate::actors::broker::commit_log::{CommitLogWriter, LogOffsets, TruncateLog};
+use crate::actors::broker::registrar::{Registrar, Unfence};
 use crate::actors::broker::role::{ChangeRole, RoleKeeper};
+use crate::actors::ha::autoswitch::{AutoSwitch, RoleNotified};
+use crate::actors::ha::MasterAddress;
 use crate::client::remoting::{ClientConfig, RemotingClient};
 use crate::config::BrokerRole;
 use crate::wire::codes::{request as rq, response as rs};
+use crate::wire::controller::{ElectMasterBody, SyncStateSetBody};
 use crate::wire::headers::controller::*;
 use crate::wire::headers::CommandHeader;
 use crate::wire::RemotingCommand;
+use std::collections::BTreeSet;
 
 const CALL: Duration = Duration::from_secs(3);
 
@@ -138,14 +146,25 @@ fn set_beat(b: &SharedBeat, v: BeatAs) {
     *b.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
 }
 
+/// What the agent drives besides the role switch.
+#[derive(Clone)]
+pub struct AgentLinks {
+    pub auto: Option<Arc<AutoSwitch>>,
+    pub registrar: Addr<Registrar>,
+    pub master: MasterAddress,
+}
+
 pub struct ReplicasAgent {
     cfg: Arc<AgentConfig>,
     beat_as: SharedBeat,
     client: RemotingClient,
     role_keeper: Addr<RoleKeeper>,
     commit_log: Addr<CommitLogWriter>,
+    links: AgentLinks,
     known: Known,
     busy: bool,
+    /// A NOTIFY_BROKER_ROLE_CHANGED not applied yet.
+    notified: Option<RoleNotified>,
 }
 
 impl ReplicasAgent {
@@ -153,6 +172,7 @@ impl ReplicasAgent {
         cfg: AgentConfig,
         role_keeper: Addr<RoleKeeper>,
         commit_log: Addr<CommitLogWriter>,
+        links: AgentLinks,
     ) -> Self {
         ReplicasAgent {
             cfg: Arc::new(cfg),
@@ -160,8 +180,10 @@ impl ReplicasAgent {
             client: RemotingClient::new(ClientConfig::default()),
             role_keeper,
             commit_log,
+            links,
             known: Known::default(),
             busy: false,
+            notified: None,
         }
     }
 
@@ -175,23 +197,33 @@ impl ReplicasAgent {
             beat_as: self.beat_as.clone(),
             client: self.client.clone(),
             role_keeper: self.role_keeper.clone(),
+            log: self.commit_log.clone(),
+            links: self.links.clone(),
         };
         let (known, log) = (self.known.clone(), self.commit_log.clone());
+        let notified = self.notified.take();
         ctx.spawn(
             async move {
                 let mut k = known;
                 if let Ok((_, max)) = log.send(LogOffsets).await {
                     k.max_offset = max;
                 }
-                if let Err(e) = run.step(&mut k).await {
+                let r = match notified {
+                    Some(n) => run.notified(n, &mut k).await,
+                    None => run.step(&mut k).await,
+                };
+                if let Err(e) = r {
                     tracing::warn!(error = %e, "controller mode: step failed; retrying");
                 }
                 k
             }
             .into_actor(self)
-            .map(|k, act, _| {
+            .map(|k, act, ctx| {
                 act.known = k;
                 act.busy = false;
+                if act.notified.is_some() {
+                    act.tick(ctx);
+                }
             }),
         );
     }
@@ -203,14 +235,23 @@ impl ReplicasAgent {
             return;
         };
         let c = &self.cfg;
+        // AutoSwitch: the last local epoch, the log end, the confirm offset.
+        let (epoch, max, confirm) = match &self.links.auto {
+            Some(a) => (
+                a.last_epoch(),
+                a.reader.max_offset(),
+                a.reader.confirm_offset(),
+            ),
+            None => (epoch, self.known.max_offset, self.known.max_offset),
+        };
         let fields = [
             ("clusterName", c.cluster.clone()),
             ("brokerName", c.broker_name.clone()),
             ("brokerAddr", c.broker_addr.clone()),
             ("brokerId", id.to_string()),
             ("epoch", epoch.to_string()),
-            ("maxOffset", self.known.max_offset.to_string()),
-            ("confirmOffset", self.known.max_offset.to_string()),
+            ("maxOffset", max.to_string()),
+            ("confirmOffset", confirm.to_string()),
             ("heartbeatTimeoutMills", c.heartbeat_timeout_ms.to_string()),
             ("electionPriority", c.election_priority.to_string()),
         ];
@@ -243,6 +284,25 @@ impl Actor for ReplicasAgent {
     }
 }
 
+impl Handler<RoleNotified> for ReplicasAgent {
+    type Result = ();
+    fn handle(&mut self, m: RoleNotified, ctx: &mut Context<Self>) {
+        tracing::info!(
+            master = m.master_id,
+            epoch = m.master_epoch,
+            "NOTIFY_BROKER_ROLE_CHANGED"
+        );
+        if self
+            .notified
+            .as_ref()
+            .is_none_or(|n| n.master_epoch <= m.master_epoch)
+        {
+            self.notified = Some(m);
+        }
+        self.tick(ctx);
+    }
+}
+
 /// One pass of the agent's routine (RocketMQ's `startBasicService` and its
 /// periodic `GET_REPLICA_INFO` poll).
 struct Step {
@@ -250,9 +310,19 @@ struct Step {
     beat_as: SharedBeat,
     client: RemotingClient,
     role_keeper: Addr<RoleKeeper>,
+    log: Addr<CommitLogWriter>,
+    links: AgentLinks,
 }
 
 type StepResult<T> = Result<T, String>;
+
+/// The SyncStateSet in a reply body (SyncStateSet JSON).
+fn set_of(r: &RemotingCommand) -> (BTreeSet<i64>, Option<i32>) {
+    let b: Option<SyncStateSetBody> = crate::wire::json::from_fastjson(&r.body_bytes()).ok();
+    b.map_or((BTreeSet::new(), None), |b| {
+        (b.sync_state_set, Some(b.sync_state_set_epoch))
+    })
+}
 
 impl Step {
     async fn call(
@@ -283,13 +353,34 @@ impl Step {
         Err("no controller names a leader".into())
     }
 
+    /// A NOTIFY_BROKER_ROLE_CHANGED: applied when newer than the role held.
+    async fn notified(&self, n: RoleNotified, k: &mut Known) -> StepResult<()> {
+        let Some(id) = k.id.filter(|_| k.registered) else {
+            return self.step(k).await;
+        };
+        if n.master_epoch > k.master_epoch {
+            let set = (n.set, n.ss_epoch);
+            self.apply(id, n.master_id, n.master_addr, n.master_epoch, set, k)
+                .await?;
+        } else if let Some(a) = &self.links.auto {
+            a.adopt_set(n.master_epoch, n.set, n.ss_epoch);
+        }
+        Ok(())
+    }
+
     async fn step(&self, k: &mut Known) -> StepResult<()> {
         let leader = self.find_leader().await?;
         k.leader = Some(leader.clone());
+        if let Some(a) = &self.links.auto {
+            a.set_leader(Some(leader.clone()));
+        }
         if k.id.is_none() {
             k.id = Some(self.broker_id(&leader).await?);
         }
         let id = k.id.unwrap_or_default();
+        if let Some(a) = &self.links.auto {
+            a.set_my_id(id);
+        }
         if !k.registered {
             self.register(&leader, id, k).await?;
         }
@@ -308,11 +399,41 @@ impl Step {
         }
         let info = GetReplicaInfoResponseHeader::from_ext(&r.ext).map_err(|e| e.to_string())?;
         let epoch = info.master_epoch.unwrap_or(0);
+        let (set, ss_epoch) = set_of(&r);
+        let r = self
+            .follow_reply(id, &leader, epoch, info, (set, ss_epoch), k)
+            .await;
+        // Only a reply the broker acted on proves contact: a master learning
+        // here that it was deposed must not count as reachable meanwhile.
+        if r.is_ok() {
+            if let Some(a) = &self.links.auto {
+                a.controller_contact();
+            }
+        }
+        r
+    }
+
+    async fn follow_reply(
+        &self,
+        id: i64,
+        leader: &str,
+        epoch: i32,
+        info: GetReplicaInfoResponseHeader,
+        (set, ss_epoch): (BTreeSet<i64>, Option<i32>),
+        k: &mut Known,
+    ) -> StepResult<()> {
         match (info.master_broker_id, info.master_address) {
             (Some(m), Some(addr)) if epoch > k.master_epoch => {
-                self.apply(id, m, addr, epoch, k).await
+                self.apply(id, m, addr, epoch, (set, ss_epoch.unwrap_or(0)), k)
+                    .await
             }
-            (None, _) if epoch >= k.master_epoch => self.nominate(&leader, id, k).await,
+            (None, _) if epoch >= k.master_epoch => self.nominate(leader, id, k).await,
+            (Some(m), _) if m == id && epoch == k.master_epoch => {
+                if let (Some(a), Some(e)) = (&self.links.auto, ss_epoch) {
+                    a.adopt_set(epoch, set, e);
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -389,11 +510,13 @@ impl Step {
         );
         let h = RegisterBrokerToControllerResponseHeader::from_ext(&r.ext)
             .map_err(|e| e.to_string())?;
+        let (set, _) = set_of(&r);
         if let (Some(m), Some(addr), Some(epoch)) =
             (h.master_broker_id, h.master_address, h.master_epoch)
         {
             if epoch > k.master_epoch {
-                self.apply(id, m, addr, epoch, k).await?;
+                let ss = h.sync_state_set_epoch.unwrap_or(0);
+                self.apply(id, m, addr, epoch, (set, ss), k).await?;
             }
         }
         Ok(())
@@ -413,9 +536,12 @@ impl Step {
             return Err(format!("ELECT_MASTER: {} {:?}", r.code, r.remark));
         }
         let h = ElectMasterResponseHeader::from_ext(&r.ext).map_err(|e| e.to_string())?;
+        let body: ElectMasterBody =
+            crate::wire::json::from_fastjson(&r.body_bytes()).unwrap_or_default();
         match (h.master_broker_id, h.master_address, h.master_epoch) {
             (Some(m), Some(addr), Some(epoch)) if epoch > k.master_epoch => {
-                self.apply(id, m, addr, epoch, k).await
+                let set = (body.sync_state_set, h.sync_state_set_epoch.unwrap_or(0));
+                self.apply(id, m, addr, epoch, set, k).await
             }
             _ => Ok(()),
         }
@@ -428,8 +554,21 @@ impl Step {
         master: i64,
         master_addr: String,
         epoch: i32,
+        (set, ss_epoch): (BTreeSet<i64>, i32),
         k: &mut Known,
     ) -> StepResult<()> {
+        let auto = self.links.auto.as_ref();
+        if let (Some(a), true) = (auto, master == id) {
+            // changeToMaster: the log ends at a complete record, then the
+            // epoch entry (epoch, log end), then writes open.
+            a.become_slave(k.master_epoch);
+            self.log
+                .send(TruncateLog { to: None })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            a.become_master(epoch, set, ss_epoch);
+        }
         let change = if master == id {
             ChangeRole {
                 role: BrokerRole::SyncMaster,
@@ -453,6 +592,13 @@ impl Step {
             Ok(Ok(_)) => {
                 k.master_epoch = epoch;
                 set_beat(&self.beat_as, BeatAs { id, epoch });
+                if let (Some(a), false) = (auto, master == id) {
+                    a.become_slave(epoch);
+                    // The new master's HA address comes with the next
+                    // registration's answer.
+                    self.links.master.set(None);
+                }
+                self.links.registrar.do_send(Unfence);
                 Ok(())
             }
             Ok(Err(e)) => Err(e.to_string()),
@@ -470,11 +616,19 @@ pub fn start_if_enabled(
     // Its own thread: heartbeats keep their period while the broker's
     // threads are busy (a role change starting the master's services).
     let (keeper, log) = (ctx.role_keeper.clone(), ctx.commit_log.clone());
+    let links = AgentLinks {
+        auto: ctx.ha.auto.clone(),
+        registrar: ctx.registrar.clone(),
+        master: ctx.ha.master.clone(),
+    };
     let arbiter = Arbiter::new();
-    Some(ReplicasAgent::start_in_arbiter(
-        &arbiter.handle(),
-        move |_| ReplicasAgent::new(cfg, keeper, log),
-    ))
+    let agent = ReplicasAgent::start_in_arbiter(&arbiter.handle(), move |_| {
+        ReplicasAgent::new(cfg, keeper, log, links)
+    });
+    if let Some(a) = &ctx.ha.auto {
+        let _ = a.notify.set(agent.clone().recipient());
+    }
+    Some(agent)
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub(crate) struct LogShared {
     /// Blocks of the current segment are reserved below this offset (when
     /// the store preallocates).
     pub(crate) reserved: AtomicI64,
+    /// controller mode: readers see records below this only (RocketMQ's
+    /// `confirmOffset`); `i64::MAX` (the default) hides nothing.
+    pub(crate) confirm: AtomicI64,
 }
 
 impl LogShared {
@@ -119,6 +122,7 @@ impl CommitLog {
             last_store_timestamp: AtomicI64::new(0),
             seg_size,
             reserved: AtomicI64::new(end),
+            confirm: AtomicI64::new(i64::MAX),
         });
         let mut log = CommitLog {
             dir,
@@ -409,6 +413,25 @@ impl CommitLogReader {
     /// Offset below which data is durable.
     pub fn flushed_offset(&self) -> i64 {
         self.shared.flushed.load(Ordering::Acquire)
+    }
+
+    /// controller mode's `confirmOffset`: consumers read no record ending
+    /// above it; never above the log end (the end when no limit is set).
+    pub fn confirm_offset(&self) -> i64 {
+        self.shared
+            .confirm
+            .load(Ordering::Acquire)
+            .min(self.max_offset())
+    }
+
+    /// Whether a confirm offset limits readers (controller mode).
+    pub fn confirm_limited(&self) -> bool {
+        self.shared.confirm.load(Ordering::Acquire) != i64::MAX
+    }
+
+    /// Sets the confirm offset (`i64::MAX`: no limit).
+    pub fn set_confirm_offset(&self, offset: i64) {
+        self.shared.confirm.store(offset, Ordering::Release);
     }
 
     /// `size` bytes at `phys_offset`, zero-copy; None unless the whole range is

@@ -92,6 +92,11 @@ impl Inner {
         cp.logics_msg_timestamp = ts;
         cp.commitlog_flushed = Some(flushed);
         cp.dispatched_flushed = Some(dispatched.min(flushed));
+        // controller mode: `confirmPhyOffset` at byte 32, as Java's.
+        let confirm = self.log.confirm.load(Ordering::Acquire);
+        if confirm != i64::MAX {
+            cp.confirm_phy_offset = confirm.min(self.log.max_offset.load(Ordering::Acquire));
+        }
         cp.store(&self.checkpoint_path)
     }
 
@@ -217,6 +222,11 @@ impl Flusher {
     /// Every record below `phys_end` has its consume-queue unit written.
     pub fn set_dispatched(&self, phys_end: i64) {
         self.inner.dispatched.fetch_max(phys_end, Ordering::AcqRel);
+    }
+
+    /// The log was cut back to `phys_end` (a slave's truncation).
+    pub fn lower_dispatched(&self, phys_end: i64) {
+        self.inner.dispatched.fetch_min(phys_end, Ordering::AcqRel);
     }
 
     pub fn dispatched(&self) -> i64 {

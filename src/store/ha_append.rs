@@ -64,6 +64,81 @@ impl CommitLog {
         Ok(self.write_pos)
     }
 
+    /// Cuts the log back to `offset` (a slave dropping a divergent tail,
+    /// RocketMQ's `truncateDirtyFiles`): the bytes from `offset` to the old
+    /// end are zeroed and msynced, later segments deleted, before this
+    /// returns, so the cut survives a crash (recovery stops at the zeros;
+    /// apache/rocketmq#10666). Refused below the log's first offset.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset >= self.write_pos {
+            return Ok(());
+        }
+        if offset < self.min_offset() {
+            return Err(StoreError::Corrupt {
+                path: self.dir.clone(),
+                reason: format!(
+                    "cannot truncate to {offset}, below the first offset {}",
+                    self.min_offset()
+                ),
+            });
+        }
+        let old_end = self.write_pos;
+        // Readers stop at the new end first.
+        self.write_pos = offset;
+        self.shared.max_offset.store(offset, Ordering::Release);
+        self.shared.flushed.fetch_min(offset, Ordering::AcqRel);
+        self.shared.confirm.fetch_min(offset, Ordering::AcqRel);
+        let removed: Vec<Arc<super::Segment>> = {
+            let mut segs = self
+                .shared
+                .segments
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let keep = segs
+                .iter()
+                .position(|s| s.start() > offset)
+                .unwrap_or(segs.len())
+                .max(1);
+            let removed = segs.split_off(keep);
+            if let Some(last) = segs.last() {
+                self.current = last.clone();
+            }
+            removed
+        };
+        for s in &removed {
+            s.remove_file()?;
+        }
+        if let Some(p) = self.next.take() {
+            p.discard();
+        }
+        const CHUNK: usize = 64 * 1024;
+        let zeros = [0u8; CHUNK];
+        let seg = self.current.clone();
+        let from = (offset - seg.start()) as usize;
+        let to = ((old_end.min(seg.end())) - seg.start()) as usize;
+        let mut pos = from;
+        while pos < to {
+            let n = CHUNK.min(to - pos);
+            // SAFETY: single writer; readers stop below the new end.
+            unsafe { seg.write_at(pos, &zeros[..n]) };
+            pos += n;
+        }
+        if to > from {
+            seg.flush_range(from, to - from)?;
+        }
+        self.shared
+            .reserved
+            .store(offset.max(seg.start()), Ordering::Release);
+        if self.preallocate {
+            self.reserve_to(offset + super::RESERVE_STEP)?;
+        }
+        if offset - seg.start() >= seg.size() as i64 / 2 {
+            self.prepare_next();
+        }
+        tracing::warn!(from = old_end, to = offset, "commit log truncated");
+        Ok(())
+    }
+
     /// The next segment, without a filler: the master's filler is part of
     /// the replicated bytes.
     fn roll_replicated(&mut self) -> Result<()> {
@@ -140,6 +215,33 @@ mod tests {
         assert!(
             log.append_replicated(5, b"x").is_err(),
             "not at the end: refused"
+        );
+    }
+
+    #[test]
+    fn truncation_zeroes_the_tail_drops_later_segments_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8 | 1).collect();
+        {
+            let mut log = recover(&cfg(dir.path())).unwrap().commit_log;
+            log.append_replicated(0, &data).unwrap();
+            log.truncate_to(70_000).unwrap();
+            assert_eq!(log.max_offset(), 70_000);
+            assert_eq!(log.reader().max_offset(), 70_000);
+            assert!(log.reader().read(69_000, 2000).is_none());
+            assert_eq!(log.append_replicated(70_000, b"new").unwrap(), 70_003);
+            assert!(log.truncate_to(-1).is_err());
+        }
+        let segs = std::fs::read_dir(dir.path().join("commitlog"))
+            .unwrap()
+            .count();
+        assert_eq!(segs, 2, "the third segment is gone");
+        let f =
+            std::fs::read(dir.path().join("commitlog").join(format!("{:020}", 65_536))).unwrap();
+        assert_eq!(&f[70_000 - 65_536..70_003 - 65_536], b"new");
+        assert!(
+            f[70_003 - 65_536..].iter().all(|&b| b == 0),
+            "the old tail is zeroed on disk"
         );
     }
 

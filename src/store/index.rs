@@ -332,6 +332,29 @@ impl IndexStore {
         Ok(self.flushed_end)
     }
 
+    /// Forgets every entry of a record at or after `phys` (the commit log
+    /// was cut back there: a slave's truncation); indexing resumes there.
+    pub fn truncate_from_phys(&mut self, phys: i64) -> Result<()> {
+        while self
+            .files
+            .last()
+            .is_some_and(|f| !f.is_empty() && f.header().begin_phy_offset >= phys)
+        {
+            if let Some(f) = self.files.pop() {
+                f.remove_file()?;
+            }
+        }
+        if let Some(f) = self.files.last_mut() {
+            if !f.is_empty() && f.header().end_phy_offset >= phys {
+                f.truncate_from_phys(phys);
+                f.flush()?;
+            }
+        }
+        self.indexed_end = self.indexed_end.min(phys);
+        self.flushed_end = self.flushed_end.min(phys);
+        Ok(())
+    }
+
     /// Deletes files (never the newest) whose every entry points below
     /// `min_phys`, the commit log's new minimum. Returns how many.
     pub fn delete_before_phys(&mut self, min_phys: i64) -> Result<usize> {

@@ -478,3 +478,112 @@ impl Drop for Pair {
         self.beat_b.store(false, Ordering::Relaxed);
     }
 }
+
+/// A broker in controller mode as a child process (`actormq broker -c`) of
+/// set `broker-a`, cluster `c`, restartable on the same port and store;
+/// killed on drop. `extra` lines override the base settings.
+pub struct BrokerNode {
+    pub proc: Option<ChildServer>,
+    pub addr: String,
+    args: Vec<String>,
+    /// Log files are `<log_base>-<start>.log`.
+    log_base: PathBuf,
+    pub store: PathBuf,
+    pub starts: usize,
+}
+
+impl BrokerNode {
+    pub fn new(dir: &Path, i: usize, ns: &str, controllers: &str, extra: &str) -> BrokerNode {
+        let port = free_port();
+        let conf = dir.join(format!("b{i}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "brokerClusterName=c\nbrokerName=broker-a\nbrokerRole=SLAVE\nbrokerId=-1\nhaListenPort=0\n\
+                 enableControllerMode=true\ncontrollerAddr={controllers}\nsyncBrokerMetadataPeriod=300\n\
+                 brokerHeartbeatInterval=200\ncontrollerHeartBeatTimeoutMills=3000\nregisterBrokerIntervalMs=500\n\
+                 mapedFileSizeCommitLog=1048576\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
+                 brokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        let store = dir.join(format!("store{i}"));
+        let args = vec![
+            "broker".into(),
+            "-c".into(),
+            conf.to_str().unwrap().into(),
+            "-n".into(),
+            ns.into(),
+            "--port".into(),
+            port.to_string(),
+            "--store".into(),
+            store.to_str().unwrap().into(),
+        ];
+        let mut n = BrokerNode {
+            proc: None,
+            addr: format!("127.0.0.1:{port}"),
+            args,
+            log_base: dir.join(format!("b{i}")),
+            store,
+            starts: 0,
+        };
+        n.start();
+        n
+    }
+
+    /// The log of the current (last) start.
+    pub fn log(&self) -> PathBuf {
+        PathBuf::from(format!("{}-{}.log", self.log_base.display(), self.starts))
+    }
+
+    /// Starts (again) and waits for the port.
+    pub fn start(&mut self) {
+        self.starts += 1;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.proc = Some(ChildServer::spawn("broker", &args, &self.log()));
+        if !wait_port(&self.addr, Duration::from_secs(20)) {
+            panic!("broker did not come up:\n{}", self.logs());
+        }
+    }
+
+    /// The last lines of every start's log.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|s| {
+                let p = format!("{}-{s}.log", self.log_base.display());
+                let t = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(60).collect();
+                format!(
+                    "--- {p} (last lines)\n{}\n",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+
+    /// How often every start's log says `what`.
+    pub fn count_in_logs(&self, what: &str) -> usize {
+        (1..=self.starts)
+            .map(|s| {
+                std::fs::read_to_string(format!("{}-{s}.log", self.log_base.display()))
+                    .unwrap_or_default()
+                    .matches(what)
+                    .count()
+            })
+            .sum()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("running").child.id()
+    }
+
+    /// `brokerIdentity`'s text.
+    pub fn identity(&self) -> Option<String> {
+        std::fs::read_to_string(self.store.join("brokerIdentity")).ok()
+    }
+
+    /// The controller id from `brokerIdentity`.
+    pub fn id(&self) -> Option<i64> {
+        self.identity()?.trim().rsplit('#').next()?.parse().ok()
+    }
+}

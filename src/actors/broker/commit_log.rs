@@ -47,6 +47,8 @@ pub struct CommitLogWriter {
     store_cfg: crate::store::StoreConfig,
     /// Wakes POPs long-polling a topic that just got records.
     arrivals: Option<Arc<super::pop_state::Arrivals>>,
+    /// Told when the log is cut back (`TruncateLog`).
+    index_truncate: Option<Recipient<super::indexer::TruncateIndex>>,
 }
 
 impl CommitLogWriter {
@@ -80,7 +82,14 @@ impl CommitLogWriter {
             indexer: None,
             disk_full: None,
             arrivals: None,
+            index_truncate: None,
         }
+    }
+
+    /// Cuts the message index with the log (`TruncateLog`).
+    pub fn with_index_truncate(mut self, r: Recipient<super::indexer::TruncateIndex>) -> Self {
+        self.index_truncate = Some(r);
+        self
     }
 
     /// Tells long-polling POPs about every dispatched topic.
@@ -545,5 +554,78 @@ impl Handler<AppendReplicated> for CommitLogWriter {
             Ok(Err(e)) => Err(PutError::from(e)),
             Err(e) => Err(PutError::Store(e.to_string())),
         }
+    }
+}
+
+/// Cuts the log back (controller mode): to `to`, or with `None` to the end
+/// of the last complete record (a replicated range may stop inside one).
+/// The commit log is zeroed and msynced past the cut, then every consume
+/// queue drops (and flushes) its units past it and the queue offsets are
+/// taken from them; the writer handles nothing else meanwhile. Answers the
+/// new end.
+#[derive(Message)]
+#[rtype(result = "Result<i64, PutError>")]
+pub struct TruncateLog {
+    pub to: Option<i64>,
+}
+
+impl Handler<TruncateLog> for CommitLogWriter {
+    type Result = AtomicResponse<Self, Result<i64, PutError>>;
+
+    fn handle(&mut self, m: TruncateLog, _: &mut Context<Self>) -> Self::Result {
+        let end = self.log.max_offset();
+        let target = match m.to {
+            Some(t) => t,
+            None => crate::store::live_scan::scan_published(
+                &self.log.reader(),
+                &self.store_cfg,
+                self.handled_end.min(end),
+                end,
+                |_| {},
+            ),
+        };
+        if target >= end {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(end))));
+        }
+        if let Err(e) = self.log.truncate_to(target) {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(PutError::from(e)))));
+        }
+        self.handled_end = self.handled_end.min(target);
+        self.flusher.lower_dispatched(target);
+        // The index goes first in its mailbox: records appended after the
+        // cut are indexed from it.
+        if let Some(ix) = &self.index_truncate {
+            ix.do_send(super::indexer::TruncateIndex(target));
+        }
+        let mut asks = Vec::new();
+        for (name, _) in self.registry.configs() {
+            if let Some(t) = self.registry.get(&name) {
+                for (qid, q) in t.queues.iter().enumerate() {
+                    let (topic, q) = (t.name.clone(), q.clone());
+                    asks.push(async move {
+                        (
+                            topic,
+                            qid as i32,
+                            q.send(super::queue::TruncateQueue(target)).await,
+                        )
+                    });
+                }
+            }
+        }
+        AtomicResponse::new(Box::pin(
+            futures_util::future::join_all(asks)
+                .into_actor(self)
+                .map(move |answers, act, _| {
+                    for (topic, qid, next) in answers {
+                        match next {
+                            Ok(next) => {
+                                act.queue_offsets.insert((topic, qid), next);
+                            }
+                            Err(e) => tracing::error!(%topic, qid, error = %e, "queue gone during truncation"),
+                        }
+                    }
+                    Ok(target)
+                }),
+        ))
     }
 }

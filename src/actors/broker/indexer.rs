@@ -182,6 +182,23 @@ impl Handler<CatchUp> for Indexer {
     }
 }
 
+/// The commit log was cut back to this offset (a slave's truncation): the
+/// entries of the records past it go, indexing resumes there.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TruncateIndex(pub i64);
+
+impl Handler<TruncateIndex> for Indexer {
+    type Result = ();
+    fn handle(&mut self, m: TruncateIndex, _: &mut Context<Self>) {
+        if let Some(st) = self.store() {
+            if let Err(e) = st.truncate_from_phys(m.0) {
+                tracing::error!(error = %e, offset = m.0, "index truncation failed");
+            }
+        }
+    }
+}
+
 /// The commit log is written up to this offset (sent by the writer once per
 /// `Put` batch).
 #[derive(Message)]
@@ -358,7 +375,9 @@ impl IndexerHandle {
     /// Makes the writer feed this indexer.
     pub fn attach(&self, writer: CommitLogWriter) -> CommitLogWriter {
         match &self.addr {
-            Some(a) => writer.with_indexer(a.clone().recipient(), self.signal.clone()),
+            Some(a) => writer
+                .with_indexer(a.clone().recipient(), self.signal.clone())
+                .with_index_truncate(a.clone().recipient()),
             None => writer,
         }
     }

@@ -76,7 +76,7 @@ pub struct Broker {
     /// Held so the cleaner stays connected, hence restartable (supervision).
     _cleaner: Addr<cleaner::Cleaner>,
     /// Replication: the HA listener and the slave-side follower.
-    ha: (Addr<ha::service::HaService>, Addr<ha::client::HaClient>),
+    ha: (Recipient<ha::service::Close>, Addr<ha::client::HaClient>),
     /// The store's `lock` file, held until shutdown (see `store::lock`).
     store_lock: Option<store::StoreLock>,
     slave_sync: Addr<ha::slave_sync::SlaveSync>,
@@ -283,25 +283,47 @@ impl Broker {
         let ha_group = Arc::new(ha::group_transfer::GroupTransfer::new(
             cfg.ha.max_gap_not_in_sync,
         ));
-        // With the writer on the session thread (2 cores or fewer), the HA
-        // actors share that thread too: a send's wake-up of the transfer,
-        // the slave's report and the release of the waiting sends then cost
-        // no thread hop (measured in docs/replication.md, "Where the tail
-        // comes from"). A slave's client always runs beside the writer it
-        // appends through.
+        // With the writer on the session thread (2 cores or fewer), the
+        // classic HA actors share that thread too: a send's wake-up of the
+        // transfer, the slave's report and the release of the waiting sends
+        // then cost no thread hop (measured in docs/replication.md, "Where
+        // the tail comes from"). A slave's client always runs beside the
+        // writer it appends through.
         let ha_arbiter = if cfg.commit_log_own_thread {
             actix::Arbiter::current()
         } else {
             writer_arbiter.clone()
         };
-        let ha_service = ha::service::HaService::new(
-            ha_listener,
-            ha_group.clone(),
-            reader.clone(),
-            cfg.ha.clone(),
-        )
-        .map_err(|e| BrokerError::Listen(format!("HA port of {}", cfg.listen_addr), e))?;
-        let ha_service = ha::service::HaService::start_in_arbiter(&ha_arbiter, |_| ha_service);
+        // Controller mode: AutoSwitch HA (epochs, SyncStateSet) in place of
+        // classic HA, on the same port.
+        let auto = ha::autoswitch::AutoSwitchConfig::from_broker(&cfg).map(|ac| {
+            let confirm = store::checkpoint::Checkpoint::load(&store_cfg.checkpoint_path())
+                .ok()
+                .flatten()
+                .map_or(0, |c| c.confirm_phy_offset);
+            ha::autoswitch::AutoSwitch::new(
+                ac,
+                cfg.ha.clone(),
+                reader.clone(),
+                ha_group.clone(),
+                confirm,
+            )
+        });
+        let ha_service: Recipient<ha::service::Close> = match &auto {
+            Some(a) => ha::autoswitch::connection::AutoSwitchService::new(ha_listener, a.clone())
+                .start()
+                .recipient(),
+            None => {
+                let service = ha::service::HaService::new(
+                    ha_listener,
+                    ha_group.clone(),
+                    reader.clone(),
+                    cfg.ha.clone(),
+                )
+                .map_err(|e| BrokerError::Listen(format!("HA port of {}", cfg.listen_addr), e))?;
+                ha::service::HaService::start_in_arbiter(&ha_arbiter, |_| service).recipient()
+            }
+        };
         let ha_master = ha::MasterAddress::default();
         let ha_client = ha::client::HaClient::new(ha::client::HaClientDeps {
             cfg: cfg.ha.clone(),
@@ -311,12 +333,14 @@ impl Broker {
             reader: reader.clone(),
             topic_manager: topic_manager.clone(),
             default_queue_nums: cfg.default_topic_queue_nums,
+            auto: auto.clone(),
         });
         let ha_runtime = Arc::new(ha::HaRuntime {
             group: ha_group,
             server_addr: format!("{}:{}", cfg.broker_ip1, ha_bound.port()),
             master: ha_master.clone(),
             client: ha_client.state(),
+            auto,
         });
         let ha_client = ha::client::HaClient::start_in_arbiter(&writer_arbiter, |_| ha_client);
         tracing::info!(ha = %ha_runtime.server_addr, "HA listening");
@@ -335,7 +359,8 @@ impl Broker {
             RemotingClient::with_tls(ClientConfig::default(), namesrv_tls),
             Duration::from_millis(cfg.register_broker_interval_ms.max(100)),
         )
-        .with_ha_master(ha_master.clone());
+        .with_ha_master(ha_master.clone())
+        .fenced(ha_runtime.auto.is_some());
         let max_held_pulls = match cfg.unknown.get("maxHeldPulls") {
             Some(v) => v.trim().parse::<usize>().map_err(|_| {
                 BrokerError::Config(ConfigError::BadValue {

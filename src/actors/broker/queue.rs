@@ -169,8 +169,16 @@ impl QueueActor {
         let mut bytes = 0usize;
         let mut next = q.offset;
         let mut removed = false;
+        // controller mode: nothing past the confirm offset (RocketMQ keeps
+        // such records out of the consume queue; see `actors::ha::autoswitch`).
+        let confirm = reader.confirm_offset();
+        let mut capped = false;
         for u in units {
             if out.bodies.len() >= max_msgs || bytes >= MAX_PULL_BYTES {
+                break;
+            }
+            if u.size > 0 && u.phys_offset + u.size as i64 > confirm {
+                capped = true;
                 break;
             }
             next += 1;
@@ -200,6 +208,8 @@ impl QueueActor {
             PullStatus::Found
         } else if removed {
             PullStatus::MessageWasRemoving
+        } else if capped && next == q.offset {
+            PullStatus::NoNewMessage
         } else {
             PullStatus::NoMatchedMessage
         };
@@ -340,6 +350,32 @@ impl QueueActor {
             tracing::error!(topic = %self.topic, queue = self.queue_id, error = %e, "consume queue write failed");
         }
         true
+    }
+}
+
+/// Drops the units of records not ending at or before the commit-log
+/// offset (a slave cutting a divergent tail); answers the queue's next
+/// offset. The cut is flushed before the answer.
+#[derive(Message)]
+#[rtype(result = "i64")]
+pub struct TruncateQueue(pub i64);
+
+impl Handler<TruncateQueue> for QueueActor {
+    type Result = i64;
+    fn handle(&mut self, m: TruncateQueue, _: &mut Context<Self>) -> i64 {
+        if self.deleted {
+            return 0;
+        }
+        let (topic, qid) = (self.topic.clone(), self.queue_id);
+        match self.cq() {
+            Ok(cq) => {
+                if let Err(e) = cq.truncate_from_phys(m.0) {
+                    tracing::error!(%topic, queue = qid, error = %e, "consume queue truncation failed");
+                }
+                cq.max_offset()
+            }
+            Err(_) => 0,
+        }
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Registrar {
     ha_master: Option<crate::actors::ha::MasterAddress>,
     /// Failed registrations per name server, for the rate-limited warning.
     failures: HashMap<String, FailureLog>,
+    /// controller mode: no registration until the controller confirmed the
+    /// role (RocketMQ's `isolated`, apache/rocketmq#6508).
+    fenced: bool,
 }
 
 /// How often a name server that keeps refusing or failing registrations is
@@ -109,6 +112,7 @@ impl Registrar {
             interval,
             ha_master: None,
             failures: HashMap::new(),
+            fenced: false,
         }
     }
 
@@ -159,7 +163,16 @@ impl Registrar {
         self
     }
 
+    /// Starts fenced (controller mode): see [`Unfence`].
+    pub fn fenced(mut self, fenced: bool) -> Self {
+        self.fenced = fenced;
+        self
+    }
+
     fn register_all(&self, ctx: &mut Context<Self>) {
+        if self.fenced {
+            return;
+        }
         for ns in self.namesrvs.clone() {
             let client = self.client.clone();
             let cmd = self.register_request();
@@ -296,6 +309,23 @@ impl Handler<SetBrokerId> for Registrar {
     type Result = ();
     fn handle(&mut self, m: SetBrokerId, ctx: &mut Context<Self>) {
         self.identity.broker_id = m.0;
+        self.register_all(ctx);
+    }
+}
+
+/// The controller confirmed the broker's role (controller mode):
+/// registrations start.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unfence;
+
+impl Handler<Unfence> for Registrar {
+    type Result = ();
+    fn handle(&mut self, _: Unfence, ctx: &mut Context<Self>) {
+        if self.fenced {
+            self.fenced = false;
+            tracing::info!("role confirmed by the controller: registering with the name servers");
+        }
         self.register_all(ctx);
     }
 }

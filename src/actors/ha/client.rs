@@ -73,6 +73,8 @@ pub struct HaClientDeps {
     pub reader: CommitLogReader,
     pub topic_manager: Addr<TopicManager>,
     pub default_queue_nums: i32,
+    /// Controller mode: follow with the AutoSwitch protocol.
+    pub auto: Option<Arc<super::autoswitch::AutoSwitch>>,
 }
 
 /// The client's state, for status requests.
@@ -103,6 +105,11 @@ impl HaClient {
 impl Actor for HaClient {
     type Context = Context<Self>;
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(auto) = self.deps.auto.clone() {
+            let f = super::autoswitch::client::run(self.deps.clone(), auto, self.state.clone());
+            ctx.spawn(f.into_actor(self));
+            return;
+        }
         ctx.spawn(run(self.deps.clone(), self.state.clone()).into_actor(self));
     }
 }
@@ -159,7 +166,7 @@ async fn run(d: HaClientDeps, state: Arc<HaClientState>) {
     }
 }
 
-fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+pub(crate) fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
@@ -252,7 +259,7 @@ fn coalesce(
 }
 
 /// Appends one body and dispatches it, creating topics the slave lacks.
-async fn append(d: &HaClientDeps, offset: i64, body: Bytes) -> std::io::Result<()> {
+pub(crate) async fn append(d: &HaClientDeps, offset: i64, body: Bytes) -> std::io::Result<()> {
     let mut m = AppendReplicated {
         offset,
         bytes: body,

@@ -152,7 +152,11 @@ impl StreamHandler<Result<i64, std::io::Error>> for HaConnection {
 }
 
 /// Writes `header` and `body` fully, as few syscalls as the socket allows.
-async fn write_frame(w: &mut OwnedWriteHalf, header: &[u8], body: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_frame(
+    w: &mut OwnedWriteHalf,
+    header: &[u8],
+    body: &[u8],
+) -> std::io::Result<()> {
     let (mut h, mut b) = (header, body);
     while !h.is_empty() {
         let n = w

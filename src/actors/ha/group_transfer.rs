@@ -49,6 +49,11 @@ pub struct GroupTransfer {
     seq: AtomicU64,
     /// Woken when new records are in the log (the connections' writers).
     data: Notify,
+    /// controller mode with `allAckInSyncStateSet`: sends waiting for the
+    /// confirm offset (every SyncStateSet member acked them).
+    confirm_waiters: Mutex<Waiters>,
+    /// The confirm offset those waiters were last released at.
+    confirmed: AtomicI64,
     max_gap: AtomicI64,
 }
 
@@ -290,6 +295,53 @@ impl GroupTransfer {
             Replication::Acked => flush,
             Replication::Timeout => FlushOutcome::SlaveTimeout,
             Replication::NotAvailable => FlushOutcome::SlaveNotAvailable,
+        }
+    }
+
+    /// The confirm offset moved to `offset`: releases every send it covers
+    /// in one pass.
+    pub fn confirmed(&self, offset: i64) {
+        let released = {
+            let mut w = self
+                .confirm_waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.confirmed.store(offset, Ordering::Release);
+            let rest = w.split_off(&(offset + 1, 0));
+            std::mem::replace(&mut *w, rest)
+        };
+        for tx in released.into_values() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the confirm offset reaches `end`, at most `timeout`
+    /// (`allAckInSyncStateSet`): the flush outcome, or SlaveTimeout.
+    pub async fn wait_confirmed(
+        &self,
+        end: i64,
+        timeout: Duration,
+        flush: FlushOutcome,
+    ) -> FlushOutcome {
+        self.wake();
+        let rx = {
+            let mut w = self
+                .confirm_waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if self.confirmed.load(Ordering::Acquire) >= end {
+                return flush;
+            }
+            if w.len() >= 1024 && w.len().is_power_of_two() {
+                w.retain(|_, tx| !tx.is_closed());
+            }
+            let (tx, rx) = oneshot::channel();
+            w.insert((end, self.next_id()), tx);
+            rx
+        };
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(())) => flush,
+            _ => FlushOutcome::SlaveTimeout,
         }
     }
 

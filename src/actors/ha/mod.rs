@@ -34,6 +34,7 @@
 //! (`asyncLearner=true`) first sends [`LEARNER_HELLO`]; the master then
 //! replicates to it but never counts it.
 
+pub mod autoswitch;
 pub mod client;
 pub mod connection;
 pub mod group_transfer;
@@ -201,6 +202,8 @@ pub struct HaRuntime {
     pub master: MasterAddress,
     /// The slave side's connection state.
     pub client: Arc<client::HaClientState>,
+    /// Controller mode: AutoSwitch HA in place of classic HA.
+    pub auto: Option<Arc<autoswitch::AutoSwitch>>,
 }
 
 /// The master's HA address as the name server last told this broker

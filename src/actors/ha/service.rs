@@ -74,7 +74,29 @@ impl HaService {
 /// A slave connected.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Accepted(tokio::net::TcpStream, SocketAddr);
+pub(crate) struct Accepted(pub tokio::net::TcpStream, pub SocketAddr);
+
+/// Accepts slaves on `listener` and hands each to `me`, until `me` stops
+/// (the HA listeners, classic and AutoSwitch).
+pub(crate) async fn accept_loop<A>(listener: TcpListener, me: Addr<A>)
+where
+    A: Actor + Handler<Accepted>,
+    A::Context: actix::dev::ToEnvelope<A, Accepted>,
+{
+    loop {
+        match listener.accept().await {
+            Ok((s, peer)) => {
+                if me.send(Accepted(s, peer)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "HA accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
 
 impl Actor for HaService {
     type Context = Context<Self>;
@@ -88,25 +110,7 @@ impl Actor for HaService {
             }
             None => return,
         };
-        let me = ctx.address();
-        ctx.spawn(
-            async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((s, peer)) => {
-                            if me.send(Accepted(s, peer)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "HA accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            }
-            .into_actor(self),
-        );
+        ctx.spawn(accept_loop(listener, ctx.address()).into_actor(self));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

@@ -346,6 +346,9 @@ impl BrokerService {
         // Replication (`actors::ha`): a SYNC_MASTER send with WAIT (Java's
         // `needHandleHA`) checks the in-sync replicas before the append and
         // answers once enough slaves have the records.
+        if let Some(auto) = &ctx.ha.auto {
+            return send_controller_mode(ctx, auto, records, wait, queue_id, first_uniq).await;
+        }
         let quorum = match ctx.role.role() {
             crate::config::BrokerRole::SyncMaster if wait => Some(
                 ctx.ha
@@ -375,6 +378,62 @@ impl BrokerService {
             flush,
         })
     }
+}
+
+/// A send on a master in controller mode (RocketMQ's
+/// `AutoSwitchHAService` rules): refused while the master has lost the
+/// controller (it may be deposed); with `WAIT`, refused when the
+/// SyncStateSet (the larger of the local and the proposed one) is smaller
+/// than `minInSyncReplicas`; then, with `allAckInSyncStateSet`, answered
+/// once every member has the records (the confirm offset covers them),
+/// else once `inSyncReplicas - 1` connected slaves acked them.
+async fn send_controller_mode(
+    ctx: &crate::actors::broker::processor::BrokerCtx,
+    auto: &crate::actors::ha::autoswitch::AutoSwitch,
+    records: commit_log::PutRecords,
+    wait: bool,
+    queue_id: i32,
+    first_uniq: Option<Uniq>,
+) -> Result<SendReceipt, Refusal> {
+    if auto.fenced() {
+        return Err(Refusal::ServiceNotAvailable(
+            "service not available now: the master has lost the controller".into(),
+        ));
+    }
+    let cfg = &ctx.cfg.ha;
+    if wait && auto.in_sync_count() < cfg.min_in_sync_replicas {
+        return Err(Refusal::Failed("in-sync replicas not enough".into()));
+    }
+    let (results, flush) = match commit_log::put(&ctx.commit_log, records, wait).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(put_refusal(e)),
+        Err(_) => return Err(Refusal::busy("commit log")),
+    };
+    let end = results.last().map_or(0, |r| r.phys_offset + r.size as i64);
+    let timeout = std::time::Duration::from_millis(ctx.cfg.sync_flush_timeout);
+    let flush = if !wait {
+        (ctx.ha.group.wake(), flush).1
+    } else if auto.cfg.all_ack {
+        auto.refresh();
+        ctx.ha.group.wait_confirmed(end, timeout, flush).await
+    } else if cfg.in_sync_replicas >= 2 {
+        let q = crate::actors::ha::group_transfer::Quorum::Replicas(cfg.in_sync_replicas);
+        ctx.ha.group.sync_outcome(end, timeout, flush, q).await
+    } else {
+        (ctx.ha.group.wake(), flush).1
+    };
+    // A master deposed while the send waited acknowledges nothing.
+    let flush = if flush == FlushOutcome::Ok && auto.fenced() {
+        FlushOutcome::SlaveTimeout
+    } else {
+        flush
+    };
+    Ok(SendReceipt {
+        results,
+        queue_id,
+        transaction_id: first_uniq,
+        flush,
+    })
 }
 
 /// The refusal for a failed append.

@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod autoswitch;
 mod client;
 mod connection;
 mod consume_admin;
@@ -161,6 +162,8 @@ async fn serve(svc: BrokerService, ch: Channel, req: RemotingCommand) -> Option<
         | rq::GET_BROKER_CONFIG
         | rq::ACTORMQ_INJECT_FAULT => admin::serve(svc, caller, &ch, req).await,
         rq::ACTORMQ_CHANGE_ROLE => role::change_role(svc.ctx(), req).await,
+        rq::NOTIFY_BROKER_ROLE_CHANGED => autoswitch::notify_role(svc.ctx(), req),
+        rq::GET_BROKER_EPOCH_CACHE => autoswitch::epoch_cache(svc.ctx(), req),
         crate::actors::ha::status::GET_BROKER_HA_STATUS => ha_status::serve(svc, caller, req).await,
         rq::GET_ALL_CONSUMER_OFFSET | rq::GET_ALL_DELAY_OFFSET => {
             replication::serve(svc, caller, req).await
