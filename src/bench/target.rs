@@ -2,7 +2,7 @@
 //! cluster through its name server, and the requests the workers send.
 
 use bytes::{Bytes, BytesMut};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::{ClientConfig, RemotingClient};
 use crate::wire::bodies::{ClusterInfo, TopicRouteData};
@@ -85,42 +85,52 @@ pub async fn prepare_topic(
         .trim()
         .to_owned();
     let mut rd = route(&c, &namesrv, topic).await?;
-    if rd.is_none() {
-        let ci = c
-            .invoke(
-                &namesrv,
-                RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO),
-                Duration::from_secs(3),
-            )
-            .await?;
-        let info: ClusterInfo = crate::wire::json::from_fastjson(&ci.body_bytes())?;
-        for bd in info.broker_addr_table.values() {
-            let Some(addr) = bd.master_addr() else {
-                continue;
-            };
-            let cmd = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
-                .with_ext("topic", topic)
-                .with_ext("defaultTopic", "TBW102")
-                .with_ext("readQueueNums", queues)
-                .with_ext("writeQueueNums", queues)
-                .with_ext("perm", 6)
-                .with_ext("topicFilterType", "SINGLE_TAG")
-                .with_ext("topicSysFlag", 0)
-                .with_ext("order", false);
-            let r = c.invoke(addr, cmd, Duration::from_secs(5)).await?;
-            if r.code != response::SUCCESS {
-                return Err(format!("cannot create topic on {addr}: {:?}", r.remark).into());
+    // Create the topic on every master the name server knows, and wait for
+    // its route. A broker that just started may not have registered yet (a
+    // freshly started pair on a loaded machine), so the masters are looked
+    // up again, and asked again, until the route appears (at most 30 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut created: Vec<String> = Vec::new();
+    let mut asked = None::<Instant>;
+    while rd.is_none() && Instant::now() < deadline {
+        if asked.is_none_or(|t| t.elapsed() >= Duration::from_secs(3)) {
+            asked = Some(Instant::now());
+            let ci = c
+                .invoke(
+                    &namesrv,
+                    RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO),
+                    Duration::from_secs(3),
+                )
+                .await?;
+            let info: ClusterInfo = crate::wire::json::from_fastjson(&ci.body_bytes())?;
+            for bd in info.broker_addr_table.values() {
+                let Some(addr) = bd.master_addr() else {
+                    continue;
+                };
+                let cmd = RemotingCommand::request(request::UPDATE_AND_CREATE_TOPIC)
+                    .with_ext("topic", topic)
+                    .with_ext("defaultTopic", "TBW102")
+                    .with_ext("readQueueNums", queues)
+                    .with_ext("writeQueueNums", queues)
+                    .with_ext("perm", 6)
+                    .with_ext("topicFilterType", "SINGLE_TAG")
+                    .with_ext("topicSysFlag", 0)
+                    .with_ext("order", false);
+                let r = c.invoke(addr, cmd, Duration::from_secs(5)).await?;
+                if r.code != response::SUCCESS {
+                    return Err(format!("cannot create topic on {addr}: {:?}", r.remark).into());
+                }
+                if !created.iter().any(|a| a == addr) {
+                    created.push(addr.to_owned());
+                }
             }
         }
-        for _ in 0..60 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            rd = route(&c, &namesrv, topic).await?;
-            if rd.is_some() {
-                break;
-            }
-        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rd = route(&c, &namesrv, topic).await?;
     }
-    let rd = rd.ok_or("topic did not appear in the name server's routes")?;
+    let rd = rd.ok_or_else(|| {
+        format!("topic {topic} did not appear in the name server's routes within 30 s (created on {created:?})")
+    })?;
     let mut out = Vec::new();
     for qd in &rd.queue_datas {
         let Some(addr) = rd

@@ -189,6 +189,11 @@ impl IndexStore {
         let mut done = 0;
         while self.indexed_end < end && done < budget {
             let pos = self.indexed_end;
+            if partial_at_end(log, pos, end) {
+                // A slave's log may end inside a record (a replicated
+                // range stops anywhere); the rest comes with the next one.
+                break;
+            }
             let Some(head) = log.slice(pos, 8) else {
                 // Expired under us, or a segment gap: move on.
                 let next = log.next_segment_start(pos).max(log.min_offset());
@@ -361,6 +366,26 @@ impl IndexStore {
         }
         Ok(n)
     }
+}
+
+/// Whether the record at `pos` is not yet wholly in a log that ends at
+/// `end`: fewer than its 8 header bytes, or a TOTALSIZE reaching past `end`
+/// inside the same segment. Only a slave's log ends like this (its master
+/// sends ranges that may split a record); a master publishes whole records.
+fn partial_at_end(log: &CommitLogReader, pos: i64, end: i64) -> bool {
+    if end - pos < 8 {
+        return log.next_segment_start(pos) > end;
+    }
+    let Some(head) = log.slice(pos, 8) else {
+        return false;
+    };
+    let head = head.as_ref();
+    let total = i32::from_be_bytes([head[0], head[1], head[2], head[3]]) as i64;
+    let magic = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    magic != BLANK_MAGIC
+        && total > 0
+        && pos + total > end
+        && pos + total <= log.next_segment_start(pos)
 }
 
 #[cfg(test)]

@@ -135,3 +135,36 @@ fn delete_before_keeps_the_newest_file() {
     assert_eq!(idx.file_count(), 1);
     assert_eq!(list_files(&dir.path().join("index")).unwrap().len(), 1);
 }
+
+#[test]
+fn a_slave_log_ending_inside_a_record_is_indexed_once_the_record_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(dir.path());
+    let mut log = CommitLog::open(&cfg).unwrap();
+    let recs: Vec<Vec<u8>> = (0..3)
+        .map(|i| keyed("T", "k", &format!("U{i}"), 1_000_000 + i))
+        .collect();
+    let all = recs.concat();
+    let (a, b) = (recs[0].len(), recs[0].len() + recs[1].len());
+    let reader = log.reader();
+    let mut idx = IndexStore::open(icfg(dir.path(), 100), &reader, None).unwrap();
+    // Replicated ranges that split a record in its body, then in its header.
+    for cut in [a + 5, b + 3, all.len()] {
+        let from = log.max_offset() as usize;
+        log.append_replicated(from as i64, &all[from..cut]).unwrap();
+        idx.catch_up(&reader, 1000).unwrap();
+        let whole = if cut == all.len() {
+            cut
+        } else if cut > b {
+            b
+        } else {
+            a
+        };
+        assert_eq!(idx.indexed_end(), whole as i64, "log ends at {cut}");
+    }
+    assert_eq!(idx.query("T", "k", 64, 0, i64::MAX).phys_offsets.len(), 3);
+    for i in 0..3 {
+        let hits = idx.query("T", &format!("U{i}"), 64, 0, i64::MAX);
+        assert_eq!(hits.phys_offsets.len(), 1, "U{i}");
+    }
+}

@@ -283,6 +283,17 @@ impl Broker {
         let ha_group = Arc::new(ha::group_transfer::GroupTransfer::new(
             cfg.ha.max_gap_not_in_sync,
         ));
+        // With the writer on the session thread (2 cores or fewer), the
+        // classic HA actors share that thread too: a send's wake-up of the
+        // transfer, the slave's report and the release of the waiting sends
+        // then cost no thread hop (measured in docs/replication.md, "Where
+        // the tail comes from"). A slave's client always runs beside the
+        // writer it appends through.
+        let ha_arbiter = if cfg.commit_log_own_thread {
+            actix::Arbiter::current()
+        } else {
+            writer_arbiter.clone()
+        };
         // Controller mode: AutoSwitch HA (epochs, SyncStateSet) in place of
         // classic HA, on the same port.
         let auto = ha::autoswitch::AutoSwitchConfig::from_broker(&cfg).map(|ac| {
@@ -302,14 +313,16 @@ impl Broker {
             Some(a) => ha::autoswitch::connection::AutoSwitchService::new(ha_listener, a.clone())
                 .start()
                 .recipient(),
-            None => ha::service::HaService::new(
-                ha_listener,
-                ha_group.clone(),
-                reader.clone(),
-                cfg.ha.clone(),
-            )
-            .start()
-            .recipient(),
+            None => {
+                let service = ha::service::HaService::new(
+                    ha_listener,
+                    ha_group.clone(),
+                    reader.clone(),
+                    cfg.ha.clone(),
+                )
+                .map_err(|e| BrokerError::Listen(format!("HA port of {}", cfg.listen_addr), e))?;
+                ha::service::HaService::start_in_arbiter(&ha_arbiter, |_| service).recipient()
+            }
         };
         let ha_master = ha::MasterAddress::default();
         let ha_client = ha::client::HaClient::new(ha::client::HaClientDeps {
@@ -329,7 +342,7 @@ impl Broker {
             client: ha_client.state(),
             auto,
         });
-        let ha_client = ha_client.start();
+        let ha_client = ha::client::HaClient::start_in_arbiter(&writer_arbiter, |_| ha_client);
         tracing::info!(ha = %ha_runtime.server_addr, "HA listening");
 
         let identity = registrar::Identity {

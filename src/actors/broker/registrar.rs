@@ -4,7 +4,8 @@
 //! gets its own registration.
 
 use actix::prelude::*;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use super::topic::TopicRegistry;
 use crate::client::RemotingClient;
@@ -36,9 +37,56 @@ pub struct Registrar {
     interval: Duration,
     /// Told the master's HA address from each registration's answer.
     ha_master: Option<crate::actors::ha::MasterAddress>,
+    /// Failed registrations per name server, for the rate-limited warning.
+    failures: HashMap<String, FailureLog>,
     /// controller mode: no registration until the controller confirmed the
     /// role (RocketMQ's `isolated`, apache/rocketmq#6508).
     fenced: bool,
+}
+
+/// How often a name server that keeps refusing or failing registrations is
+/// warned about again (the first failure is always logged at once).
+pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Rate limit of the "registration failed" warning of one name server: the
+/// first failure of a streak is logged, then at most one line per
+/// [`FAILURE_LOG_EVERY`] with the count since the last line, and the end of
+/// the streak once. A slave without its master's HA address registers every
+/// second, so an unreachable name server would otherwise log every second.
+#[derive(Debug, Default)]
+pub struct FailureLog {
+    /// Failures since the last logged line; 0: no streak.
+    unlogged: u64,
+    /// Failures in the current streak.
+    streak: u64,
+    last_logged: Option<Instant>,
+}
+
+impl FailureLog {
+    /// A failure at `now`: Some(failures since the last logged line, this
+    /// one included) when it should be logged.
+    pub fn failed(&mut self, now: Instant) -> Option<u64> {
+        self.streak += 1;
+        self.unlogged += 1;
+        let due = match self.last_logged {
+            _ if self.streak == 1 => true,
+            Some(t) => now.saturating_duration_since(t) >= FAILURE_LOG_EVERY,
+            None => true,
+        };
+        if !due {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+
+    /// A success: Some(length of the streak that just ended), if any.
+    pub fn succeeded(&mut self) -> Option<u64> {
+        let streak = std::mem::take(&mut self.streak);
+        self.unlogged = 0;
+        self.last_logged = None;
+        (streak > 0).then_some(streak)
+    }
 }
 
 impl Registrar {
@@ -63,6 +111,7 @@ impl Registrar {
             client,
             interval,
             ha_master: None,
+            failures: HashMap::new(),
             fenced: false,
         }
     }
@@ -130,7 +179,7 @@ impl Registrar {
             let ha_master = self.ha_master.clone();
             ctx.spawn(
                 async move {
-                    match client.invoke(&ns, cmd, Duration::from_secs(3)).await {
+                    let outcome = match client.invoke(&ns, cmd, Duration::from_secs(3)).await {
                         Ok(r) if r.code == response::SUCCESS => {
                             tracing::debug!(namesrv = %ns, "registered");
                             let h = RegisterBrokerResponseHeader::from_ext(&r.ext).ok();
@@ -140,13 +189,39 @@ impl Registrar {
                                     m.set(Some(a));
                                 }
                             }
+                            Ok(())
                         }
-                        Ok(r) => tracing::warn!(namesrv = %ns, code = r.code, remark = ?r.remark, "registration refused"),
-                        Err(e) => tracing::warn!(namesrv = %ns, error = %e, "registration failed"),
-                    }
+                        Ok(r) => Err(format!("refused: code {} {:?}", r.code, r.remark)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (ns, outcome)
                 }
-                .into_actor(self),
+                .into_actor(self)
+                .map(|(ns, outcome), act, _| act.note(ns, outcome)),
             );
+        }
+    }
+
+    /// Logs a registration's outcome, failures rate-limited per name server
+    /// ([`FailureLog`]).
+    fn note(&mut self, ns: String, outcome: Result<(), String>) {
+        let log = self.failures.entry(ns.clone()).or_default();
+        match outcome {
+            Ok(()) => {
+                if let Some(n) = log.succeeded() {
+                    tracing::info!(namesrv = %ns, failures = n, "registered again after failures");
+                }
+            }
+            Err(e) => match log.failed(Instant::now()) {
+                Some(1) => tracing::warn!(namesrv = %ns, error = %e, "registration failed"),
+                Some(n) => tracing::warn!(
+                    namesrv = %ns,
+                    error = %e,
+                    failures = n,
+                    "registration still failing ({n} failures since the last warning)"
+                ),
+                None => tracing::debug!(namesrv = %ns, error = %e, "registration failed"),
+            },
         }
     }
 }
@@ -252,5 +327,26 @@ impl Handler<Unfence> for Registrar {
             tracing::info!("role confirmed by the controller: registering with the name servers");
         }
         self.register_all(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failure_is_logged_then_one_line_a_minute_with_the_count() {
+        let mut log = FailureLog::default();
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(log.failed(at(0)), Some(1), "the first is never hidden");
+        for s in 1..60 {
+            assert_eq!(log.failed(at(s)), None, "second {s}");
+        }
+        assert_eq!(log.failed(at(60)), Some(60), "59 hidden + this one");
+        assert_eq!(log.failed(at(61)), None);
+        assert_eq!(log.succeeded(), Some(62), "the streak's length");
+        assert_eq!(log.succeeded(), None, "no streak, nothing to say");
+        assert_eq!(log.failed(at(62)), Some(1), "a new streak starts loud");
     }
 }

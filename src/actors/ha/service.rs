@@ -4,6 +4,12 @@
 //! accepted slave gets its own [`HaConnection`] actor. Like Java it runs
 //! whatever the role: a slave promoted to master serves its own slaves at
 //! once.
+//!
+//! The service and its connections run on the arbiter they are started in
+//! (`Actor::start_in_arbiter`); the broker puts them on the commit-log
+//! writer's thread when that thread is also the session thread (2 cores or
+//! fewer), so a send's wake-up of the transfer and a slave's report
+//! releasing the waiting sends stay on one thread (see `actors::ha`).
 
 use actix::prelude::*;
 use std::net::SocketAddr;
@@ -16,7 +22,9 @@ use super::HaConfig;
 use crate::store::CommitLogReader;
 
 pub struct HaService {
-    listener: Option<TcpListener>,
+    /// Registered with the reactor of the service's own arbiter when it
+    /// starts (bound before, on whatever thread set the broker up).
+    listener: Option<std::net::TcpListener>,
     group: Arc<GroupTransfer>,
     reader: CommitLogReader,
     cfg: HaConfig,
@@ -52,14 +60,14 @@ impl HaService {
         group: Arc<GroupTransfer>,
         reader: CommitLogReader,
         cfg: HaConfig,
-    ) -> Self {
-        HaService {
-            listener: Some(listener),
+    ) -> std::io::Result<Self> {
+        Ok(HaService {
+            listener: Some(listener.into_std()?),
             group,
             reader,
             cfg,
             connections: Vec::new(),
-        }
+        })
     }
 }
 
@@ -94,8 +102,13 @@ impl Actor for HaService {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let Some(listener) = self.listener.take() else {
-            return;
+        let listener = match self.listener.take().map(TcpListener::from_std) {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "HA listener cannot be registered; no slave can connect");
+                return;
+            }
+            None => return,
         };
         ctx.spawn(accept_loop(listener, ctx.address()).into_actor(self));
     }
