@@ -50,8 +50,8 @@ async fn the_confirm_offset_is_the_lowest_member_ack_and_a_failed_shrink_changes
         0,
         "members without connections: unchanged"
     );
-    a.slave_connected(2, false);
-    a.slave_connected(3, false);
+    a.slave_connected(2, "s2", false);
+    a.slave_connected(3, "s3", false);
     a.acked(2, 600, None);
     assert_eq!(
         a.reader.confirm_offset(),
@@ -94,6 +94,7 @@ async fn the_confirm_offset_is_the_lowest_member_ack_and_a_failed_shrink_changes
         "no ack without member 3"
     );
     assert_eq!(a.in_sync_count(), 3);
+    assert_eq!(a.connected_slaves(), vec![("s2".into(), 1000, false, true)]);
 
     // A controller adopted set (poll / notify) with a newer epoch counts.
     a.adopt_set(1, [1, 2].into(), 2);
@@ -109,10 +110,10 @@ async fn learners_never_join_and_a_lagging_slave_is_not_added() {
     let (a, _log) = auto(dir.path(), true);
     a.become_master(3, [1].into(), 5);
     assert_eq!(a.reader.confirm_offset(), 1000, "alone: the log end");
-    a.slave_connected(4, true);
+    a.slave_connected(4, "s4", true);
     a.acked(4, 1000, None);
     assert_eq!(a.sync_state_set().2, None, "a learner is never proposed");
-    a.slave_connected(2, false);
+    a.slave_connected(2, "s2", false);
     a.acked(2, 999, None);
     assert_eq!(a.sync_state_set().2, None, "behind the confirm offset");
     a.acked(2, 1000, None);
@@ -129,7 +130,7 @@ async fn without_all_ack_the_confirm_offset_is_the_log_end() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _log) = auto(dir.path(), false);
     a.become_master(1, [1, 2].into(), 1);
-    a.slave_connected(2, false);
+    a.slave_connected(2, "s2", false);
     a.acked(2, 10, None);
     assert_eq!(a.reader.confirm_offset(), 1000);
     a.become_slave(2);
