@@ -445,6 +445,12 @@ impl AutoSwitch {
             .copied()
             .filter(|id| *id != st.my_id)
             .collect();
+        // "The log end" (no limit) is kept as i64::MAX; a held value must
+        // then be frozen at the end as it is now, and it is no floor for
+        // the members' acks: records written after a member was added wait
+        // for it.
+        let limited = self.reader.confirm_limited();
+        let old = self.reader.confirm_offset().min(max);
         let confirm = if !self.cfg.all_ack || others.is_empty() {
             i64::MAX
         } else {
@@ -455,10 +461,18 @@ impl AutoSwitch {
                     // A member without a connection (#6662), or one that
                     // has not acked anything yet (a fresh connection,
                     // #6728): the old value stays.
-                    _ => return,
+                    _ => {
+                        self.reader.set_confirm_offset(old);
+                        self.group.confirmed(old);
+                        return;
+                    }
                 }
             }
-            c.max(self.reader.confirm_offset().min(max))
+            if limited {
+                c.max(old)
+            } else {
+                c
+            }
         };
         self.reader.set_confirm_offset(confirm);
         self.group.confirmed(confirm.min(max));
