@@ -7,158 +7,18 @@
 //! errors, `status` says when no supervisor runs, and children die with a
 //! supervisor killed by SIGKILL (`PR_SET_PDEATHSIG`).
 
+mod cluster_support;
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actormq::wire::codes::response;
+use cluster_support::*;
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_actormq");
 const TOPIC: &str = "ClusterTopic";
-const SMALL_STORE: &str =
-    "mapedFileSizeCommitLog = 1048576\nmaxHashSlotNum = 5000\nmaxIndexNum = 20000\n";
-
-/// Whether `pid` is a live process (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
-/// A running supervisor; on drop, it and every child pid its status file
-/// names get SIGKILL (the children also die by PDEATHSIG).
-struct Supervisor {
-    child: Child,
-    dir: PathBuf,
-    file: PathBuf,
-    out: PathBuf,
-}
-
-impl Supervisor {
-    fn start(dir: &Path, toml: &str) -> Supervisor {
-        let file = dir.join("cluster.toml");
-        std::fs::write(&file, toml).unwrap();
-        let out = dir.join("supervisor.out");
-        let log = std::fs::File::create(&out).unwrap();
-        let child = Command::new(BIN)
-            .args(["cluster", "-c"])
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("spawn the supervisor");
-        Supervisor {
-            child,
-            dir: dir.join("c"),
-            file,
-            out,
-        }
-    }
-
-    fn status(&self) -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(self.dir.join("cluster-status.json")).ok()?;
-        serde_json::from_str(&text).ok()
-    }
-
-    fn child_status(&self, name: &str) -> Option<serde_json::Value> {
-        self.status()?["children"]
-            .as_array()?
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-    }
-
-    fn pid(&self, name: &str) -> Option<u32> {
-        self.child_status(name)?["pid"].as_u64().map(|p| p as u32)
-    }
-
-    fn all_pids(&self) -> Vec<u32> {
-        let Some(st) = self.status() else {
-            return Vec::new();
-        };
-        st["children"]
-            .as_array()
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| c["pid"].as_u64().map(|p| p as u32))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    /// `actormq cluster status -c FILE`: (exit code, stdout).
-    fn status_cmd(&self) -> (i32, String) {
-        let o = Command::new(BIN)
-            .args(["cluster", "status", "-c"])
-            .arg(&self.file)
-            .output()
-            .unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
-    }
-
-    /// Waits until every child in `names` runs with a listening port.
-    fn wait_running(&self, names: &[&str], within: Duration) {
-        let ok = wait_until(within, || {
-            names.iter().all(|n| {
-                self.child_status(n).is_some_and(|c| {
-                    c["state"] == "running"
-                        && c["ports"][0].as_u64().is_some_and(|p| {
-                            std::net::TcpStream::connect(("127.0.0.1", p as u16)).is_ok()
-                        })
-                })
-            })
-        });
-        assert!(
-            ok,
-            "children {names:?} not running; status {:?}\noutput:\n{}",
-            self.status(),
-            self.output()
-        );
-    }
-}
-
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        let pids = self.all_pids();
-        // SAFETY: plain kill(2) of processes this test started.
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for p in pids {
-            if alive(p) {
-                unsafe { libc::kill(p as i32, libc::SIGKILL) };
-            }
-        }
-    }
-}
 
 fn cluster_toml(dir: &Path, ns: u16, b0: [u16; 2], b1: [u16; 2]) -> String {
     format!(
@@ -358,7 +218,10 @@ fn bad_files_are_refused_with_clear_errors() {
     let dir = tmp.path().join("c");
     let head = format!("[cluster]\ndir = \"{}\"\n", dir.display());
     let cases = [
-        ("[[proxy]]\nname = \"p\"\n", "not supported yet"),
+        (
+            "[[namesrv]]\nname = \"n\"\nport = 30013\n[[proxy]]\nname = \"p\"\ngrpcServerPort = true\n",
+            "not a valid rmq-proxy.json",
+        ),
         ("[[nameserver]]\nname = \"n\"\n", "unknown kind"),
         (
             "[[namesrv]]\nname = \"x\"\nport = 30001\n[[broker]]\nname = \"x\"\nlistenPort = 30011\n",
@@ -419,6 +282,10 @@ fn the_example_files_are_valid() {
     let two = actormq::cluster::ClusterSpec::load(&dir.join("cluster-2m.toml")).unwrap();
     let roles: Vec<&str> = two.children.iter().map(|c| c.role.as_str()).collect();
     assert_eq!(roles, ["namesrv", "SYNC_MASTER", "SLAVE"]);
+    let proxy = actormq::cluster::ClusterSpec::load(&dir.join("cluster-proxy.toml")).unwrap();
+    let roles: Vec<&str> = proxy.children.iter().map(|c| c.role.as_str()).collect();
+    assert_eq!(roles, ["namesrv", "ASYNC_MASTER", "proxy"]);
+    assert_eq!(proxy.children[2].props["namesrvAddr"], "127.0.0.1:9876");
     let four = actormq::cluster::ClusterSpec::load(&dir.join("cluster-2m2s-async.toml")).unwrap();
     let roles: Vec<&str> = four.children.iter().map(|c| c.role.as_str()).collect();
     assert_eq!(

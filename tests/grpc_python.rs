@@ -5,182 +5,18 @@
 //! -n` in front of a standalone node), and the results are checked over
 //! remoting (pull) or from what the client saw.
 //!
-//! The interpreter comes from `ACTORMQ_PYTHON5` (a venv with the package;
-//! `.ci/run` makes one). Unset: skipped with a notice, or failed when
-//! `ACTORMQ_REQUIRE_PYTHON=1`.
+//! The harness is in `tests/grpc5` (interpreter from `ACTORMQ_PYTHON5`).
 
 mod common;
+mod grpc5;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use actormq::client::RemotingClient;
-use actormq::wire::message::{keys, MessageExt};
+use actormq::wire::message::keys;
 use common::*;
-
-fn python() -> Option<String> {
-    match std::env::var("ACTORMQ_PYTHON5") {
-        Ok(p) if !p.trim().is_empty() => Some(p),
-        _ => {
-            if std::env::var("ACTORMQ_REQUIRE_PYTHON").as_deref() == Ok("1") {
-                panic!("ACTORMQ_REQUIRE_PYTHON=1 but ACTORMQ_PYTHON5 is not set");
-            }
-            eprintln!("\n*** SKIPPED grpc_python: set ACTORMQ_PYTHON5 to a Python with");
-            eprintln!("*** `rocketmq-python-client==5.1.2` (e.g. target/ci-venv5/bin/python)\n");
-            None
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Local,
-    Cluster,
-}
-
-/// A standalone node, plus a CLUSTER-mode proxy in front of it when asked.
-struct Node {
-    _procs: Vec<ChildServer>,
-    broker: String,
-    endpoint: String,
-    dir: tempfile::TempDir,
-}
-
-fn start(mode: Mode) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("broker.conf");
-    std::fs::write(
-        &conf,
-        "mapedFileSizeCommitLog=4194304\ntransactionCheckInterval=500\ntransactionTimeOut=2000\n",
-    )
-    .unwrap();
-    let (ns_port, b_port, g_port) = (free_port(), free_port(), free_port());
-    let local_grpc = match mode {
-        Mode::Local => g_port,
-        Mode::Cluster => 0,
-    };
-    let args = [
-        "standalone".to_string(),
-        "--namesrv-port".into(),
-        ns_port.to_string(),
-        "--broker-port".into(),
-        b_port.to_string(),
-        "--store".into(),
-        dir.path().join("store").to_str().unwrap().into(),
-        "-c".into(),
-        conf.to_str().unwrap().into(),
-        "--grpc-port".into(),
-        local_grpc.to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut procs = vec![ChildServer::spawn(
-        "standalone",
-        &args,
-        &dir.path().join("node.log"),
-    )];
-    let broker = format!("127.0.0.1:{b_port}");
-    if let Mode::Cluster = mode {
-        assert!(
-            wait_port(&broker, Duration::from_secs(30)),
-            "broker did not start"
-        );
-        let ns = format!("127.0.0.1:{ns_port}");
-        let g = g_port.to_string();
-        let log = dir.path().join("proxy.log");
-        procs.push(ChildServer::spawn(
-            "proxy",
-            &["proxy", "-n", &ns, "--grpc-port", &g],
-            &log,
-        ));
-    }
-    let endpoint = format!("127.0.0.1:{g_port}");
-    for addr in [&broker, &endpoint] {
-        if !wait_port(addr, Duration::from_secs(30)) {
-            let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
-            panic!("{addr} did not open; log:\n{log}");
-        }
-    }
-    Node {
-        _procs: procs,
-        broker,
-        endpoint,
-        dir,
-    }
-}
-
-impl Node {
-    fn logs(&self) -> String {
-        ["node.log", "proxy.log"]
-            .iter()
-            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    }
-}
-
-/// Creates a topic with RocketMQ's `message.type` attribute.
-async fn create_typed(
-    c: &RemotingClient,
-    broker: &str,
-    topic: &str,
-    queues: i32,
-    ty: Option<&str>,
-) {
-    let attrs = ty.map(|t| format!("+message.type={t}"));
-    create_topic_with(c, broker, topic, queues, attrs.as_deref()).await
-}
-
-/// Runs the script; returns its RESULT lines split in words. Panics with
-/// the script's and the servers' output unless it ends with `<mode>: ok`.
-fn run(py: &str, node: &Node, mode: &str, args: &[&str], timeout: Duration) -> Vec<Vec<String>> {
-    let script = format!("{}/tests/python/rmq5_grpc.py", env!("CARGO_MANIFEST_DIR"));
-    let out_path = node.dir.path().join(format!("{mode}.out"));
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new(py)
-        .arg(&script)
-        .arg(mode)
-        .arg(&node.endpoint)
-        .args(args)
-        .env("HOME", node.dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
-    let status = wait_child(&mut child, timeout);
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let ok = status.is_some_and(|s| s.success()) && output.contains(&format!("{mode}: ok"));
-    assert!(
-        ok,
-        "python {mode} failed ({status:?}):\n{output}\nservers:\n{}",
-        node.logs()
-    );
-    output
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .map(|l| l.split_whitespace().map(str::to_owned).collect())
-        .collect()
-}
-
-async fn pull_topic(c: &RemotingClient, broker: &str, topic: &str, queues: i32) -> Vec<MessageExt> {
-    let mut all = Vec::new();
-    for q in 0..queues {
-        all.extend(pull_all(c, broker, topic, q).await);
-    }
-    all
-}
-
-fn uniq(m: &MessageExt) -> String {
-    m.uniq_key().unwrap_or_default().to_owned()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use grpc5::*;
 
 /// Normal, FIFO and delayed sends, checked by pulling what was stored.
 fn producer_sends(mode: Mode) {
@@ -206,16 +42,7 @@ fn producer_sends(mode: Mode) {
         let normal: Vec<&Vec<String>> = results.iter().filter(|r| r[0] == "NORMAL").collect();
         assert_eq!(normal.len(), 10);
         assert_eq!(stored.len(), 10, "{mode:?}");
-        for r in &normal {
-            let m = stored
-                .iter()
-                .find(|m| uniq(m) == r[1])
-                .unwrap_or_else(|| panic!("{} not stored", r[1]));
-            assert_eq!(String::from_utf8_lossy(&m.body), r[2]);
-            assert_eq!(m.tags(), Some("TagA"));
-            assert!(m.keys().is_some_and(|k| k.starts_with("key-")));
-            assert_eq!(m.property("origin"), Some("python5"));
-        }
+        assert_normal_stored(&results, &stored, "python5");
         // FIFO: one queue per message group, in send order.
         let fifo: Vec<&Vec<String>> = results.iter().filter(|r| r[0] == "FIFO").collect();
         assert_eq!(fifo.len(), 10);
@@ -463,53 +290,28 @@ async fn as_root(c: &RemotingClient, addr: &str, code: i32, pairs: &[(&str, &str
     assert_eq!(r.code, 0, "{code}: {:?}", r.remark);
 }
 
-/// ACL 2.0 over gRPC (LOCAL mode): the `authorization` header is checked
-/// against the broker's users and policies.
-#[test]
-fn grpc_local_acl() {
+/// ACL 2.0 over gRPC: the `authorization` header is checked against the
+/// broker's users and policies (LOCAL mode), or against the copy a
+/// CLUSTER-mode proxy reads from the brokers (signed with its inner
+/// credentials).
+fn acl(mode: Mode) {
     let Some(py) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("broker.conf");
-    std::fs::write(
-        &conf,
-        concat!(
-            "mapedFileSizeCommitLog=4194304\n",
-            "authenticationEnabled=true\nauthorizationEnabled=true\n",
-            "initAuthenticationUser={\"username\":\"root\",\"password\":\"root-secret\"}\n",
-            "innerClientAuthenticationCredentials={\"accessKey\":\"root\",\"secretKey\":\"root-secret\"}\n",
-        ),
-    )
-    .unwrap();
-    let (g_port, b_port, ns_port) = (free_port(), free_port(), free_port());
-    let store = dir.path().join("store");
-    let args = [
-        "standalone",
-        "--namesrv-port",
-        &ns_port.to_string(),
-        "--broker-port",
-        &b_port.to_string(),
-        "--store",
-        store.to_str().unwrap(),
-        "-c",
-        conf.to_str().unwrap(),
-        "--grpc-port",
-        &g_port.to_string(),
-    ]
-    .map(str::to_owned);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let proc = ChildServer::spawn("standalone", &args, &dir.path().join("node.log"));
-    let broker = format!("127.0.0.1:{b_port}");
-    let endpoint = format!("127.0.0.1:{g_port}");
-    assert!(
-        wait_port(&broker, Duration::from_secs(30))
-            && wait_port(&endpoint, Duration::from_secs(30))
+    let node = start_with(
+        mode,
+        Extra {
+            broker_conf: concat!(
+                "authenticationEnabled=true\nauthorizationEnabled=true\n",
+                "initAuthenticationUser={\"username\":\"root\",\"password\":\"root-secret\"}\n",
+                "innerClientAuthenticationCredentials={\"accessKey\":\"root\",\"secretKey\":\"root-secret\"}\n",
+            ),
+            proxy_json: (mode == Mode::Cluster).then_some(
+                r#"{"authenticationEnabled": true, "authorizationEnabled": true,
+                "innerClientAuthenticationCredentials": "{\"accessKey\":\"root\",\"secretKey\":\"root-secret\"}",
+                "userCacheRefreshSeconds": 1, "aclCacheRefreshSeconds": 1}"#,
+            ),
+        },
     );
-    let node = Node {
-        _procs: vec![proc],
-        broker: broker.clone(),
-        endpoint,
-        dir,
-    };
+    let broker = node.broker.clone();
     rt().block_on(async {
         let c = client();
         for t in ["G5Acl", "G5AclOther"] {
@@ -548,7 +350,15 @@ fn grpc_local_acl() {
             .clone();
         (line[1].clone(), line[2..].join(" "))
     };
-    let (o, why) = outcome("G5Acl", "py", "py-secret");
+    // A CLUSTER-mode proxy sees the new user at its next read (1 s here).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (o, why) = loop {
+        let (o, why) = outcome("G5Acl", "py", "py-secret");
+        if o == "SENT" || std::time::Instant::now() > deadline {
+            break (o, why);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert_eq!(o, "SENT", "a valid key sends: {why}");
     let (o, why) = outcome("G5Acl", "py", "wrong-secret");
     assert_eq!(o, "REFUSED", "a wrong secret is refused");
@@ -569,4 +379,14 @@ fn grpc_local_acl() {
         why.contains("no permission") || why.contains("route"),
         "{why}"
     );
+}
+
+#[test]
+fn grpc_local_acl() {
+    acl(Mode::Local);
+}
+
+#[test]
+fn grpc_cluster_acl() {
+    acl(Mode::Cluster);
 }

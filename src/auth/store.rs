@@ -93,6 +93,20 @@ impl AuthStore {
         }
     }
 
+    /// Replaces every user and ACL at once (a CLUSTER-mode proxy's copy of
+    /// what the brokers hold); nothing is written.
+    pub fn replace_all(&self, users: Vec<User>, acls: Vec<Acl>) {
+        let mut st = self.write();
+        st.users = users
+            .into_iter()
+            .map(|u| (u.username.clone(), Arc::new(u)))
+            .collect();
+        st.acls = acls
+            .into_iter()
+            .map(|a| (a.subject.clone(), Arc::new(a)))
+            .collect();
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }

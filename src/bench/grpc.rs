@@ -16,6 +16,9 @@ use super::stats::{progress, Report, Samples};
 use super::target::{prepare_topic, BenchResult};
 use crate::proxy::pb::{self, messaging_service_client::MessagingServiceClient, Code};
 
+mod h2call;
+use h2call::H2Caller;
+
 type Client = MessagingServiceClient<Channel>;
 
 /// `bench produce`: the remoting row's shape, and which API runs it.
@@ -29,6 +32,52 @@ pub struct ProduceCmd {
     /// The proxy's gRPC endpoint (`--protocol grpc|both`).
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub endpoint: String,
+    /// The gRPC load generator: `lean` (HTTP/2 straight on the h2 crate) or
+    /// `tonic` (tonic's generated client, ~3× the client CPU per call).
+    #[arg(long, value_enum, default_value_t = GrpcClient::Lean)]
+    pub grpc_client: GrpcClient,
+}
+
+/// Which client drives a gRPC produce row.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GrpcClient {
+    #[default]
+    Lean,
+    Tonic,
+}
+
+/// One caller of SendMessage, over either client.
+#[derive(Clone)]
+enum SendCaller {
+    Lean(H2Caller, http::Uri),
+    Tonic(Client),
+}
+
+impl SendCaller {
+    async fn connect(kind: GrpcClient, endpoint: &str, client_id: &str) -> BenchResult<Self> {
+        Ok(match kind {
+            GrpcClient::Lean => {
+                let c = H2Caller::connect(endpoint, client_id).await?;
+                let uri = c.uri("/apache.rocketmq.v2.MessagingService/SendMessage")?;
+                SendCaller::Lean(c, uri)
+            }
+            GrpcClient::Tonic => SendCaller::Tonic(connect(endpoint).await?),
+        })
+    }
+
+    /// One SendMessage; true when it answered OK.
+    async fn send(&mut self, msg: pb::SendMessageRequest, client_id: &str) -> bool {
+        match self {
+            SendCaller::Lean(c, uri) => matches!(
+                c.unary::<_, pb::SendMessageResponse>(uri, &msg).await,
+                Ok(r) if ok(&r.status)
+            ),
+            SendCaller::Tonic(c) => matches!(
+                c.send_message(request(msg, client_id)).await,
+                Ok(r) if ok(&r.get_ref().status)
+            ),
+        }
+    }
 }
 
 /// Which API a produce row uses.
@@ -101,7 +150,11 @@ fn ok(s: &Option<pb::Status>) -> bool {
 }
 
 /// `bench produce --protocol grpc`: the same shape as the remoting row.
-pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<Report> {
+pub async fn run_grpc_produce(
+    a: &ProduceBench,
+    endpoint: &str,
+    kind: GrpcClient,
+) -> BenchResult<Report> {
     prepare_topic(&a.namesrv, &a.topic, a.queues).await?;
     let body = Bytes::from(vec![b'a'; a.size]);
     let sent = Arc::new(AtomicU64::new(0));
@@ -122,26 +175,22 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..a.connections.max(1) {
-        let client = connect(endpoint).await?;
+        let client = SendCaller::connect(kind, endpoint, &client_id).await?;
         for _ in 0..a.window.max(1) {
             let (mut client, more, sent) = (client.clone(), more.clone(), sent.clone());
             let (topic, body, id) = (a.topic.clone(), body.clone(), client_id.clone());
             tasks.push(tokio::spawn(async move {
                 let mut s = Samples::default();
                 while more() {
-                    let req = request(
-                        pb::SendMessageRequest {
-                            messages: vec![message(&topic, &body)],
-                        },
-                        &id,
-                    );
+                    let req = pb::SendMessageRequest {
+                        messages: vec![message(&topic, &body)],
+                    };
                     let t0 = Instant::now();
-                    match client.send_message(req).await {
-                        Ok(r) if ok(&r.get_ref().status) => {
-                            s.record(t0.elapsed(), 1, body.len() as u64);
-                            sent.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => s.errors += 1,
+                    if client.send(req, &id).await {
+                        s.record(t0.elapsed(), 1, body.len() as u64);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        s.errors += 1;
                     }
                 }
                 s
@@ -152,7 +201,7 @@ pub async fn run_grpc_produce(a: &ProduceBench, endpoint: &str) -> BenchResult<R
     let elapsed = start.elapsed();
     bar.abort();
     let notes = format!(
-        "{} B, {} channel x {} in flight, gRPC via {endpoint}",
+        "{} B, {} channel x {} in flight, gRPC via {endpoint}, {kind:?} client",
         a.size, a.connections, a.window
     );
     Ok(Report::from_samples("produce grpc", all, elapsed, notes))

@@ -7,6 +7,7 @@
 pub mod consume;
 pub mod curves;
 pub mod echo;
+pub mod failover;
 pub mod grpc;
 pub mod offsets_load;
 pub mod pair;
@@ -52,6 +53,11 @@ pub enum BenchCmd {
     /// ASYNC_MASTER sends, replication lag at a fixed rate, an empty
     /// slave's catch-up against the disk's write speed.
     Replication(replication::ReplicationBench),
+    /// Controller mode on processes it starts itself: rounds of kill -9 of
+    /// the master under load (detection, election, route switch, first
+    /// send; p50 / max), a check of every acknowledged message, and send
+    /// throughput against classic SYNC_MASTER and ASYNC_MASTER.
+    Failover(failover::FailoverBench),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -87,7 +93,7 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
                 rows.push(produce::run_produce(a).await?);
             }
             if cmd.protocol != Protocol::Remoting {
-                let mut g = grpc::run_grpc_produce(a, &cmd.endpoint).await?;
+                let mut g = grpc::run_grpc_produce(a, &cmd.endpoint, cmd.grpc_client).await?;
                 if let Some(r) = rows.first() {
                     g.notes.push_str(&format!(
                         ", x{:.2} of remoting",
@@ -123,6 +129,7 @@ pub async fn run(cmd: BenchCmd) -> BenchResult<()> {
             let rows = replication::run_replication(&a).await?;
             emit(&rows, None, &a.json)
         }
+        BenchCmd::Failover(a) => failover::run_failover(&a).await,
         BenchCmd::Tls(a) => {
             let rows = tls::run_tls(&a).await?;
             emit(&rows, None, &a.json)

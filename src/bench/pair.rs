@@ -16,7 +16,25 @@ use crate::wire::codes::response;
 use crate::wire::RemotingCommand;
 
 /// A child process, killed (and reaped) on drop.
-struct Proc(Child);
+pub(super) struct Proc(Child);
+
+impl Proc {
+    /// `kill -9`, then reap.
+    pub(super) fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Sends `sig` (SIGSTOP, SIGCONT, ...).
+    pub(super) fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, sig) };
+    }
+
+    pub(super) fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -25,7 +43,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> BenchResult<u16> {
+pub(super) fn free_port() -> BenchResult<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -33,11 +51,16 @@ fn free_port() -> BenchResult<u16> {
 
 /// Starts the current binary with `args`, its output in `log`.
 fn spawn(args: &[String], log: &Path) -> BenchResult<Proc> {
+    spawn_exe(&std::env::current_exe()?, args, log, "warn")
+}
+
+/// Starts `exe` with `args` and `ACTORMQ_LOG=level`, its output in `log`.
+pub(super) fn spawn_exe(exe: &Path, args: &[String], log: &Path, level: &str) -> BenchResult<Proc> {
     let out = std::fs::File::create(log)?;
     let parent = std::process::id() as libc::pid_t;
-    let mut cmd = Command::new(std::env::current_exe()?);
+    let mut cmd = Command::new(exe);
     cmd.args(args)
-        .env("ACTORMQ_LOG", "warn")
+        .env("ACTORMQ_LOG", level)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out);
@@ -56,7 +79,8 @@ fn spawn(args: &[String], log: &Path) -> BenchResult<Proc> {
     Ok(Proc(cmd.spawn()?))
 }
 
-async fn wait_port(addr: &str, log: &Path) -> BenchResult<()> {
+/// Waits up to 30 s until `addr` accepts connections; the error quotes `log`.
+pub(super) async fn wait_port(addr: &str, log: &Path) -> BenchResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -66,6 +90,24 @@ async fn wait_port(addr: &str, log: &Path) -> BenchResult<()> {
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
     Err(format!("{addr} did not open; log {}:\n{text}", log.display()).into())
+}
+
+/// `actormq broker` with config file `conf`, name server(s) `namesrv`,
+/// listening on `port`, its store in `store`.
+pub(super) fn broker_args(conf: &Path, namesrv: &str, port: u16, store: &Path) -> Vec<String> {
+    [
+        "broker",
+        "-c",
+        &conf.display().to_string(),
+        "-n",
+        namesrv,
+        "--port",
+        &port.to_string(),
+        "--store",
+        &store.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// A master (and maybe its slave) under `dir`.
@@ -134,18 +176,7 @@ impl Pair {
             ),
         )?;
         let port = free_port()?;
-        let args = [
-            "broker",
-            "-c",
-            &conf.display().to_string(),
-            "-n",
-            &self.namesrv,
-            "--port",
-            &port.to_string(),
-            "--store",
-            &self.dir.join("slave").display().to_string(),
-        ]
-        .map(str::to_owned);
+        let args = broker_args(&conf, &self.namesrv, port, &self.dir.join("slave"));
         let log = self.dir.join("slave.log");
         self.slave = Some(spawn(&args, &log)?);
         wait_port(&format!("127.0.0.1:{port}"), &log).await?;

@@ -31,7 +31,7 @@ use crate::wire::headers::CommandHeader;
 use crate::wire::msgid;
 
 /// Commit-log segment size of the throughput and lag pairs.
-const SEGMENT: u64 = 256 << 20;
+pub(super) const SEGMENT: u64 = 256 << 20;
 /// Most lag-row sends in flight; a send due while all are out is skipped
 /// (the rate reached says so).
 const LAG_IN_FLIGHT: usize = 1024;
@@ -87,9 +87,11 @@ async fn rows(root: &Path, a: &ReplicationBench) -> BenchResult<Vec<Report>> {
     Ok(rows)
 }
 
-fn produce_args(pair: &Pair, topic: &str, a: &ReplicationBench) -> ProduceBench {
+/// The throughput rows' load: `a.window` sync sends in flight on one
+/// connection, `a.size`-byte bodies, 8 queues, for `a.duration` seconds.
+pub(super) fn produce_args(namesrv: &str, topic: &str, a: &ReplicationBench) -> ProduceBench {
     ProduceBench {
-        namesrv: pair.namesrv.clone(),
+        namesrv: namesrv.to_owned(),
         topic: topic.into(),
         queues: 8,
         size: a.size,
@@ -104,10 +106,16 @@ fn produce_args(pair: &Pair, topic: &str, a: &ReplicationBench) -> ProduceBench 
     }
 }
 
-async fn throughput_row(dir: &Path, role: &str, a: &ReplicationBench) -> BenchResult<Report> {
+/// A fresh master with `role` and its slave, sent to as
+/// [`produce_args`] says.
+pub(super) async fn throughput_row(
+    dir: &Path,
+    role: &str,
+    a: &ReplicationBench,
+) -> BenchResult<Report> {
     let mut pair = Pair::master(dir, role, SEGMENT).await?;
     pair.start_slave().await?;
-    let mut r = run_produce(&produce_args(&pair, "BenchReplication", a)).await?;
+    let mut r = run_produce(&produce_args(&pair.namesrv, "BenchReplication", a)).await?;
     r.name = format!("replication {role}");
     r.notes.push_str(", master + slave");
     Ok(r)
@@ -298,7 +306,7 @@ async fn catch_up_row(dir: &Path, a: &ReplicationBench) -> BenchResult<Report> {
         batch: 32,
         count: Some(count),
         duration: 3_600,
-        ..produce_args(&pair, "BenchReplicationCatchUp", a)
+        ..produce_args(&pair.namesrv, "BenchReplicationCatchUp", a)
     })
     .await?;
     let end = pair.status().await?.master_commit_log_max_offset;

@@ -54,7 +54,7 @@ pub fn client_over(t: &Transport) -> RemotingClient {
     }
 }
 
-async fn route(
+pub(super) async fn route(
     client: &RemotingClient,
     namesrv: &str,
     topic: &str,

@@ -527,7 +527,8 @@ fn main() {
             }
             init_logging();
             run_tool(async move {
-                let backend = actormq::proxy::cluster::ClusterBackend::new(&c.namesrv_addr);
+                let backend = actormq::proxy::cluster::ClusterBackend::new(&c)?;
+                backend.start_auth(&c).await;
                 let s = actormq::proxy::ProxyServer::start(c, "0.0.0.0", backend, None).await?;
                 println!(
                     "The gRPC proxy (CLUSTER mode) boot success, port {}",

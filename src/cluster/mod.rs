@@ -1,7 +1,7 @@
 //! `actormq cluster`: a supervised multi-process deployment — the name
-//! servers and brokers of a TOML file run as child processes of one
-//! supervisor (what RocketMQ leaves to `mqnamesrv` / `mqbroker` scripts and
-//! an init system).
+//! servers, controllers, brokers and gRPC proxies of a TOML file run as
+//! child processes of one supervisor (what RocketMQ leaves to `mqnamesrv` /
+//! `mqbroker` / `mqproxy` scripts and an init system).
 //!
 //! * [`spec`]: the file format and its validation.
 //! * [`supervisor`]: starting, relaying output, restarting with backoff,

@@ -4,9 +4,11 @@
 //!
 //! * Start: each child's config file (`namesrv.conf` / `broker.conf`, as
 //!   RocketMQ's `NamesrvStartup` / `BrokerStartup` read them) is written to
-//!   `<dir>/<name>/`; name servers start first, brokers once every name
-//!   server accepts connections (or after [`NAMESRV_WAIT`]).
-//! * Children: `current_exe() namesrv|broker -c FILE`, in a process group of
+//!   `<dir>/<name>/`; name servers start first, brokers (and controllers)
+//!   once every name server accepts connections (or after
+//!   [`NAMESRV_WAIT`]), proxies once every broker does (or after
+//!   [`BROKER_WAIT`]).
+//! * Children: `current_exe() namesrv|controller|broker|proxy -c FILE`, in a process group of
 //!   their own (a terminal's Ctrl-C reaches the supervisor only, which then
 //!   stops them in order), with `PR_SET_PDEATHSIG` = SIGKILL so none outlives
 //!   a supervisor killed with SIGKILL. Every line a child prints on stdout
@@ -15,7 +17,8 @@
 //! * Restarts: a child that exits while the cluster runs is started again
 //!   after a backoff doubling from 1 s up to 30 s (reset once a process ran
 //!   for [`STABLE`]); its `restarts` count goes up with each new process.
-//! * Stop (SIGINT / SIGTERM): brokers first, then name servers; each group
+//! * Stop (SIGINT / SIGTERM): proxies first, then brokers, then name
+//!   servers and controllers; each group
 //!   gets SIGTERM, up to the grace period (`stopGraceSecs`) to exit, then
 //!   SIGKILL. A second signal skips the rest of the grace period. The
 //!   supervisor exits 0 once every child is reaped.
@@ -44,6 +47,8 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const STABLE: Duration = Duration::from_secs(60);
 /// How long brokers wait for the name servers to accept connections.
 pub const NAMESRV_WAIT: Duration = Duration::from_secs(15);
+/// How long proxies wait for the brokers to accept connections.
+pub const BROKER_WAIT: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_millis(100);
 
 /// The last SIGINT / SIGTERM received (0: none).
@@ -336,6 +341,26 @@ impl Supervisor {
         changed
     }
 
+    /// Waits until every port accepts connections, at most `within`
+    /// (children that died meanwhile are reaped and rescheduled).
+    fn wait_ports(&mut self, ports: &[u16], within: Duration, what: &str, next: &str) {
+        let deadline = Instant::now() + within;
+        while !Self::interrupted()
+            && !ports
+                .iter()
+                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        {
+            if Instant::now() >= deadline {
+                say(format!("{what} not reachable yet; starting {next} anyway"));
+                break;
+            }
+            if self.reap() {
+                self.write_status();
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
     fn interrupted() -> bool {
         SIGNAL.load(Ordering::SeqCst) != 0
     }
@@ -357,27 +382,38 @@ impl Supervisor {
         for &i in &namesrvs {
             self.spawn(i);
         }
-        let deadline = Instant::now() + NAMESRV_WAIT;
         let ns_ports: Vec<u16> = namesrvs
             .iter()
             .map(|&i| self.procs[i].spec.ports[0])
             .collect();
-        while !Self::interrupted()
-            && !ns_ports
-                .iter()
-                .all(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
-        {
-            if Instant::now() >= deadline {
-                say("name servers not reachable yet; starting the brokers anyway");
-                break;
-            }
-            std::thread::sleep(TICK);
-        }
+        self.wait_ports(&ns_ports, NAMESRV_WAIT, "name servers", "the brokers");
         for i in 0..self.procs.len() {
             if Self::interrupted() {
                 break;
             }
-            if self.procs[i].spec.kind != ChildKind::Namesrv {
+            if !matches!(
+                self.procs[i].spec.kind,
+                ChildKind::Namesrv | ChildKind::Proxy
+            ) {
+                self.spawn(i);
+            }
+        }
+        // Proxies find the brokers through the name servers: start them
+        // once the brokers accept connections (they registered by then, or
+        // do within their first registration round).
+        let proxies: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| self.procs[i].spec.kind == ChildKind::Proxy)
+            .collect();
+        if !proxies.is_empty() {
+            let broker_ports: Vec<u16> = (self.procs.iter())
+                .filter(|p| p.spec.kind == ChildKind::Broker)
+                .filter_map(|p| p.spec.ports.first().copied().filter(|p| *p != 0))
+                .collect();
+            self.wait_ports(&broker_ports, BROKER_WAIT, "brokers", "proxies");
+            for i in proxies {
+                if Self::interrupted() {
+                    break;
+                }
                 self.spawn(i);
             }
         }
@@ -403,7 +439,8 @@ impl Supervisor {
         0
     }
 
-    /// Stops brokers, then name servers: SIGTERM, grace period, SIGKILL.
+    /// Stops proxies, brokers, then name servers: SIGTERM, grace period,
+    /// SIGKILL.
     fn stop(&mut self) {
         self.state = "stopping";
         for p in &mut self.procs {

@@ -168,6 +168,9 @@ pub trait Backend: Send + Sync + 'static {
     fn group(&self, caller: Caller, group: String) -> Reply<GroupSettings>;
     fn pop(&self, caller: Caller, cmd: PopCmd) -> Reply<Popped>;
     fn ack(&self, caller: Caller, cmd: HandleCmd) -> Reply<()>;
+    /// Acks several handles of one broker at once (BATCH_ACK_MESSAGE);
+    /// `topic` is the topic the client names (every entry's).
+    fn batch_ack(&self, caller: Caller, topic: String, cmds: Vec<HandleCmd>) -> Reply<()>;
     /// Answers the new broker handle.
     fn change_invisible(&self, caller: Caller, cmd: HandleCmd, invisible_ms: i64) -> Reply<String>;
     fn to_dlq(&self, caller: Caller, cmd: DlqCmd) -> Reply<()>;

@@ -41,6 +41,8 @@ pub struct ClusterBackend {
     /// Topic types by topic, with when they were read (the Java proxy's
     /// metadata cache refreshes every 20 s).
     types: Arc<TypeCache>,
+    /// ACL 2.0 against the brokers' users and ACLs (`auth_sync`).
+    auth: Option<Arc<crate::auth::Auth>>,
 }
 
 type TypeCache = Mutex<HashMap<String, (Option<String>, std::time::Instant)>>;
@@ -64,8 +66,18 @@ pub fn refusal(e: ClientError) -> Refusal {
 }
 
 impl ClusterBackend {
-    pub fn new(namesrv: &str) -> Arc<ClusterBackend> {
-        let routes = Routes::connect(namesrv);
+    /// A backend for `cfg.namesrv_addr`; its requests are signed with
+    /// `innerClientAuthenticationCredentials` when set (else the process
+    /// default). Call [`Self::start_auth`] before serving.
+    pub fn new(cfg: &super::ProxyConfig) -> Result<Arc<ClusterBackend>, String> {
+        let creds = super::auth_sync::inner_credentials(cfg)?
+            .or_else(crate::client::remoting::default_credentials);
+        let client = crate::client::RemotingClient::with_options(
+            crate::client::remoting::ClientConfig::default(),
+            crate::tls::client_default(),
+            creds,
+        );
+        let routes = Routes::with_client(&cfg.namesrv_addr, client);
         let conns: Arc<Mutex<HashMap<String, ClientConn>>> = Arc::default();
         let relay = conns.clone();
         // Brokers ask the proxy's connection to check transactions; the
@@ -78,12 +90,20 @@ impl ClusterBackend {
                 None
             }),
         );
-        Arc::new(ClusterBackend {
+        Ok(Arc::new(ClusterBackend {
             routes,
             next: Arc::default(),
             conns,
             types: Arc::default(),
-        })
+            auth: super::auth_sync::cluster_auth(cfg),
+        }))
+    }
+
+    /// With ACL on: reads the brokers' users and ACLs, and keeps them fresh.
+    pub async fn start_auth(&self, cfg: &super::ProxyConfig) {
+        if let Some(a) = &self.auth {
+            super::auth_sync::start(a.clone(), self.routes.clone(), cfg).await;
+        }
     }
 
     async fn invoke(
@@ -147,7 +167,7 @@ fn relay_check(conns: &Mutex<HashMap<String, ClientConn>>, cmd: RemotingCommand)
 
 impl Backend for ClusterBackend {
     fn auth(&self) -> Option<Arc<crate::auth::Auth>> {
-        None
+        self.auth.clone()
     }
 
     fn topic(&self, _caller: Caller, topic: String) -> Reply<TopicInfo> {
@@ -456,6 +476,21 @@ impl Backend for ClusterBackend {
         })
     }
 
+    fn batch_ack(&self, _caller: Caller, topic: String, cmds: Vec<HandleCmd>) -> Reply<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            let Some(first) = cmds.first() else {
+                return Ok(());
+            };
+            let broker = first.broker_name.clone();
+            let addr = this.broker_addr(&broker).await?;
+            let body = batch_ack_body(&broker, &topic, &cmds)?;
+            let req = RemotingCommand::request(rq::BATCH_ACK_MESSAGE)
+                .with_body(serde_json::to_vec(&body).map_err(|e| Refusal::Failed(e.to_string()))?);
+            this.invoke(&addr, req, &[rs::SUCCESS]).await.map(|_| ())
+        })
+    }
+
     fn change_invisible(
         &self,
         _caller: Caller,
@@ -512,6 +547,57 @@ impl Backend for ClusterBackend {
             this.invoke(&addr, req, &[rs::SUCCESS]).await.map(|_| ())
         })
     }
+}
+
+/// BATCH_ACK_MESSAGE's body for handles of one broker, as RocketMQ's
+/// remoting client groups them: one entry per (topic type, queue,
+/// check-point start, pop time), a bit per acked offset.
+fn batch_ack_body(
+    broker: &str,
+    topic: &str,
+    cmds: &[HandleCmd],
+) -> Result<crate::wire::pop::BatchAckBody, Refusal> {
+    use crate::wire::pop::{BatchAckBody, BatchAckEntry, Handle};
+    let mut entries: Vec<(BatchAckEntry, Vec<i64>)> = Vec::new();
+    for c in cmds {
+        let h = Handle::parse(&c.extra_info).map_err(Refusal::InvalidParameter)?;
+        let offset = h.queue_offset.unwrap_or(c.offset);
+        let same = |e: &BatchAckEntry| {
+            e.retry == h.topic_type.to_string()
+                && e.queue_id == h.queue_id
+                && e.start_offset == h.ck_start_offset
+                && e.pop_time == h.pop_time
+                && e.revive_qid == h.revive_qid
+        };
+        match entries.iter_mut().find(|(e, _)| same(e)) {
+            Some((_, offsets)) => offsets.push(offset),
+            None => entries.push((
+                BatchAckEntry {
+                    group: c.group.clone(),
+                    topic: topic.to_owned(),
+                    retry: h.topic_type.to_string(),
+                    start_offset: h.ck_start_offset,
+                    queue_id: h.queue_id,
+                    revive_qid: h.revive_qid,
+                    pop_time: h.pop_time,
+                    invisible_ms: h.invisible_ms,
+                    bits: String::new(),
+                },
+                vec![offset],
+            )),
+        }
+    }
+    let acks = entries
+        .into_iter()
+        .map(|(mut e, offsets)| {
+            e.bits = BatchAckEntry::encode_bits(e.start_offset, &offsets);
+            e
+        })
+        .collect();
+    Ok(BatchAckBody {
+        broker_name: broker.to_owned(),
+        acks,
+    })
 }
 
 /// A POP response's messages with their handles, as RocketMQ's remoting

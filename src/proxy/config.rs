@@ -40,6 +40,34 @@ pub struct ProxyConfig {
     pub transaction_data_expire_millis: i64,
     /// A client silent this long is dropped.
     pub channel_expired_timeout: i64,
+    /// Honour `auto_renew` receives of push consumers: the proxy keeps
+    /// their messages invisible until acked (`ReceiptHandleProcessor`).
+    pub enable_proxy_auto_renew: bool,
+    /// Renew handles that expire within this long.
+    pub renew_ahead_time_millis: i64,
+    /// How often the renew task runs.
+    pub renew_schedule_period_millis: i64,
+    /// Renew for at most this long after the receive.
+    pub renew_max_time_millis: i64,
+    /// Failed renewals of one handle before it is given up.
+    pub max_renew_retry_times: u32,
+    /// Invisible time left to the handles of a client that went away.
+    pub invisible_time_millis_when_clear: i64,
+    /// A multi-entry AckMessage as one BATCH_ACK_MESSAGE per broker.
+    pub enable_batch_ack: bool,
+    /// Authentication / authorization in CLUSTER mode (the same JSON feeds
+    /// RocketMQ's `AuthConfig`): users and ACLs come from the brokers.
+    pub authentication_enabled: bool,
+    pub authorization_enabled: bool,
+    /// `{"accessKey":..,"secretKey":..}`: what the proxy signs its own
+    /// requests to the brokers with.
+    pub inner_client_authentication_credentials: String,
+    /// Comma-separated request codes never authenticated / authorized.
+    pub authentication_whitelist: String,
+    pub authorization_whitelist: String,
+    /// How often the users and ACLs are read again from the brokers.
+    pub user_cache_refresh_seconds: u64,
+    pub acl_cache_refresh_seconds: u64,
 }
 
 impl Default for ProxyConfig {
@@ -70,6 +98,20 @@ impl Default for ProxyConfig {
             grpc_client_consumer_long_polling_batch_size: 32,
             transaction_data_expire_millis: 30_000,
             channel_expired_timeout: 120_000,
+            enable_proxy_auto_renew: true,
+            renew_ahead_time_millis: 10_000,
+            renew_schedule_period_millis: 5_000,
+            renew_max_time_millis: 3 * 3600 * 1000,
+            max_renew_retry_times: 3,
+            invisible_time_millis_when_clear: 1_000,
+            enable_batch_ack: false,
+            authentication_enabled: false,
+            authorization_enabled: false,
+            inner_client_authentication_credentials: String::new(),
+            authentication_whitelist: String::new(),
+            authorization_whitelist: String::new(),
+            user_cache_refresh_seconds: 10,
+            acl_cache_refresh_seconds: 10,
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct Proxy {
     pub backend: Arc<dyn Backend>,
     pub clients: Clients,
     pub txs: TxCache,
+    /// Push consumers' handles the proxy keeps invisible (auto-renew).
+    pub renewals: super::renew::Renewals,
     /// Where this proxy listens (its own endpoint in routes).
     pub addr: SocketAddr,
 }
@@ -99,9 +101,11 @@ impl Messaging {
             backend,
             clients: Clients::default(),
             txs: TxCache::default(),
+            renewals: Default::default(),
             addr,
         });
         super::telemetry::start_housekeeping(&proxy);
+        super::renew::start(&proxy);
         Messaging(proxy)
     }
 }

@@ -264,6 +264,22 @@ impl Backend for LocalBackend {
         })
     }
 
+    fn batch_ack(&self, caller: Caller, _topic: String, cmds: Vec<HandleCmd>) -> Reply<()> {
+        self.run(move |svc| async move {
+            let reqs = cmds
+                .into_iter()
+                .map(|cmd| AckRequest {
+                    group: cmd.group,
+                    topic: cmd.topic,
+                    queue_id: cmd.queue_id,
+                    receipt_handle: cmd.extra_info,
+                    offset: cmd.offset,
+                })
+                .collect();
+            svc.batch_ack(&caller, reqs).await
+        })
+    }
+
     fn change_invisible(&self, caller: Caller, cmd: HandleCmd, invisible_ms: i64) -> Reply<String> {
         self.run(move |svc| async move {
             let req = ChangeInvisibleRequest {

@@ -15,6 +15,7 @@
 //! Whatever the mode, clients only ever see the proxy's own endpoint in
 //! routes (QueryRoute), so every later call comes back here.
 
+mod auth_sync;
 pub mod backend;
 pub mod cluster;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod convert;
 mod grpc;
 pub mod local;
 mod receive;
+mod renew;
 mod send;
 pub mod settings;
 pub mod status;

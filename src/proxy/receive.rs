@@ -12,6 +12,7 @@ use super::grpc::{authorize, Meta, Proxy};
 use super::pb::{
     self, receive_message_response::Content, settings::PubSub, ClientType, Code, FilterType,
 };
+use super::renew::Managed;
 use super::send::own_endpoints;
 use super::settings;
 use super::status::{ok, overall, status, Failure};
@@ -312,6 +313,10 @@ async fn receive_inner(
         expression: sub.sub_string.clone(),
         attempt_id: r.attempt_id.clone(),
     };
+    // Push consumers leave the invisible time to the proxy (auto-renew).
+    let renew = r.auto_renew
+        && p.cfg.enable_proxy_auto_renew
+        && settings::client_type(&s) == ClientType::PushConsumer;
     let popped = p.backend.pop(m.caller.clone(), cmd).await?;
     if popped.polling_full {
         return Ok(failed(Failure::new(Code::TooManyRequests, "polling full")));
@@ -320,7 +325,26 @@ async fn receive_inner(
     for (msg, broker_handle) in popped.messages {
         let text = format!("{broker_handle} {}", msg.commit_log_offset);
         if fifo || msg.reconsume_times < max_attempts {
-            out.push(convert::from_stored(&msg, &topic, Some(text)));
+            let converted = convert::from_stored(&msg, &topic, Some(text.clone()));
+            if let (true, Some(sp), Ok(h)) = (
+                renew,
+                converted.system_properties.as_ref(),
+                Handle::parse(&text),
+            ) {
+                let managed = Managed {
+                    topic: topic.clone(),
+                    original: text,
+                    current: h,
+                    reconsume_times: msg.reconsume_times,
+                    received_ms: now_ms(),
+                    renewals: 0,
+                    failures: 0,
+                    caller: m.caller.clone(),
+                };
+                p.renewals
+                    .add(&m.client_id, &group, &sp.message_id, managed);
+            }
+            out.push(converted);
             continue;
         }
         // Past the group's attempts: to the DLQ, and acked.
@@ -347,7 +371,7 @@ async fn receive_inner(
     Ok(finish(ok(), out))
 }
 
-fn handle_cmd(group: &str, topic: &str, h: &Handle) -> HandleCmd {
+pub(super) fn handle_cmd(group: &str, topic: &str, h: &Handle) -> HandleCmd {
     HandleCmd {
         broker_name: h.broker_name.clone(),
         group: group.to_owned(),
@@ -358,22 +382,32 @@ fn handle_cmd(group: &str, topic: &str, h: &Handle) -> HandleCmd {
     }
 }
 
-async fn ack_one(
+/// The handle a call means: the latest renewal of an auto-renewed message
+/// (which then stops being renewed; its entry comes along, to be put back
+/// if the call fails), else the client's own; expired ones are refused.
+fn resolve(
     p: &Proxy,
     m: &Meta,
     group: &str,
-    topic: &str,
-    e: &pb::AckMessageEntry,
-) -> pb::Status {
-    let h = match live_handle(&e.receipt_handle) {
-        Ok(h) => h,
-        Err(f) => return f.status(),
-    };
-    match p
-        .backend
-        .ack(m.caller.clone(), handle_cmd(group, topic, &h))
-        .await
-    {
+    msg_id: &str,
+    text: &str,
+) -> Result<(Handle, Option<Managed>), Failure> {
+    match p.renewals.take(&m.client_id, group, msg_id, text) {
+        Some(e) if e.current.next_visible() > now_ms() => Ok((e.current.clone(), Some(e))),
+        Some(_) => Err(invalid_handle("receipt handle is expired")),
+        None => live_handle(text).map(|h| (h, None)),
+    }
+}
+
+/// A call on a taken entry failed: renew it again.
+fn restore(p: &Proxy, m: &Meta, group: &str, msg_id: &str, e: Option<Managed>) {
+    if let Some(e) = e {
+        p.renewals.add(&m.client_id, group, msg_id, e);
+    }
+}
+
+fn ack_status(r: Result<(), crate::service::Refusal>) -> pb::Status {
+    match r {
         Ok(()) => ok(),
         Err(r) => {
             tracing::debug!(refusal = %r, "ack failed");
@@ -391,15 +425,72 @@ pub async fn ack(
     check_group(&group)?;
     check_topic(&topic)?;
     authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
-    let mut entries = Vec::with_capacity(r.entries.len());
-    for e in &r.entries {
-        let st = ack_one(p, &m, &group, &topic, e).await;
-        entries.push(pb::AckMessageResultEntry {
+    let mut taken: Vec<Option<Managed>> = Vec::with_capacity(r.entries.len());
+    let handles: Vec<Result<Handle, Failure>> = (r.entries.iter())
+        .map(|e| {
+            let r = resolve(p, &m, &group, &e.message_id, &e.receipt_handle);
+            let (h, t) = match r {
+                Ok((h, t)) => (Ok(h), t),
+                Err(f) => (Err(f), None),
+            };
+            taken.push(t);
+            h
+        })
+        .collect();
+    let mut statuses: Vec<Option<pb::Status>> = handles
+        .iter()
+        .map(|h| h.as_ref().err().map(Failure::status))
+        .collect();
+    if p.cfg.enable_batch_ack && r.entries.len() > 1 {
+        // One BATCH_ACK_MESSAGE per broker; its answer is each entry's.
+        let mut brokers: Vec<&str> = (handles.iter().flatten())
+            .map(|h| h.broker_name.as_str())
+            .collect();
+        brokers.sort_unstable();
+        brokers.dedup();
+        for b in brokers {
+            let idx: Vec<usize> = (0..handles.len())
+                .filter(|i| matches!(&handles[*i], Ok(h) if h.broker_name == b))
+                .collect();
+            let cmds = (idx.iter())
+                .filter_map(|i| handles[*i].as_ref().ok())
+                .map(|h| handle_cmd(&group, &topic, h))
+                .collect();
+            let st = ack_status(
+                p.backend
+                    .batch_ack(m.caller.clone(), topic.clone(), cmds)
+                    .await,
+            );
+            for i in idx {
+                statuses[i] = Some(st.clone());
+            }
+        }
+    } else {
+        // Each entry on its own, all at once.
+        let acks = (handles.iter().enumerate())
+            .filter_map(|(i, h)| h.as_ref().ok().map(|h| (i, h)))
+            .map(|(i, h)| {
+                let call = p
+                    .backend
+                    .ack(m.caller.clone(), handle_cmd(&group, &topic, h));
+                async move { (i, ack_status(call.await)) }
+            });
+        for (i, st) in futures_util::future::join_all(acks).await {
+            statuses[i] = Some(st);
+        }
+    }
+    for ((e, st), t) in r.entries.iter().zip(&statuses).zip(taken) {
+        if st.as_ref().is_some_and(|s| s.code != Code::Ok as i32) {
+            restore(p, &m, &group, &e.message_id, t);
+        }
+    }
+    let entries: Vec<pb::AckMessageResultEntry> = (r.entries.iter().zip(statuses))
+        .map(|(e, st)| pb::AckMessageResultEntry {
             message_id: e.message_id.clone(),
             receipt_handle: e.receipt_handle.clone(),
-            status: Some(st),
-        });
-    }
+            status: st,
+        })
+        .collect();
     let st = overall(entries.iter().filter_map(|e| e.status.clone()));
     Ok(pb::AckMessageResponse {
         status: Some(st),
@@ -423,11 +514,18 @@ pub async fn change_invisible(
             "the invisible time is out of range",
         ));
     }
-    let h = live_handle(&r.receipt_handle)?;
-    let new = p
+    let (h, taken) = resolve(p, &m, &group, &r.message_id, &r.receipt_handle)?;
+    let new = match p
         .backend
-        .change_invisible(m.caller, handle_cmd(&group, &topic, &h), ms)
-        .await?;
+        .change_invisible(m.caller.clone(), handle_cmd(&group, &topic, &h), ms)
+        .await
+    {
+        Ok(new) => new,
+        Err(e) => {
+            restore(p, &m, &group, &r.message_id, taken);
+            return Err(e.into());
+        }
+    };
     Ok(pb::ChangeInvisibleDurationResponse {
         status: Some(ok()),
         receipt_handle: format!("{new} {}", h.commit_log_offset.unwrap_or(-1)),
@@ -471,8 +569,18 @@ pub async fn forward_to_dlq(
     check_group(&group)?;
     check_topic(&topic)?;
     authorize(p, &m, PULL_MESSAGE, &topic, Some(&group))?;
-    let h = Handle::parse(&r.receipt_handle).map_err(|e| invalid_handle(&e))?;
-    dead_letter(p, &m, &group, &topic, &h, &r.message_id).await
+    let taken = p
+        .renewals
+        .take(&m.client_id, &group, &r.message_id, &r.receipt_handle);
+    let h = match &taken {
+        Some(e) => e.current.clone(),
+        None => Handle::parse(&r.receipt_handle).map_err(|e| invalid_handle(&e))?,
+    };
+    let done = dead_letter(p, &m, &group, &topic, &h, &r.message_id).await;
+    if done.is_err() {
+        restore(p, &m, &group, &r.message_id, taken);
+    }
+    done
 }
 
 #[cfg(test)]

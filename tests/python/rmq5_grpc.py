@@ -7,6 +7,8 @@ Every mode prints one `RESULT ...` line per fact the Rust test checks
 (tests/grpc_python.rs), then `<mode>: ok`; any failure exits non-zero.
 """
 
+import glob
+import os
 import sys
 import threading
 import time
@@ -148,6 +150,16 @@ def dlq(endpoint, topic, group):
         c.shutdown()
 
 
+def send_n(endpoint, topic, prefix, count):
+    """Sends `count` messages; answers their ids."""
+    p = Producer(config(endpoint), (topic,))
+    p.startup()
+    try:
+        return {p.send(message(topic, f"{prefix}-{i}")).message_id for i in range(count)}
+    finally:
+        p.shutdown()
+
+
 class Listener(MessageListener):
     def __init__(self, name, seen, lock):
         self.name, self.seen, self.lock = name, seen, lock
@@ -168,10 +180,7 @@ def push(endpoint, topic, groups, count):
             c.startup()
             consumers.append(c)
     time.sleep(3)
-    p = Producer(config(endpoint), (topic,))
-    p.startup()
-    sent = {p.send(message(topic, f"push-{i}")).message_id for i in range(count)}
-    p.shutdown()
+    sent = send_n(endpoint, topic, "push", count)
     deadline = time.time() + 90
     want = count * len(groups.split(","))
     while time.time() < deadline:
@@ -185,6 +194,145 @@ def push(endpoint, topic, groups, count):
     for g in groups.split(","):
         ids = [mid for (name, mid) in seen if name == g]
         out("PUSH", g, "got", len(ids), "distinct", len(set(ids)), "missing", len(sent - set(ids)))
+
+
+class SlowListener(MessageListener):
+    """Takes `sleep_s` per message (longer than the invisible time)."""
+
+    def __init__(self, name, seen, lock, sleep_s):
+        self.name, self.seen, self.lock, self.sleep_s = name, seen, lock, sleep_s
+
+    def consume(self, m):
+        with self.lock:
+            self.seen.append((self.name, m.message_id, m.delivery_attempt))
+        out("CONSUMING", self.name, m.message_id, m.delivery_attempt)
+        time.sleep(self.sleep_s)
+        return ConsumeResult.SUCCESS
+
+
+def ack_failures():
+    """Lines of this client's log (under $HOME) about acks that failed."""
+    n = 0
+    for f in glob.glob(os.path.expanduser("~/logs/rocketmq_python/*")):
+        with open(f, errors="replace") as fh:
+            n += sum(1 for line in fh if "ack or nack raise exception" in line
+                     or "failed to ack" in line)
+    return n
+
+
+def renew(endpoint, topic, group, count, sleep_s, quiet_s):
+    """Push consumers whose handler outlasts the invisible time: the proxy
+    renews the handles, so each message arrives once, and the acks (with
+    the handles the client was given) succeed."""
+    lock = threading.Lock()
+    seen = []
+    consumers = []
+    for n in range(2):
+        c = PushConsumer(config(endpoint), group, SlowListener(f"c{n}", seen, lock, sleep_s),
+                         {topic: FilterExpression()})
+        c.startup()
+        consumers.append(c)
+    time.sleep(3)
+    sent = send_n(endpoint, topic, "slow", count)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        with lock:
+            if len({mid for (_, mid, _) in seen}) >= count:
+                break
+        time.sleep(0.2)
+    # Handlers finish and ack; anything redelivered would show up meanwhile.
+    time.sleep(sleep_s + quiet_s)
+    for c in consumers:
+        c.shutdown()
+    ids = [mid for (_, mid, _) in seen]
+    out("RENEW", "got", len(ids), "distinct", len(set(ids)), "missing", len(sent - set(ids)),
+        "ackfail", ack_failures())
+
+
+def receive_n(c, n, invisible_s=20, within_s=30):
+    """Receives until `n` messages arrived (or `within_s` passed)."""
+    got, deadline = [], time.time() + within_s
+    while len(got) < n and time.time() < deadline:
+        got += c.receive(n - len(got), invisible_s)
+    return got
+
+
+def fifo(endpoint, topic, group):
+    """A FIFO group through a SimpleConsumer: one message group in order, the
+    next messages only once everything received before is acked; the second
+    batch is acked with one multi-entry AckMessage."""
+    c = SimpleConsumer(config(endpoint), group, {topic: FilterExpression()}, await_duration=3)
+    c.startup()
+    p = Producer(config(endpoint), (topic,))
+    p.startup()
+    for i in range(6):
+        p.send(message(topic, f"fifo-{i}", group="order-1"))
+    p.shutdown()
+    first = receive_n(c, 3)
+    out("FIFO1", *[m.body.decode() for m in first])
+    # Nothing more while the first three are not all acked.
+    blocked = c.receive(3, 20)
+    out("BLOCKED", len(blocked))
+    c.ack(first[0])
+    c.ack(first[1])
+    blocked = c.receive(3, 20)
+    out("BLOCKED2", len(blocked))
+    c.ack(first[2])
+    second = receive_n(c, 3)
+    out("FIFO2", *[m.body.decode() for m in second])
+    st = batch_ack(c, topic, group, second, bogus=False)
+    out("FIFOACK", st.code, *[e.status.code for e in st.entries])
+    out("REST", len(c.receive(3, 20)))
+    c.shutdown()
+
+
+def batch_ack(c, topic, group, msgs, bogus):
+    """One AckMessage with an entry per message (and a bogus one)."""
+    from rocketmq.grpc_protocol import AckMessageEntry, AckMessageRequest
+    req = AckMessageRequest()
+    req.group.name = group
+    req.topic.name = topic
+    for m in msgs:
+        e = AckMessageEntry()
+        e.message_id = m.message_id
+        e.receipt_handle = m.receipt_handle
+        req.entries.append(e)
+    if bogus:
+        e = AckMessageEntry()
+        e.message_id = "bogus"
+        e.receipt_handle = "0 1 1 0 0 nobroker 0 0 -1"
+        req.entries.append(e)
+    res = c.rpc_client.ack_message_async(msgs[0].endpoints, req, metadata=c.sign(),
+                                         timeout=10).result()
+
+    class R:
+        code = res.status.code
+        entries = res.entries
+    return R
+
+
+def batchack(endpoint, topic, group, count):
+    """Receive `count` messages, ack them with one AckMessage (plus a bogus
+    entry), then see that none comes back after the invisible time."""
+    count = int(count)
+    c = SimpleConsumer(config(endpoint), group, {topic: FilterExpression()}, await_duration=3)
+    c.startup()
+    c.receive(16, 10)
+    p = Producer(config(endpoint), (topic,))
+    p.startup()
+    for i in range(count):
+        p.send(message(topic, f"batch-{i}"))
+    p.shutdown()
+    got = receive_n(c, count, invisible_s=10)
+    out("RECEIVED", len(got))
+    st = batch_ack(c, topic, group, got, bogus=True)
+    codes = [e.status.code for e in st.entries]
+    out("BATCHACK", st.code, "ok", codes.count(20000), "other", *[x for x in codes if x != 20000])
+    again, deadline = 0, time.time() + 16
+    while time.time() < deadline:
+        again += len(c.receive(16, 10))
+    out("AGAIN", again)
+    c.shutdown()
 
 
 def acl(endpoint, topic, ak, sk):
@@ -210,6 +358,10 @@ def main():
         "dlq": lambda: dlq(endpoint, *args),
         "acl": lambda: acl(endpoint, *args),
         "push": lambda: push(endpoint, args[0], args[1], int(args[2])),
+        "renew": lambda: renew(endpoint, args[0], args[1], int(args[2]), float(args[3]),
+                               float(args[4])),
+        "fifo": lambda: fifo(endpoint, *args),
+        "batchack": lambda: batchack(endpoint, *args),
     }[mode]()
     print(f"{mode}: ok", flush=True)
 
