@@ -576,7 +576,8 @@ async fn a_stopped_master_never_acknowledges_what_the_new_master_lacks() {
     );
     acked.extend(direct_acked);
     let new_addr = cl.nodes[cl.node_of(new_master)].addr.clone();
-    let stored = check_acked(&c, &new_addr, &acked).await;
+    let ni = cl.node_of(new_master);
+    let stored = check_acked_in(&c, &new_addr, &acked, Some(&cl.nodes[ni].store)).await;
     eprintln!(
         "every acknowledged message is on the new master ({stored} stored); old master truncations: {}",
         truncations(&cl.nodes[mi])

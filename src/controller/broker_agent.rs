@@ -281,6 +281,18 @@ impl Actor for ReplicasAgent {
         });
         ctx.run_interval(self.cfg.poll, |act, ctx| act.tick(ctx));
         ctx.run_interval(self.cfg.heartbeat, |act, _| act.beat());
+        // A master proves it still is one at least four times per
+        // heartbeat timeout: one lost poll must not fence it (AutoSwitch
+        // refuses writes after a heartbeat timeout without a reply).
+        let timeout = Duration::from_millis(self.cfg.heartbeat_timeout_ms.max(0) as u64);
+        let every = (timeout / 4).max(Duration::from_millis(100));
+        if self.links.auto.is_some() && every < self.cfg.poll {
+            ctx.run_interval(every, |act, ctx| {
+                if act.links.auto.as_ref().is_some_and(|a| a.is_master()) {
+                    act.tick(ctx);
+                }
+            });
+        }
     }
 }
 

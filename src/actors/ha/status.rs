@@ -59,7 +59,20 @@ impl HaRuntimeInfo {
             master_commit_log_max_offset: max_offset,
             ..Default::default()
         };
-        if is_master {
+        if let (true, Some(auto)) = (is_master, &ha.auto) {
+            // Controller mode: in sync = in the SyncStateSet.
+            for (addr, acked, learner, in_sync) in auto.connected_slaves() {
+                info.in_sync_slave_nums += in_sync as i32;
+                info.ha_connection_info.push(HaConnectionRuntimeInfo {
+                    addr,
+                    slave_ack_offset: acked,
+                    diff: (max_offset - acked.max(0)).max(0),
+                    in_sync,
+                    async_learner: learner,
+                    ..Default::default()
+                });
+            }
+        } else if is_master {
             let mut slaves = ha.group.slaves();
             slaves.sort_by(|a, b| a.addr.cmp(&b.addr));
             for s in slaves {

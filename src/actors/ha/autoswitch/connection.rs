@@ -187,7 +187,8 @@ impl StreamHandler<Result<SlaveFrame, std::io::Error>> for AutoSwitchConnection 
                     None => {
                         tracing::info!(slave = %self.peer, broker_id, learner = async_learner, "slave handshake");
                         self.slave = Some((broker_id, async_learner));
-                        self.auto.slave_connected(broker_id, async_learner);
+                        self.auto
+                            .slave_connected(broker_id, &self.peer, async_learner);
                         self.auto.group.add_slave(self.conn_id, self.peer.clone());
                     }
                 }

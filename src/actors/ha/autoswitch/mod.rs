@@ -111,6 +111,7 @@ impl AutoSwitchConfig {
 /// A slave as the master sees it, by broker id.
 #[derive(Debug, Clone, Default)]
 struct Slave {
+    addr: String,
     connections: usize,
     ack: i64,
     learner: bool,
@@ -328,10 +329,11 @@ impl AutoSwitch {
 
     // ------------------------------------------------------------ slaves
 
-    /// A slave's connection finished its handshake.
-    pub fn slave_connected(&self, id: i64, learner: bool) {
+    /// A slave's connection (from `addr`) finished its handshake.
+    pub fn slave_connected(&self, id: i64, addr: &str, learner: bool) {
         let mut st = lock(&self.st);
         let s = st.slaves.entry(id).or_default();
+        s.addr = addr.to_owned();
         s.connections += 1;
         s.learner = learner;
         s.ack = -1;
@@ -443,6 +445,12 @@ impl AutoSwitch {
             .copied()
             .filter(|id| *id != st.my_id)
             .collect();
+        // "The log end" (no limit) is kept as i64::MAX; a held value must
+        // then be frozen at the end as it is now, and it is no floor for
+        // the members' acks: records written after a member was added wait
+        // for it.
+        let limited = self.reader.confirm_limited();
+        let old = self.reader.confirm_offset().min(max);
         let confirm = if !self.cfg.all_ack || others.is_empty() {
             i64::MAX
         } else {
@@ -453,10 +461,18 @@ impl AutoSwitch {
                     // A member without a connection (#6662), or one that
                     // has not acked anything yet (a fresh connection,
                     // #6728): the old value stays.
-                    _ => return,
+                    _ => {
+                        self.reader.set_confirm_offset(old);
+                        self.group.confirmed(old);
+                        return;
+                    }
                 }
             }
-            c.max(self.reader.confirm_offset().min(max))
+            if limited {
+                c.max(old)
+            } else {
+                c
+            }
         };
         self.reader.set_confirm_offset(confirm);
         self.group.confirmed(confirm.min(max));
@@ -473,6 +489,21 @@ impl AutoSwitch {
     pub fn slave_confirm(&self, master_confirm: i64) {
         let c = master_confirm.min(self.reader.max_offset());
         self.reader.set_confirm_offset(c);
+    }
+
+    /// The connected slaves for GET_BROKER_HA_STATUS: (address, ack,
+    /// learner, in the SyncStateSet).
+    pub fn connected_slaves(&self) -> Vec<(String, i64, bool, bool)> {
+        let st = lock(&self.st);
+        let members = st.union();
+        let mut v: Vec<_> = st
+            .slaves
+            .iter()
+            .filter(|(_, s)| s.connections > 0)
+            .map(|(id, s)| (s.addr.clone(), s.ack, s.learner, members.contains(id)))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Replicas a send's `minInSyncReplicas` check sees: the larger of the
