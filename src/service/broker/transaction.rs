@@ -39,6 +39,22 @@ impl BrokerService {
         if let Some(r) = ctx.role.refuse_end_transaction() {
             return Err(r);
         }
+        // Controller mode: the commit / rollback record obeys the send
+        // path's guards (`send_controller_mode`): a master that lost the
+        // controller writes nothing, and too small a SyncStateSet is
+        // IN_SYNC_REPLICAS_NOT_ENOUGH (SYSTEM_ERROR), as Java's
+        // EndTransactionProcessor answers. Like Java it does not wait for
+        // the slaves: clients send END_TRANSACTION one-way.
+        if let Some(auto) = &ctx.ha.auto {
+            if auto.fenced() {
+                return Err(Refusal::ServiceNotAvailable(
+                    "service not available now: the master has lost the controller".into(),
+                ));
+            }
+            if auto.in_sync_count() < ctx.cfg.ha.min_in_sync_replicas {
+                return Err(Refusal::Failed("in-sync replicas not enough".into()));
+            }
+        }
         let commit = match h.decision {
             TransactionDecision::Commit => true,
             TransactionDecision::Rollback => false,
