@@ -1,0 +1,258 @@
+//! Failure modes RocketMQ users reported against the controller mode
+//! (issue #13; /work/shared/docs/protocol-controller.md §10), each as a
+//! black-box test on the harness of `actormq::bench::failover`: three
+//! standalone controllers, one name server, a group of three brokers in
+//! controller mode (`allAckInSyncStateSet=true`,
+//! `enableElectUncleanMaster=false`, heartbeat timeout 3 s, 4 MiB
+//! segments), a producer under continuous load remembering every
+//! acknowledged send, and the checker reading every queue of the final
+//! master from offset 0 (each acknowledged message exactly once, at its
+//! acknowledged queue offset).
+//!
+//! * #7689 — the controller leader and the master `kill -9`ed together.
+//! * PR #9897 — both slaves `kill -9`ed together: the SyncStateSet shrinks
+//!   and sends are acknowledged again instead of timing out.
+//! * #9689 — a re-election that keeps the same master (at a new epoch).
+//!
+//! The tests run one at a time (each starts seven processes); every child
+//! is killed when the cluster is dropped, also on a failed assertion.
+
+mod common;
+mod controller_support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actormq::bench::failover::{check, Cluster, Load, Spec, View, TOPIC};
+use controller_support::epoch_cache;
+
+const QUEUES: i32 = 4;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn spec(dir: &tempfile::TempDir) -> Spec {
+    let mut s = Spec::new(
+        PathBuf::from(env!("CARGO_BIN_EXE_actormq")),
+        dir.path().to_owned(),
+        false,
+    );
+    s.port = common::free_port;
+    s.log_level = "info".into();
+    s
+}
+
+/// Polls the cluster's view until `ok` or `within` passed; the last view.
+async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = cl.view(TOPIC).await;
+        if ok(&v) {
+            return (true, v);
+        }
+        if Instant::now() > deadline {
+            return (false, v);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the load has `n` more acknowledgements, within `within`.
+async fn more_acks(load: &Load, n: u64, within: Duration) -> bool {
+    let (from, deadline) = (load.acked(), Instant::now() + within);
+    while load.acked() < from + n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Stops the load and checks the master against every acknowledged send.
+async fn stop_and_check(cl: &Cluster, load: Load) {
+    let sent = load.stop().await;
+    let master = cl.master_addr().await.unwrap();
+    let verdict = check(&master, TOPIC, QUEUES, &sent, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("reading {master}: {e}\n{}", cl.logs()));
+    eprintln!("checker: {verdict}");
+    assert!(verdict.acked > 0, "nothing was acknowledged");
+    assert!(
+        verdict.ok(),
+        "acknowledged messages lost, duplicated or out of place: {verdict}"
+    );
+}
+
+/// Every broker's epoch list equal (GET_BROKER_EPOCH_CACHE), within 10 s.
+async fn epoch_lists_equal(cl: &Cluster) -> Result<Vec<(i64, i64)>, String> {
+    let c = common::client();
+    let addrs: Vec<String> = cl.ids().keys().filter_map(|id| cl.addr_of(*id)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut lists = Vec::new();
+        for a in &addrs {
+            lists.push(epoch_cache(&c, a).await.map(|e| e.0));
+        }
+        let first = lists[0].clone();
+        if first.is_some() && lists.iter().all(|l| *l == first) {
+            return Ok(first.unwrap());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("epoch lists differ: {addrs:?} {lists:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// #7689: the controller leader and the master `kill -9`ed at the same
+/// moment under load. Another controller leads, another broker is master
+/// within 10 s, sends resume, every acknowledged message is on the new
+/// master exactly once; both restarted, the old master rejoins as a slave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::start(spec(&dir))
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
+        .await
+        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
+    let old = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let leader = cl.leader().await.expect("a controller leader");
+    let li = cl
+        .controllers
+        .iter()
+        .position(|a| *a == leader)
+        .unwrap_or_else(|| panic!("leader {leader} is none of {:?}", cl.controllers));
+
+    let t0 = Instant::now();
+    cl.kill9_controller(li);
+    cl.kill9_broker(old);
+
+    let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| {
+        v.master.is_some_and(|m| m != old)
+    })
+    .await;
+    assert!(
+        ok,
+        "no new master within 10 s of the kill: {v:?}\n{}",
+        cl.logs()
+    );
+    let new = v.master.unwrap();
+    eprintln!("new master {new} after {:?}", t0.elapsed());
+    let now_leader = cl.leader().await;
+    assert!(
+        now_leader.as_ref().is_some_and(|l| *l != leader),
+        "no other controller leads: {now_leader:?}"
+    );
+    // Sends resume on the new master.
+    let deadline = t0 + Duration::from_secs(30);
+    while load.first_ack_after(t0).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no send acknowledged within 30 s of the kill (last error {:?})\n{}",
+            load.last_error(),
+            cl.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("first send after {:?}", load.first_ack_after(t0).unwrap() - t0);
+    assert!(more_acks(&load, 50, Duration::from_secs(20)).await);
+
+    cl.restart_controller(li)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    cl.restart_broker(old)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
+    assert_eq!(master, new, "the master changed again after the restarts");
+    let v = cl.view(TOPIC).await;
+    assert!(
+        v.sync_state_set.contains(&old) && v.alive.contains(&old),
+        "the old master is not back as an in-sync slave: {v:?}"
+    );
+    stop_and_check(&cl, load).await;
+}
+
+/// PR #9897: both slaves `kill -9`ed at once under load. The controller's
+/// SyncStateSet of the master shrinks to the master alone, sends are
+/// acknowledged again within 10 s (not FLUSH_SLAVE_TIMEOUT for good);
+/// the slaves restarted rejoin the set; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_both_slaves_shrinks_the_sync_state_set_and_sends_go_on() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::start(spec(&dir))
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
+        .await
+        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
+    assert_eq!(slaves.len(), 2);
+
+    let t0 = Instant::now();
+    for s in &slaves {
+        cl.kill9_broker(*s);
+    }
+    let alone = BTreeSet::from([master]);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| {
+        v.master == Some(master) && v.sync_state_set == alone
+    })
+    .await;
+    assert!(
+        ok,
+        "the SyncStateSet did not shrink to the master within 10 s: {v:?}\n{}",
+        cl.logs()
+    );
+    eprintln!("SyncStateSet {{{master}}} after {:?}", t0.elapsed());
+    let deadline = t0 + Duration::from_secs(10);
+    while load.first_ack_after(t0).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no send acknowledged within 10 s of killing both slaves (last error {:?})\n{}",
+            load.last_error(),
+            cl.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("first send after {:?}", load.first_ack_after(t0).unwrap() - t0);
+    // And they keep being acknowledged, without a failure.
+    let failed = load.failed();
+    assert!(
+        more_acks(&load, 200, Duration::from_secs(20)).await,
+        "sends stalled with the master alone (last error {:?})",
+        load.last_error()
+    );
+    assert_eq!(
+        load.failed(),
+        failed,
+        "sends failed with the master alone: {:?}",
+        load.last_error()
+    );
+
+    for s in &slaves {
+        cl.restart_broker(*s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let now = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
+    assert_eq!(now, master, "the master changed");
+    stop_and_check(&cl, load).await;
+}
