@@ -24,8 +24,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actormq::bench::failover::{check, Cluster, Load, Spec, View, TOPIC};
-use controller_support::epoch_cache;
+use actormq::bench::failover::{check, Cluster, Load, Spec, View, BROKER, CLUSTER, TOPIC};
+use actormq::wire::codes::{request as rq, response as rs};
+use actormq::wire::headers::controller::ElectMasterRequestHeader;
+use controller_support::{epoch_cache, invoke};
 
 const QUEUES: i32 = 4;
 
@@ -161,7 +163,10 @@ async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("first send after {:?}", load.first_ack_after(t0).unwrap() - t0);
+    eprintln!(
+        "first send after {:?}",
+        load.first_ack_after(t0).unwrap() - t0
+    );
     assert!(more_acks(&load, 50, Duration::from_secs(20)).await);
 
     cl.restart_controller(li)
@@ -229,7 +234,10 @@ async fn kill9_of_both_slaves_shrinks_the_sync_state_set_and_sends_go_on() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("first send after {:?}", load.first_ack_after(t0).unwrap() - t0);
+    eprintln!(
+        "first send after {:?}",
+        load.first_ack_after(t0).unwrap() - t0
+    );
     // And they keep being acknowledged, without a failure.
     let failed = load.failed();
     assert!(
@@ -254,5 +262,138 @@ async fn kill9_of_both_slaves_shrinks_the_sync_state_set_and_sends_go_on() {
         .await
         .unwrap_or_else(|e| panic!("after the restarts: {e}"));
     assert_eq!(now, master, "the master changed");
+    stop_and_check(&cl, load).await;
+}
+
+/// #9689: a re-election that keeps the same master. First `electMaster`
+/// designating the current master (the controller answers
+/// CONTROLLER_MASTER_STILL_EXIST and changes nothing); then the real
+/// case: the slaves gone (SyncStateSet {master}), the master SIGSTOPped
+/// past the heartbeat timeout (no candidate: no master), SIGCONTed — it
+/// is elected again at a new epoch in the same process. Sends go on at
+/// the new epoch without a failure; the slaves restarted follow it (all
+/// epoch lists equal, the new epoch in them); nothing acknowledged lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cl = Cluster::start(spec(&dir))
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
+        .await
+        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e0 = cl.view(TOPIC).await.epoch;
+
+    // electMaster designating the master it already is.
+    let c = common::client();
+    let leader = cl.leader().await.expect("a controller leader");
+    let h = ElectMasterRequestHeader {
+        cluster_name: CLUSTER.into(),
+        broker_name: BROKER.into(),
+        broker_id: master,
+        designate_elect: true,
+        invoke_time: 0,
+    };
+    let r = invoke(&c, &leader, rq::CONTROLLER_ELECT_MASTER, &h, None).await;
+    assert!(
+        r.code == rs::CONTROLLER_MASTER_STILL_EXIST || r.code == rs::SUCCESS,
+        "electMaster of the master: {} {:?}",
+        r.code,
+        r.remark
+    );
+    let failed = load.failed();
+    assert!(more_acks(&load, 100, Duration::from_secs(20)).await);
+    assert_eq!(
+        load.failed(),
+        failed,
+        "sends failed: {:?}",
+        load.last_error()
+    );
+    let v = cl.view(TOPIC).await;
+    assert_eq!(v.master, Some(master));
+
+    // The real re-election: the master alone, then away past the timeout.
+    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
+    for s in &slaves {
+        cl.kill9_broker(*s);
+    }
+    let alone = BTreeSet::from([master]);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| v.sync_state_set == alone).await;
+    assert!(ok, "no shrink to the master: {v:?}");
+    let e1 = v.epoch;
+    cl.signal_broker(master, libc::SIGSTOP);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
+        v.master != Some(master) || v.epoch > e1
+    })
+    .await;
+    cl.signal_broker(master, libc::SIGCONT);
+    assert!(
+        ok,
+        "the controller kept the stopped master at epoch {e1}: {v:?}\n{}",
+        cl.logs()
+    );
+    eprintln!("while stopped: {v:?}");
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
+        v.master == Some(master) && v.epoch > e1
+    })
+    .await;
+    assert!(
+        ok,
+        "the master was not elected again at a new epoch: {v:?}\n{}",
+        cl.logs()
+    );
+    let e2 = v.epoch;
+    eprintln!("master {master} again at epoch {e2} (was {e0}, {e1})");
+    let addr = cl.addr_of(master);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| v.routed == addr).await;
+    assert!(ok, "the master is not routed: {v:?}");
+    // Once one send issued now is acknowledged, none may fail.
+    let t = Instant::now();
+    while load.first_ack_after(t).is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no send acknowledged at the new epoch: {:?}\n{}",
+            load.last_error(),
+            cl.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let failed = load.failed();
+    assert!(
+        more_acks(&load, 200, Duration::from_secs(20)).await,
+        "sends stalled at the new epoch: {:?}",
+        load.last_error()
+    );
+    assert_eq!(
+        load.failed(),
+        failed,
+        "sends failed at the new epoch: {:?}",
+        load.last_error()
+    );
+
+    for s in &slaves {
+        cl.restart_broker(*s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let now = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
+    assert_eq!(now, master, "the master changed");
+    let epochs = epoch_lists_equal(&cl)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cl.logs()));
+    eprintln!("epoch lists: {epochs:?}");
+    assert_eq!(
+        epochs.last().map(|e| e.0),
+        Some(e2 as i64),
+        "the epoch lists do not end at the new epoch {e2}"
+    );
     stop_and_check(&cl, load).await;
 }

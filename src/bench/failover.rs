@@ -537,7 +537,11 @@ impl Cluster {
 
     /// SIGSTOP / SIGCONT / SIGKILL of the broker with controller id `id`.
     pub fn signal_broker(&self, id: i64, sig: i32) {
-        if let Some(p) = self.ids().get(&id).and_then(|i| self.brokers[*i].proc.as_ref()) {
+        if let Some(p) = self
+            .ids()
+            .get(&id)
+            .and_then(|i| self.brokers[*i].proc.as_ref())
+        {
             p.signal(sig);
         }
     }
@@ -551,12 +555,19 @@ impl Cluster {
     /// Starts controller node `i` again on its config and store (its
     /// log goes to a new file).
     pub async fn restart_controller(&mut self, i: usize) -> BenchResult<()> {
-        let sub = if self.spec.embedded { "namesrv" } else { "controller" };
+        let sub = if self.spec.embedded {
+            "namesrv"
+        } else {
+            "controller"
+        };
         let conf = self.spec.dir.join(format!("controller{i}.conf"));
         let log = self.spec.dir.join(format!("controller{i}-restarted.log"));
         let args = [sub.to_owned(), "-c".into(), conf.display().to_string()];
         // The old process is reaped when its handle is dropped here.
-        self.servers[i] = (spawn_exe(&self.spec.exe, &args, &log, &self.spec.log_level)?, log);
+        self.servers[i] = (
+            spawn_exe(&self.spec.exe, &args, &log, &self.spec.log_level)?,
+            log,
+        );
         wait_port(&self.controllers[i], &self.servers[i].1).await
     }
 
