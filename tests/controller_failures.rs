@@ -44,6 +44,94 @@ fn spec(dir: &tempfile::TempDir) -> Spec {
     s
 }
 
+/// Starts the group and the load; the master once the group is ready.
+async fn start(dir: &tempfile::TempDir) -> (Cluster, Load, i64) {
+    let mut cl = Cluster::start(spec(dir))
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
+        .await
+        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (cl, load, master)
+}
+
+/// Waits until a send issued at or after `t0` is acknowledged, within
+/// `within` of `t0`.
+async fn first_send_after(cl: &Cluster, load: &Load, t0: Instant, within: Duration) {
+    while load.first_ack_after(t0).is_none() {
+        assert!(
+            t0.elapsed() < within,
+            "no send acknowledged within {within:?} (last error {:?})\n{}",
+            load.last_error(),
+            cl.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "first send after {:?}",
+        load.first_ack_after(t0).unwrap() - t0
+    );
+}
+
+/// `n` more sends acknowledged within 20 s, none failing meanwhile.
+async fn steady(load: &Load, n: u64) {
+    let failed = load.failed();
+    assert!(
+        more_acks(load, n, Duration::from_secs(20)).await,
+        "sends stalled (last error {:?})",
+        load.last_error()
+    );
+    assert_eq!(
+        load.failed(),
+        failed,
+        "sends failed: {:?}",
+        load.last_error()
+    );
+}
+
+/// `kill -9` of both slaves at once; waits until the controller has the
+/// SyncStateSet {master} under `master` (within 10 s). The slaves' ids
+/// and that view.
+async fn kill_slaves(cl: &mut Cluster, master: i64) -> (Vec<i64>, View) {
+    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
+    assert_eq!(slaves.len(), 2);
+    let t0 = Instant::now();
+    for s in &slaves {
+        cl.kill9_broker(*s);
+    }
+    let alone = BTreeSet::from([master]);
+    let (ok, v) = wait_view(cl, Duration::from_secs(10), |v| {
+        v.master == Some(master) && v.sync_state_set == alone
+    })
+    .await;
+    assert!(
+        ok,
+        "the SyncStateSet did not shrink to the master within 10 s: {v:?}\n{}",
+        cl.logs()
+    );
+    eprintln!("SyncStateSet {{{master}}} after {:?}", t0.elapsed());
+    (slaves, v)
+}
+
+/// Restarts `slaves`; the group ready again (every broker alive and in
+/// the SyncStateSet) with `master` still master.
+async fn restart_slaves(cl: &mut Cluster, load: &Load, slaves: &[i64], master: i64) {
+    for s in slaves {
+        cl.restart_broker(*s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let now = cl
+        .ready(Some(load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
+    assert_eq!(now, master, "the master changed");
+}
+
 /// Polls the cluster's view until `ok` or `within` passed; the last view.
 async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
     let deadline = Instant::now() + within;
@@ -110,21 +198,13 @@ async fn epoch_lists_equal(cl: &Cluster) -> Result<Vec<(i64, i64)>, String> {
 /// #7689: the controller leader and the master `kill -9`ed at the same
 /// moment under load. Another controller leads, another broker is master
 /// within 10 s, sends resume, every acknowledged message is on the new
-/// master exactly once; both restarted, the old master rejoins as a slave.
+/// master exactly once; both restarted, the old master rejoins as a slave
+/// and every broker has the same epoch list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::start(spec(&dir))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let old = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut cl, load, old) = start(&dir).await;
     let leader = cl.leader().await.expect("a controller leader");
     let li = cl
         .controllers
@@ -153,20 +233,7 @@ async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() 
         "no other controller leads: {now_leader:?}"
     );
     // Sends resume on the new master.
-    let deadline = t0 + Duration::from_secs(30);
-    while load.first_ack_after(t0).is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no send acknowledged within 30 s of the kill (last error {:?})\n{}",
-            load.last_error(),
-            cl.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!(
-        "first send after {:?}",
-        load.first_ack_after(t0).unwrap() - t0
-    );
+    first_send_after(&cl, &load, t0, Duration::from_secs(30)).await;
     assert!(more_acks(&load, 50, Duration::from_secs(20)).await);
 
     cl.restart_controller(li)
@@ -185,6 +252,10 @@ async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() 
         v.sync_state_set.contains(&old) && v.alive.contains(&old),
         "the old master is not back as an in-sync slave: {v:?}"
     );
+    let epochs = epoch_lists_equal(&cl)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cl.logs()));
+    eprintln!("epoch lists: {epochs:?}");
     stop_and_check(&cl, load).await;
 }
 
@@ -196,72 +267,14 @@ async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() 
 async fn kill9_of_both_slaves_shrinks_the_sync_state_set_and_sends_go_on() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::start(spec(&dir))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
-    assert_eq!(slaves.len(), 2);
-
+    let (mut cl, load, master) = start(&dir).await;
     let t0 = Instant::now();
-    for s in &slaves {
-        cl.kill9_broker(*s);
-    }
-    let alone = BTreeSet::from([master]);
-    let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| {
-        v.master == Some(master) && v.sync_state_set == alone
-    })
-    .await;
-    assert!(
-        ok,
-        "the SyncStateSet did not shrink to the master within 10 s: {v:?}\n{}",
-        cl.logs()
-    );
-    eprintln!("SyncStateSet {{{master}}} after {:?}", t0.elapsed());
-    let deadline = t0 + Duration::from_secs(10);
-    while load.first_ack_after(t0).is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no send acknowledged within 10 s of killing both slaves (last error {:?})\n{}",
-            load.last_error(),
-            cl.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!(
-        "first send after {:?}",
-        load.first_ack_after(t0).unwrap() - t0
-    );
+    let (slaves, _) = kill_slaves(&mut cl, master).await;
+    first_send_after(&cl, &load, t0, Duration::from_secs(10)).await;
     // And they keep being acknowledged, without a failure.
-    let failed = load.failed();
-    assert!(
-        more_acks(&load, 200, Duration::from_secs(20)).await,
-        "sends stalled with the master alone (last error {:?})",
-        load.last_error()
-    );
-    assert_eq!(
-        load.failed(),
-        failed,
-        "sends failed with the master alone: {:?}",
-        load.last_error()
-    );
+    steady(&load, 200).await;
 
-    for s in &slaves {
-        cl.restart_broker(*s)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let now = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
-    assert_eq!(now, master, "the master changed");
+    restart_slaves(&mut cl, &load, &slaves, master).await;
     stop_and_check(&cl, load).await;
 }
 
@@ -277,16 +290,7 @@ async fn kill9_of_both_slaves_shrinks_the_sync_state_set_and_sends_go_on() {
 async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::start(spec(&dir))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut cl, load, master) = start(&dir).await;
     let e0 = cl.view(TOPIC).await.epoch;
 
     // electMaster designating the master it already is.
@@ -306,25 +310,12 @@ async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
         r.code,
         r.remark
     );
-    let failed = load.failed();
-    assert!(more_acks(&load, 100, Duration::from_secs(20)).await);
-    assert_eq!(
-        load.failed(),
-        failed,
-        "sends failed: {:?}",
-        load.last_error()
-    );
+    steady(&load, 100).await;
     let v = cl.view(TOPIC).await;
     assert_eq!(v.master, Some(master));
 
     // The real re-election: the master alone, then away past the timeout.
-    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
-    for s in &slaves {
-        cl.kill9_broker(*s);
-    }
-    let alone = BTreeSet::from([master]);
-    let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| v.sync_state_set == alone).await;
-    assert!(ok, "no shrink to the master: {v:?}");
+    let (slaves, v) = kill_slaves(&mut cl, master).await;
     let e1 = v.epoch;
     cl.signal_broker(master, libc::SIGSTOP);
     let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
@@ -353,39 +344,10 @@ async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
     let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| v.routed == addr).await;
     assert!(ok, "the master is not routed: {v:?}");
     // Once one send issued now is acknowledged, none may fail.
-    let t = Instant::now();
-    while load.first_ack_after(t).is_none() {
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "no send acknowledged at the new epoch: {:?}\n{}",
-            load.last_error(),
-            cl.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let failed = load.failed();
-    assert!(
-        more_acks(&load, 200, Duration::from_secs(20)).await,
-        "sends stalled at the new epoch: {:?}",
-        load.last_error()
-    );
-    assert_eq!(
-        load.failed(),
-        failed,
-        "sends failed at the new epoch: {:?}",
-        load.last_error()
-    );
+    first_send_after(&cl, &load, Instant::now(), Duration::from_secs(15)).await;
+    steady(&load, 200).await;
 
-    for s in &slaves {
-        cl.restart_broker(*s)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let now = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
-    assert_eq!(now, master, "the master changed");
+    restart_slaves(&mut cl, &load, &slaves, master).await;
     let epochs = epoch_lists_equal(&cl)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", cl.logs()));
