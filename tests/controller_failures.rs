@@ -184,9 +184,10 @@ async fn epoch_lists_equal(cl: &Cluster) -> Result<Vec<(i64, i64)>, String> {
         for a in &addrs {
             lists.push(epoch_cache(&c, a).await.map(|e| e.0));
         }
-        let first = lists[0].clone();
-        if first.is_some() && lists.iter().all(|l| *l == first) {
-            return Ok(first.unwrap());
+        if let Some(first) = lists[0].clone() {
+            if lists.iter().all(|l| l.as_ref() == Some(&first)) {
+                return Ok(first);
+            }
         }
         if Instant::now() > deadline {
             return Err(format!("epoch lists differ: {addrs:?} {lists:?}"));
