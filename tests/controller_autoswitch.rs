@@ -205,30 +205,6 @@ async fn routes(c: &RemotingClient, ns: &str) -> HashMap<i64, String> {
         .unwrap_or_default()
 }
 
-/// GET_BROKER_EPOCH_CACHE of one broker: (epochs (epoch, start), maxOffset).
-async fn epoch_cache(c: &RemotingClient, addr: &str) -> Option<(Vec<(i64, i64)>, i64)> {
-    let r = c
-        .invoke(
-            addr,
-            RemotingCommand::request(rq::GET_BROKER_EPOCH_CACHE),
-            CALL,
-        )
-        .await
-        .ok()?;
-    let v: serde_json::Value = from_fastjson(&r.body_bytes()).ok()?;
-    let epochs = v["epochList"]
-        .as_array()?
-        .iter()
-        .map(|e| {
-            (
-                e["epoch"].as_i64().unwrap(),
-                e["startOffset"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    Some((epochs, v["maxOffset"].as_i64()?))
-}
-
 /// Producers sending unique bodies; the acknowledged (SEND_OK) ones kept.
 struct Load {
     stop: Arc<AtomicBool>,

@@ -286,7 +286,7 @@ impl Cluster {
     }
 
     /// The leader's address, as the first answering node names it.
-    async fn leader(&self) -> Option<String> {
+    pub async fn leader(&self) -> Option<String> {
         for addr in &self.controllers {
             let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
             let Ok(r) = self.client.invoke(addr, cmd, CALL).await else {
@@ -377,7 +377,7 @@ impl Cluster {
     }
 
     /// Controller id → broker index, of the brokers that have an id.
-    fn ids(&self) -> BTreeMap<i64, usize> {
+    pub fn ids(&self) -> BTreeMap<i64, usize> {
         self.brokers
             .iter()
             .enumerate()
@@ -517,6 +517,58 @@ impl Cluster {
             first_send: first_send.unwrap_or_default(),
             rejoin: t1.elapsed(),
         })
+    }
+
+    /// `kill -9` of the broker with controller id `id` (if running).
+    pub fn kill9_broker(&mut self, id: i64) {
+        if let Some(i) = self.ids().get(&id).copied() {
+            if let Some(p) = self.brokers[i].proc.take() {
+                p.kill9();
+            }
+        }
+    }
+
+    /// Starts the broker with controller id `id` again (same store).
+    pub async fn restart_broker(&mut self, id: i64) -> BenchResult<()> {
+        let i = *self.ids().get(&id).ok_or("no broker with that id")?;
+        let spec = self.spec.clone();
+        self.brokers[i].start(&spec).await
+    }
+
+    /// SIGSTOP / SIGCONT / SIGKILL of the broker with controller id `id`.
+    pub fn signal_broker(&self, id: i64, sig: i32) {
+        if let Some(p) = self
+            .ids()
+            .get(&id)
+            .and_then(|i| self.brokers[*i].proc.as_ref())
+        {
+            p.signal(sig);
+        }
+    }
+
+    /// `kill -9` of controller node `i` (an index into `controllers`;
+    /// standalone controllers only).
+    pub fn kill9_controller(&mut self, i: usize) {
+        self.servers[i].0.signal(libc::SIGKILL);
+    }
+
+    /// Starts controller node `i` again on its config and store (its
+    /// log goes to a new file).
+    pub async fn restart_controller(&mut self, i: usize) -> BenchResult<()> {
+        let sub = if self.spec.embedded {
+            "namesrv"
+        } else {
+            "controller"
+        };
+        let conf = self.spec.dir.join(format!("controller{i}.conf"));
+        let log = self.spec.dir.join(format!("controller{i}-restarted.log"));
+        let args = [sub.to_owned(), "-c".into(), conf.display().to_string()];
+        // The old process is reaped when its handle is dropped here.
+        self.servers[i] = (
+            spawn_exe(&self.spec.exe, &args, &log, &self.spec.log_level)?,
+            log,
+        );
+        wait_port(&self.controllers[i], &self.servers[i].1).await
     }
 
     /// The current master's address (after [`Cluster::ready`]).
@@ -758,12 +810,17 @@ impl Load {
         self.count.load(Ordering::Acquire)
     }
 
+    /// Sends that failed or were not SEND_OK so far.
+    pub fn failed(&self) -> usize {
+        lock(&self.unacked).len()
+    }
+
     pub fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
     }
 
     /// When the first send issued at or after `t` was acknowledged.
-    fn first_ack_after(&self, t: Instant) -> Option<Instant> {
+    pub fn first_ack_after(&self, t: Instant) -> Option<Instant> {
         let acks = lock(&self.acks);
         acks.iter()
             .rev()

@@ -551,8 +551,10 @@ impl AutoSwitch {
                 return;
             }
             st.remote = None;
+            let mut altered = false;
             match r {
                 Ok(r) if r.code == rs::SUCCESS => {
+                    altered = true;
                     let parsed: Option<SyncStateSetBody> =
                         crate::wire::json::from_fastjson(&r.body_bytes()).ok();
                     let new_epoch = AlterSyncStateSetResponseHeader::from_ext(&r.ext)
@@ -575,6 +577,28 @@ impl AutoSwitch {
                 Err(e) => tracing::warn!(error = %e, "AutoSwitch: ALTER failed"),
             }
             me.recompute(&mut st);
+            // Members whose connections closed while this ALTER was in
+            // flight (two slaves dropping at once, apache/rocketmq PR
+            // #9897) leave now, not at the next periodic check. Only after
+            // a SUCCESS: a refused master does not retry in a loop.
+            if altered {
+                let my_id = st.my_id;
+                let gone: Vec<i64> = st
+                    .local
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        *id != my_id && st.slaves.get(id).is_some_and(|s| s.connections == 0)
+                    })
+                    .collect();
+                if !gone.is_empty() {
+                    let mut next = st.local.clone();
+                    for id in gone {
+                        next.remove(&id);
+                    }
+                    me.propose(&mut st, next);
+                }
+            }
         });
     }
 }

@@ -1,0 +1,364 @@
+//! Failure modes RocketMQ users reported against the controller mode
+//! (issue #13; /work/shared/docs/protocol-controller.md §10), each as a
+//! black-box test on the harness of `actormq::bench::failover`: three
+//! standalone controllers, one name server, a group of three brokers in
+//! controller mode (`allAckInSyncStateSet=true`,
+//! `enableElectUncleanMaster=false`, heartbeat timeout 3 s, 4 MiB
+//! segments), a producer under continuous load remembering every
+//! acknowledged send, and the checker reading every queue of the final
+//! master from offset 0 (each acknowledged message exactly once, at its
+//! acknowledged queue offset).
+//!
+//! * #7689 — the controller leader and the master `kill -9`ed together.
+//! * PR #9897 — both slaves `kill -9`ed together: the SyncStateSet shrinks
+//!   and sends are acknowledged again instead of timing out.
+//! * #9689 — a re-election that keeps the same master (at a new epoch).
+//!
+//! The tests run one at a time (each starts seven processes); every child
+//! is killed when the cluster is dropped, also on a failed assertion.
+
+mod common;
+mod controller_support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actormq::bench::failover::{check, Cluster, Load, Spec, View, BROKER, CLUSTER, TOPIC};
+use actormq::wire::codes::{request as rq, response as rs};
+use actormq::wire::headers::controller::ElectMasterRequestHeader;
+use controller_support::{epoch_cache, invoke};
+
+const QUEUES: i32 = 4;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn spec(dir: &tempfile::TempDir) -> Spec {
+    let mut s = Spec::new(
+        PathBuf::from(env!("CARGO_BIN_EXE_actormq")),
+        dir.path().to_owned(),
+        false,
+    );
+    s.port = common::free_port;
+    s.log_level = "info".into();
+    s
+}
+
+/// Starts the group and the load; the master once the group is ready.
+async fn start(dir: &tempfile::TempDir) -> (Cluster, Load, i64) {
+    let mut cl = Cluster::start(spec(dir))
+        .await
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
+        .await
+        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (cl, load, master)
+}
+
+/// Waits until a send issued at or after `t0` is acknowledged, within
+/// `within` of `t0`.
+async fn first_send_after(cl: &Cluster, load: &Load, t0: Instant, within: Duration) {
+    while load.first_ack_after(t0).is_none() {
+        assert!(
+            t0.elapsed() < within,
+            "no send acknowledged within {within:?} (last error {:?})\n{}",
+            load.last_error(),
+            cl.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "first send after {:?}",
+        load.first_ack_after(t0).unwrap() - t0
+    );
+}
+
+/// `n` more sends acknowledged within 20 s, none failing meanwhile.
+async fn steady(load: &Load, n: u64) {
+    let failed = load.failed();
+    assert!(
+        more_acks(load, n, Duration::from_secs(20)).await,
+        "sends stalled (last error {:?})",
+        load.last_error()
+    );
+    assert_eq!(
+        load.failed(),
+        failed,
+        "sends failed: {:?}",
+        load.last_error()
+    );
+}
+
+/// `kill -9` of both slaves at once; waits until the controller has the
+/// SyncStateSet {master} under `master` within 3 s — below the 5 s
+/// `checkSyncStateSetPeriod`, so the second slave must leave when the
+/// first ALTER completes, not at the periodic check. The slaves' ids and
+/// that view.
+async fn kill_slaves(cl: &mut Cluster, master: i64) -> (Vec<i64>, View) {
+    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
+    assert_eq!(slaves.len(), 2);
+    let t0 = Instant::now();
+    for s in &slaves {
+        cl.kill9_broker(*s);
+    }
+    let alone = BTreeSet::from([master]);
+    let (ok, v) = wait_view(cl, Duration::from_secs(3), |v| {
+        v.master == Some(master) && v.sync_state_set == alone
+    })
+    .await;
+    assert!(
+        ok,
+        "the SyncStateSet did not shrink to the master within 3 s: {v:?}\n{}",
+        cl.logs()
+    );
+    eprintln!("SyncStateSet {{{master}}} after {:?}", t0.elapsed());
+    (slaves, v)
+}
+
+/// Restarts `slaves`; the group ready again (every broker alive and in
+/// the SyncStateSet) with `master` still master.
+async fn restart_slaves(cl: &mut Cluster, load: &Load, slaves: &[i64], master: i64) {
+    for s in slaves {
+        cl.restart_broker(*s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let now = cl
+        .ready(Some(load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
+    assert_eq!(now, master, "the master changed");
+}
+
+/// Polls the cluster's view until `ok` or `within` passed; the last view.
+async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = cl.view(TOPIC).await;
+        if ok(&v) {
+            return (true, v);
+        }
+        if Instant::now() > deadline {
+            return (false, v);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the load has `n` more acknowledgements, within `within`.
+async fn more_acks(load: &Load, n: u64, within: Duration) -> bool {
+    let (from, deadline) = (load.acked(), Instant::now() + within);
+    while load.acked() < from + n {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+/// Stops the load and checks the master against every acknowledged send.
+async fn stop_and_check(cl: &Cluster, load: Load) {
+    let sent = load.stop().await;
+    let master = cl.master_addr().await.unwrap();
+    let verdict = check(&master, TOPIC, QUEUES, &sent, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("reading {master}: {e}\n{}", cl.logs()));
+    eprintln!("checker: {verdict}");
+    assert!(verdict.acked > 0, "nothing was acknowledged");
+    assert!(
+        verdict.ok(),
+        "acknowledged messages lost, duplicated or out of place: {verdict}"
+    );
+}
+
+/// Every broker's epoch list equal (GET_BROKER_EPOCH_CACHE), within 10 s.
+async fn epoch_lists_equal(cl: &Cluster) -> Result<Vec<(i64, i64)>, String> {
+    let c = common::client();
+    let addrs: Vec<String> = cl.ids().keys().filter_map(|id| cl.addr_of(*id)).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut lists = Vec::new();
+        for a in &addrs {
+            lists.push(epoch_cache(&c, a).await.map(|e| e.0));
+        }
+        if let Some(first) = lists[0].clone() {
+            if lists.iter().all(|l| l.as_ref() == Some(&first)) {
+                return Ok(first);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("epoch lists differ: {addrs:?} {lists:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// #7689: the controller leader and the master `kill -9`ed at the same
+/// moment under load. Another controller leads, another broker is master
+/// within 10 s, sends resume, every acknowledged message is on the new
+/// master exactly once; both restarted, the old master rejoins as a slave
+/// and every broker has the same epoch list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cl, load, old) = start(&dir).await;
+    let leader = cl.leader().await.expect("a controller leader");
+    let li = cl
+        .controllers
+        .iter()
+        .position(|a| *a == leader)
+        .unwrap_or_else(|| panic!("leader {leader} is none of {:?}", cl.controllers));
+
+    let t0 = Instant::now();
+    cl.kill9_controller(li);
+    cl.kill9_broker(old);
+
+    let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| {
+        v.master.is_some_and(|m| m != old)
+    })
+    .await;
+    assert!(
+        ok,
+        "no new master within 10 s of the kill: {v:?}\n{}",
+        cl.logs()
+    );
+    let new = v.master.unwrap();
+    eprintln!("new master {new} after {:?}", t0.elapsed());
+    let now_leader = cl.leader().await;
+    assert!(
+        now_leader.as_ref().is_some_and(|l| *l != leader),
+        "no other controller leads: {now_leader:?}"
+    );
+    // Sends resume on the new master.
+    first_send_after(&cl, &load, t0, Duration::from_secs(30)).await;
+    assert!(more_acks(&load, 50, Duration::from_secs(20)).await);
+
+    cl.restart_controller(li)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    cl.restart_broker(old)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
+    assert_eq!(master, new, "the master changed again after the restarts");
+    let v = cl.view(TOPIC).await;
+    assert!(
+        v.sync_state_set.contains(&old) && v.alive.contains(&old),
+        "the old master is not back as an in-sync slave: {v:?}"
+    );
+    let epochs = epoch_lists_equal(&cl)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cl.logs()));
+    eprintln!("epoch lists: {epochs:?}");
+    stop_and_check(&cl, load).await;
+}
+
+/// PR #9897: both slaves `kill -9`ed at once under load. The controller's
+/// SyncStateSet of the master shrinks to the master alone, sends are
+/// acknowledged again within 10 s (not FLUSH_SLAVE_TIMEOUT for good);
+/// the slaves restarted rejoin the set; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_both_slaves_shrinks_the_sync_state_set_and_sends_go_on() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cl, load, master) = start(&dir).await;
+    let t0 = Instant::now();
+    let (slaves, _) = kill_slaves(&mut cl, master).await;
+    first_send_after(&cl, &load, t0, Duration::from_secs(10)).await;
+    // And they keep being acknowledged, without a failure.
+    steady(&load, 200).await;
+
+    restart_slaves(&mut cl, &load, &slaves, master).await;
+    stop_and_check(&cl, load).await;
+}
+
+/// #9689: a re-election that keeps the same master. First `electMaster`
+/// designating the current master (the controller answers
+/// CONTROLLER_MASTER_STILL_EXIST and changes nothing); then the real
+/// case: the slaves gone (SyncStateSet {master}), the master SIGSTOPped
+/// past the heartbeat timeout (no candidate: no master), SIGCONTed — it
+/// is elected again at a new epoch in the same process. Sends go on at
+/// the new epoch without a failure; the slaves restarted follow it (all
+/// epoch lists equal, the new epoch in them); nothing acknowledged lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cl, load, master) = start(&dir).await;
+    let e0 = cl.view(TOPIC).await.epoch;
+
+    // electMaster designating the master it already is.
+    let c = common::client();
+    let leader = cl.leader().await.expect("a controller leader");
+    let h = ElectMasterRequestHeader {
+        cluster_name: CLUSTER.into(),
+        broker_name: BROKER.into(),
+        broker_id: master,
+        designate_elect: true,
+        invoke_time: 0,
+    };
+    let r = invoke(&c, &leader, rq::CONTROLLER_ELECT_MASTER, &h, None).await;
+    assert!(
+        r.code == rs::CONTROLLER_MASTER_STILL_EXIST || r.code == rs::SUCCESS,
+        "electMaster of the master: {} {:?}",
+        r.code,
+        r.remark
+    );
+    steady(&load, 100).await;
+    let v = cl.view(TOPIC).await;
+    assert_eq!(v.master, Some(master));
+
+    // The real re-election: the master alone, then away past the timeout.
+    let (slaves, v) = kill_slaves(&mut cl, master).await;
+    let e1 = v.epoch;
+    cl.signal_broker(master, libc::SIGSTOP);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
+        v.master != Some(master) || v.epoch > e1
+    })
+    .await;
+    cl.signal_broker(master, libc::SIGCONT);
+    assert!(
+        ok,
+        "the controller kept the stopped master at epoch {e1}: {v:?}\n{}",
+        cl.logs()
+    );
+    eprintln!("while stopped: {v:?}");
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
+        v.master == Some(master) && v.epoch > e1
+    })
+    .await;
+    assert!(
+        ok,
+        "the master was not elected again at a new epoch: {v:?}\n{}",
+        cl.logs()
+    );
+    let e2 = v.epoch;
+    eprintln!("master {master} again at epoch {e2} (was {e0}, {e1})");
+    let addr = cl.addr_of(master);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| v.routed == addr).await;
+    assert!(ok, "the master is not routed: {v:?}");
+    // Once one send issued now is acknowledged, none may fail.
+    first_send_after(&cl, &load, Instant::now(), Duration::from_secs(15)).await;
+    steady(&load, 200).await;
+
+    restart_slaves(&mut cl, &load, &slaves, master).await;
+    let epochs = epoch_lists_equal(&cl)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cl.logs()));
+    eprintln!("epoch lists: {epochs:?}");
+    assert_eq!(
+        epochs.last().map(|e| e.0),
+        Some(e2 as i64),
+        "the epoch lists do not end at the new epoch {e2}"
+    );
+    stop_and_check(&cl, load).await;
+}
