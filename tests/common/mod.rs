@@ -330,6 +330,22 @@ impl Drop for ChildServer {
     }
 }
 
+/// The arguments of `actormq standalone` on these ports, store and config
+/// file (callers append their own options).
+pub fn standalone_args(ns_port: u16, b_port: u16, store: &Path, conf: &Path) -> Vec<String> {
+    vec![
+        "standalone".to_string(),
+        "--namesrv-port".into(),
+        ns_port.to_string(),
+        "--broker-port".into(),
+        b_port.to_string(),
+        "--store".into(),
+        store.to_str().unwrap().into(),
+        "-c".into(),
+        conf.to_str().unwrap().into(),
+    ]
+}
+
 /// Runs `actormq standalone` on `store` with config file `conf` and fresh
 /// ports, its output in `log`, and waits up to `within` for the broker port
 /// (panicking with the log if it does not open). Returns the process and
@@ -341,17 +357,7 @@ pub fn spawn_standalone(
     within: Duration,
 ) -> (ChildServer, String) {
     let (ns_port, b_port) = (free_port(), free_port());
-    let args = [
-        "standalone".to_string(),
-        "--namesrv-port".into(),
-        ns_port.to_string(),
-        "--broker-port".into(),
-        b_port.to_string(),
-        "--store".into(),
-        store.to_str().unwrap().into(),
-        "-c".into(),
-        conf.to_str().unwrap().into(),
-    ];
+    let args = standalone_args(ns_port, b_port, store, conf);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut proc = ChildServer::spawn("standalone", &args, log);
     let broker = format!("127.0.0.1:{b_port}");

@@ -81,19 +81,8 @@ pub fn start_with(mode: Mode, extra: Extra) -> Node {
         Mode::Local => g_port,
         Mode::Cluster => 0,
     };
-    let mut args = vec![
-        "standalone".to_string(),
-        "--namesrv-port".into(),
-        ns_port.to_string(),
-        "--broker-port".into(),
-        b_port.to_string(),
-        "--store".into(),
-        dir.path().join("store").to_str().unwrap().into(),
-        "-c".into(),
-        conf.to_str().unwrap().into(),
-        "--grpc-port".into(),
-        local_grpc.to_string(),
-    ];
+    let mut args = standalone_args(ns_port, b_port, &dir.path().join("store"), &conf);
+    args.extend(["--grpc-port".to_string(), local_grpc.to_string()]);
     if let (Mode::Local, Some(p)) = (mode, &proxy_conf) {
         args.extend(["--proxy-config".to_string(), p.clone()]);
     }
