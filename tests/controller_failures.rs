@@ -13,6 +13,8 @@
 //! * PR #9897 — both slaves `kill -9`ed together: the SyncStateSet shrinks
 //!   and sends are acknowledged again instead of timing out.
 //! * #9689 — a re-election that keeps the same master (at a new epoch).
+//! * #6316 — a resumed old master registering at its old epoch does not
+//!   take id 0 back from the new master at the name server.
 //!
 //! The tests run one at a time (each starts seven processes); every child
 //! is killed when the cluster is dropped, also on a failed assertion.
@@ -359,6 +361,68 @@ async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
         epochs.last().map(|e| e.0),
         Some(e2 as i64),
         "the epoch lists do not end at the new epoch {e2}"
+    );
+    stop_and_check(&cl, load).await;
+}
+
+/// #6316: the master SIGSTOPped past the heartbeat timeout, a slave
+/// elected and routed as id 0, then the old master SIGCONTed. Until its
+/// controller poll demotes it, it still registers as master every 500 ms,
+/// at its old epoch; the name server keeps id 0 for the registration with
+/// the higher `stateVersion` (master epoch), so no route ever points at
+/// the old master again. It rejoins as a slave; nothing acknowledged lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_old_master_never_takes_the_route_back() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cl, load, old) = start(&dir).await;
+    let old_addr = cl.addr_of(old);
+
+    cl.signal_broker(old, libc::SIGSTOP);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
+        v.master.is_some_and(|m| m != old) && v.routed.is_some() && v.routed != old_addr
+    })
+    .await;
+    if !ok {
+        cl.signal_broker(old, libc::SIGCONT);
+    }
+    assert!(ok, "no new master routed: {v:?}\n{}", cl.logs());
+    let new = v.master.unwrap();
+    let new_addr = v.routed.clone();
+    eprintln!("master {new} routed at {new_addr:?}; resuming {old}");
+
+    // The resumed broker's overdue timers fire at once: registration
+    // (as master, old epoch) and its controller heartbeat race. Watch the
+    // route through several registration intervals.
+    cl.signal_broker(old, libc::SIGCONT);
+    let watch = Instant::now();
+    let mut seen = BTreeSet::new();
+    while watch.elapsed() < Duration::from_secs(4) {
+        let v = cl.view(TOPIC).await;
+        if let Some(r) = v.routed {
+            assert!(
+                Some(&r) != old_addr.as_ref(),
+                "the resumed old master took id 0 back after {:?}\n{}",
+                watch.elapsed(),
+                cl.logs()
+            );
+            seen.insert(r);
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        Vec::from_iter(new_addr)
+    );
+
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the resume: {e}"));
+    assert_eq!(master, new, "the master changed again");
+    let v = cl.view(TOPIC).await;
+    assert!(
+        v.sync_state_set.contains(&old),
+        "the old master is not back in the SyncStateSet: {v:?}"
     );
     stop_and_check(&cl, load).await;
 }
