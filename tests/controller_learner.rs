@@ -10,67 +10,22 @@
 //! acknowledged message is lost.
 
 mod common;
+mod controller_support;
+mod failover_support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actormq::bench::failover::{check, Cluster, Load, Spec, View, TOPIC};
-
-const QUEUES: i32 = 4;
-
-fn spec(dir: &tempfile::TempDir) -> Spec {
-    let mut s = Spec::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_actormq")),
-        dir.path().to_owned(),
-        false,
-    );
-    s.port = common::free_port;
-    s.log_level = "info".into();
-    // The learner is never in the set: readiness is the master, not all.
-    s.wait_in_sync = false;
-    s
-}
-
-async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = cl.view(TOPIC).await;
-        if ok(&v) || Instant::now() > deadline {
-            return (ok(&v), v);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Watches the view for `during`; panics if `bad` ever holds.
-async fn never(cl: &Cluster, during: Duration, what: &str, bad: impl Fn(&View) -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < during {
-        let v = cl.view(TOPIC).await;
-        assert!(
-            !bad(&v),
-            "{what} after {:?}: {v:?}\n{}",
-            t.elapsed(),
-            cl.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use actormq::bench::failover::TOPIC;
+use failover_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_replicates_but_never_joins_the_set_nor_becomes_master() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::start(spec(&dir))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = spec(&dir);
+    // The learner is never in the set: readiness is the master, not all.
+    s.wait_in_sync = false;
+    let (mut cl, load, master) = start_with(s).await;
     let ids = cl.ids();
     let (learner, slave) = {
         let others: Vec<i64> = ids.keys().copied().filter(|i| *i != master).collect();
@@ -157,21 +112,7 @@ async fn a_learner_replicates_but_never_joins_the_set_nor_becomes_master() {
     let v = cl.view(TOPIC).await;
     assert!(!v.sync_state_set.contains(&learner), "{v:?}");
 
-    let sent = load.stop().await;
-    let addr = cl.addr_of(slave).unwrap();
-    let verdict = check(&addr, TOPIC, QUEUES, &sent, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("reading {addr}: {e}\n{}", cl.logs()));
-    eprintln!("checker: {verdict}");
-    assert!(verdict.ok(), "acknowledged messages lost: {verdict}");
+    let sent = stop_and_check(&cl, load).await;
     // The learner has them too.
-    let learner_addr = cl.addr_of(learner).unwrap();
-    let on_learner = check(&learner_addr, TOPIC, QUEUES, &sent, Duration::from_secs(15))
-        .await
-        .unwrap_or_else(|e| panic!("reading the learner {learner_addr}: {e}\n{}", cl.logs()));
-    eprintln!("learner: {on_learner}");
-    assert!(
-        on_learner.ok(),
-        "the learner lacks acknowledged messages: {on_learner}"
-    );
+    check_on(&cl, &cl.addr_of(learner).unwrap(), &sent).await;
 }

@@ -15,39 +15,23 @@
 //! rejoins as a slave; the background load's checker finds nothing lost.
 
 mod common;
+mod controller_support;
+mod failover_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actormq::bench::failover::{check, Cluster, Load, Spec, View, TOPIC};
 use actormq::client::message::Message;
 use actormq::client::producer::{Producer, ProducerConfig};
 use actormq::client::route::Routes;
 use actormq::client::transaction::{LocalTransactionState, TransactionProducer};
+use failover_support::*;
 
-const QUEUES: i32 = 4;
 const TX_TOPIC: &str = "FailoverTxTopic";
 const TX_QUEUES: i32 = 2;
 const EACH: usize = 15;
-
-fn spec(dir: &tempfile::TempDir) -> Spec {
-    let mut s = Spec::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_actormq")),
-        dir.path().to_owned(),
-        false,
-    );
-    s.port = common::free_port;
-    s.log_level = "info".into();
-    // Checks start one second after a half was written; enough checks that
-    // the ones answered UNKNOWN before the kill do not use them up.
-    s.broker_lines.push_str(
-        "transactionCheckInterval=300\ntransactionTimeOut=1000\ntransactionCheckMax=200\n",
-    );
-    s
-}
 
 /// Every message of `topic` on `broker`, body → copies.
 async fn bodies_on(broker: &str, topic: &str) -> BTreeMap<String, usize> {
@@ -62,30 +46,16 @@ async fn bodies_on(broker: &str, topic: &str) -> BTreeMap<String, usize> {
     out
 }
 
-async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = cl.view(TOPIC).await;
-        if ok(&v) || Instant::now() > deadline {
-            return (ok(&v), v);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_transactions_are_checked_back_by_the_new_master() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::start(spec(&dir))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let old = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut s = spec(&dir);
+    // Checks start one second after a half was written; enough checks that
+    // the ones answered UNKNOWN before the kill do not use them up.
+    s.broker_lines.push_str(
+        "transactionCheckInterval=300\ntransactionTimeOut=1000\ntransactionCheckMax=200\n",
+    );
+    let (mut cl, load, old) = start_with(s).await;
     actormq::bench::target::prepare_topic(&cl.namesrv, TX_TOPIC, TX_QUEUES)
         .await
         .unwrap_or_else(|e| panic!("{TX_TOPIC}: {e}"));
@@ -221,10 +191,5 @@ async fn open_transactions_are_checked_back_by_the_new_master() {
         .unwrap_or_else(|e| panic!("after the restart: {e}"));
     assert_eq!(master, new, "the master changed again");
     tx.shutdown().await;
-    let sent = load.stop().await;
-    let verdict = check(&new_addr, TOPIC, QUEUES, &sent, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("reading {new_addr}: {e}\n{}", cl.logs()));
-    eprintln!("checker: {verdict}");
-    assert!(verdict.ok(), "acknowledged messages lost: {verdict}");
+    stop_and_check(&cl, load).await;
 }
