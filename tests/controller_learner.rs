@@ -101,14 +101,7 @@ async fn a_learner_replicates_but_never_joins_the_set_nor_becomes_master() {
         "the in-sync slave is not master again: {v:?}\n{}",
         cl.logs()
     );
-    cl.restart_broker(master)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let now = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
-    assert_eq!(now, slave);
+    restart_slaves(&mut cl, &load, &[master], slave).await;
     let v = cl.view(TOPIC).await;
     assert!(!v.sync_state_set.contains(&learner), "{v:?}");
 

@@ -182,14 +182,7 @@ async fn open_transactions_are_checked_back_by_the_new_master() {
 
     // The old master back as a slave; the load's acknowledged sends all on
     // the new master.
-    cl.restart_broker(old)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("after the restart: {e}"));
-    assert_eq!(master, new, "the master changed again");
+    restart_slaves(&mut cl, &load, &[old], new).await;
     tx.shutdown().await;
     stop_and_check(&cl, load).await;
 }
