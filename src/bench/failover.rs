@@ -830,6 +830,14 @@ impl Load {
             .min()
     }
 
+    /// What was sent so far (the senders go on).
+    pub fn sent(&self) -> Sent {
+        Sent {
+            acked: lock(&self.acks).clone(),
+            unacked: lock(&self.unacked).clone(),
+        }
+    }
+
     /// Stops the senders (each finishes its send in flight).
     pub async fn stop(mut self) -> Sent {
         self.stop.store(true, Ordering::Release);

@@ -409,6 +409,31 @@ impl ConsumeQueue {
         self.flush.flush()
     }
 
+    /// The queue offset from which units point past the commit-log offset
+    /// `phys_end` (the queue's end when none does): every unit below it
+    /// ends at or before `phys_end`. Units are in commit-log order, so a
+    /// binary search; a filler counts as the next real unit after it.
+    pub fn offset_within(&self, phys_end: i64) -> i64 {
+        let past = |o: i64| {
+            (o..self.max_offset)
+                .find_map(|x| self.unit_at(x).filter(|u| !u.is_filler()))
+                .is_some_and(|u| u.phys_offset + u.size as i64 > phys_end)
+        };
+        let (mut lo, mut hi) = (self.min_offset, self.max_offset);
+        if lo >= hi || !past(hi - 1) {
+            return hi;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if past(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
+    }
+
     /// The last unit (not a filler), if any.
     pub fn last_unit(&self) -> Option<CqUnit> {
         (self.min_offset..self.max_offset)

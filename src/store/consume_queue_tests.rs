@@ -128,3 +128,26 @@ fn search_by_timestamp() {
         10
     );
 }
+
+#[test]
+fn offset_within_stops_at_the_first_unit_past_a_log_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_cfg(dir.path());
+    let mut cq = ConsumeQueue::open(&cfg, "T", 0).unwrap();
+    assert_eq!(cq.offset_within(0), 0, "empty");
+    for i in 0..30 {
+        cq.put(i, i * 100, 90, 0).unwrap();
+    }
+    assert_eq!(cq.offset_within(i64::MAX), 30);
+    assert_eq!(cq.offset_within(2990), 30, "the last unit ends at 2990");
+    assert_eq!(cq.offset_within(2989), 29);
+    assert_eq!(cq.offset_within(1790), 18);
+    assert_eq!(cq.offset_within(1789), 17);
+    assert_eq!(cq.offset_within(89), 0);
+    assert_eq!(cq.offset_within(90), 1);
+    // A filler counts as the next real unit.
+    cq.put(32, 3200, 90, 0).unwrap();
+    assert_eq!(cq.max_offset(), 33);
+    assert_eq!(cq.offset_within(3000), 30);
+    assert_eq!(cq.offset_within(3290), 33);
+}

@@ -126,7 +126,23 @@ impl QueueActor {
         }
     }
 
+    /// (min, max) as consumers see them: in controller mode the max stops
+    /// at the first unit of a record past the confirm offset (RocketMQ
+    /// builds no unit past it, apache/rocketmq#6609: GET_MAX_OFFSET, a
+    /// pull's maxOffset and POP never announce what a failover may cut).
     fn offsets(&mut self) -> (i64, i64) {
+        let confirm = self.reader.confirm_offset();
+        match self.cq() {
+            Ok(cq) => (
+                cq.min_offset(),
+                cq.offset_within(confirm).max(cq.min_offset()),
+            ),
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// (min, max) of the units written, confirmed or not.
+    fn written_offsets(&mut self) -> (i64, i64) {
         match self.cq() {
             Ok(cq) => (cq.min_offset(), cq.max_offset()),
             Err(_) => (0, 0),
@@ -136,12 +152,15 @@ impl QueueActor {
     /// Runs a pull against the queue as it is now.
     fn query(&mut self, q: &PullQuery) -> PullOutcome {
         let reader = self.reader.clone();
-        let (min, max) = self.offsets();
+        // Positions are checked against the units written: a consumer
+        // ahead of this broker's confirm offset (it read from another
+        // replica) waits below instead of being moved back.
+        let (min, max) = self.written_offsets();
         let mut out = PullOutcome {
             status: PullStatus::NoNewMessage,
             next_begin: q.offset,
             min,
-            max,
+            max: self.offsets().1,
             bodies: Vec::new(),
         };
         if max == 0 {

@@ -18,6 +18,13 @@ pub struct HaRuntimeInfo {
     pub in_sync_slave_nums: i32,
     pub ha_connection_info: Vec<HaConnectionRuntimeInfo>,
     pub ha_client_runtime_info: HaClientRuntimeInfo,
+    /// ActorMQ's addition, a controller-mode master only: its own
+    /// SyncStateSet and that set's epoch (what it last committed at the
+    /// controller; absent in Java's JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_state_set: Option<Vec<i64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_state_set_epoch: Option<i32>,
 }
 
 /// `HARuntimeInfo.HAConnectionRuntimeInfo`: one connected slave.
@@ -61,6 +68,9 @@ impl HaRuntimeInfo {
         };
         if let (true, Some(auto)) = (is_master, &ha.auto) {
             // Controller mode: in sync = in the SyncStateSet.
+            let (set, epoch, _) = auto.sync_state_set();
+            info.sync_state_set = Some(set.into_iter().collect());
+            info.sync_state_set_epoch = Some(epoch);
             for (addr, acked, learner, in_sync) in auto.connected_slaves() {
                 info.in_sync_slave_nums += in_sync as i32;
                 info.ha_connection_info.push(HaConnectionRuntimeInfo {
