@@ -322,12 +322,10 @@ async fn transfer(
             last_write = Instant::now();
             continue;
         }
-        if next >= reader.max_offset() {
-            let (ack, id) = (rx.borrow().ack, rx.borrow().id);
-            if ack >= next {
-                auto.caught_up(id, Instant::now());
-            }
-        }
+        // Only an ack says the slave caught up (`AutoSwitch::acked`): a
+        // slave that acked the end once and then froze (SIGSTOP, a
+        // network delay) must leave the SyncStateSet of an idle master
+        // too (apache/rocketmq PR #9942's delayed slaves).
         if last_write.elapsed() >= heartbeat {
             let h = header(reader.confirm_offset());
             write_frame(&mut w, &frames::transfer_header(&h, 0), &[]).await?;

@@ -228,8 +228,13 @@ impl EpochFile {
 /// Where the slave's log (`slave`, ending at `slave_end`) stops agreeing
 /// with the master's (`master`, ending at `master_end`): the highest slave
 /// epoch the master has with the same start gives min(both ends)
-/// (`findConsistentPoint`). None: no common epoch (the slave cannot follow
-/// without an operator).
+/// (`findConsistentPoint`). A slave epoch the master held without writing
+/// in it — a later epoch of the master's starts at the same offset (its
+/// [`EpochFile::become_master`] replaced the empty entry), after the same
+/// earlier entry — gives that start (apache/rocketmq PR #9942: a master
+/// elected over an empty log; the other replicas still list the epoch
+/// before). None: no common epoch (the slave cannot follow without an
+/// operator).
 pub fn consistent_point(
     slave: &EpochFile,
     slave_end: i64,
@@ -237,10 +242,21 @@ pub fn consistent_point(
     master_end: i64,
 ) -> Option<i64> {
     let m = master.entries(master_end);
-    slave.entries(slave_end).iter().rev().find_map(|s| {
-        m.iter()
-            .find(|x| x.epoch == s.epoch && x.start == s.start)
-            .map(|x| x.end.min(s.end))
+    let s = slave.entries(slave_end);
+    let same = |a: &EpochEntry, b: &EpochEntry| a.epoch == b.epoch && a.start == b.start;
+    s.iter().enumerate().rev().find_map(|(i, e)| {
+        if let Some(x) = m.iter().find(|x| same(x, e)) {
+            return Some(x.end.min(e.end));
+        }
+        let j = m
+            .iter()
+            .position(|x| x.start == e.start && x.epoch > e.epoch)?;
+        let before = match (i.checked_sub(1), j.checked_sub(1)) {
+            (None, _) => true,
+            (Some(a), Some(b)) => same(&s[a], &m[b]),
+            (Some(_), None) => false,
+        };
+        before.then_some(e.start)
     })
 }
 
@@ -333,5 +349,23 @@ mod tests {
         // Same epoch, other start: no common point.
         let other = EpochFile::from_entries([(1, 5)]);
         assert_eq!(consistent_point(&other, 50, &master, 2000), None);
+    }
+
+    #[test]
+    fn an_epoch_the_master_replaced_unwritten_ends_where_it_began() {
+        // Nothing written: the new master of epoch 2 replaced (1, 0).
+        let master = EpochFile::from_entries([(2, 0)]);
+        let slave = EpochFile::from_entries([(1, 0)]);
+        assert_eq!(consistent_point(&slave, 0, &master, 0), Some(0));
+        // The old master of epoch 1 wrote what nobody copied.
+        assert_eq!(consistent_point(&slave, 300, &master, 500), Some(0));
+        // Later in the log: epoch 3 began at 700 and stayed empty on the
+        // master that took epoch 4 there.
+        let master = EpochFile::from_entries([(1, 0), (2, 400), (4, 700)]);
+        let slave = EpochFile::from_entries([(1, 0), (2, 400), (3, 700)]);
+        assert_eq!(consistent_point(&slave, 900, &master, 1000), Some(700));
+        // Another history before that offset: the epoch before differs.
+        let other = EpochFile::from_entries([(1, 0), (3, 700)]);
+        assert_eq!(consistent_point(&other, 900, &master, 1000), Some(400));
     }
 }
