@@ -147,27 +147,7 @@ async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
     // The real re-election: the master alone, then away past the timeout.
     let (slaves, v) = kill_slaves(&mut cl, master).await;
     let e1 = v.epoch;
-    cl.signal_broker(master, libc::SIGSTOP);
-    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
-        v.master != Some(master) || v.epoch > e1
-    })
-    .await;
-    cl.signal_broker(master, libc::SIGCONT);
-    assert!(
-        ok,
-        "the controller kept the stopped master at epoch {e1}: {v:?}\n{}",
-        cl.logs()
-    );
-    eprintln!("while stopped: {v:?}");
-    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
-        v.master == Some(master) && v.epoch > e1
-    })
-    .await;
-    assert!(
-        ok,
-        "the master was not elected again at a new epoch: {v:?}\n{}",
-        cl.logs()
-    );
+    let v = stop_until_deposed_and_back(&cl, master, e1).await;
     let e2 = v.epoch;
     eprintln!("master {master} again at epoch {e2} (was {e0}, {e1})");
     let addr = cl.addr_of(master);

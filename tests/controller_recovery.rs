@@ -26,9 +26,9 @@
 
 mod common;
 mod controller_support;
+mod failover_support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actormq::bench::failover::{check, Cluster, Load, Sent, Spec, View, BROKER, TOPIC};
@@ -36,57 +36,12 @@ use actormq::client::remoting::RemotingClient;
 use actormq::wire::codes::{request as rq, response as rs};
 use actormq::wire::headers::offset::{OffsetResponseHeader, QueueRequestHeader};
 use actormq::wire::headers::CommandHeader;
-use actormq::wire::json::from_fastjson;
 use actormq::wire::RemotingCommand;
-use controller_support::replica_info;
-
-const QUEUES: i32 = 4;
-
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The harness's group of `brokers`; `lines` added to every broker.conf.
-fn spec(dir: &tempfile::TempDir, brokers: usize, lines: &str) -> Spec {
-    let mut s = Spec::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_actormq")),
-        dir.path().to_owned(),
-        false,
-    );
-    s.port = common::free_port;
-    s.log_level = "info".into();
-    s.brokers = brokers;
-    s.broker_lines.push_str(lines);
-    s
-}
-
-/// Starts the group and the load; the master once the group is ready.
-async fn start(spec: Spec) -> (Cluster, Load, i64) {
-    let mut cl = Cluster::start(spec)
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (cl, load, master)
-}
-
-/// Polls the cluster's view until `ok` or `within` passed; the last view.
-async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = cl.view(TOPIC).await;
-        if ok(&v) {
-            return (true, v);
-        }
-        if Instant::now() > deadline {
-            return (false, v);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use controller_support::{epoch_entries, replica_info};
+use failover_support::{
+    brokers_agree, check_on, spec, start_with, steady, stop_until_deposed_and_back, wait_view,
+    QUEUES, SERIAL,
+};
 
 /// Waits for `what` through the view; panics with the logs after `within`.
 async fn expect_view(
@@ -98,26 +53,6 @@ async fn expect_view(
     let (done, v) = wait_view(cl, within, ok).await;
     assert!(done, "{what} not within {within:?}: {v:?}\n{}", cl.logs());
     v
-}
-
-/// `n` more sends acknowledged within 20 s, none failing meanwhile.
-async fn steady(load: &Load, n: u64) {
-    let (failed, from) = (load.failed(), load.acked());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while load.acked() < from + n {
-        assert!(
-            Instant::now() < deadline,
-            "sends stalled (last error {:?})",
-            load.last_error()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(
-        load.failed(),
-        failed,
-        "sends failed: {:?}",
-        load.last_error()
-    );
 }
 
 /// The other brokers' ids.
@@ -175,32 +110,6 @@ fn acked_ends(sent: &Sent) -> Vec<i64> {
     ends
 }
 
-/// One broker's epoch list (GET_BROKER_EPOCH_CACHE): (epoch, start, end)
-/// entries and its log end.
-async fn epoch_entries(c: &RemotingClient, addr: &str) -> Option<(Vec<(i64, i64, i64)>, i64)> {
-    let r = c
-        .invoke(
-            addr,
-            RemotingCommand::request(rq::GET_BROKER_EPOCH_CACHE),
-            Duration::from_secs(3),
-        )
-        .await
-        .ok()?;
-    let v: serde_json::Value = from_fastjson(&r.body_bytes()).ok()?;
-    let list = v["epochList"]
-        .as_array()?
-        .iter()
-        .map(|e| {
-            Some((
-                e["epoch"].as_i64()?,
-                e["startOffset"].as_i64()?,
-                e["endOffset"].as_i64()?,
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some((list, v["maxOffset"].as_i64()?))
-}
-
 /// A well-formed epoch list: epochs rising, each entry starting where the
 /// one before ends (no gap, no overlap), the last one open.
 fn well_formed(list: &[(i64, i64, i64)]) -> Result<(), String> {
@@ -222,30 +131,15 @@ fn well_formed(list: &[(i64, i64, i64)]) -> Result<(), String> {
 /// Every broker's epoch list well formed and the same, their logs at the
 /// same end, within 15 s; the list.
 async fn epoch_lists_agree(cl: &Cluster) -> Vec<(i64, i64, i64)> {
-    let c = common::client();
-    let addrs: Vec<String> = cl.ids().keys().filter_map(|id| cl.addr_of(*id)).collect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut seen = Vec::new();
-        for a in &addrs {
-            seen.push(epoch_entries(&c, a).await);
-        }
-        let first = seen[0].clone();
-        let same = first.is_some() && seen.iter().all(|s| *s == first);
-        if let (true, Some((list, _))) = (same, &first) {
-            if let Err(e) = well_formed(list) {
-                panic!("epoch list {list:?}: {e}");
-            }
-            return list.clone();
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "epoch lists differ after 15 s: {addrs:?} {seen:?}\n{}",
-                cl.logs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let (list, _) = brokers_agree(cl, Duration::from_secs(15), |c, a| async move {
+        epoch_entries(&c, &a).await
+    })
+    .await
+    .unwrap_or_else(|e| panic!("epoch lists differ after 15 s: {e}\n{}", cl.logs()));
+    if let Err(e) = well_formed(&list) {
+        panic!("epoch list {list:?}: {e}");
     }
+    list
 }
 
 /// The master's own SyncStateSet and its epoch, from GET_BROKER_HA_STATUS.
@@ -299,42 +193,39 @@ async fn sets_agree(cl: &Cluster, master: i64, want: &BTreeSet<i64>) -> i32 {
     }
 }
 
-/// Stops the load and checks the master against every acknowledged send;
-/// what was sent.
-async fn stop_and_check(cl: &Cluster, load: Load) -> Sent {
+/// Stops the load and checks the master against every acknowledged send
+/// (`check_on`), and that no consume-queue position of it names another
+/// record, no unacknowledged send is stored twice; what was sent.
+async fn stop_and_check_strictly(cl: &Cluster, load: Load) -> Sent {
     let sent = load.stop().await;
     let master = cl.master_addr().await.unwrap();
-    let verdict = check(&master, TOPIC, QUEUES, &sent, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("reading {master}: {e}\n{}", cl.logs()));
-    eprintln!("checker on the master: {verdict}");
-    assert!(verdict.acked > 0, "nothing was acknowledged");
+    let v = check_on(cl, &master, &sent).await;
     assert!(
-        verdict.ok() && verdict.mismatched.is_empty() && verdict.unacked_duplicated == 0,
-        "acknowledged messages lost, duplicated or out of place: {verdict}"
+        v.mismatched.is_empty() && v.unacked_duplicated == 0,
+        "the master's queues and log disagree: {v}"
     );
     sent
 }
 
+/// The harness's group of `brokers`; `lines` added to every broker.conf.
+fn group(dir: &tempfile::TempDir, brokers: usize, lines: &str) -> Spec {
+    let mut s = spec(dir);
+    s.brokers = brokers;
+    s.broker_lines.push_str(lines);
+    s
+}
+
 /// Waits until every broker answers the same GET_MAX_OFFSET per queue.
 async fn max_offsets_agree(cl: &Cluster) -> Vec<i64> {
-    let c = common::client();
-    let addrs: Vec<String> = cl.ids().keys().filter_map(|id| cl.addr_of(*id)).collect();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut seen = Vec::new();
-        for a in &addrs {
-            seen.push(max_offsets(&c, a).await);
+    brokers_agree(cl, Duration::from_secs(15), |c, a| async move {
+        let mut ends = Vec::new();
+        for q in 0..QUEUES {
+            ends.push(max_offset(&c, &a, q).await.ok()?);
         }
-        if seen.iter().all(|s| *s == seen[0]) {
-            return seen[0].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "queue ends differ: {addrs:?} {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Some(ends)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("queue ends differ: {e}"))
 }
 
 /// #6609 / #6703: the slaves SIGSTOPped, the master appends records no
@@ -353,7 +244,7 @@ async fn a_master_killed_past_its_confirm_offset_shows_and_keeps_nothing_unconfi
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // Slaves answer pulls: the old master is read while it is one.
-    let (mut cl, load, old) = start(spec(&dir, 3, "slaveReadEnable=true\n")).await;
+    let (mut cl, load, old) = start_with(group(&dir, 3, "slaveReadEnable=true\n")).await;
     let c = common::client();
     let old_addr = cl.addr_of(old).unwrap();
     let slaves = others(&cl, old);
@@ -418,7 +309,7 @@ async fn a_master_killed_past_its_confirm_offset_shows_and_keeps_nothing_unconfi
         master, old,
         "the old master was elected with an unconfirmed tail"
     );
-    let sent = stop_and_check(&cl, load).await;
+    let sent = stop_and_check_strictly(&cl, load).await;
     let ends = max_offsets_agree(&cl).await;
     eprintln!("queue ends on every broker: {ends:?}");
     let v = check(&old_addr, TOPIC, QUEUES, &sent, Duration::from_secs(10))
@@ -467,7 +358,7 @@ async fn a_master_killed_past_its_confirm_offset_shows_and_keeps_nothing_unconfi
 async fn delayed_slaves_and_a_killed_master_keep_one_epoch_list() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cl = Cluster::start(spec(&dir, 4, "checkSyncStateSetPeriod=500\n"))
+    let mut cl = Cluster::start(group(&dir, 4, "checkSyncStateSetPeriod=500\n"))
         .await
         .unwrap_or_else(|e| panic!("start: {e}"));
     let old = cl.ready(None, 0).await.unwrap_or_else(|e| panic!("{e}"));
@@ -527,7 +418,7 @@ async fn delayed_slaves_and_a_killed_master_keep_one_epoch_list() {
     cl.ready(Some(&load), 100)
         .await
         .unwrap_or_else(|e| panic!("under load: {e}"));
-    stop_and_check(&cl, load).await;
+    stop_and_check_strictly(&cl, load).await;
     let epochs = epoch_lists_agree(&cl).await;
     eprintln!("epoch lists under load: {epochs:?}");
     max_offsets_agree(&cl).await;
@@ -548,7 +439,7 @@ async fn delayed_slaves_and_a_killed_master_keep_one_epoch_list() {
 async fn sync_state_set_cycles_and_a_re_election_keep_sets_and_queue_offsets() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut cl, load, master) = start(spec(&dir, 3, "checkSyncStateSetPeriod=500\n")).await;
+    let (mut cl, load, master) = start_with(group(&dir, 3, "checkSyncStateSetPeriod=500\n")).await;
     let c = common::client();
     let all: BTreeSet<i64> = cl.ids().keys().copied().collect();
     let slaves = others(&cl, master);
@@ -594,21 +485,7 @@ async fn sync_state_set_cycles_and_a_re_election_keep_sets_and_queue_offsets() {
     let e1 = cl.view(TOPIC).await.epoch;
     let before = max_offsets(&c, &addr).await;
     let sent_before = load.sent();
-    cl.signal_broker(master, libc::SIGSTOP);
-    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
-        v.master != Some(master) || v.epoch > e1
-    })
-    .await;
-    cl.signal_broker(master, libc::SIGCONT);
-    assert!(
-        ok,
-        "the controller kept the stopped master: {v:?}\n{}",
-        cl.logs()
-    );
-    let v = expect_view(&cl, Duration::from_secs(15), "the same master again", |v| {
-        v.master == Some(master) && v.epoch > e1
-    })
-    .await;
+    let v = stop_until_deposed_and_back(&cl, master, e1).await;
     eprintln!(
         "master {master} elected again at epoch {} (was {e1})",
         v.epoch
@@ -653,7 +530,7 @@ async fn sync_state_set_cycles_and_a_re_election_keep_sets_and_queue_offsets() {
         .unwrap_or_else(|e| panic!("after the re-election: {e}"));
     assert_eq!(now, master);
     sets_agree(&cl, master, &all).await;
-    stop_and_check(&cl, load).await;
+    stop_and_check_strictly(&cl, load).await;
     epoch_lists_agree(&cl).await;
     max_offsets_agree(&cl).await;
 }

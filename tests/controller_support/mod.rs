@@ -590,6 +590,13 @@ impl BrokerNode {
 
 /// GET_BROKER_EPOCH_CACHE of one broker: (epochs (epoch, start), maxOffset).
 pub async fn epoch_cache(c: &RemotingClient, addr: &str) -> Option<(Vec<(i64, i64)>, i64)> {
+    let (list, max) = epoch_entries(c, addr).await?;
+    Some((list.into_iter().map(|(e, s, _)| (e, s)).collect(), max))
+}
+
+/// GET_BROKER_EPOCH_CACHE of one broker: (epochs (epoch, start, end),
+/// maxOffset).
+pub async fn epoch_entries(c: &RemotingClient, addr: &str) -> Option<(Vec<(i64, i64, i64)>, i64)> {
     let r = c
         .invoke(
             addr,
@@ -599,15 +606,16 @@ pub async fn epoch_cache(c: &RemotingClient, addr: &str) -> Option<(Vec<(i64, i6
         .await
         .ok()?;
     let v: serde_json::Value = from_fastjson(&r.body_bytes()).ok()?;
-    let epochs = v["epochList"]
+    let list = v["epochList"]
         .as_array()?
         .iter()
         .map(|e| {
-            (
-                e["epoch"].as_i64().unwrap(),
-                e["startOffset"].as_i64().unwrap(),
-            )
+            Some((
+                e["epoch"].as_i64()?,
+                e["startOffset"].as_i64()?,
+                e["endOffset"].as_i64()?,
+            ))
         })
-        .collect();
-    Some((epochs, v["maxOffset"].as_i64()?))
+        .collect::<Option<Vec<_>>>()?;
+    Some((list, v["maxOffset"].as_i64()?))
 }

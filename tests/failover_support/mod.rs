@@ -9,10 +9,13 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actormq::bench::failover::{check, Cluster, Load, Sent, Spec, View, TOPIC};
+use actormq::bench::failover::{check, Cluster, Load, Sent, Spec, Verdict, View, TOPIC};
+use actormq::client::remoting::RemotingClient;
 
 use crate::controller_support::epoch_cache;
 
@@ -163,8 +166,8 @@ pub async fn stop_and_check(cl: &Cluster, load: Load) -> Sent {
 }
 
 /// Checks the broker at `addr` against every acknowledged send: each
-/// stored once, at its queue offset, in order.
-pub async fn check_on(cl: &Cluster, addr: &str, sent: &Sent) {
+/// stored once, at its queue offset, in order; the verdict, for more.
+pub async fn check_on(cl: &Cluster, addr: &str, sent: &Sent) -> Verdict {
     let verdict = check(addr, TOPIC, QUEUES, sent, Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| panic!("reading {addr}: {e}\n{}", cl.logs()));
@@ -174,28 +177,73 @@ pub async fn check_on(cl: &Cluster, addr: &str, sent: &Sent) {
         verdict.ok(),
         "acknowledged messages lost, duplicated or out of place on {addr}: {verdict}"
     );
+    verdict
 }
 
 /// Every broker's epoch list equal (GET_BROKER_EPOCH_CACHE), within 10 s.
 pub async fn epoch_lists_equal(cl: &Cluster) -> Result<Vec<(i64, i64)>, String> {
+    brokers_agree(cl, Duration::from_secs(10), |c, a| async move {
+        epoch_cache(&c, &a).await.map(|e| e.0)
+    })
+    .await
+    .map_err(|e| format!("epoch lists differ: {e}"))
+}
+
+/// Asks every broker (`ask(client, address)`) until all answer, and the
+/// same, within `within`: that answer, or what each said last.
+pub async fn brokers_agree<T, F, Fut>(cl: &Cluster, within: Duration, ask: F) -> Result<T, String>
+where
+    T: Clone + PartialEq + Debug,
+    F: Fn(RemotingClient, String) -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
     let c = crate::common::client();
     let addrs: Vec<String> = cl.ids().keys().filter_map(|id| cl.addr_of(*id)).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + within;
     loop {
-        let mut lists = Vec::new();
+        let mut seen = Vec::new();
         for a in &addrs {
-            lists.push(epoch_cache(&c, a).await.map(|e| e.0));
+            seen.push(ask(c.clone(), a.clone()).await);
         }
-        if let Some(first) = lists[0].clone() {
-            if lists.iter().all(|l| l.as_ref() == Some(&first)) {
+        if let Some(first) = seen[0].clone() {
+            if seen.iter().all(|s| s.as_ref() == Some(&first)) {
                 return Ok(first);
             }
         }
         if Instant::now() > deadline {
-            return Err(format!("epoch lists differ: {addrs:?} {lists:?}"));
+            return Err(format!("brokers {addrs:?} answer {seen:?}"));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The master SIGSTOPped past the heartbeat timeout, with no candidate
+/// to replace it (the controller clears it or moves the epoch), then
+/// SIGCONTed: it is elected again in the same process at an epoch above
+/// `epoch`. The view with it master again.
+pub async fn stop_until_deposed_and_back(cl: &Cluster, master: i64, epoch: i32) -> View {
+    cl.signal_broker(master, libc::SIGSTOP);
+    let (ok, v) = wait_view(cl, Duration::from_secs(15), |v| {
+        v.master != Some(master) || v.epoch > epoch
+    })
+    .await;
+    cl.signal_broker(master, libc::SIGCONT);
+    assert!(
+        ok,
+        "the controller kept the stopped master at epoch {epoch}: {v:?}\n{}",
+        cl.logs()
+    );
+    eprintln!("while stopped: {v:?}");
+    let (ok, v) = wait_view(cl, Duration::from_secs(15), |v| {
+        v.master == Some(master) && v.epoch > epoch
+    })
+    .await;
+    assert!(
+        ok,
+        "the master was not elected again at a new epoch: {v:?}\n{}",
+        cl.logs()
+    );
+    v
 }
 
 /// Watches the view for `during`; panics if `bad` ever holds.
