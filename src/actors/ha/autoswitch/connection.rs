@@ -98,6 +98,8 @@ struct Progress {
     sync_from_last_file: bool,
     /// The slave's last ack (-1 before the first after a handshake).
     ack: i64,
+    /// When that ack arrived.
+    acked_at: Option<Instant>,
     /// The slave's broker id.
     id: i64,
 }
@@ -196,6 +198,7 @@ impl StreamHandler<Result<SlaveFrame, std::io::Error>> for AutoSwitchConnection 
                     p.handshakes += 1;
                     p.sync_from_last_file = sync_from_last_file;
                     p.ack = -1;
+                    p.acked_at = None;
                     p.id = broker_id;
                 });
             }
@@ -210,7 +213,10 @@ impl StreamHandler<Result<SlaveFrame, std::io::Error>> for AutoSwitchConnection 
                     ctx.stop();
                     return;
                 }
-                self.state.send_modify(|p| p.ack = offset);
+                self.state.send_modify(|p| {
+                    p.ack = offset;
+                    p.acked_at = Some(Instant::now());
+                });
                 let t = *self.transfer.lock().unwrap_or_else(|e| e.into_inner());
                 self.auto.acked(id, offset, t);
                 self.auto.group.acked(self.conn_id, offset);
@@ -322,10 +328,17 @@ async fn transfer(
             last_write = Instant::now();
             continue;
         }
-        // Only an ack says the slave caught up (`AutoSwitch::acked`): a
-        // slave that acked the end once and then froze (SIGSTOP, a
-        // network delay) must leave the SyncStateSet of an idle master
-        // too (apache/rocketmq PR #9942's delayed slaves).
+        // Nothing left to send and the slave's last ack covers it all: it
+        // was caught up when that ack came — not now. A slave that acked
+        // the end once and then froze (SIGSTOP, a delayed network) must
+        // leave the SyncStateSet of an idle master too (apache/rocketmq
+        // PR #9942's delayed slaves).
+        if next >= reader.max_offset() {
+            let p = *rx.borrow();
+            if let (true, Some(at)) = (p.ack >= next, p.acked_at) {
+                auto.caught_up(p.id, at);
+            }
+        }
         if last_write.elapsed() >= heartbeat {
             let h = header(reader.confirm_offset());
             write_frame(&mut w, &frames::transfer_header(&h, 0), &[]).await?;

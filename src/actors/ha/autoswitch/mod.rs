@@ -357,6 +357,14 @@ impl AutoSwitch {
         }
     }
 
+    /// The slave had everything the master has at `at` (the time of its
+    /// ack).
+    pub fn caught_up(&self, id: i64, at: Instant) {
+        if let Some(s) = lock(&self.st).slaves.get_mut(&id) {
+            s.caught_up = Some(s.caught_up.map_or(at, |c| c.max(at)));
+        }
+    }
+
     /// An ack from slave `id`; `transfer` is (master end, time) of the last
     /// frame sent to it.
     pub fn acked(self: &Arc<Self>, id: i64, offset: i64, transfer: Option<(i64, Instant)>) {
