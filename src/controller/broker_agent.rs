@@ -38,7 +38,11 @@ use crate::wire::controller::{ElectMasterBody, SyncStateSetBody};
 use crate::wire::headers::controller::*;
 use crate::wire::headers::CommandHeader;
 use crate::wire::RemotingCommand;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::FORWARD;
 
 const CALL: Duration = Duration::from_secs(3);
 
@@ -124,6 +128,8 @@ fn write_identity(p: &Path, text: &str) -> std::io::Result<()> {
 #[derive(Debug, Clone, Default)]
 struct Known {
     leader: Option<String>,
+    /// `leader` is a follower that forwards (the leader did not answer).
+    forward: bool,
     id: Option<i64>,
     registered: bool,
     /// The master epoch this broker acted on (0 after a start).
@@ -199,6 +205,7 @@ impl ReplicasAgent {
             role_keeper: self.role_keeper.clone(),
             log: self.commit_log.clone(),
             links: self.links.clone(),
+            forward: AtomicBool::new(false),
         };
         let (known, log) = (self.known.clone(), self.commit_log.clone());
         let notified = self.notified.take();
@@ -259,6 +266,10 @@ impl ReplicasAgent {
             let mut cmd = RemotingCommand::request(rq::BROKER_HEARTBEAT);
             for (k, v) in &fields {
                 cmd.ext.insert(k, v);
+            }
+            // The leader does not hear this broker: followers pass it on.
+            if self.known.forward {
+                cmd.ext.insert(FORWARD, "true");
             }
             let client = self.client.clone();
             actix::spawn(async move {
@@ -324,6 +335,8 @@ struct Step {
     role_keeper: Addr<RoleKeeper>,
     log: Addr<CommitLogWriter>,
     links: AgentLinks,
+    /// The calls go through a follower that forwards them.
+    forward: AtomicBool,
 }
 
 type StepResult<T> = Result<T, String>;
@@ -345,24 +358,49 @@ impl Step {
     ) -> StepResult<RemotingCommand> {
         let mut cmd = RemotingCommand::request(code);
         cmd.ext = header.to_ext();
+        if self.forward.load(Ordering::Relaxed) {
+            cmd.ext.insert(FORWARD, "true");
+        }
         self.client
             .invoke(addr, cmd, CALL)
             .await
             .map_err(|e| e.to_string())
     }
 
-    async fn find_leader(&self) -> StepResult<String> {
-        for addr in &self.cfg.controllers {
-            let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
-            if let Ok(r) = self.client.invoke(addr, cmd, CALL).await {
-                if let Ok(h) = GetMetaDataResponseHeader::from_ext(&r.ext) {
-                    if !h.controller_leader_address.is_empty() {
-                        return Ok(h.controller_leader_address);
-                    }
-                }
+    /// Where the leader-only requests go: (address, forwarded). Every
+    /// controller is asked at once (a silent one must not hold up the
+    /// others: apache/rocketmq#5929); the configured address of the node
+    /// that says it leads wins. When the leader does not answer but a
+    /// follower names one, the requests go through that follower, which
+    /// forwards them (apache/rocketmq#10812: the broker reaches only
+    /// followers).
+    async fn find_leader(&self) -> StepResult<(String, bool)> {
+        let quarter = self.cfg.heartbeat_timeout_ms.max(0) as u64 / 4;
+        let wait = Duration::from_millis(quarter.clamp(300, 3000));
+        let mut asks: FuturesUnordered<_> = self
+            .cfg
+            .controllers
+            .iter()
+            .map(|addr| async move {
+                let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
+                let r = self.client.invoke(addr, cmd, wait).await.ok()?;
+                Some((addr, GetMetaDataResponseHeader::from_ext(&r.ext).ok()?))
+            })
+            .collect();
+        let mut via = None;
+        while let Some(answer) = asks.next().await {
+            let Some((addr, h)) = answer else {
+                continue;
+            };
+            if h.is_leader {
+                return Ok((addr.clone(), false));
+            }
+            if !h.controller_leader_address.is_empty() && via.is_none() {
+                via = Some(addr.clone());
             }
         }
-        Err("no controller names a leader".into())
+        via.map(|a| (a, true))
+            .ok_or_else(|| "no controller names a leader".into())
     }
 
     /// A NOTIFY_BROKER_ROLE_CHANGED: applied when newer than the role held.
@@ -381,10 +419,14 @@ impl Step {
     }
 
     async fn step(&self, k: &mut Known) -> StepResult<()> {
-        let leader = self.find_leader().await?;
-        k.leader = Some(leader.clone());
+        let (leader, forward) = self.find_leader().await?;
+        if forward != k.forward {
+            tracing::warn!(to = %leader, forward, "controller mode: requests forwarded by a follower");
+        }
+        self.forward.store(forward, Ordering::Relaxed);
+        (k.leader, k.forward) = (Some(leader.clone()), forward);
         if let Some(a) = &self.links.auto {
-            a.set_leader(Some(leader.clone()));
+            a.set_route(Some(leader.clone()), forward);
         }
         if k.id.is_none() {
             k.id = Some(self.broker_id(&leader).await?);
