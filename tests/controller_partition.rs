@@ -7,11 +7,12 @@
 //! acknowledged message once on the final master, at its queue offset).
 //!
 //! There are no network namespaces here: links are cut with TCP relays
-//! (`tests/relay`). Each controller dials its peers, and each broker its
-//! controllers, at a relay's address (`Spec::dial`), so a test cuts single
+//! (`tests/relay`). Each controller dials its peers, each broker its
+//! controllers, and the slaves a master's HA port at a relay's address
+//! (`Spec::dial`; the HA one through `brokerIP2`), so a test cuts single
 //! directed links; a cut is silent (connections stay open, nothing passes),
-//! as in a real partition. The HA link between brokers, the name server
-//! and the producer are not relayed.
+//! as in a real partition. The name server and the producer are not
+//! relayed: the test process reaches every broker.
 //!
 //! * #7017 — the master and one follower controller isolated from the
 //!   rest: the majority elects another master, the old one is fenced (it
@@ -116,7 +117,7 @@ fn direct_sender(addr: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle
                 .to_v2()
                 .to_ext();
             let started = Instant::now();
-            let r = c.invoke(&addr, cmd, Duration::from_secs(2)).await;
+            let r = c.invoke(&addr, cmd, Duration::from_secs(1)).await;
             let mut d = Direct {
                 started,
                 done: Instant::now(),
@@ -144,8 +145,8 @@ fn direct_sender(addr: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle
 }
 
 /// #7017: three "data centres"; the master and one follower controller
-/// lose every link to the other two controllers and to the slaves'
-/// controller links. The majority elects a new master within 10 s; the
+/// lose every link to the other two controllers and to the slaves (their
+/// controller links and the HA link). The majority elects a new master within 10 s; the
 /// old master, reaching only a follower (which cannot reach the leader),
 /// is fenced: a sender straight to it gets refusals, and nothing it
 /// acknowledges completes later than the heartbeat timeout + 2 s after the
@@ -171,7 +172,9 @@ async fn an_isolated_master_with_a_follower_controller_is_fenced_and_loses_nothi
     assert!(more_acks(&load, 50, Duration::from_secs(10)).await);
     let t0 = Instant::now();
     let cut = net.split(&a, &b, Mode::Blackhole);
-    eprintln!("cut {cut} links between {a:?} and {b:?} (leader controller{li})");
+    // And the slaves' replication from the master.
+    assert!(net.set("slaves", &format!("broker{mi}-ha"), Mode::Blackhole));
+    eprintln!("cut {cut} links between {a:?} and {b:?} and the HA link (leader controller{li})");
 
     let (ok, v) = wait_view(&cl, Duration::from_secs(10), |v| {
         v.master.is_some_and(|m| m != old)

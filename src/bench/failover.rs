@@ -87,7 +87,9 @@ pub struct Spec {
 /// (`from`, `to`, the real address) at start, it returns what goes into
 /// `from`'s config — e.g. a relay's address, so a test can cut that link.
 /// Processes: `controller{i}` (its `controllerDLegerPeers`), `broker{i}`
-/// (its `controllerAddr`), by start order.
+/// (its `controllerAddr`), by start order; and `slaves` → `broker{i}-ha`,
+/// the HA address broker i advertises as a master: only its host can be
+/// rewritten (`brokerIP2`), so the answer must keep the port.
 #[derive(Clone)]
 pub struct Dial(pub Arc<dyn Fn(&str, &str, &str) -> String + Send + Sync>);
 
@@ -289,12 +291,26 @@ impl Cluster {
         let dir = s.dir.join(format!("broker{i}"));
         std::fs::create_dir_all(&dir)?;
         let port = (s.port)();
+        // With a dial hook, a known HA port and the host the slaves dial.
+        let ha = match s.dial {
+            Some(_) => {
+                let ha = (s.port)();
+                let real = format!("127.0.0.1:{ha}");
+                let at = s.dial("slaves", &format!("broker{i}-ha"), &real);
+                let host = match at.rsplit_once(':') {
+                    Some((host, p)) if p == ha.to_string() => host.to_owned(),
+                    _ => return Err(format!("an HA address must keep its port: {at}").into()),
+                };
+                format!("haListenPort={ha}\nbrokerIP2={host}\n")
+            }
+            None => "haListenPort=0\n".into(),
+        };
         let conf = dir.join("broker.conf");
         std::fs::write(
             &conf,
             format!(
                 "brokerClusterName={CLUSTER}\nbrokerName={BROKER}\nbrokerRole=SLAVE\nbrokerId=-1\n\
-                 haListenPort=0\nenableControllerMode=true\ncontrollerAddr={}\n\
+                 {ha}enableControllerMode=true\ncontrollerAddr={}\n\
                  syncBrokerMetadataPeriod=300\nbrokerHeartbeatInterval=300\n\
                  controllerHeartBeatTimeoutMills={}\nregisterBrokerIntervalMs=500\n\
                  haSendHeartbeatInterval=500\nhaMaxTimeSlaveNotCatchup=3000\n\

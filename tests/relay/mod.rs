@@ -40,7 +40,13 @@ impl Relay {
     /// Listens on a free loopback port and forwards to `target`. Call in a
     /// tokio runtime (it spawns the accept loop).
     pub fn start(target: &str) -> Relay {
-        let std = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a relay");
+        Relay::start_at("127.0.0.1:0", target)
+    }
+
+    /// The same on `at` (`host:port`).
+    pub fn start_at(at: &str, target: &str) -> Relay {
+        let std =
+            std::net::TcpListener::bind(at).unwrap_or_else(|e| panic!("bind a relay on {at}: {e}"));
         std.set_nonblocking(true).expect("nonblocking");
         let addr = std.local_addr().expect("relay address").to_string();
         let listener = TcpListener::from_std(std).expect("tokio listener");
@@ -125,12 +131,21 @@ impl Net {
     }
 
     /// The address `from` is to dial for `to` (whose real address is
-    /// `addr`): a new relay's.
+    /// `addr`): a new relay's, on 127.0.0.1 and a free port — or, for an
+    /// HA address (`to` ending in `-ha`, where only the host can be
+    /// configured), on the same port at another loopback address
+    /// (127.0.0.2, 127.0.0.3, ...).
     pub fn dial(&self, from: &str, to: &str, addr: &str) -> String {
         let mut links = self.links.lock().unwrap();
+        let n = links.len();
         let r = links
             .entry((from.to_owned(), to.to_owned()))
-            .or_insert_with(|| Relay::start(addr));
+            .or_insert_with(|| match addr.rsplit_once(':') {
+                Some((_, port)) if to.ends_with("-ha") => {
+                    Relay::start_at(&format!("127.0.0.{}:{port}", n + 2), addr)
+                }
+                _ => Relay::start(addr),
+            });
         r.addr.clone()
     }
 
