@@ -341,8 +341,9 @@ impl Cluster {
     }
 
     /// The leader's address (one of `controllers`): every node is asked
-    /// at once, the one that says it leads wins (a stopped node does not
-    /// hold up the others).
+    /// at once (a stopped node does not hold up the others); a node that
+    /// says it leads wins once another names it too (a deposed leader cut
+    /// off from the others may still say it leads).
     pub async fn leader(&self) -> Option<String> {
         let asks = self.controllers.iter().map(|addr| async move {
             let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
@@ -351,18 +352,24 @@ impl Cluster {
             Some((addr.clone(), h))
         });
         let mut asks: futures_util::stream::FuturesUnordered<_> = asks.collect();
-        let mut named = None;
+        let (mut claims, mut named) = (Vec::new(), BTreeSet::new());
+        let mut other = None;
         while let Some(answer) = futures_util::StreamExt::next(&mut asks).await {
             let Some((addr, h)) = answer else { continue };
             if h.is_leader {
-                return Some(addr);
+                claims.push((addr, h.controller_leader_id));
+            } else if !h.controller_leader_address.is_empty() {
+                named.insert(h.controller_leader_id);
+                other.get_or_insert(h.controller_leader_address);
             }
-            let known = self.controllers.contains(&h.controller_leader_address);
-            if !h.controller_leader_address.is_empty() && (named.is_none() || known) {
-                named = Some(h.controller_leader_address);
+            if let Some((a, _)) = claims.iter().find(|(_, id)| named.contains(id)) {
+                return Some(a.clone());
             }
         }
-        named
+        match claims.into_iter().next() {
+            Some((a, _)) if named.is_empty() || other.is_none() => Some(a),
+            first => other.or(first.map(|c| c.0)),
+        }
     }
 
     /// What the controller leader and the name server say now (fields

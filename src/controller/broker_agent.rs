@@ -369,11 +369,12 @@ impl Step {
 
     /// Where the leader-only requests go: (address, forwarded). Every
     /// controller is asked at once (a silent one must not hold up the
-    /// others: apache/rocketmq#5929); the configured address of the node
-    /// that says it leads wins. When the leader does not answer but a
-    /// follower names one, the requests go through that follower, which
-    /// forwards them (apache/rocketmq#10812: the broker reaches only
-    /// followers).
+    /// others: apache/rocketmq#5929). The configured address of a node
+    /// that says it leads wins once another node names it too (by id): a
+    /// deposed leader cut off from the others may still say it leads, but
+    /// nobody names it. When the leader does not answer but a follower
+    /// names one, the requests go through that follower, which forwards
+    /// them (apache/rocketmq#10812: the broker reaches only followers).
     async fn find_leader(&self) -> StepResult<(String, bool)> {
         let quarter = self.cfg.heartbeat_timeout_ms.max(0) as u64 / 4;
         let wait = Duration::from_millis(quarter.clamp(300, 3000));
@@ -387,20 +388,29 @@ impl Step {
                 Some((addr, GetMetaDataResponseHeader::from_ext(&r.ext).ok()?))
             })
             .collect();
-        let mut via = None;
+        let (mut claims, mut named, mut via) = (Vec::new(), BTreeSet::new(), None);
         while let Some(answer) = asks.next().await {
             let Some((addr, h)) = answer else {
                 continue;
             };
             if h.is_leader {
-                return Ok((addr.clone(), false));
+                claims.push((addr, h.controller_leader_id));
+            } else if !h.controller_leader_address.is_empty() {
+                named.insert(h.controller_leader_id);
+                via.get_or_insert(addr);
             }
-            if !h.controller_leader_address.is_empty() && via.is_none() {
-                via = Some(addr.clone());
+            if let Some((a, _)) = claims.iter().find(|(_, id)| named.contains(id)) {
+                return Ok(((*a).clone(), false));
             }
         }
-        via.map(|a| (a, true))
-            .ok_or_else(|| "no controller names a leader".into())
+        // Nobody confirms: a lone claimant (a group of one, or the others
+        // silent), else the follower naming another leader, else any.
+        let lone = claims.iter().find(|_| named.is_empty());
+        match (lone, via, claims.first()) {
+            (Some((a, _)), _, _) | (None, None, Some((a, _))) => Ok(((*a).clone(), false)),
+            (None, Some(v), _) => Ok((v.clone(), true)),
+            (None, None, None) => Err("no controller names a leader".into()),
+        }
     }
 
     /// A NOTIFY_BROKER_ROLE_CHANGED: applied when newer than the role held.
