@@ -14,10 +14,10 @@
 //! as in a real partition. The name server and the producer are not
 //! relayed: the test process reaches every broker.
 //!
-//! * #7017 — the master and one follower controller isolated from the
-//!   rest: the majority elects another master, the old one is fenced (it
-//!   refuses writes after the heartbeat timeout) and, healed, rejoins as a
-//!   slave with nothing acknowledged lost.
+//! * #7017 — the master and one follower controller (or the leader)
+//!   isolated from the rest: the majority elects another master, the old
+//!   one is fenced (it refuses writes after the heartbeat timeout) and,
+//!   healed, rejoins as a slave with nothing acknowledged lost.
 //! * #10812 — the brokers cannot reach the controller leader, only the
 //!   followers: the followers forward their requests and heartbeats, the
 //!   leader keeps every broker alive, sends go on, and a master killed
