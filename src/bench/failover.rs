@@ -32,6 +32,7 @@ use super::target::{client, prepare_topic, route, BenchResult};
 use crate::client::producer::{Producer, ProducerConfig, SendStatus};
 use crate::client::route::Routes;
 use crate::client::{Message, RemotingClient};
+use crate::controller::broker_agent::LeaderVotes;
 use crate::wire::bodies::MessageQueue;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::controller::{BrokerReplicasInfo, SyncStateSetBody};
@@ -352,24 +353,14 @@ impl Cluster {
             Some((addr.clone(), h))
         });
         let mut asks: futures_util::stream::FuturesUnordered<_> = asks.collect();
-        let (mut claims, mut named) = (Vec::new(), BTreeSet::new());
-        let mut other = None;
+        let mut votes = LeaderVotes::default();
         while let Some(answer) = futures_util::StreamExt::next(&mut asks).await {
-            let Some((addr, h)) = answer else { continue };
-            if h.is_leader {
-                claims.push((addr, h.controller_leader_id));
-            } else if !h.controller_leader_address.is_empty() {
-                named.insert(h.controller_leader_id);
-                other.get_or_insert(h.controller_leader_address);
-            }
-            if let Some((a, _)) = claims.iter().find(|(_, id)| named.contains(id)) {
-                return Some(a.clone());
+            if let Some(leader) = answer.and_then(|(addr, h)| votes.add(&addr, &h)) {
+                return Some(leader);
             }
         }
-        match claims.into_iter().next() {
-            Some((a, _)) if named.is_empty() || other.is_none() => Some(a),
-            first => other.or(first.map(|c| c.0)),
-        }
+        // Unconfirmed: a follower's view is no address to call here.
+        votes.finish().filter(|(_, via)| !via).map(|(a, _)| a)
     }
 
     /// What the controller leader and the name server say now (fields

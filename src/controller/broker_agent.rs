@@ -124,6 +124,48 @@ fn write_identity(p: &Path, text: &str) -> std::io::Result<()> {
     crate::store::metadata::write_atomic(p, text.as_bytes()).map_err(std::io::Error::other)
 }
 
+/// The controllers' CONTROLLER_GET_METADATA_INFO answers, gathered as
+/// they come: which node leads. A node saying it leads is taken once
+/// another names the same leader id (a deposed leader cut off from the
+/// others may still say it leads, but nobody names it).
+#[derive(Debug, Default)]
+pub struct LeaderVotes {
+    /// (address asked, its id) of the nodes that say they lead.
+    claims: Vec<(String, String)>,
+    /// Leader ids the other nodes name.
+    named: BTreeSet<String>,
+    /// The first node that names a leader other than itself.
+    follower: Option<String>,
+}
+
+impl LeaderVotes {
+    /// Adds the answer of the node asked at `addr`; the address of the
+    /// leader once it is confirmed.
+    pub fn add(&mut self, addr: &str, h: &GetMetaDataResponseHeader) -> Option<String> {
+        if h.is_leader {
+            self.claims
+                .push((addr.to_owned(), h.controller_leader_id.clone()));
+        } else if !h.controller_leader_address.is_empty() {
+            self.named.insert(h.controller_leader_id.clone());
+            self.follower.get_or_insert_with(|| addr.to_owned());
+        }
+        let confirmed = self.claims.iter().find(|(_, id)| self.named.contains(id));
+        confirmed.map(|(a, _)| a.clone())
+    }
+
+    /// Every answer in and none confirmed: a lone claimant (a group of
+    /// one, or the others silent), else a follower that names a leader
+    /// (`true`: the requests go through it), else any claimant.
+    pub fn finish(self) -> Option<(String, bool)> {
+        let mut claims = self.claims.into_iter();
+        match (claims.next(), self.follower) {
+            (Some((a, _)), _) if self.named.is_empty() => Some((a, false)),
+            (_, Some(f)) => Some((f, true)),
+            (claim, None) => claim.map(|(a, _)| (a, false)),
+        }
+    }
+}
+
 /// What the agent knows; replaced after each step.
 #[derive(Debug, Clone, Default)]
 struct Known {
@@ -388,29 +430,15 @@ impl Step {
                 Some((addr, GetMetaDataResponseHeader::from_ext(&r.ext).ok()?))
             })
             .collect();
-        let (mut claims, mut named, mut via) = (Vec::new(), BTreeSet::new(), None);
+        let mut votes = LeaderVotes::default();
         while let Some(answer) = asks.next().await {
-            let Some((addr, h)) = answer else {
-                continue;
-            };
-            if h.is_leader {
-                claims.push((addr, h.controller_leader_id));
-            } else if !h.controller_leader_address.is_empty() {
-                named.insert(h.controller_leader_id);
-                via.get_or_insert(addr);
-            }
-            if let Some((a, _)) = claims.iter().find(|(_, id)| named.contains(id)) {
-                return Ok(((*a).clone(), false));
+            if let Some(leader) = answer.and_then(|(addr, h)| votes.add(addr, &h)) {
+                return Ok((leader, false));
             }
         }
-        // Nobody confirms: a lone claimant (a group of one, or the others
-        // silent), else the follower naming another leader, else any.
-        let lone = claims.iter().find(|_| named.is_empty());
-        match (lone, via, claims.first()) {
-            (Some((a, _)), _, _) | (None, None, Some((a, _))) => Ok(((*a).clone(), false)),
-            (None, Some(v), _) => Ok((v.clone(), true)),
-            (None, None, None) => Err("no controller names a leader".into()),
-        }
+        votes
+            .finish()
+            .ok_or_else(|| "no controller names a leader".into())
     }
 
     /// A NOTIFY_BROKER_ROLE_CHANGED: applied when newer than the role held.
@@ -700,6 +728,50 @@ pub fn start_if_enabled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer: whether the node leads, and the leader id it names.
+    fn meta(leader: bool, named: &str) -> GetMetaDataResponseHeader {
+        GetMetaDataResponseHeader {
+            controller_leader_id: named.into(),
+            controller_leader_address: if named.is_empty() {
+                String::new()
+            } else {
+                format!("{named}-addr")
+            },
+            is_leader: leader,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_leader_is_taken_once_another_node_names_it() {
+        // The deposed n0 still says it leads; n1 leads, n2 follows it.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a0", &meta(true, "n0")), None);
+        assert_eq!(v.add("a1", &meta(true, "n1")), None);
+        assert_eq!(v.add("a2", &meta(false, "n1")), Some("a1".into()));
+        // Follower first, then the leader it names.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a2", &meta(false, "n1")), None);
+        assert_eq!(v.add("a1", &meta(true, "n1")), Some("a1".into()));
+        // A group of one.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a0", &meta(true, "n0")), None);
+        assert_eq!(v.finish(), Some(("a0".into(), false)));
+        // The leader silent: through a follower that forwards.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a2", &meta(false, "n1")), None);
+        assert_eq!(v.finish(), Some(("a2".into(), true)));
+        // A claimant nobody confirms while a follower names another.
+        let mut v = LeaderVotes::default();
+        v.add("a0", &meta(true, "n0"));
+        v.add("a2", &meta(false, "n1"));
+        assert_eq!(v.finish(), Some(("a2".into(), true)));
+        // Nobody knows a leader.
+        let mut v = LeaderVotes::default();
+        v.add("a2", &meta(false, ""));
+        assert_eq!(v.finish(), None);
+    }
 
     #[test]
     fn identity_files() {
