@@ -92,7 +92,10 @@ pub struct Spec {
 /// the HA address broker i advertises as a master: only its host can be
 /// rewritten (`brokerIP2`), so the answer must keep the port.
 #[derive(Clone)]
-pub struct Dial(pub Arc<dyn Fn(&str, &str, &str) -> String + Send + Sync>);
+pub struct Dial(pub Arc<DialFn>);
+
+/// `(from, to, real address)` → the address `from` is given.
+pub type DialFn = dyn Fn(&str, &str, &str) -> String + Send + Sync;
 
 impl fmt::Debug for Dial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
