@@ -459,7 +459,12 @@ impl Step {
     async fn step(&self, k: &mut Known) -> StepResult<()> {
         let (leader, forward) = self.find_leader().await?;
         if forward != k.forward {
-            tracing::warn!(to = %leader, forward, "controller mode: requests forwarded by a follower");
+            let how = if forward {
+                "through a follower"
+            } else {
+                "directly"
+            };
+            tracing::warn!(to = %leader, "controller mode: the leader is reached {how}");
         }
         self.forward.store(forward, Ordering::Relaxed);
         (k.leader, k.forward) = (Some(leader.clone()), forward);
