@@ -1,4 +1,4 @@
-//! Long polling in controller mode (issue #13): the consume queues cap
+//! Long polling and a full disk in controller mode (issue #13): the consume queues cap
 //! reads at the confirm offset (what every SyncStateSet member has) while
 //! records are dispatched as they are written, so a held request must be
 //! woken when the confirm offset moves, not only at the next dispatch.
@@ -17,6 +17,14 @@
 //!   log end, so nothing would be held back); a held pull is not answered
 //!   with it, a plain pull does not see it; SIGCONT: the held pull gets it
 //!   within 10 s.
+//! * `a_master_with_a_full_disk_refuses_sends_and_stays_master`
+//!   (apache/rocketmq#6468): the master's disk "fills"
+//!   (`diskUsageOverrideFile`, read at every check): sends are refused
+//!   with SERVICE_NOT_AVAILABLE "disk full" and nothing is stored; past
+//!   the heartbeat timeout it is still master of the same epoch and alive
+//!   at the controller (no failover, as in RocketMQ); space back: sends are
+//!   acknowledged again and every acknowledged message is on the master
+//!   exactly once.
 
 mod common;
 mod controller_support;
@@ -56,13 +64,15 @@ struct Pair {
     g: Group,
     _ns: ChildServer,
     ns: String,
+    ctl: String,
     master: BrokerNode,
     slave: BrokerNode,
     _dir: tempfile::TempDir,
 }
 
 impl Pair {
-    async fn start(c: &RemotingClient, extra: &str) -> Pair {
+    /// `extra`: both brokers' settings; `master_extra`: the first's only.
+    async fn start(c: &RemotingClient, extra: &str, master_extra: &str) -> Pair {
         let g = Group::start(1, Mode::Standalone, "enableElectUncleanMaster=false");
         let ctl = g.addrs[g.leader(c, Duration::from_secs(20)).await].clone();
         let dir = tempfile::tempdir().unwrap();
@@ -76,13 +86,20 @@ impl Pair {
         assert!(wait_port(&ns, Duration::from_secs(20)));
         let controllers = g.addrs.join(";");
         let conf = format!("{BROKER_CONF}\n{extra}");
-        let master = BrokerNode::new(dir.path(), 0, &ns, &controllers, &conf);
+        let master = BrokerNode::new(
+            dir.path(),
+            0,
+            &ns,
+            &controllers,
+            &format!("{conf}\n{master_extra}"),
+        );
         wait_master(&g, c, BROKER, 1, 1, Duration::from_secs(20)).await;
         let slave = BrokerNode::new(dir.path(), 1, &ns, &controllers, &conf);
         let p = Pair {
             g,
             _ns: ns_proc,
             ns,
+            ctl: ctl.clone(),
             master,
             slave,
             _dir: dir,
@@ -141,7 +158,7 @@ fn bodies(r: &actormq::wire::RemotingCommand) -> Vec<String> {
 async fn held_pulls_and_pops_are_answered_once_the_message_is_confirmed() {
     let _one = SERIAL.lock().await;
     let c = client();
-    let p = Pair::start(&c, "").await;
+    let p = Pair::start(&c, "", "").await;
     let master = p.master.addr.clone();
 
     // A pull held on the empty queue 0 and a POP waiting on queue 1.
@@ -259,6 +276,7 @@ async fn a_stopped_slave_keeps_the_confirm_offset_back() {
     let p = Pair::start(
         &c,
         "haHousekeepingInterval=60000\nhaMaxTimeSlaveNotCatchup=60000",
+        "",
     )
     .await;
     let master = p.master.addr.clone();
@@ -313,5 +331,147 @@ async fn a_stopped_slave_keeps_the_confirm_offset_back() {
     assert!(
         after < BOUND,
         "answered {after:?} after SIGCONT (held {held:?} of {SUSPEND:?})"
+    );
+}
+
+/// (master id, master epoch, whether the controller hears the master).
+async fn master_at_controller(c: &RemotingClient, ctl: &str) -> (Option<i64>, i32, bool) {
+    let cmd = actormq::wire::RemotingCommand::request(rq::CONTROLLER_GET_SYNC_STATE_DATA)
+        .with_body(format!(r#"["{BROKER}"]"#).into_bytes());
+    let r = c.invoke(ctl, cmd, CALL).await.expect("GET_SYNC_STATE_DATA");
+    let info: actormq::wire::controller::BrokerReplicasInfo =
+        actormq::wire::json::from_fastjson(&r.body_bytes()).unwrap_or_default();
+    let Some(set) = info.replicas_info_table.get(BROKER) else {
+        return (None, 0, false);
+    };
+    let alive = set
+        .in_sync_replicas
+        .iter()
+        .chain(&set.not_in_sync_replicas)
+        .any(|m| Some(m.broker_id) == set.master_broker_id && m.alive);
+    (set.master_broker_id, set.master_epoch, alive)
+}
+
+/// Messages stored in the topic's two queues.
+async fn stored(c: &RemotingClient, broker: &str) -> i64 {
+    let mut sum = 0;
+    for q in 0..2 {
+        sum += queue_offset(c, broker, rq::GET_MAX_OFFSET, TOPIC, q).await;
+    }
+    sum
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_with_a_full_disk_refuses_sends_and_stays_master() {
+    let _one = SERIAL.lock().await;
+    let c = client();
+    let knob = tempfile::tempdir().unwrap();
+    let usage = knob.path().join("usage");
+    std::fs::write(&usage, "10").unwrap();
+    let p = Pair::start(
+        &c,
+        "cleanResourceInterval=100",
+        &format!("diskUsageOverrideFile={}", usage.display()),
+    )
+    .await;
+    let master = p.master.addr.clone();
+    let mut acked: Vec<String> = Vec::new();
+    let mut n = 0;
+    let mut send = || {
+        n += 1;
+        let (c, master, body) = (c.clone(), master.clone(), format!("m-{n}"));
+        async move {
+            let r = send_raw(&c, &master, TOPIC, n % 2, &Msg::new(body.clone())).await;
+            (r, body)
+        }
+    };
+    for _ in 0..10 {
+        let (r, body) = send().await;
+        assert_eq!(r.code, rs::SUCCESS, "{:?}", r.remark);
+        acked.push(body);
+    }
+    let before = master_at_controller(&c, &p.ctl).await;
+    assert_eq!((before.0, before.2), (Some(1), true));
+
+    // The disk fills: sends are refused with the reason, nothing stored.
+    std::fs::write(&usage, "95").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let (r, body) = send().await;
+        if r.code == rs::SUCCESS {
+            acked.push(body);
+        } else {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sends still accepted on a full disk"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refused.code,
+        rs::SERVICE_NOT_AVAILABLE,
+        "{:?}",
+        refused.remark
+    );
+    let why = refused.remark.clone().unwrap_or_default();
+    assert!(
+        why.contains("disk full"),
+        "refused for another reason: {why}"
+    );
+    let count = stored(&c, &master).await;
+    assert_eq!(count, acked.len() as i64, "a refused send was stored");
+
+    // Past the heartbeat timeout (3 s): still refusing, still the master of
+    // the same epoch, still heard by the controller.
+    let full_since = Instant::now();
+    while full_since.elapsed() < Duration::from_millis(4500) {
+        let (r, _) = send().await;
+        assert_eq!(r.code, rs::SERVICE_NOT_AVAILABLE, "{:?}", r.remark);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        master_at_controller(&c, &p.ctl).await,
+        before,
+        "the full master lost its role\n{}",
+        p.logs()
+    );
+    assert_eq!(stored(&c, &master).await, count);
+
+    // Space returns: sends are acknowledged again.
+    std::fs::write(&usage, "10").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (r, body) = send().await;
+        if r.code == rs::SUCCESS {
+            acked.push(body);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sends still refused after space returned: {:?}\n{}",
+            r.remark,
+            p.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..10 {
+        let (r, body) = send().await;
+        assert_eq!(r.code, rs::SUCCESS, "{:?}", r.remark);
+        acked.push(body);
+    }
+    assert_eq!(master_at_controller(&c, &p.ctl).await, before);
+    let mut have = Vec::new();
+    for q in 0..2 {
+        for m in common::pull_all(&c, &master, TOPIC, q).await {
+            have.push(String::from_utf8_lossy(&m.body).into_owned());
+        }
+    }
+    have.sort();
+    acked.sort();
+    assert_eq!(
+        have, acked,
+        "the master's messages are not the acknowledged ones"
     );
 }
