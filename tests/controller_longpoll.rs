@@ -39,8 +39,8 @@ use actormq::client::remoting::RemotingClient;
 use actormq::client::{Message, Producer, ProducerConfig, SendStatus};
 use actormq::wire::codes::{request as rq, response as rs};
 use common::{
-    client, create_topic, decode_checked, eventually, free_port, pop_raw, pull_cmd, queue_offset,
-    send_ok, send_raw, wait_port, wait_route, ChildServer, Msg, PopCall,
+    client, create_topic, decode_checked, eventually, pop_raw, pull_cmd, queue_offset, send_ok,
+    send_raw, wait_route, ChildServer, Msg, PopCall,
 };
 use controller_support::*;
 
@@ -73,17 +73,8 @@ struct Pair {
 impl Pair {
     /// `extra`: both brokers' settings; `master_extra`: the first's only.
     async fn start(c: &RemotingClient, extra: &str, master_extra: &str) -> Pair {
-        let g = Group::start(1, Mode::Standalone, "enableElectUncleanMaster=false");
-        let ctl = g.addrs[g.leader(c, Duration::from_secs(20)).await].clone();
         let dir = tempfile::tempdir().unwrap();
-        let ns_port = free_port();
-        let ns = format!("127.0.0.1:{ns_port}");
-        let ns_proc = ChildServer::spawn(
-            "namesrv",
-            &["namesrv", "--port", &ns_port.to_string()],
-            &dir.path().join("ns.log"),
-        );
-        assert!(wait_port(&ns, Duration::from_secs(20)));
+        let (g, ctl, ns_proc, ns) = controller_and_namesrv(c, dir.path()).await;
         let controllers = g.addrs.join(";");
         let conf = format!("{BROKER_CONF}\n{extra}");
         let master = BrokerNode::new(
@@ -117,6 +108,22 @@ impl Pair {
         p
     }
 
+    /// A pull answered FOUND with the one message `body`.
+    fn assert_found(&self, r: &actormq::wire::RemotingCommand, body: &str) {
+        assert_eq!(
+            r.code,
+            rs::SUCCESS,
+            "held pull: {:?}\n{}",
+            r.remark,
+            self.logs()
+        );
+        let got: Vec<String> = decode_checked(&r.body_bytes())
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+            .collect();
+        assert_eq!(got, [body]);
+    }
+
     fn logs(&self) -> String {
         format!(
             "{}{}{}",
@@ -145,13 +152,6 @@ fn held_pull(
             .unwrap_or_else(|e| panic!("held pull: {e}"));
         (r, t0.elapsed())
     })
-}
-
-fn bodies(r: &actormq::wire::RemotingCommand) -> Vec<String> {
-    decode_checked(&r.body_bytes())
-        .iter()
-        .map(|m| String::from_utf8_lossy(&m.body).into_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,14 +187,7 @@ async fn held_pulls_and_pops_are_answered_once_the_message_is_confirmed() {
     send_ok(&c, &master, TOPIC, 1, &Msg::new("popped-1")).await;
     let (r, _) = pull.await.unwrap();
     let pulled_after = sent.elapsed();
-    assert_eq!(
-        r.code,
-        rs::SUCCESS,
-        "held pull: {:?}\n{}",
-        r.remark,
-        p.logs()
-    );
-    assert_eq!(bodies(&r), ["held-0"]);
+    p.assert_found(&r, "held-0");
     let (popped, _) = pop.await.unwrap();
     let popped_after = sent.elapsed();
     assert_eq!(popped.code, rs::SUCCESS, "POP: {:?}", popped.remark);
@@ -319,14 +312,7 @@ async fn a_stopped_slave_keeps_the_confirm_offset_back() {
     let resumed = Instant::now();
     let (r, held) = pull.await.unwrap();
     let after = resumed.elapsed();
-    assert_eq!(
-        r.code,
-        rs::SUCCESS,
-        "held pull: {:?}\n{}",
-        r.remark,
-        p.logs()
-    );
-    assert_eq!(bodies(&r), ["unconfirmed"]);
+    p.assert_found(&r, "unconfirmed");
     eprintln!("held {held:?}; answered {after:?} after SIGCONT");
     assert!(
         after < BOUND,
