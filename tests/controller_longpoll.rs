@@ -9,8 +9,10 @@
 //!   PULL_MESSAGE (suspend 20 s) held on an empty queue and a POP (poll
 //!   20 s) waiting on another are answered with the message a producer
 //!   then sends (acknowledged), well before their timeouts (< 10 s); a
-//!   push consumer (the Rust client, 15 s suspend) receives every
-//!   acknowledged message of a slow trickle, the last within 10 s.
+//!   push consumer (the Rust client, 15 s suspend) that caught up gets the
+//!   next message within 10 s (before the wake-up: its held pull waited
+//!   for the suspend timeout), then every acknowledged message of a
+//!   trickle, the last within 10 s.
 //! * `a_stopped_slave_keeps_the_confirm_offset_back`: the slave
 //!   SIGSTOPped, a send is written but not confirmed (FLUSH_SLAVE_TIMEOUT:
 //!   with `allAckInSyncStateSet=false` the master's confirm offset is its
@@ -227,6 +229,34 @@ async fn held_pulls_and_pops_are_answered_once_the_message_is_confirmed() {
     pcfg.retry_times_when_send_failed = 0;
     let producer = Producer::with_config(pcfg, actormq::client::route::Routes::connect(&p.ns));
     let mut acked = vec!["held-0".to_owned(), "popped-1".to_owned()];
+    let has = |body: &str| seen.lock().unwrap().contains(body);
+    assert!(
+        eventually(BOUND, || async {
+            (has("held-0") && has("popped-1")).then_some(())
+        })
+        .await
+        .is_some(),
+        "the push consumer did not catch up"
+    );
+    // Caught up: its pulls are held at the queues' ends. One message.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = producer.send(Message::new(TOPIC, "push-first")).await;
+    assert!(
+        r.as_ref().is_ok_and(|r| r.status == SendStatus::SendOk),
+        "send: {r:?}"
+    );
+    let sent = Instant::now();
+    let got = eventually(BOUND, || async { has("push-first").then_some(()) }).await;
+    assert!(
+        got.is_some(),
+        "the push consumer did not get the message within {BOUND:?}"
+    );
+    eprintln!(
+        "push consumer: a message received {:?} after its ack",
+        sent.elapsed()
+    );
+    acked.push("push-first".into());
+    // A trickle.
     for i in 0..20 {
         let body = format!("push-{i}");
         if let Ok(r) = producer.send(Message::new(TOPIC, body.clone())).await {
@@ -236,7 +266,7 @@ async fn held_pulls_and_pops_are_answered_once_the_message_is_confirmed() {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert!(acked.len() > 20, "sends failed: {acked:?}\n{}", p.logs());
+    assert!(acked.len() > 21, "sends failed: {acked:?}\n{}", p.logs());
     let last = Instant::now();
     let all = eventually(BOUND, || async {
         let s = seen.lock().unwrap();
