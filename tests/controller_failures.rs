@@ -13,190 +13,24 @@
 //! * PR #9897 — both slaves `kill -9`ed together: the SyncStateSet shrinks
 //!   and sends are acknowledged again instead of timing out.
 //! * #9689 — a re-election that keeps the same master (at a new epoch).
+//! * #6316 — a resumed old master registering at its old epoch does not
+//!   take id 0 back from the new master at the name server.
 //!
 //! The tests run one at a time (each starts seven processes); every child
 //! is killed when the cluster is dropped, also on a failed assertion.
 
 mod common;
 mod controller_support;
+mod failover_support;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actormq::bench::failover::{check, Cluster, Load, Spec, View, BROKER, CLUSTER, TOPIC};
+use actormq::bench::failover::{BROKER, CLUSTER, TOPIC};
 use actormq::wire::codes::{request as rq, response as rs};
 use actormq::wire::headers::controller::ElectMasterRequestHeader;
-use controller_support::{epoch_cache, invoke};
-
-const QUEUES: i32 = 4;
-
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn spec(dir: &tempfile::TempDir) -> Spec {
-    let mut s = Spec::new(
-        PathBuf::from(env!("CARGO_BIN_EXE_actormq")),
-        dir.path().to_owned(),
-        false,
-    );
-    s.port = common::free_port;
-    s.log_level = "info".into();
-    s
-}
-
-/// Starts the group and the load; the master once the group is ready.
-async fn start(dir: &tempfile::TempDir) -> (Cluster, Load, i64) {
-    let mut cl = Cluster::start(spec(dir))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let load = Load::start(&cl.namesrv, TOPIC, QUEUES, 256)
-        .await
-        .unwrap_or_else(|e| panic!("topic: {e}\n{}", cl.logs()));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (cl, load, master)
-}
-
-/// Waits until a send issued at or after `t0` is acknowledged, within
-/// `within` of `t0`.
-async fn first_send_after(cl: &Cluster, load: &Load, t0: Instant, within: Duration) {
-    while load.first_ack_after(t0).is_none() {
-        assert!(
-            t0.elapsed() < within,
-            "no send acknowledged within {within:?} (last error {:?})\n{}",
-            load.last_error(),
-            cl.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    eprintln!(
-        "first send after {:?}",
-        load.first_ack_after(t0).unwrap() - t0
-    );
-}
-
-/// `n` more sends acknowledged within 20 s, none failing meanwhile.
-async fn steady(load: &Load, n: u64) {
-    let failed = load.failed();
-    assert!(
-        more_acks(load, n, Duration::from_secs(20)).await,
-        "sends stalled (last error {:?})",
-        load.last_error()
-    );
-    assert_eq!(
-        load.failed(),
-        failed,
-        "sends failed: {:?}",
-        load.last_error()
-    );
-}
-
-/// `kill -9` of both slaves at once; waits until the controller has the
-/// SyncStateSet {master} under `master` within 3 s — below the 5 s
-/// `checkSyncStateSetPeriod`, so the second slave must leave when the
-/// first ALTER completes, not at the periodic check. The slaves' ids and
-/// that view.
-async fn kill_slaves(cl: &mut Cluster, master: i64) -> (Vec<i64>, View) {
-    let slaves: Vec<i64> = cl.ids().keys().copied().filter(|i| *i != master).collect();
-    assert_eq!(slaves.len(), 2);
-    let t0 = Instant::now();
-    for s in &slaves {
-        cl.kill9_broker(*s);
-    }
-    let alone = BTreeSet::from([master]);
-    let (ok, v) = wait_view(cl, Duration::from_secs(3), |v| {
-        v.master == Some(master) && v.sync_state_set == alone
-    })
-    .await;
-    assert!(
-        ok,
-        "the SyncStateSet did not shrink to the master within 3 s: {v:?}\n{}",
-        cl.logs()
-    );
-    eprintln!("SyncStateSet {{{master}}} after {:?}", t0.elapsed());
-    (slaves, v)
-}
-
-/// Restarts `slaves`; the group ready again (every broker alive and in
-/// the SyncStateSet) with `master` still master.
-async fn restart_slaves(cl: &mut Cluster, load: &Load, slaves: &[i64], master: i64) {
-    for s in slaves {
-        cl.restart_broker(*s)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let now = cl
-        .ready(Some(load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
-    assert_eq!(now, master, "the master changed");
-}
-
-/// Polls the cluster's view until `ok` or `within` passed; the last view.
-async fn wait_view(cl: &Cluster, within: Duration, ok: impl Fn(&View) -> bool) -> (bool, View) {
-    let deadline = Instant::now() + within;
-    loop {
-        let v = cl.view(TOPIC).await;
-        if ok(&v) {
-            return (true, v);
-        }
-        if Instant::now() > deadline {
-            return (false, v);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until the load has `n` more acknowledgements, within `within`.
-async fn more_acks(load: &Load, n: u64, within: Duration) -> bool {
-    let (from, deadline) = (load.acked(), Instant::now() + within);
-    while load.acked() < from + n {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
-}
-
-/// Stops the load and checks the master against every acknowledged send.
-async fn stop_and_check(cl: &Cluster, load: Load) {
-    let sent = load.stop().await;
-    let master = cl.master_addr().await.unwrap();
-    let verdict = check(&master, TOPIC, QUEUES, &sent, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|e| panic!("reading {master}: {e}\n{}", cl.logs()));
-    eprintln!("checker: {verdict}");
-    assert!(verdict.acked > 0, "nothing was acknowledged");
-    assert!(
-        verdict.ok(),
-        "acknowledged messages lost, duplicated or out of place: {verdict}"
-    );
-}
-
-/// Every broker's epoch list equal (GET_BROKER_EPOCH_CACHE), within 10 s.
-async fn epoch_lists_equal(cl: &Cluster) -> Result<Vec<(i64, i64)>, String> {
-    let c = common::client();
-    let addrs: Vec<String> = cl.ids().keys().filter_map(|id| cl.addr_of(*id)).collect();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut lists = Vec::new();
-        for a in &addrs {
-            lists.push(epoch_cache(&c, a).await.map(|e| e.0));
-        }
-        if let Some(first) = lists[0].clone() {
-            if lists.iter().all(|l| l.as_ref() == Some(&first)) {
-                return Ok(first);
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!("epoch lists differ: {addrs:?} {lists:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use controller_support::invoke;
+use failover_support::*;
 
 /// #7689: the controller leader and the master `kill -9`ed at the same
 /// moment under load. Another controller leads, another broker is master
@@ -242,14 +76,7 @@ async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() 
     cl.restart_controller(li)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    cl.restart_broker(old)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let master = cl
-        .ready(Some(&load), 50)
-        .await
-        .unwrap_or_else(|e| panic!("after the restarts: {e}"));
-    assert_eq!(master, new, "the master changed again after the restarts");
+    restart_slaves(&mut cl, &load, &[old], new).await;
     let v = cl.view(TOPIC).await;
     assert!(
         v.sync_state_set.contains(&old) && v.alive.contains(&old),
@@ -359,6 +186,68 @@ async fn a_re_election_keeping_the_master_moves_everyone_to_the_new_epoch() {
         epochs.last().map(|e| e.0),
         Some(e2 as i64),
         "the epoch lists do not end at the new epoch {e2}"
+    );
+    stop_and_check(&cl, load).await;
+}
+
+/// #6316: the master SIGSTOPped past the heartbeat timeout, a slave
+/// elected and routed as id 0, then the old master SIGCONTed. Until its
+/// controller poll demotes it, it still registers as master every 500 ms,
+/// at its old epoch; the name server keeps id 0 for the registration with
+/// the higher `stateVersion` (master epoch), so no route ever points at
+/// the old master again. It rejoins as a slave; nothing acknowledged lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_old_master_never_takes_the_route_back() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cl, load, old) = start(&dir).await;
+    let old_addr = cl.addr_of(old);
+
+    cl.signal_broker(old, libc::SIGSTOP);
+    let (ok, v) = wait_view(&cl, Duration::from_secs(15), |v| {
+        v.master.is_some_and(|m| m != old) && v.routed.is_some() && v.routed != old_addr
+    })
+    .await;
+    if !ok {
+        cl.signal_broker(old, libc::SIGCONT);
+    }
+    assert!(ok, "no new master routed: {v:?}\n{}", cl.logs());
+    let new = v.master.unwrap();
+    let new_addr = v.routed.clone();
+    eprintln!("master {new} routed at {new_addr:?}; resuming {old}");
+
+    // The resumed broker's overdue timers fire at once: registration
+    // (as master, old epoch) and its controller heartbeat race. Watch the
+    // route through several registration intervals.
+    cl.signal_broker(old, libc::SIGCONT);
+    let watch = Instant::now();
+    let mut seen = BTreeSet::new();
+    while watch.elapsed() < Duration::from_secs(4) {
+        let v = cl.view(TOPIC).await;
+        if let Some(r) = v.routed {
+            assert!(
+                Some(&r) != old_addr.as_ref(),
+                "the resumed old master took id 0 back after {:?}\n{}",
+                watch.elapsed(),
+                cl.logs()
+            );
+            seen.insert(r);
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        Vec::from_iter(new_addr)
+    );
+
+    let master = cl
+        .ready(Some(&load), 50)
+        .await
+        .unwrap_or_else(|e| panic!("after the resume: {e}"));
+    assert_eq!(master, new, "the master changed again");
+    let v = cl.view(TOPIC).await;
+    assert!(
+        v.sync_state_set.contains(&old),
+        "the old master is not back in the SyncStateSet: {v:?}"
     );
     stop_and_check(&cl, load).await;
 }

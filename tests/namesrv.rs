@@ -115,22 +115,38 @@ async fn broker_registration_in_cluster_info_and_routes() {
 }
 
 fn fake_register(topic: &str) -> RemotingCommand {
+    fake_register_as(topic, "127.0.0.1:1", 0, 0)
+}
+
+/// A registration of `fake-broker` from `addr` under `broker_id`, its data
+/// version carrying `state_version` (a controller-mode broker's master
+/// epoch).
+fn fake_register_as(
+    topic: &str,
+    addr: &str,
+    broker_id: i64,
+    state_version: i64,
+) -> RemotingCommand {
     let mut table = std::collections::BTreeMap::new();
     table.insert(topic.to_owned(), TopicConfig::new(topic, 2, 6));
     let body = RegisterBrokerBody {
         topic_config_serialize_wrapper: TopicConfigSerializeWrapper {
             topic_config_table: table,
-            data_version: Default::default(),
+            data_version: actormq::wire::bodies::DataVersion {
+                state_version,
+                timestamp: 1,
+                counter: 1,
+            },
         },
         filter_server_list: Vec::new(),
     };
     let mut cmd = RemotingCommand::request(request::REGISTER_BROKER);
     cmd.ext = RegisterBrokerRequestHeader {
         broker_name: "fake-broker".into(),
-        broker_addr: "127.0.0.1:1".into(),
+        broker_addr: addr.into(),
         cluster_name: "FakeCluster".into(),
         ha_server_addr: "127.0.0.1:2".into(),
-        broker_id: 0,
+        broker_id,
         heartbeat_timeout_millis: None,
         enable_acting_master: None,
         compressed: false,
@@ -208,6 +224,116 @@ async fn silent_broker_expires() {
     // The fake broker's connection is still open: expiry, not channel close.
     assert!(fake.connected_addrs().contains(&ns));
     drop(fake);
+    s.stop();
+}
+
+/// `fake-broker`'s id → address table in the cluster info.
+async fn fake_ids(
+    c: &actormq::client::RemotingClient,
+    ns: &str,
+) -> std::collections::BTreeMap<i64, String> {
+    let (info, _) = cluster_info(c, ns).await;
+    info.broker_addr_table
+        .get("fake-broker")
+        .map(|b| b.broker_addrs.clone().into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// UNREGISTER_BROKER of `addr`, with `broker_id` when given.
+async fn unregister(
+    c: &actormq::client::RemotingClient,
+    ns: &str,
+    addr: &str,
+    broker_id: Option<i64>,
+) {
+    let mut fields = vec![
+        ("brokerName", "fake-broker".to_owned()),
+        ("brokerAddr", addr.to_owned()),
+        ("clusterName", "FakeCluster".to_owned()),
+    ];
+    if let Some(id) = broker_id {
+        fields.push(("brokerId", id.to_string()));
+    }
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = call(c, ns, request::UNREGISTER_BROKER, ext(&fields), None).await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+}
+
+/// Controller mode after a failover (apache/rocketmq#6316, #5374, #11043):
+/// the registration with the higher `stateVersion` (master epoch) keeps
+/// id 0 against a resumed old master, and a late unregister of the old
+/// master removes neither the new master nor the old one re-registered
+/// under another id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_master_keeps_id_0_and_late_unregisters_remove_nothing_newer() {
+    let s = TestServer::start(Opts {
+        broker: false,
+        ..Opts::default()
+    });
+    let ns = s.namesrv().to_owned();
+    let (old, new, observer) = (client(), client(), client());
+    let (a, b) = ("127.0.0.1:1", "127.0.0.1:3");
+    let register = |c: &actormq::client::RemotingClient, addr: &str, id: i64, sv: i64| {
+        let (c, ns, cmd) = (
+            c.clone(),
+            ns.clone(),
+            fake_register_as("EpochTopic", addr, id, sv),
+        );
+        async move {
+            let r = c.invoke(&ns, cmd, CALL).await.expect("register");
+            assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+        }
+    };
+    let ids = |m: &[(i64, &str)]| -> std::collections::BTreeMap<i64, String> {
+        m.iter().map(|(i, a)| (*i, (*a).to_owned())).collect()
+    };
+
+    // A is master at epoch 5; B, claiming id 0 at epoch 4, is ignored.
+    register(&old, a, 0, 5).await;
+    register(&new, b, 0, 4).await;
+    assert_eq!(
+        fake_ids(&observer, &ns).await,
+        ids(&[(0, a)]),
+        "lower epoch took id 0"
+    );
+    // B elected at epoch 6 takes id 0; A, resumed and still at epoch 5,
+    // cannot take it back.
+    register(&new, b, 0, 6).await;
+    assert_eq!(fake_ids(&observer, &ns).await, ids(&[(0, b)]));
+    register(&old, a, 0, 5).await;
+    assert_eq!(
+        fake_ids(&observer, &ns).await,
+        ids(&[(0, b)]),
+        "old master took id 0 back"
+    );
+    let r = route_with_version(&observer, &ns, "EpochTopic", 479).await;
+    assert_eq!(r.code, response::SUCCESS, "{:?}", r.remark);
+
+    // A's late unregister as master (#5374): B stays.
+    unregister(&observer, &ns, a, Some(0)).await;
+    assert_eq!(
+        fake_ids(&observer, &ns).await,
+        ids(&[(0, b)]),
+        "unregister of A removed B"
+    );
+    // A back as slave id 1 at epoch 6; a late unregister from its time as
+    // master (id 0) is stale and ignored (#11043) ...
+    register(&old, a, 1, 6).await;
+    assert_eq!(fake_ids(&observer, &ns).await, ids(&[(0, b), (1, a)]));
+    unregister(&observer, &ns, a, Some(0)).await;
+    assert_eq!(
+        fake_ids(&observer, &ns).await,
+        ids(&[(0, b), (1, a)]),
+        "a stale unregister removed the re-registered slave"
+    );
+    // ... its own unregister removes it, and one without an id removes by
+    // address, as RocketMQ does.
+    unregister(&observer, &ns, a, Some(1)).await;
+    assert_eq!(fake_ids(&observer, &ns).await, ids(&[(0, b)]));
+    unregister(&observer, &ns, b, None).await;
+    assert!(fake_ids(&observer, &ns).await.is_empty());
+    let r = route_with_version(&observer, &ns, "EpochTopic", 479).await;
+    assert_eq!(r.code, response::TOPIC_NOT_EXIST, "{:?}", r.remark);
     s.stop();
 }
 

@@ -610,7 +610,9 @@ impl Step {
                     // registration's answer.
                     self.links.master.set(None);
                 }
-                self.links.registrar.do_send(Unfence);
+                self.links.registrar.do_send(Unfence {
+                    master_epoch: epoch,
+                });
                 Ok(())
             }
             Ok(Err(e)) => Err(e.to_string()),

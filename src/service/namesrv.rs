@@ -84,9 +84,13 @@ impl NamesrvService {
         &self,
         _caller: &Caller,
         broker_addr: String,
+        broker_id: Option<i64>,
     ) -> Result<(), Refusal> {
         self.table
-            .send(UnregisterBroker { broker_addr })
+            .send(UnregisterBroker {
+                broker_addr,
+                broker_id,
+            })
             .await
             .map_err(route_table_busy)
     }

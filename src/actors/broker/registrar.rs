@@ -42,6 +42,11 @@ pub struct Registrar {
     /// controller mode: no registration until the controller confirmed the
     /// role (RocketMQ's `isolated`, apache/rocketmq#6508).
     fenced: bool,
+    /// `stateVersion` of the registrations' data version: the master epoch
+    /// of the role last confirmed by the controller (0 outside controller
+    /// mode), so the name server keeps id 0 for the newest master
+    /// (apache/rocketmq#6316).
+    state_version: i64,
 }
 
 /// How often a name server that keeps refusing or failing registrations is
@@ -113,6 +118,7 @@ impl Registrar {
             ha_master: None,
             failures: HashMap::new(),
             fenced: false,
+            state_version: 0,
         }
     }
 
@@ -125,10 +131,12 @@ impl Registrar {
     }
 
     fn register_request(&self) -> RemotingCommand {
+        let mut data_version = self.registry.data_version();
+        data_version.state_version = self.state_version;
         let body = RegisterBrokerBody {
             topic_config_serialize_wrapper: TopicConfigSerializeWrapper {
                 topic_config_table: self.registry.configs(),
-                data_version: self.registry.data_version(),
+                data_version,
             },
             filter_server_list: Vec::new(),
         };
@@ -284,7 +292,7 @@ impl Handler<UnregisterAll> for Registrar {
                     broker_name: id.broker_name.clone(),
                     broker_addr: id.broker_addr.clone(),
                     cluster_name: id.cluster.clone(),
-                    broker_id: id.broker_id,
+                    broker_id: Some(id.broker_id),
                 }
                 .write_ext(&mut cmd.ext);
                 if let Some((ak, sk)) = &credentials {
@@ -313,15 +321,19 @@ impl Handler<SetBrokerId> for Registrar {
     }
 }
 
-/// The controller confirmed the broker's role (controller mode):
-/// registrations start.
+/// The controller confirmed the broker's role at `master_epoch`
+/// (controller mode): registrations start, and carry the epoch as their
+/// `stateVersion`.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Unfence;
+pub struct Unfence {
+    pub master_epoch: i32,
+}
 
 impl Handler<Unfence> for Registrar {
     type Result = ();
-    fn handle(&mut self, _: Unfence, ctx: &mut Context<Self>) {
+    fn handle(&mut self, m: Unfence, ctx: &mut Context<Self>) {
+        self.state_version = i64::from(m.master_epoch);
         if self.fenced {
             self.fenced = false;
             tracing::info!("role confirmed by the controller: registering with the name servers");

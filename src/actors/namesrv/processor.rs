@@ -188,7 +188,11 @@ async fn serve(svc: NamesrvService, caller: Caller, req: RemotingCommand) -> Rem
     match req.code {
         rq::REGISTER_BROKER => register_broker(svc, caller, req).await,
         rq::UNREGISTER_BROKER => match BrokerIdentityHeader::from_ext(&req.ext) {
-            Ok(h) => done(req, svc.unregister_broker(caller, h.broker_addr).await),
+            Ok(h) => done(
+                req,
+                svc.unregister_broker(caller, h.broker_addr, h.broker_id)
+                    .await,
+            ),
             Err(e) => bad_header(req, e),
         },
         rq::QUERY_DATA_VERSION => query_data_version(svc, caller, req).await,

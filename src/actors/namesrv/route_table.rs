@@ -171,6 +171,32 @@ impl Handler<RegisterBroker> for RouteTable {
         // An address moving to a new id replaces the old entry.
         bd.broker_addrs
             .retain(|id, a| !(a == &r.broker_addr && *id != r.broker_id));
+        // Another address holds this id: the one with the higher
+        // `stateVersion` keeps it. Controller-mode brokers carry their
+        // master epoch there, so a resumed old master cannot take id 0
+        // back from the master elected after it (apache/rocketmq#6316,
+        // `RouteInfoManager#registerBroker`).
+        if let Some(holder) = bd
+            .broker_addrs
+            .get(&r.broker_id)
+            .filter(|a| **a != r.broker_addr)
+        {
+            if let Some(held) = self.live.get(holder) {
+                if held.data_version.state_version > r.data_version.state_version {
+                    tracing::warn!(
+                        broker = %r.broker_name,
+                        id = r.broker_id,
+                        holder = %holder,
+                        holder_state_version = held.data_version.state_version,
+                        addr = %r.broker_addr,
+                        state_version = r.data_version.state_version,
+                        "registration ignored: the id is held by a broker with a higher stateVersion"
+                    );
+                    self.live.remove(&r.broker_addr);
+                    return MessageResult(RegisterResult::default());
+                }
+            }
+        }
         let first = bd
             .broker_addrs
             .insert(r.broker_id, r.broker_addr.clone())
@@ -229,15 +255,37 @@ impl Handler<RegisterBroker> for RouteTable {
     }
 }
 
+/// UNREGISTER_BROKER. With `broker_id`, an address now registered under
+/// another id is left alone: the request is older than the registration
+/// (a broker restarted under a new role, e.g. a former master back as a
+/// slave, whose earlier unregister arrives late; apache/rocketmq#5374,
+/// #11043). Without it, the address is removed whatever its id.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UnregisterBroker {
     pub broker_addr: String,
+    pub broker_id: Option<i64>,
 }
 
 impl Handler<UnregisterBroker> for RouteTable {
     type Result = ();
     fn handle(&mut self, m: UnregisterBroker, _: &mut Context<Self>) {
+        if let (Some(want), Some(live)) = (m.broker_id, self.live.get(&m.broker_addr)) {
+            let held = self
+                .brokers
+                .get(&live.broker_name)
+                .and_then(|bd| bd.broker_addrs.iter().find(|(_, a)| **a == m.broker_addr))
+                .map(|(id, _)| *id);
+            if held.is_some_and(|id| id != want) {
+                tracing::warn!(
+                    addr = %m.broker_addr,
+                    request_id = want,
+                    registered_id = ?held,
+                    "stale unregister ignored: the address is registered under another id"
+                );
+                return;
+            }
+        }
         self.remove_broker_addr(&m.broker_addr);
     }
 }

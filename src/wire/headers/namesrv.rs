@@ -35,7 +35,7 @@ crate::ext_header! {
         req broker_name: String = "brokerName",
         req broker_addr: String = "brokerAddr",
         req cluster_name: String = "clusterName",
-        def broker_id: i64 = "brokerId",
+        opt broker_id: i64 = "brokerId",
     }
 }
 
