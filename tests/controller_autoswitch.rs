@@ -37,9 +37,7 @@ use actormq::wire::codes::response as rs;
 use actormq::wire::headers::CommandHeader;
 use actormq::wire::json::from_fastjson;
 use actormq::wire::RemotingCommand;
-use common::{
-    client, create_topic, eventually, free_port, pull_all, send_header, wait_port, ChildServer, Msg,
-};
+use common::{client, create_topic, eventually, pull_all, send_header, ChildServer, Msg};
 use controller_support::*;
 
 const TOPIC: &str = "AutoSwitchT";
@@ -70,17 +68,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start(c: &RemotingClient) -> Cluster {
-        let g = Group::start(1, Mode::Standalone, "enableElectUncleanMaster=false");
-        let ctl = g.addrs[g.leader(c, Duration::from_secs(20)).await].clone();
         let dir = tempfile::tempdir().unwrap();
-        let ns_port = free_port();
-        let ns = format!("127.0.0.1:{ns_port}");
-        let ns_proc = ChildServer::spawn(
-            "namesrv",
-            &["namesrv", "--port", &ns_port.to_string()],
-            &dir.path().join("ns.log"),
-        );
-        assert!(wait_port(&ns, Duration::from_secs(20)));
+        let (g, ctl, ns_proc, ns) = controller_and_namesrv(c, dir.path()).await;
         let controllers = g.addrs.join(";");
         let first = node(dir.path(), 0, &ns, &controllers);
         wait_master(&g, c, BROKER, 1, 1, Duration::from_secs(20)).await;

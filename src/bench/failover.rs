@@ -32,6 +32,7 @@ use super::target::{client, prepare_topic, route, BenchResult};
 use crate::client::producer::{Producer, ProducerConfig, SendStatus};
 use crate::client::route::Routes;
 use crate::client::{Message, RemotingClient};
+use crate::controller::broker_agent::LeaderVotes;
 use crate::wire::bodies::MessageQueue;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::controller::{BrokerReplicasInfo, SyncStateSetBody};
@@ -79,6 +80,35 @@ pub struct Spec {
     pub port: fn() -> u16,
     /// `ACTORMQ_LOG` of the children.
     pub log_level: String,
+    /// The address one process is given for another (see [`Dial`]).
+    pub dial: Option<Dial>,
+}
+
+/// Rewrites the address a process dials for another: called with
+/// (`from`, `to`, the real address) at start, it returns what goes into
+/// `from`'s config — e.g. a relay's address, so a test can cut that link.
+/// Processes: `controller{i}` (its `controllerDLegerPeers`), `broker{i}`
+/// (its `controllerAddr`), by start order; and `slaves` → `broker{i}-ha`,
+/// the HA address broker i advertises as a master: only its host can be
+/// rewritten (`brokerIP2`), so the answer must keep the port.
+#[derive(Clone)]
+pub struct Dial(pub Arc<DialFn>);
+
+/// `(from, to, real address)` → the address `from` is given.
+pub type DialFn = dyn Fn(&str, &str, &str) -> String + Send + Sync;
+
+impl fmt::Debug for Dial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Dial")
+    }
+}
+
+impl Spec {
+    fn dial(&self, from: &str, to: &str, addr: &str) -> String {
+        self.dial
+            .as_ref()
+            .map_or_else(|| addr.to_owned(), |d| (d.0)(from, to, addr))
+    }
 }
 
 fn any_port() -> u16 {
@@ -105,6 +135,7 @@ impl Spec {
             freeze: false,
             port: any_port,
             log_level: "warn".into(),
+            dial: None,
         }
     }
 }
@@ -171,14 +202,23 @@ impl Cluster {
         std::fs::create_dir_all(&spec.dir)?;
         let n = spec.controllers.max(1);
         let peers: Vec<u16> = (0..n).map(|_| (spec.port)()).collect();
-        let peer_list: Vec<String> = peers
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("n{i}-127.0.0.1:{p}"))
-            .collect();
         let mut servers = Vec::new();
         let (mut controllers, mut namesrvs) = (Vec::new(), Vec::new());
         for (i, peer) in peers.iter().enumerate() {
+            // Node i's view of the others (its own entry is where it binds).
+            let peer_list: Vec<String> = peers
+                .iter()
+                .enumerate()
+                .map(|(j, p)| {
+                    let real = format!("127.0.0.1:{p}");
+                    let at = if i == j {
+                        real
+                    } else {
+                        spec.dial(&format!("controller{i}"), &format!("controller{j}"), &real)
+                    };
+                    format!("n{j}-{at}")
+                })
+                .collect();
             let mut text = format!(
                 "controllerDLegerGroup=failover\ncontrollerDLegerPeers={}\ncontrollerDLegerSelfId=n{i}\n\
                  controllerStorePath={}\nscanNotActiveBrokerInterval=500\n\
@@ -255,18 +295,37 @@ impl Cluster {
         let dir = s.dir.join(format!("broker{i}"));
         std::fs::create_dir_all(&dir)?;
         let port = (s.port)();
+        // With a dial hook, a known HA port and the host the slaves dial.
+        let ha = match s.dial {
+            Some(_) => {
+                let ha = (s.port)();
+                let real = format!("127.0.0.1:{ha}");
+                let at = s.dial("slaves", &format!("broker{i}-ha"), &real);
+                let host = match at.rsplit_once(':') {
+                    Some((host, p)) if p == ha.to_string() => host.to_owned(),
+                    _ => return Err(format!("an HA address must keep its port: {at}").into()),
+                };
+                format!("haListenPort={ha}\nbrokerIP2={host}\n")
+            }
+            None => "haListenPort=0\n".into(),
+        };
         let conf = dir.join("broker.conf");
         std::fs::write(
             &conf,
             format!(
                 "brokerClusterName={CLUSTER}\nbrokerName={BROKER}\nbrokerRole=SLAVE\nbrokerId=-1\n\
-                 haListenPort=0\nenableControllerMode=true\ncontrollerAddr={}\n\
+                 {ha}enableControllerMode=true\ncontrollerAddr={}\n\
                  syncBrokerMetadataPeriod=300\nbrokerHeartbeatInterval=300\n\
                  controllerHeartBeatTimeoutMills={}\nregisterBrokerIntervalMs=500\n\
                  haSendHeartbeatInterval=500\nhaMaxTimeSlaveNotCatchup=3000\n\
                  mapedFileSizeCommitLog={}\nmaxHashSlotNum=5000\nmaxIndexNum=20000\n\
                  brokerIP1=127.0.0.1\nlistenAddr=127.0.0.1\n{}\n",
-                self.controllers.join(";"),
+                self.controllers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| s.dial(&format!("broker{i}"), &format!("controller{j}"), a))
+                    .collect::<Vec<_>>()
+                    .join(";"),
                 s.heartbeat_timeout_ms,
                 s.segment,
                 s.broker_lines,
@@ -285,20 +344,26 @@ impl Cluster {
         Ok(())
     }
 
-    /// The leader's address, as the first answering node names it.
+    /// The leader's address (one of `controllers`): every node is asked
+    /// at once (a stopped node does not hold up the others); a node that
+    /// says it leads wins once another names it too (a deposed leader cut
+    /// off from the others may still say it leads).
     pub async fn leader(&self) -> Option<String> {
-        for addr in &self.controllers {
+        let asks = self.controllers.iter().map(|addr| async move {
             let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
-            let Ok(r) = self.client.invoke(addr, cmd, CALL).await else {
-                continue;
-            };
-            if let Ok(h) = GetMetaDataResponseHeader::from_ext(&r.ext) {
-                if !h.controller_leader_address.is_empty() {
-                    return Some(h.controller_leader_address);
-                }
+            let r = self.client.invoke(addr, cmd, CALL).await.ok()?;
+            let h = GetMetaDataResponseHeader::from_ext(&r.ext).ok()?;
+            Some((addr.clone(), h))
+        });
+        let mut asks: futures_util::stream::FuturesUnordered<_> = asks.collect();
+        let mut votes = LeaderVotes::default();
+        while let Some(answer) = futures_util::StreamExt::next(&mut asks).await {
+            if let Some(leader) = answer.and_then(|(addr, h)| votes.add(&addr, &h)) {
+                return Some(leader);
             }
         }
-        None
+        // Unconfirmed: a follower's view is no address to call here.
+        votes.finish().filter(|(_, via)| !via).map(|(a, _)| a)
     }
 
     /// What the controller leader and the name server say now (fields
@@ -550,6 +615,11 @@ impl Cluster {
     /// standalone controllers only).
     pub fn kill9_controller(&mut self, i: usize) {
         self.servers[i].0.signal(libc::SIGKILL);
+    }
+
+    /// SIGSTOP / SIGCONT / SIGKILL of controller node `i`.
+    pub fn signal_controller(&self, i: usize, sig: i32) {
+        self.servers[i].0.signal(sig);
     }
 
     /// Starts controller node `i` again on its config and store (its

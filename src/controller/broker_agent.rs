@@ -38,7 +38,11 @@ use crate::wire::controller::{ElectMasterBody, SyncStateSetBody};
 use crate::wire::headers::controller::*;
 use crate::wire::headers::CommandHeader;
 use crate::wire::RemotingCommand;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::FORWARD;
 
 const CALL: Duration = Duration::from_secs(3);
 
@@ -120,10 +124,54 @@ fn write_identity(p: &Path, text: &str) -> std::io::Result<()> {
     crate::store::metadata::write_atomic(p, text.as_bytes()).map_err(std::io::Error::other)
 }
 
+/// The controllers' CONTROLLER_GET_METADATA_INFO answers, gathered as
+/// they come: which node leads. A node saying it leads is taken once
+/// another names the same leader id (a deposed leader cut off from the
+/// others may still say it leads, but nobody names it).
+#[derive(Debug, Default)]
+pub struct LeaderVotes {
+    /// (address asked, its id) of the nodes that say they lead.
+    claims: Vec<(String, String)>,
+    /// Leader ids the other nodes name.
+    named: BTreeSet<String>,
+    /// The first node that names a leader other than itself.
+    follower: Option<String>,
+}
+
+impl LeaderVotes {
+    /// Adds the answer of the node asked at `addr`; the address of the
+    /// leader once it is confirmed.
+    pub fn add(&mut self, addr: &str, h: &GetMetaDataResponseHeader) -> Option<String> {
+        if h.is_leader {
+            self.claims
+                .push((addr.to_owned(), h.controller_leader_id.clone()));
+        } else if !h.controller_leader_address.is_empty() {
+            self.named.insert(h.controller_leader_id.clone());
+            self.follower.get_or_insert_with(|| addr.to_owned());
+        }
+        let confirmed = self.claims.iter().find(|(_, id)| self.named.contains(id));
+        confirmed.map(|(a, _)| a.clone())
+    }
+
+    /// Every answer in and none confirmed: a lone claimant (a group of
+    /// one, or the others silent), else a follower that names a leader
+    /// (`true`: the requests go through it), else any claimant.
+    pub fn finish(self) -> Option<(String, bool)> {
+        let mut claims = self.claims.into_iter();
+        match (claims.next(), self.follower) {
+            (Some((a, _)), _) if self.named.is_empty() => Some((a, false)),
+            (_, Some(f)) => Some((f, true)),
+            (claim, None) => claim.map(|(a, _)| (a, false)),
+        }
+    }
+}
+
 /// What the agent knows; replaced after each step.
 #[derive(Debug, Clone, Default)]
 struct Known {
     leader: Option<String>,
+    /// `leader` is a follower that forwards (the leader did not answer).
+    forward: bool,
     id: Option<i64>,
     registered: bool,
     /// The master epoch this broker acted on (0 after a start).
@@ -199,6 +247,7 @@ impl ReplicasAgent {
             role_keeper: self.role_keeper.clone(),
             log: self.commit_log.clone(),
             links: self.links.clone(),
+            forward: AtomicBool::new(false),
         };
         let (known, log) = (self.known.clone(), self.commit_log.clone());
         let notified = self.notified.take();
@@ -259,6 +308,10 @@ impl ReplicasAgent {
             let mut cmd = RemotingCommand::request(rq::BROKER_HEARTBEAT);
             for (k, v) in &fields {
                 cmd.ext.insert(k, v);
+            }
+            // The leader does not hear this broker: followers pass it on.
+            if self.known.forward {
+                cmd.ext.insert(FORWARD, "true");
             }
             let client = self.client.clone();
             actix::spawn(async move {
@@ -324,6 +377,8 @@ struct Step {
     role_keeper: Addr<RoleKeeper>,
     log: Addr<CommitLogWriter>,
     links: AgentLinks,
+    /// The calls go through a follower that forwards them.
+    forward: AtomicBool,
 }
 
 type StepResult<T> = Result<T, String>;
@@ -345,24 +400,45 @@ impl Step {
     ) -> StepResult<RemotingCommand> {
         let mut cmd = RemotingCommand::request(code);
         cmd.ext = header.to_ext();
+        if self.forward.load(Ordering::Relaxed) {
+            cmd.ext.insert(FORWARD, "true");
+        }
         self.client
             .invoke(addr, cmd, CALL)
             .await
             .map_err(|e| e.to_string())
     }
 
-    async fn find_leader(&self) -> StepResult<String> {
-        for addr in &self.cfg.controllers {
-            let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
-            if let Ok(r) = self.client.invoke(addr, cmd, CALL).await {
-                if let Ok(h) = GetMetaDataResponseHeader::from_ext(&r.ext) {
-                    if !h.controller_leader_address.is_empty() {
-                        return Ok(h.controller_leader_address);
-                    }
-                }
+    /// Where the leader-only requests go: (address, forwarded). Every
+    /// controller is asked at once (a silent one must not hold up the
+    /// others: apache/rocketmq#5929). The configured address of a node
+    /// that says it leads wins once another node names it too (by id): a
+    /// deposed leader cut off from the others may still say it leads, but
+    /// nobody names it. When the leader does not answer but a follower
+    /// names one, the requests go through that follower, which forwards
+    /// them (apache/rocketmq#10812: the broker reaches only followers).
+    async fn find_leader(&self) -> StepResult<(String, bool)> {
+        let quarter = self.cfg.heartbeat_timeout_ms.max(0) as u64 / 4;
+        let wait = Duration::from_millis(quarter.clamp(300, 3000));
+        let mut asks: FuturesUnordered<_> = self
+            .cfg
+            .controllers
+            .iter()
+            .map(|addr| async move {
+                let cmd = RemotingCommand::request(rq::CONTROLLER_GET_METADATA_INFO);
+                let r = self.client.invoke(addr, cmd, wait).await.ok()?;
+                Some((addr, GetMetaDataResponseHeader::from_ext(&r.ext).ok()?))
+            })
+            .collect();
+        let mut votes = LeaderVotes::default();
+        while let Some(answer) = asks.next().await {
+            if let Some(leader) = answer.and_then(|(addr, h)| votes.add(addr, &h)) {
+                return Ok((leader, false));
             }
         }
-        Err("no controller names a leader".into())
+        votes
+            .finish()
+            .ok_or_else(|| "no controller names a leader".into())
     }
 
     /// A NOTIFY_BROKER_ROLE_CHANGED: applied when newer than the role held.
@@ -381,10 +457,19 @@ impl Step {
     }
 
     async fn step(&self, k: &mut Known) -> StepResult<()> {
-        let leader = self.find_leader().await?;
-        k.leader = Some(leader.clone());
+        let (leader, forward) = self.find_leader().await?;
+        if forward != k.forward {
+            let how = if forward {
+                "through a follower"
+            } else {
+                "directly"
+            };
+            tracing::warn!(to = %leader, "controller mode: the leader is reached {how}");
+        }
+        self.forward.store(forward, Ordering::Relaxed);
+        (k.leader, k.forward) = (Some(leader.clone()), forward);
         if let Some(a) = &self.links.auto {
-            a.set_leader(Some(leader.clone()));
+            a.set_route(Some(leader.clone()), forward);
         }
         if k.id.is_none() {
             k.id = Some(self.broker_id(&leader).await?);
@@ -648,6 +733,50 @@ pub fn start_if_enabled(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer: whether the node leads, and the leader id it names.
+    fn meta(leader: bool, named: &str) -> GetMetaDataResponseHeader {
+        GetMetaDataResponseHeader {
+            controller_leader_id: named.into(),
+            controller_leader_address: if named.is_empty() {
+                String::new()
+            } else {
+                format!("{named}-addr")
+            },
+            is_leader: leader,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_leader_is_taken_once_another_node_names_it() {
+        // The deposed n0 still says it leads; n1 leads, n2 follows it.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a0", &meta(true, "n0")), None);
+        assert_eq!(v.add("a1", &meta(true, "n1")), None);
+        assert_eq!(v.add("a2", &meta(false, "n1")), Some("a1".into()));
+        // Follower first, then the leader it names.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a2", &meta(false, "n1")), None);
+        assert_eq!(v.add("a1", &meta(true, "n1")), Some("a1".into()));
+        // A group of one.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a0", &meta(true, "n0")), None);
+        assert_eq!(v.finish(), Some(("a0".into(), false)));
+        // The leader silent: through a follower that forwards.
+        let mut v = LeaderVotes::default();
+        assert_eq!(v.add("a2", &meta(false, "n1")), None);
+        assert_eq!(v.finish(), Some(("a2".into(), true)));
+        // A claimant nobody confirms while a follower names another.
+        let mut v = LeaderVotes::default();
+        v.add("a0", &meta(true, "n0"));
+        v.add("a2", &meta(false, "n1"));
+        assert_eq!(v.finish(), Some(("a2".into(), true)));
+        // Nobody knows a leader.
+        let mut v = LeaderVotes::default();
+        v.add("a2", &meta(false, ""));
+        assert_eq!(v.finish(), None);
+    }
 
     #[test]
     fn identity_files() {

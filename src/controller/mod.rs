@@ -33,6 +33,14 @@ use actix::Actor;
 use openraft::{BasicNode, SnapshotPolicy};
 
 pub use config::ControllerConfig;
+
+/// ActorMQ's request ext field asking a follower to forward to the leader
+/// (a broker that cannot reach the leader itself, apache/rocketmq#10812):
+/// `true` on a broker's request or heartbeat, [`FORWARDED`] on the copy a
+/// follower passes on (never forwarded again).
+pub const FORWARD: &str = "actormqForward";
+/// [`FORWARD`]'s value on a forwarded copy.
+pub const FORWARDED: &str = "forwarded";
 use processor::ControllerProcessor;
 
 use crate::actors::server::{serve_tls, IoPool, ServerLimits};
@@ -78,8 +86,10 @@ pub async fn start_processor(cfg: &ControllerConfig) -> std::io::Result<Arc<Cont
         connect_timeout: Duration::from_millis(cfg.raft_heartbeat_ms * 2),
         ..ClientConfig::default()
     });
+    let peers: Vec<String> = cfg.peers.iter().map(|p| p.addr.clone()).collect();
     let network = raft::Network {
         client: client.clone(),
+        peers: peers.clone(),
     };
     let me = cfg.self_index().unwrap_or(0) as u64;
     let raft = raft::Raft::new(me, raft_config(cfg)?, network, logs, sm)
@@ -98,11 +108,15 @@ pub async fn start_processor(cfg: &ControllerConfig) -> std::io::Result<Arc<Cont
             tracing::info!(error = %e, "controller: Raft membership already initialized");
         }
     }
-    let controller = actor::Controller::new(cfg.clone(), raft.clone(), shared, client).start();
+    let controller =
+        actor::Controller::new(cfg.clone(), raft.clone(), shared, client.clone()).start();
     Ok(Arc::new(ControllerProcessor {
         controller,
         raft,
         heartbeat_timeout: Duration::from_millis(cfg.heartbeat_timeout_ms),
+        me,
+        peers,
+        client,
     }))
 }
 

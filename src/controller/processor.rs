@@ -3,6 +3,12 @@
 //! also serves the Raft RPCs of the other controllers (codes 9910–9912).
 //! A name server with an embedded controller hands it the codes it
 //! [`serves`](ControllerProcessor::serves).
+//!
+//! A broker that cannot reach the leader (apache/rocketmq#10812) marks its
+//! requests and heartbeats with [`FORWARD`]: a follower then passes them
+//! on to the leader it knows (at its own `controllerDLegerPeers` address)
+//! and answers with the leader's reply, so the leader decides and keeps
+//! hearing the broker.
 
 use actix::Addr;
 use std::time::{Duration, Instant};
@@ -11,7 +17,9 @@ use super::actor::{ChannelClosed, Config, Controller, Decide, Heartbeat, Metadat
 use super::elect::LiveInfo;
 use super::ops::{Reply, Request};
 use super::raft::{serve_rpc, Raft};
+use super::{FORWARD, FORWARDED};
 use crate::actors::session::{Channel, Processor, Responder};
+use crate::client::remoting::RemotingClient;
 use crate::wire::codes::{request as rq, response as rs};
 use crate::wire::controller::SyncStateSetBody;
 use crate::wire::headers::namesrv::BrokerHeartbeatRequestHeader;
@@ -24,7 +32,16 @@ pub struct ControllerProcessor {
     pub raft: Raft,
     /// `controllerHeartBeatTimeoutMills`: for heartbeats without a timeout.
     pub heartbeat_timeout: Duration,
+    /// This node's Raft id and every node's address as this node dials it
+    /// (its `controllerDLegerPeers`), for forwarding to the leader.
+    pub me: u64,
+    pub peers: Vec<String>,
+    pub client: RemotingClient,
 }
+
+/// How long a follower waits for the leader's answer to a forwarded
+/// request (below the broker's 3 s call).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn reply_to(req: &RemotingCommand, r: Reply) -> RemotingCommand {
     fill(RemotingCommand::response_to(req, r.code), r)
@@ -121,10 +138,63 @@ impl ControllerProcessor {
                 max_offset: h.max_offset.unwrap_or(-1),
                 confirm_offset: h.confirm_offset.unwrap_or(-1),
                 priority: h.election_priority.unwrap_or(i32::MAX),
-                channel: ch.id,
+                // A forwarded copy came on the follower's connection: its
+                // close says nothing about the broker.
+                channel: if forwarded(req) { 0 } else { ch.id },
             },
         });
+        if req.ext.get(FORWARD) == Some("true") {
+            if let Some(leader) = self.leader_addr() {
+                let mut copy = RemotingCommand::request(rq::BROKER_HEARTBEAT);
+                copy.ext = req.ext.clone();
+                copy.ext.insert(FORWARD, FORWARDED);
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(FORWARD_TIMEOUT, client.invoke_oneway(&leader, copy))
+                            .await;
+                });
+            }
+        }
         Reply::default()
+    }
+
+    /// The leader's address when another node leads (as this node knows).
+    fn leader_addr(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        (leader != self.me)
+            .then(|| self.peers.get(leader as usize).cloned())
+            .flatten()
+    }
+
+    /// A leader-only request a broker asked this follower to forward: the
+    /// leader's reply.
+    async fn forward(
+        client: RemotingClient,
+        leader: Option<String>,
+        req: &RemotingCommand,
+    ) -> Reply {
+        let Some(leader) = leader else {
+            return Reply::refuse(
+                rs::CONTROLLER_NOT_LEADER,
+                "The controller is not in leader state and knows no leader",
+            );
+        };
+        let mut copy = RemotingCommand::request(req.code).with_body(req.body_bytes());
+        copy.ext = req.ext.clone();
+        copy.ext.insert(FORWARD, FORWARDED);
+        match client.invoke(&leader, copy, FORWARD_TIMEOUT).await {
+            Ok(r) => Reply {
+                code: r.code,
+                body: (!r.body.is_empty()).then(|| r.body_bytes().to_vec()),
+                remark: r.remark,
+                ext: r.ext,
+            },
+            Err(e) => Reply::refuse(
+                rs::SYSTEM_ERROR,
+                format!("controller: the leader {leader} is unreachable from this node: {e}"),
+            ),
+        }
     }
 
     async fn serve(controller: Addr<Controller>, raft: Raft, req: RemotingCommand) -> Reply {
@@ -166,6 +236,11 @@ impl ControllerProcessor {
     }
 }
 
+/// A copy a follower forwarded.
+fn forwarded(req: &RemotingCommand) -> bool {
+    req.ext.get(FORWARD) == Some(FORWARDED)
+}
+
 impl Processor for ControllerProcessor {
     fn process(&self, ch: &Channel, req: RemotingCommand, responder: Responder) {
         if req.code == rq::BROKER_HEARTBEAT {
@@ -174,8 +249,13 @@ impl Processor for ControllerProcessor {
         }
         let (controller, raft) = (self.controller.clone(), self.raft.clone());
         let base = RemotingCommand::response_to(&req, rs::SUCCESS);
+        let forward = (req.ext.get(FORWARD) == Some("true"))
+            .then(|| (self.client.clone(), self.leader_addr(), req.clone()));
         responder.spawn(async move {
-            let r = ControllerProcessor::serve(controller, raft, req).await;
+            let mut r = ControllerProcessor::serve(controller, raft, req).await;
+            if let (rs::CONTROLLER_NOT_LEADER, Some((client, leader, req))) = (r.code, forward) {
+                r = ControllerProcessor::forward(client, leader, &req).await;
+            }
             Some(fill(base, r))
         })
     }

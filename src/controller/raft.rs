@@ -41,9 +41,14 @@ openraft::declare_raft_types!(
 
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// Makes a [`Peer`] per remote controller.
+/// Makes a [`Peer`] per remote controller. A node dials its peers at the
+/// addresses of its own `controllerDLegerPeers` (by position, the node
+/// id), not at those in the replicated membership: each node may reach the
+/// others under its own addresses (a NAT, a proxy), as DLedger dials from
+/// its own `peers`.
 pub struct Network {
     pub client: RemotingClient,
+    pub peers: Vec<String>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -53,7 +58,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             client: self.client.clone(),
             target,
-            addr: node.addr.clone(),
+            addr: self
+                .peers
+                .get(target as usize)
+                .cloned()
+                .unwrap_or_else(|| node.addr.clone()),
         }
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct LogShared {
     /// controller mode: readers see records below this only (RocketMQ's
     /// `confirmOffset`); `i64::MAX` (the default) hides nothing.
     pub(crate) confirm: AtomicI64,
+    /// Readers waiting for the confirm offset to reach a record's end.
+    pub(crate) confirm_waiters: super::confirm_wait::ConfirmWaiters,
 }
 
 impl LogShared {
@@ -123,6 +125,7 @@ impl CommitLog {
             seg_size,
             reserved: AtomicI64::new(end),
             confirm: AtomicI64::new(i64::MAX),
+            confirm_waiters: Default::default(),
         });
         let mut log = CommitLog {
             dir,
@@ -420,7 +423,7 @@ impl CommitLogReader {
     pub fn confirm_offset(&self) -> i64 {
         self.shared
             .confirm
-            .load(Ordering::Acquire)
+            .load(Ordering::SeqCst)
             .min(self.max_offset())
     }
 
@@ -429,9 +432,21 @@ impl CommitLogReader {
         self.shared.confirm.load(Ordering::Acquire) != i64::MAX
     }
 
-    /// Sets the confirm offset (`i64::MAX`: no limit).
+    /// Sets the confirm offset (`i64::MAX`: no limit) and wakes the
+    /// readers waiting for it (one atomic load when none is due).
     pub fn set_confirm_offset(&self, offset: i64) {
-        self.shared.confirm.store(offset, Ordering::Release);
+        self.shared.confirm.store(offset, Ordering::SeqCst);
+        self.shared.confirm_waiters.release(offset);
+    }
+
+    /// Resolves once the confirm offset is at or past `end` (the
+    /// commit-log end of a record a capped read held back); at once when
+    /// it is already. Dropping the future gives up.
+    pub fn confirm_reached(&self, end: i64) -> super::confirm_wait::ConfirmReached {
+        let shared = &self.shared;
+        shared
+            .confirm_waiters
+            .wait(end, || shared.confirm.load(Ordering::SeqCst))
     }
 
     /// `size` bytes at `phys_offset`, zero-copy; None unless the whole range is

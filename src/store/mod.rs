@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cleanup;
 pub mod commit_log;
 pub mod config;
+pub mod confirm_wait;
 pub mod consume_queue;
 pub mod consumer_offsets;
 pub mod error;

@@ -479,6 +479,26 @@ impl Drop for Pair {
     }
 }
 
+/// One standalone controller with clean elections only
+/// (`enableElectUncleanMaster=false`) and a name server (its log in `dir`),
+/// as child processes: (controller, its address, name server, its address).
+pub async fn controller_and_namesrv(
+    c: &RemotingClient,
+    dir: &Path,
+) -> (Group, String, ChildServer, String) {
+    let g = Group::start(1, Mode::Standalone, "enableElectUncleanMaster=false");
+    let ctl = g.addrs[g.leader(c, Duration::from_secs(20)).await].clone();
+    let ns_port = free_port();
+    let ns = format!("127.0.0.1:{ns_port}");
+    let ns_proc = ChildServer::spawn(
+        "namesrv",
+        &["namesrv", "--port", &ns_port.to_string()],
+        &dir.join("ns.log"),
+    );
+    assert!(wait_port(&ns, Duration::from_secs(20)));
+    (g, ctl, ns_proc, ns)
+}
+
 /// A broker in controller mode as a child process (`actormq broker -c`) of
 /// set `broker-a`, cluster `c`, restartable on the same port and store;
 /// killed on drop. `extra` lines override the base settings.

@@ -31,6 +31,10 @@ pub struct CleanerSettings {
     pub store_root: PathBuf,
     /// Replaces the measured disk usage (percent) when set.
     pub usage_override: Option<f64>,
+    /// `diskUsageOverrideFile` (ActorMQ's test knob): a file holding the
+    /// usage percent, read at every check (so a test can fill and free the
+    /// "disk" of a running broker); missing or unparsable: not used.
+    pub usage_file: Option<PathBuf>,
     pub interval: Duration,
     pub delete_pause: Duration,
     pub batch_max: usize,
@@ -51,6 +55,10 @@ impl CleanerSettings {
             store_root: cfg.store_path_root_dir.clone(),
             usage_override: (e.disk_usage_override_ratio >= 0.0)
                 .then_some(e.disk_usage_override_ratio),
+            usage_file: cfg
+                .unknown
+                .get("diskUsageOverrideFile")
+                .map(|p| PathBuf::from(p.trim())),
             interval: Duration::from_millis(e.clean_resource_interval.max(10)),
             delete_pause: Duration::from_millis(e.delete_commit_log_files_interval),
             batch_max: e.delete_file_batch_max.max(1),
@@ -93,8 +101,12 @@ impl Cleaner {
     }
 
     fn used_percent(&self) -> Option<f64> {
-        self.settings
-            .usage_override
+        let from_file = self.settings.usage_file.as_ref().and_then(|p| {
+            let v: f64 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
+            (0.0..=100.0).contains(&v).then_some(v)
+        });
+        from_file
+            .or(self.settings.usage_override)
             .or_else(|| cleanup::disk_used_percent(&self.settings.store_root))
     }
 

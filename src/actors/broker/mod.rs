@@ -337,7 +337,15 @@ impl Broker {
         });
         let ha_runtime = Arc::new(ha::HaRuntime {
             group: ha_group,
-            server_addr: format!("{}:{}", cfg.broker_ip1, ha_bound.port()),
+            // RocketMQ's `brokerIP2`: the host the slaves dial for HA
+            // (default `brokerIP1`).
+            server_addr: format!(
+                "{}:{}",
+                cfg.unknown
+                    .get("brokerIP2")
+                    .map_or(cfg.broker_ip1.as_str(), |h| h.trim()),
+                ha_bound.port()
+            ),
             master: ha_master.clone(),
             client: ha_client.state(),
             auto,

@@ -1,6 +1,10 @@
 //! `QueueActor`: one per (topic, queue id). Owns the consume queue, answers
 //! pulls from it with slices of the mapped commit log, and holds long-polling
-//! pulls until a dispatch brings a message or the hold times out.
+//! pulls until a dispatch brings a message or the hold times out. In
+//! controller mode a read stops at the confirm offset; a held pull that
+//! found only records past it is woken when the confirm offset reaches the
+//! first of them (`CommitLogReader::confirm_reached`), not only at the next
+//! dispatch.
 //!
 //! Supervised (`supervisor::start_in_arbiter`): after a failure it reopens
 //! its consume queue from disk and re-reads the commit log after its last
@@ -34,6 +38,9 @@ pub struct QueueActor {
     long_polling: bool,
     deleted: bool,
     flusher: Arc<Flusher>,
+    /// controller mode: the commit-log end the held pulls wait for the
+    /// confirm offset to reach, with the waiting future (one per queue).
+    confirm_wait: Option<(i64, SpawnHandle)>,
 }
 
 struct Hold {
@@ -67,6 +74,7 @@ impl QueueActor {
             long_polling,
             deleted: false,
             flusher,
+            confirm_wait: None,
         })
     }
 
@@ -162,6 +170,7 @@ impl QueueActor {
             min,
             max: self.offsets().1,
             bodies: Vec::new(),
+            capped_at: None,
         };
         if max == 0 {
             out.status = PullStatus::NoMessageInQueue;
@@ -197,6 +206,7 @@ impl QueueActor {
                 break;
             }
             if u.size > 0 && u.phys_offset + u.size as i64 > confirm {
+                out.capped_at = Some(u.phys_offset + u.size as i64);
                 capped = true;
                 break;
             }
@@ -256,6 +266,7 @@ impl QueueActor {
             return;
         }
         let holds = std::mem::take(&mut self.holds);
+        let mut capped: Option<i64> = None;
         for h in holds {
             let r = self.query(&h.query);
             if r.status == PullStatus::Found {
@@ -264,9 +275,43 @@ impl QueueActor {
                 }
                 let _ = h.tx.send(r);
             } else {
+                if let Some(end) = r.capped_at {
+                    capped = Some(capped.map_or(end, |c| c.min(end)));
+                }
                 self.holds.push(h);
             }
         }
+        self.await_confirm(capped, ctx);
+    }
+
+    /// Keeps one confirm-offset waiter for the lowest `end` the held pulls
+    /// were capped at (`None`: none was; a waiter goes with the last hold).
+    fn await_confirm(&mut self, end: Option<i64>, ctx: &mut Context<Self>) {
+        if self.holds.is_empty() {
+            if let Some((_, h)) = self.confirm_wait.take() {
+                ctx.cancel_future(h);
+            }
+            return;
+        }
+        let Some(end) = end else { return };
+        if self.confirm_wait.as_ref().is_some_and(|(at, _)| *at <= end) {
+            return;
+        }
+        if let Some((_, h)) = self.confirm_wait.take() {
+            ctx.cancel_future(h);
+        }
+        let reached = self.reader.confirm_reached(end);
+        let h = ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(reached).map(move |(), act, ctx| {
+                if act.confirm_wait.as_ref().is_some_and(|(at, _)| *at == end) {
+                    act.confirm_wait = None;
+                }
+                act.wake_holds(ctx);
+            }),
+        );
+        // Resolved at once (the offset moved meanwhile): the spawned future
+        // runs at the next poll and clears nothing else.
+        self.confirm_wait = Some((end, h));
     }
 }
 
@@ -283,8 +328,10 @@ impl Supervised for QueueActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         restarts::record("Queue");
         // Held pulls are answered by their clients' retry (their senders
-        // drop here); hold timers died with the old context.
+        // drop here); hold timers and the confirm waiter died with the old
+        // context.
         self.holds.clear();
+        self.confirm_wait = None;
         self.rebuild();
         tracing::info!(topic = %self.topic, queue = self.queue_id, "queue actor restarted; consume queue rebuilt");
     }
@@ -443,6 +490,10 @@ pub struct PullOutcome {
     pub max: i64,
     /// Stored records, each a zero-copy slice of the mapped commit log.
     pub bodies: Vec<Bytes>,
+    /// controller mode: the read stopped at the confirm offset; the
+    /// commit-log end of the first record it held back (readable once the
+    /// confirm offset reaches it).
+    pub capped_at: Option<i64>,
 }
 
 /// What a background reader of a queue (the delay scheduler, the timer)
@@ -512,7 +563,10 @@ impl Handler<Pull> for QueueActor {
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         let holdable = match r.status {
-            PullStatus::OffsetOverflowOne | PullStatus::NoMatchedMessage => true,
+            // NoNewMessage: the next record is past the confirm offset.
+            PullStatus::OffsetOverflowOne
+            | PullStatus::NoMatchedMessage
+            | PullStatus::NoNewMessage => true,
             PullStatus::NoMessageInQueue => p.query.offset == 0,
             _ => false,
         };
@@ -533,11 +587,12 @@ impl Handler<Pull> for QueueActor {
             offset: r.next_begin.max(p.query.offset),
             ..p.query
         };
-        let timer = ctx.run_later(hold, move |act, _| {
+        let timer = ctx.run_later(hold, move |act, ctx| {
             if let Some(pos) = act.holds.iter().position(|h| h.id == id) {
                 let h = act.holds.swap_remove(pos);
                 let r = act.query(&h.query);
                 let _ = h.tx.send(r);
+                act.await_confirm(None, ctx);
             }
         });
         self.holds.push(Hold {
@@ -546,6 +601,7 @@ impl Handler<Pull> for QueueActor {
             tx,
             timer: Some(timer),
         });
+        self.await_confirm(r.capped_at, ctx);
         Box::pin(async move {
             rx.await
                 .map_err(|_| ActorFailure("queue restarted while holding the pull".into()))
@@ -624,6 +680,7 @@ impl Handler<DeleteQueue> for QueueActor {
                 min: 0,
                 max: 0,
                 bodies: Vec::new(),
+                capped_at: None,
             });
         }
         if let Some(mut cq) = self.cq.take() {

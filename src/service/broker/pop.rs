@@ -80,6 +80,10 @@ pub struct PopReply {
     pub revive_qid: i32,
     /// `startOffsetInfo`, `msgOffsetInfo`, `orderCountInfo`.
     pub infos: OffsetInfos,
+    /// controller mode: the lowest commit-log end of a record a read held
+    /// back at the confirm offset (a waiting POP wakes when the confirm
+    /// offset reaches it).
+    pub confirm_wait: Option<i64>,
 }
 
 /// `AckMessageRequestHeader`, typed.
@@ -152,7 +156,20 @@ impl BrokerService {
                         .ok_or_else(|| Refusal::PollingFull(format!("polling full, key {key}")))?,
                 );
             }
-            w.wait(left).await;
+            // A dispatch of the topics, or the confirm offset reaching a
+            // record the read held back (controller mode).
+            match reply.confirm_wait {
+                Some(end) => {
+                    let confirmed = self.ctx().reader.confirm_reached(end);
+                    tokio::select! {
+                        _ = w.wait(left) => {}
+                        _ = confirmed => {}
+                    }
+                }
+                None => {
+                    w.wait(left).await;
+                }
+            }
         }
     }
 

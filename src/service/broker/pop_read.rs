@@ -194,6 +194,9 @@ impl BrokerService {
             )
             .await?;
         reply.rest_num += (found.outcome.max - found.outcome.next_begin).max(0);
+        if let Some(end) = found.outcome.capped_at {
+            reply.confirm_wait = Some(reply.confirm_wait.map_or(end, |w| w.min(end)));
+        }
         if found.msgs.is_empty() {
             return Ok(None);
         }

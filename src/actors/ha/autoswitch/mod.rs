@@ -161,8 +161,10 @@ pub struct AutoSwitch {
     pub group: Arc<GroupTransfer>,
     epochs: Mutex<EpochFile>,
     st: Mutex<SetState>,
-    /// The controller leader for ALTERs (set by the agent).
-    leader: Mutex<Option<String>>,
+    /// Where ALTERs go (set by the agent): the controller leader, or a
+    /// follower asked to forward (`true`; the broker cannot reach the
+    /// leader, apache/rocketmq#10812).
+    leader: Mutex<Option<(String, bool)>>,
     /// Last successful exchange with the controller leader.
     contact: Mutex<Option<Instant>>,
     client: RemotingClient,
@@ -309,7 +311,13 @@ impl AutoSwitch {
     // ------------------------------------------------------------ controller
 
     pub fn set_leader(&self, leader: Option<String>) {
-        *lock(&self.leader) = leader;
+        self.set_route(leader, false);
+    }
+
+    /// The controller the ALTERs go to; `forward`: a follower that passes
+    /// them on to the leader.
+    pub fn set_route(&self, to: Option<String>, forward: bool) {
+        *lock(&self.leader) = to.map(|a| (a, forward));
     }
 
     /// The agent reached the controller leader.
@@ -526,7 +534,7 @@ impl AutoSwitch {
         if st.remote.is_some() || next == st.local {
             return;
         }
-        let Some(leader) = lock(&self.leader).clone() else {
+        let Some((leader, forward)) = lock(&self.leader).clone() else {
             return;
         };
         st.remote = Some(next.clone());
@@ -545,6 +553,9 @@ impl AutoSwitch {
         tokio::spawn(async move {
             let mut cmd = RemotingCommand::request(rq::CONTROLLER_ALTER_SYNC_STATE_SET);
             cmd.ext = header.to_ext();
+            if forward {
+                cmd.ext.insert(crate::controller::FORWARD, "true");
+            }
             let cmd = cmd.with_body(crate::wire::bodies::to_fastjson(&body));
             let r = me.client.invoke(&leader, cmd, Duration::from_secs(3)).await;
             let mut st = lock(&me.st);
