@@ -317,10 +317,12 @@ async fn a_stopped_slave_keeps_the_confirm_offset_back() {
         "send with the slave stopped: {:?}",
         r.remark
     );
+    // In the consume queue, but not announced past the confirm offset
+    // (apache/rocketmq#6609).
     assert_eq!(
         queue_offset(&c, &master, rq::GET_MAX_OFFSET, TOPIC, 0).await,
-        2,
-        "the record is in the consume queue"
+        1,
+        "GET_MAX_OFFSET counts the unconfirmed record"
     );
     let plain = c
         .invoke(&master, pull_cmd(TOPIC, 0, 1, 32, None, None), common::CALL)
