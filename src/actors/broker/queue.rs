@@ -139,6 +139,9 @@ impl QueueActor {
     /// builds no unit past it, apache/rocketmq#6609: GET_MAX_OFFSET, a
     /// pull's maxOffset and POP never announce what a failover may cut).
     fn offsets(&mut self) -> (i64, i64) {
+        if !self.reader.confirm_limited() {
+            return self.written_offsets();
+        }
         let confirm = self.reader.confirm_offset();
         match self.cq() {
             Ok(cq) => (
