@@ -42,12 +42,8 @@ async fn kill9_of_the_controller_leader_and_the_master_together_loses_nothing() 
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (mut cl, load, old) = start(&dir).await;
-    let leader = cl.leader().await.expect("a controller leader");
-    let li = cl
-        .controllers
-        .iter()
-        .position(|a| *a == leader)
-        .unwrap_or_else(|| panic!("leader {leader} is none of {:?}", cl.controllers));
+    let li = leader_index(&cl).await;
+    let leader = cl.controllers[li].clone();
 
     let t0 = Instant::now();
     cl.kill9_controller(li);

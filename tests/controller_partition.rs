@@ -50,8 +50,8 @@ use actormq::wire::RemotingCommand;
 use bytes::Bytes;
 use common::{send_header, Msg};
 use failover_support::{
-    epoch_lists_equal, first_send_after, more_acks, never, spec, start_with, stop_and_check,
-    wait_view, QUEUES,
+    epoch_lists_equal, first_send_after, leader_index, more_acks, never, spec, start, start_with,
+    stop_and_check, wait_view, QUEUES,
 };
 use relay::{Mode, Net};
 
@@ -73,15 +73,6 @@ fn relayed(dir: &tempfile::TempDir, net: &Arc<Net>) -> Spec {
 
 fn names(kind: &str, idx: impl IntoIterator<Item = usize>) -> Vec<String> {
     idx.into_iter().map(|i| format!("{kind}{i}")).collect()
-}
-
-/// The index (into `controllers`) of the leader.
-async fn leader_index(cl: &Cluster) -> usize {
-    let leader = cl.leader().await.expect("a controller leader");
-    cl.controllers
-        .iter()
-        .position(|a| *a == leader)
-        .unwrap_or_else(|| panic!("leader {leader} is none of {:?}", cl.controllers))
 }
 
 /// The broker index (process name `broker{i}`) of controller id `id`.
@@ -391,7 +382,7 @@ async fn brokers_that_reach_only_followers_keep_the_group_working() {
 async fn after_a_leader_switch_a_stopped_master_is_still_replaced() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut cl, load, old) = start_with(spec(&dir)).await;
+    let (mut cl, load, old) = start(&dir).await;
     let li = leader_index(&cl).await;
     cl.kill9_controller(li);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -447,7 +438,7 @@ async fn after_a_leader_switch_a_stopped_master_is_still_replaced() {
 async fn a_silent_follower_controller_holds_up_neither_fencing_nor_failover() {
     let _one = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut cl, load, old) = start_with(spec(&dir)).await;
+    let (mut cl, load, old) = start(&dir).await;
     let li = leader_index(&cl).await;
     let f = (0..3).find(|i| *i != li).unwrap();
     cl.signal_controller(f, libc::SIGSTOP);

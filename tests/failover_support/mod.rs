@@ -260,3 +260,12 @@ pub async fn never(cl: &Cluster, during: Duration, what: &str, bad: impl Fn(&Vie
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The index in `controllers` of the controller leader.
+pub async fn leader_index(cl: &Cluster) -> usize {
+    let leader = cl.leader().await.expect("a controller leader");
+    cl.controllers
+        .iter()
+        .position(|a| *a == leader)
+        .unwrap_or_else(|| panic!("leader {leader} is none of {:?}", cl.controllers))
+}
